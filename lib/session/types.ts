@@ -1,0 +1,67 @@
+/**
+ * The session's contract with its driver (the client). The session is a
+ * finite-state machine with no I/O and no clock: the driver feeds it packets,
+ * commands and the current time; it answers through a {@linkcode SessionHandler}.
+ *
+ * @module
+ */
+import type {
+  ConnackPacket,
+  Packet,
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+  SubscriptionRequest,
+  Will,
+} from "../codec/packet.ts";
+import type { MqttError } from "../errors.ts";
+
+/** Connection-level state of a {@linkcode Session}. */
+export type SessionStateName = "disconnected" | "connecting" | "connected" | "disconnecting";
+
+/** What the session needs to build CONNECT and run keep-alive and flow control. */
+export interface SessionOptions {
+  clientId: string;
+  clean: boolean;
+  /** Seconds; 0 turns keep-alive off. */
+  keepAlive: number;
+  username?: string;
+  password?: Uint8Array;
+  will?: Will;
+  /** Most outgoing QoS 1/2 PUBLISH awaiting acknowledgement at once. */
+  maxInflight: number;
+  /** Milliseconds to wait for PINGRESP (or any packet) after a PINGREQ before the link is dead. */
+  pingTimeout: number;
+  /** Milliseconds to wait for CONNACK after CONNECT. */
+  connectTimeout: number;
+}
+
+/** An outgoing application message as the caller gives it. */
+export interface OutgoingMessage {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+}
+
+/** Completion callback of a publish: `error` is undefined on success. */
+export type PublishCallback = (error?: MqttError) => void;
+/** Completion callback of a subscribe: the return codes in filter order, or an error. */
+export type SubscribeCallback = (error: MqttError | undefined, returnCodes?: SubackReturnCode[]) => void;
+/** Completion callback of an unsubscribe. */
+export type UnsubscribeCallback = (error?: MqttError) => void;
+
+/** The session's outputs; the driver carries them out. */
+export interface SessionHandler {
+  /** Write this packet to the transport (the driver may coalesce writes per tick). */
+  send(packet: Packet): void;
+  /** Hand this application message to the user; called exactly once per QoS 2 message. */
+  deliver(packet: PublishPacket): void;
+  /** CONNACK accepted; the session is now connected. */
+  connected(connack: ConnackPacket): void;
+  /**
+   * The connection must end: refused CONNACK, protocol violation, keep-alive or
+   * connect timeout, or DISCONNECT sent (`error` undefined). The driver closes the transport.
+   */
+  closed(error: MqttError | undefined): void;
+}
