@@ -11,7 +11,6 @@ import type {
   PublishPacket,
   QoS,
   SubackReturnCode,
-  SubscriptionRequest,
   Will,
 } from "../codec/packet.ts";
 import type { MqttError } from "../errors.ts";
@@ -21,12 +20,17 @@ export type SessionStateName = "disconnected" | "connecting" | "connected" | "di
 
 /** What the session needs to build CONNECT and run keep-alive and flow control. */
 export interface SessionOptions {
+  /** Client identifier sent in CONNECT. */
   clientId: string;
+  /** Clean session flag of CONNECT. */
   clean: boolean;
   /** Seconds; 0 turns keep-alive off. */
   keepAlive: number;
+  /** User name sent in CONNECT, if any. */
   username?: string;
+  /** Password sent in CONNECT, if any. */
   password?: Uint8Array;
+  /** Last Will sent in CONNECT, if any. */
   will?: Will;
   /** Most outgoing QoS 1/2 PUBLISH awaiting acknowledgement at once. */
   maxInflight: number;
@@ -38,16 +42,23 @@ export interface SessionOptions {
 
 /** An outgoing application message as the caller gives it. */
 export interface OutgoingMessage {
+  /** Topic name to publish to. */
   topic: string;
+  /** Message body; the session keeps a reference until the flow completes. */
   payload: Uint8Array;
+  /** Quality of service of the flow. */
   qos: QoS;
+  /** Whether the server retains the message. */
   retain: boolean;
 }
 
 /** Completion callback of a publish: `error` is undefined on success. */
 export type PublishCallback = (error?: MqttError) => void;
 /** Completion callback of a subscribe: the return codes in filter order, or an error. */
-export type SubscribeCallback = (error: MqttError | undefined, returnCodes?: SubackReturnCode[]) => void;
+export type SubscribeCallback = (
+  error: MqttError | undefined,
+  returnCodes?: SubackReturnCode[],
+) => void;
 /** Completion callback of an unsubscribe. */
 export type UnsubscribeCallback = (error?: MqttError) => void;
 

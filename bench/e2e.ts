@@ -1,0 +1,243 @@
+/**
+ * End-to-end throughput through a local Mosquitto, ours against MQTT.js.
+ *
+ * Run:   deno run -A bench/e2e.ts [--runs 3] [--messages 50000] [--qos 0,1,2]
+ * One:   deno run -A bench/e2e.ts --only ours --qos 1        (in this process)
+ * Profile: deno run --cpu-prof -A bench/e2e.ts --only ours --qos 1
+ *
+ * Workload (issue 8): one publishing and one subscribing client, 50,000
+ * messages of 64 B at QoS 0, 1 and 2; the publisher keeps up to 1,000
+ * publishes outstanding (completed on write at QoS 0, PUBACK at 1, PUBCOMP at
+ * 2); messages/s are measured at the subscriber from the first message to the
+ * last. Every message must arrive, or the run fails (exit code 1).
+ *
+ * Without `--only`, every (client, QoS, run) pair runs in a fresh child
+ * process against a fresh broker, clients alternating so machine noise falls
+ * on both; the median of the runs is printed with the ratio ours / MQTT.js and
+ * the bars: ≥ 1.5× MQTT.js and ≥ libmosquitto's 251k / 85k / 31.5k msg/s.
+ *
+ * @module
+ */
+import type { QoS } from "../lib/codec/packet.ts";
+import { connectClient, IMPL_NAMES, type Impl, IMPLS } from "./_clients.ts";
+import { arg, fmt, median, startMosquitto } from "./_mosquitto.ts";
+
+/** libmosquitto's figures on this machine, msg/s, by QoS (issue 8). */
+const LIBMOSQUITTO: Record<QoS, number> = { 0: 251_000, 1: 85_000, 2: 31_500 };
+/** Ours must be at least this many times MQTT.js. */
+const RATIO_BAR = 1.5;
+const PAYLOAD_SIZE = 64;
+const WINDOW = 1000;
+/** A run with no message received for this long has failed. */
+const STALL_MS = 15_000;
+
+/** The outcome of one run. */
+export interface RunResult {
+  impl: Impl;
+  qos: QoS;
+  messages: number;
+  /** Messages per second at the subscriber, first to last message. */
+  rate: number;
+  /** Milliseconds from the first publish call to the last message received. */
+  elapsed: number;
+}
+
+/**
+ * Runs the workload once in this process against a fresh broker.
+ *
+ * @example
+ * ```ts ignore
+ * const { rate } = await runOnce("ours", 1, 50_000);
+ * ```
+ */
+export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<RunResult> {
+  await using broker = await startMosquitto();
+  const tag = `${impl}-${qos}-${Deno.pid}`;
+  const topic = `bench/${tag}/x`;
+
+  let received = 0;
+  let first = 0;
+  let last = 0;
+  const allIn = Promise.withResolvers<void>();
+  const subscriber = await connectClient(impl, broker.url, {
+    clientId: `sub-${tag}`,
+    bufferSize: WINDOW,
+  });
+  await subscriber.subscribe("bench/#", qos, () => {
+    const t = performance.now();
+    if (received === 0) first = t;
+    if (++received === messages) {
+      last = t;
+      allIn.resolve();
+    }
+  });
+  const publisher = await connectClient(impl, broker.url, {
+    clientId: `pub-${tag}`,
+    maxInflight: WINDOW,
+  });
+
+  const payload = new Uint8Array(PAYLOAD_SIZE).fill(0x61);
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
+  let failure: unknown;
+  const done = (error?: unknown) => {
+    if (error !== undefined && failure === undefined) {
+      failure = error;
+      allIn.reject(error);
+    }
+    outstanding--;
+    if (wake !== undefined) {
+      const w = wake;
+      wake = undefined;
+      w();
+    }
+  };
+
+  // Stall watchdog: fail when the subscriber sees nothing new for STALL_MS.
+  let seen = -1;
+  const watchdog = setInterval(() => {
+    if (received === seen) {
+      allIn.reject(
+        new Error(`${IMPL_NAMES[impl]} QoS ${qos}: stalled at ${received}/${messages} messages`),
+      );
+    }
+    seen = received;
+  }, STALL_MS);
+
+  const start = performance.now();
+  try {
+    for (let i = 0; i < messages && failure === undefined; i++) {
+      while (outstanding >= WINDOW) await new Promise<void>((r) => wake = r);
+      outstanding++;
+      publisher.publish(topic, payload, qos, done);
+    }
+    await allIn.promise;
+  } finally {
+    clearInterval(watchdog);
+    // Let the last acknowledgements complete before closing; a stalled run does not wait.
+    const drainDeadline = performance.now() + 2000;
+    while (outstanding > 0 && performance.now() < drainDeadline) {
+      await new Promise<void>((r) => setTimeout(r, 5));
+    }
+    await Promise.allSettled([publisher.close(), subscriber.close()]);
+  }
+  if (received !== messages) {
+    throw new Error(`${IMPL_NAMES[impl]} QoS ${qos}: received ${received} of ${messages}`);
+  }
+  return {
+    impl,
+    qos,
+    messages,
+    rate: messages / ((last - first) / 1000),
+    elapsed: last - start,
+  };
+}
+
+async function runChild(impl: Impl, qos: QoS, messages: number): Promise<RunResult> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      import.meta.filename!,
+      "--only",
+      impl,
+      "--qos",
+      String(qos),
+      "--messages",
+      String(messages),
+      "--json",
+    ],
+    stdin: "null",
+  }).output();
+  const out = new TextDecoder().decode(stdout).trim();
+  if (code !== 0) {
+    throw new Error(
+      `${IMPL_NAMES[impl]} QoS ${qos} failed (exit ${code}):\n${new TextDecoder().decode(stderr)}`,
+    );
+  }
+  return JSON.parse(out.slice(out.lastIndexOf("\n") + 1)) as RunResult;
+}
+
+function parseQos(text: string | undefined): QoS[] {
+  if (text === undefined) return [0, 1, 2];
+  return text.split(",").map((q) => {
+    const n = Number(q);
+    if (n !== 0 && n !== 1 && n !== 2) throw new Error(`bad --qos ${q}`);
+    return n;
+  });
+}
+
+async function main(): Promise<number> {
+  const messages = Number(arg("messages") ?? 50_000);
+  const qosList = parseQos(arg("qos"));
+  const only = arg("only") as Impl | undefined;
+  if (only !== undefined && !IMPLS.includes(only)) throw new Error(`bad --only ${only}`);
+
+  if (only !== undefined && qosList.length === 1) {
+    const result = await runOnce(only, qosList[0], messages);
+    if (Deno.args.includes("--json")) console.log(JSON.stringify(result));
+    else {
+      console.log(
+        `${IMPL_NAMES[only]} QoS ${result.qos}: ${fmt(result.rate)} msg/s ` +
+          `(${result.messages} messages, ${result.elapsed.toFixed(0)} ms)`,
+      );
+    }
+    return 0;
+  }
+
+  const runs = Number(arg("runs") ?? 3);
+  const impls = only === undefined ? [...IMPLS] : [only];
+  const rates = new Map<string, number[]>();
+  let failed = false;
+  for (let r = 0; r < runs; r++) {
+    for (const qos of qosList) {
+      // Alternate which client goes first so drift in machine load falls on both.
+      const order = r % 2 === 0 ? impls : [...impls].reverse();
+      for (const impl of order) {
+        try {
+          const result = await runChild(impl, qos, messages);
+          const key = `${impl}/${qos}`;
+          rates.set(key, [...(rates.get(key) ?? []), result.rate]);
+          console.error(`run ${r + 1}/${runs}  ${IMPL_NAMES[impl]} QoS ${qos}: ${fmt(result.rate)}`);
+        } catch (err) {
+          failed = true;
+          console.error(String(err instanceof Error ? err.message : err));
+        }
+      }
+    }
+  }
+
+  console.log(
+    `\nEnd to end via Mosquitto: ${fmt(messages)} × ${PAYLOAD_SIZE} B, window ${WINDOW}, ` +
+      `median of ${runs} run(s), msg/s at the subscriber`,
+  );
+  const rows = [["QoS", ...impls.map((i) => IMPL_NAMES[i]), "ours/MQTT.js", "libmosquitto", "bars"]];
+  for (const qos of qosList) {
+    const med = (impl: Impl) => {
+      const list = rates.get(`${impl}/${qos}`);
+      return list && list.length === runs ? median(list) : NaN;
+    };
+    const ours = med("ours");
+    const theirs = med("mqttjs");
+    const ratio = ours / theirs;
+    const bars = impls.length < 2
+      ? "-"
+      : ratio >= RATIO_BAR && ours >= LIBMOSQUITTO[qos]
+      ? "met"
+      : `MISSED (${ratio >= RATIO_BAR ? "" : `<${RATIO_BAR}x `}${
+        ours >= LIBMOSQUITTO[qos] ? "" : "<libmosquitto"
+      })`.replace(" )", ")");
+    rows.push([
+      String(qos),
+      ...impls.map((i) => fmt(med(i))),
+      Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-",
+      fmt(LIBMOSQUITTO[qos]),
+      bars,
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  for (const row of rows) console.log(row.map((cell, c) => cell.padStart(widths[c])).join("  "));
+  return failed ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

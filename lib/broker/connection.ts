@@ -1,0 +1,535 @@
+/**
+ * One client connection of the embedded broker: reads packets, applies the
+ * server side of MQTT 3.1.1, and writes answers and deliveries with
+ * backpressure.
+ *
+ * @module
+ */
+import { encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
+import type {
+  ConnackReturnCode,
+  ConnectPacket,
+  Packet,
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+  SubscribePacket,
+  UnsubscribePacket,
+  Will,
+} from "../codec/packet.ts";
+import { ProtocolError } from "../errors.ts";
+import { Queue } from "../session/queue.ts";
+import { PacketReader } from "../streams/packet_reader.ts";
+import type { Transport } from "../transports/transport.ts";
+import type { BrokerClient, ResolvedBrokerOptions } from "./options.ts";
+import type { Router } from "./router.ts";
+import type { BrokerSession, SessionOwner } from "./session.ts";
+
+/** What a connection needs from its broker. */
+export interface ConnectionHost {
+  readonly options: ResolvedBrokerOptions;
+  readonly router: Router;
+  /** Writes a log line (the broker decides whether anyone listens). */
+  log(line: string): void;
+  /** Publishes a will on behalf of a client whose connection ended without DISCONNECT. */
+  publishWill(will: Will, client: BrokerClient): void;
+  /** The connection has ended. */
+  closed(connection: Connection): void;
+}
+
+/** Stop reading from a client while this many answers wait to be written to it. */
+const OUTBOX_HIGH = 256;
+/** Bytes gathered into one write when several packets are ready at once. */
+const BATCH_BYTES = 64 * 1024;
+/** How long a refusing CONNACK may take to be written before the connection is cut. */
+const FLUSH_TIMEOUT = 1000;
+
+/** Why a connection ended, for the log line and for what happens to the will. */
+type CloseReason =
+  | "disconnect"
+  | "peer"
+  | "protocol"
+  | "keepalive"
+  | "connect-timeout"
+  | "takeover"
+  | "refused"
+  | "shutdown"
+  | "io";
+
+const NOOP = (): void => {};
+
+/**
+ * The broker's side of one network connection.
+ *
+ * @example
+ * ```ts ignore
+ * const connection = new Connection(host, transport, "127.0.0.1:50000");
+ * connection.start();
+ * await connection.done;
+ * ```
+ */
+export class Connection implements SessionOwner, BrokerClient {
+  /** Peer address, when the transport told it. */
+  readonly remoteAddress: string | undefined;
+  /** Settles once the connection is closed and its loops have stopped. */
+  readonly done: Promise<void>;
+  /** The client identifier; empty until CONNECT is accepted. */
+  id = "";
+  /** The user name from CONNECT, if any. */
+  username: string | undefined = undefined;
+
+  readonly #host: ConnectionHost;
+  readonly #options: ResolvedBrokerOptions;
+  readonly #transport: Transport;
+  readonly #reader: ReadableStreamDefaultReader<Packet>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #outbox = new Queue<Packet>();
+  #session: BrokerSession | undefined = undefined;
+  #will: Will | undefined = undefined;
+  #closed = false;
+  #connected = false;
+  #wakeup: (() => void) | undefined = undefined;
+  #drained: PromiseWithResolvers<void> | undefined = undefined;
+  #connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #keepAliveTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #keepAliveLimit = 0;
+  #lastReceived = 0;
+  #loops: Promise<unknown> | undefined = undefined;
+  #resolveDone!: () => void;
+  #droppingLogged = false;
+
+  /** Wraps a transport; nothing is read until {@linkcode start}. */
+  constructor(host: ConnectionHost, transport: Transport, remoteAddress?: string) {
+    this.#host = host;
+    this.#options = host.options;
+    this.#transport = transport;
+    this.remoteAddress = remoteAddress;
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+    this.#reader = transport.readable
+      .pipeThrough(new PacketReader({ maxPacketSize: this.#options.maxPacketSize }))
+      .getReader();
+    this.#writer = transport.writable.getWriter();
+  }
+
+  /** Whether CONNECT was accepted and the connection is still open. */
+  get connected(): boolean {
+    return this.#connected && !this.#closed;
+  }
+
+  /** Starts the read and write loops and the CONNECT deadline. */
+  start(): void {
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = undefined;
+      this.close("connect-timeout");
+    }, this.#options.connectTimeout);
+    this.#loops = Promise.all([this.#readLoop(), this.#writeLoop()]);
+  }
+
+  /** Tells the write loop that the session has messages to send. */
+  wake(): void {
+    const wakeup = this.#wakeup;
+    if (wakeup !== undefined) {
+      this.#wakeup = undefined;
+      wakeup();
+    }
+  }
+
+  /** Another connection took over this client identifier (MQTT-3.1.4-2). */
+  evict(): void {
+    this.close("takeover");
+  }
+
+  /**
+   * Ends the connection at once. The will is published unless the client sent
+   * DISCONNECT (MQTT-3.1.2-8/-10) or the broker is shutting down.
+   */
+  close(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
+    if (this.#keepAliveTimer !== undefined) clearTimeout(this.#keepAliveTimer);
+    this.#connectTimer = this.#keepAliveTimer = undefined;
+    this.wake();
+    this.#drained?.resolve();
+    try {
+      this.#transport.close();
+    } catch {
+      // Already closed by the peer: nothing left to release.
+    }
+    this.#reader.cancel().catch(NOOP);
+    this.#writer.abort().catch(NOOP);
+    const session = this.#session;
+    if (session !== undefined && session.owner === this) {
+      session.owner = undefined;
+      if (session.clean) this.#host.router.discard(session); // MQTT-3.1.2-6
+    }
+    this.#log(reason);
+    const will = this.#will;
+    this.#will = undefined;
+    if (will !== undefined && reason !== "disconnect" && reason !== "shutdown") {
+      this.#host.publishWill(will, this);
+    }
+    this.#host.closed(this);
+    const finish = () => this.#resolveDone();
+    if (this.#loops === undefined) finish();
+    else this.#loops.then(finish, finish);
+  }
+
+  #log(reason: CloseReason): void {
+    const name = this.#connected ? this.id : "<unknown>";
+    switch (reason) {
+      case "disconnect":
+        return this.#host.log(`Client ${name} disconnected.`);
+      case "peer":
+        return this.#host.log(`Client ${name} closed its connection.`);
+      case "keepalive":
+      case "connect-timeout":
+        return this.#host.log(`Client ${name} has exceeded timeout, disconnecting.`);
+      case "takeover":
+        return this.#host.log(`Client ${name} already connected, closing old connection.`);
+      case "io":
+        return this.#host.log(`Socket error on client ${name}, disconnecting.`);
+      case "protocol":
+      case "refused":
+      case "shutdown":
+        return; // logged where the cause is known
+    }
+  }
+
+  #protocolError(message: string): void {
+    const name = this.#connected ? this.id : "<unknown>";
+    this.#host.log(`Client ${name} disconnected due to protocol error: ${message}.`);
+    this.close("protocol");
+  }
+
+  // ---- reading ----
+
+  async #readLoop(): Promise<void> {
+    const reader = this.#reader;
+    try {
+      while (!this.#closed) {
+        const { value, done } = await reader.read();
+        if (done) return this.close("peer");
+        if (this.#closed) return;
+        this.#lastReceived = Date.now();
+        const pending = this.#handle(value);
+        if (pending !== undefined) await pending;
+        if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
+          // The client does not read its acknowledgements: stop reading its requests.
+          this.#drained = Promise.withResolvers();
+          await this.#drained.promise;
+          this.#drained = undefined;
+        }
+      }
+    } catch (err) {
+      if (this.#closed) return;
+      if (err instanceof ProtocolError) return this.#onDecodeError(err);
+      this.close("io");
+    }
+  }
+
+  #onDecodeError(err: ProtocolError): void | Promise<void> {
+    if (!this.#connected && this.#session === undefined && err.packetType === "connect") {
+      // The CONNECT was read but is refused with a return code.
+      if (err.code === "UNSUPPORTED_PROTOCOL") return this.#refuse(1, err.message); // MQTT-3.1.2-2
+      if (err.code === "INVALID_CLIENT_ID") return this.#refuse(2, err.message); // MQTT-3.1.3-8
+    }
+    this.#protocolError(`${err.code}, ${err.message}`);
+  }
+
+  /** Handles one packet; returns a promise only when a hook made it asynchronous. */
+  #handle(packet: Packet): void | Promise<void> {
+    if (!this.#connected) {
+      // MQTT-3.1.0-1: the first packet must be CONNECT.
+      if (packet.type === "connect") return this.#onConnect(packet);
+      return this.#protocolError(`first packet is ${packet.type}, not CONNECT (MQTT-3.1.0-1)`);
+    }
+    switch (packet.type) {
+      case "publish":
+        return this.#onPublish(packet);
+      case "puback": {
+        const state = this.#session!.state;
+        const entry = state.getInflight(packet.packetId);
+        if (entry !== undefined && entry.message.qos === 1) {
+          state.complete(packet.packetId);
+          this.wake();
+        }
+        return;
+      }
+      case "pubrec": {
+        const state = this.#session!.state;
+        const entry = state.getInflight(packet.packetId);
+        if (entry !== undefined && entry.message.qos === 2) {
+          // MQTT-4.3.3-1: from now on the PUBLISH is not sent again, PUBREL is.
+          if (!entry.released) state.release(entry);
+          this.#send({ type: "pubrel", packetId: packet.packetId });
+        }
+        return;
+      }
+      case "pubcomp": {
+        const state = this.#session!.state;
+        const entry = state.getInflight(packet.packetId);
+        if (entry !== undefined && entry.message.qos === 2 && entry.released) {
+          state.complete(packet.packetId);
+          this.wake();
+        }
+        return;
+      }
+      case "pubrel":
+        // MQTT-4.3.3-2: answer PUBCOMP even for an id we no longer hold.
+        this.#session!.state.releaseIncoming(packet.packetId);
+        return this.#send({ type: "pubcomp", packetId: packet.packetId });
+      case "subscribe":
+        return this.#onSubscribe(packet);
+      case "unsubscribe":
+        return this.#onUnsubscribe(packet);
+      case "pingreq":
+        return this.#send({ type: "pingresp" }); // MQTT-3.12.4-1
+      case "disconnect":
+        this.#will = undefined; // MQTT-3.1.2-10
+        return this.close("disconnect"); // MQTT-3.14.4-1
+      case "connect":
+        return this.#protocolError("second CONNECT (MQTT-3.1.0-2)");
+      default:
+        return this.#protocolError(`${packet.type} is not sent by clients`);
+    }
+  }
+
+  async #onConnect(packet: ConnectPacket): Promise<void> {
+    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    const options = this.#options;
+    let clientId = packet.clientId;
+    // MQTT-3.1.3-6: an empty identifier (with clean session, checked by the codec) gets one.
+    if (clientId.length === 0) clientId = `auto-${crypto.randomUUID()}`;
+    if (options.authenticate !== undefined) {
+      let ok: boolean;
+      try {
+        ok = await options.authenticate({
+          clientId,
+          username: packet.username,
+          password: packet.password,
+          remoteAddress: this.remoteAddress,
+        });
+      } catch (err) {
+        this.#host.log(`Authentication hook failed for client ${clientId}: ${err}`);
+        return this.#refuse(3, "authentication hook failed");
+      }
+      if (this.#closed) return;
+      if (ok !== true) return this.#refuse(4, "not authorised");
+    }
+    const router = this.#host.router;
+    const held = router.sessions.get(clientId);
+    if (held?.owner !== undefined) held.owner.evict(); // MQTT-3.1.4-2
+    const { session, present } = router.openSession(clientId, packet.clean);
+    this.id = clientId;
+    this.username = packet.username;
+    this.#will = packet.will;
+    this.#session = session;
+    this.#connected = true;
+    // MQTT-3.2.2-1/-2/-3: session present only when a held session is resumed.
+    this.#send({ type: "connack", sessionPresent: present, returnCode: 0 });
+    if (packet.keepAlive > 0) {
+      this.#keepAliveLimit = packet.keepAlive * 1500; // MQTT-3.1.2-24
+      this.#armKeepAlive(this.#keepAliveLimit);
+    }
+    const user = packet.username === undefined ? "" : `, u'${packet.username}'`;
+    this.#host.log(
+      `New client connected from ${this.remoteAddress ?? "unknown"} as ${clientId} ` +
+        `(c${packet.clean ? 1 : 0}, k${packet.keepAlive}${user}).`,
+    );
+    // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP=1) and PUBREL, in order.
+    for (const entry of session.state.inflight()) {
+      const sent = entry.packet!;
+      if (entry.released) this.#outbox.push({ type: "pubrel", packetId: sent.packetId! });
+      else this.#outbox.push({ ...sent, dup: true });
+    }
+    session.owner = this;
+    this.wake();
+  }
+
+  /** Refuses the CONNECT with a return code, then closes (MQTT-3.2.2-5). */
+  async #refuse(code: ConnackReturnCode, why: string): Promise<void> {
+    this.#host.log(`Client <unknown> refused (CONNACK ${code}): ${why}.`);
+    const written = this.#writer.write(
+      encodePacket({ type: "connack", sessionPresent: false, returnCode: code }),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
+    try {
+      await Promise.race([written, timeout]);
+    } catch {
+      // The peer is gone already.
+    } finally {
+      clearTimeout(timer);
+    }
+    this.close("refused");
+  }
+
+  #onPublish(packet: PublishPacket): void | Promise<void> {
+    const hook = this.#options.authorizePublish;
+    if (hook === undefined) return this.#accept(packet, true);
+    return this.#authorizePublish(packet, hook);
+  }
+
+  async #authorizePublish(
+    packet: PublishPacket,
+    hook: NonNullable<ResolvedBrokerOptions["authorizePublish"]>,
+  ): Promise<void> {
+    let allowed = false;
+    try {
+      allowed = (await hook(this, packet.topic)) === true;
+    } catch (err) {
+      this.#host.log(`Publish authorization hook failed for client ${this.id}: ${err}`);
+    }
+    if (this.#closed) return;
+    if (!allowed) this.#host.log(`Denied PUBLISH from ${this.id} to "${packet.topic}".`);
+    this.#accept(packet, allowed);
+  }
+
+  /** Routes an incoming PUBLISH (if allowed) and acknowledges it either way. */
+  #accept(packet: PublishPacket, allowed: boolean): void {
+    const qos = packet.qos;
+    const packetId = packet.packetId!;
+    if (qos === 2) {
+      const state = this.#session!.state;
+      // MQTT-4.3.3-2 (method A): deliver on first receipt, then only answer
+      // PUBREC to a resent PUBLISH with the same id until PUBREL arrives.
+      if (state.hasIncoming(packetId)) return this.#send({ type: "pubrec", packetId });
+      state.addIncoming(packetId);
+    }
+    if (allowed) {
+      this.#host.router.publish({
+        topic: packet.topic,
+        payload: packet.payload,
+        qos,
+        retain: packet.retain,
+      });
+    }
+    if (qos === 1) this.#send({ type: "puback", packetId }); // MQTT-4.3.2-2
+    else if (qos === 2) this.#send({ type: "pubrec", packetId });
+  }
+
+  async #onSubscribe(packet: SubscribePacket): Promise<void> {
+    const options = this.#options;
+    const hook = options.authorizeSubscribe;
+    const returnCodes: SubackReturnCode[] = [];
+    const granted = new Map<string, QoS>();
+    for (const { filter, qos: requested } of packet.subscriptions) {
+      let qos: QoS | false = requested < options.maxQoS ? requested : options.maxQoS;
+      if (hook !== undefined) {
+        try {
+          const answer = await hook(this, filter, qos);
+          qos = answer === false ? false : (Math.min(answer, qos) as QoS);
+        } catch (err) {
+          this.#host.log(`Subscribe authorization hook failed for client ${this.id}: ${err}`);
+          qos = false;
+        }
+        if (this.#closed) return;
+      }
+      if (qos === false || !(qos === 0 || qos === 1 || qos === 2)) {
+        this.#host.log(`Denied SUBSCRIBE from ${this.id} to "${filter}".`);
+        returnCodes.push(0x80);
+        continue;
+      }
+      returnCodes.push(qos);
+      granted.set(filter, qos);
+    }
+    const session = this.#session!;
+    const router = this.#host.router;
+    for (const [filter, qos] of granted) router.subscribe(session, filter, qos);
+    // MQTT-3.8.4-1/-5: one return code per filter, in order.
+    this.#send({ type: "suback", packetId: packet.packetId, returnCodes });
+    router.sendRetained(session, granted);
+  }
+
+  #onUnsubscribe(packet: UnsubscribePacket): void {
+    const session = this.#session!;
+    for (const filter of packet.filters) this.#host.router.unsubscribe(session, filter);
+    // MQTT-3.10.4-4/-5: UNSUBACK even when nothing matched.
+    this.#send({ type: "unsuback", packetId: packet.packetId });
+  }
+
+  #armKeepAlive(delay: number): void {
+    this.#keepAliveTimer = setTimeout(() => {
+      this.#keepAliveTimer = undefined;
+      if (this.#closed) return;
+      const idle = Date.now() - this.#lastReceived;
+      if (idle >= this.#keepAliveLimit) this.close("keepalive");
+      else this.#armKeepAlive(this.#keepAliveLimit - idle);
+    }, delay);
+  }
+
+  // ---- writing ----
+
+  #send(packet: Packet): void {
+    this.#outbox.push(packet);
+    this.wake();
+  }
+
+  async #writeLoop(): Promise<void> {
+    const writer = this.#writer;
+    try {
+      while (!this.#closed) {
+        await writer.ready;
+        if (this.#closed) return;
+        const chunk = this.#nextChunk();
+        if (chunk === undefined) {
+          await new Promise<void>((resolve) => (this.#wakeup = resolve));
+          continue;
+        }
+        writer.write(chunk).catch(NOOP); // a failed write rejects `ready` next time round
+      }
+    } catch {
+      this.close("io");
+    }
+  }
+
+  /** Encodes the next answers and deliveries into one chunk, or undefined when idle. */
+  #nextChunk(): Uint8Array | undefined {
+    const packets: Packet[] = [];
+    let bytes = 0;
+    const outbox = this.#outbox;
+    while (bytes < BATCH_BYTES) {
+      const packet = outbox.shift();
+      if (packet === undefined) break;
+      packets.push(packet);
+      bytes += encodedLength(packet);
+    }
+    if (this.#drained !== undefined && outbox.length < OUTBOX_HIGH / 2) this.#drained.resolve();
+    const session = this.#session;
+    if (session !== undefined && session.owner === this) {
+      const state = session.state;
+      const maxInflight = this.#options.maxInflight;
+      while (bytes < BATCH_BYTES) {
+        const entry = state.peekWaiting();
+        if (entry === undefined) break;
+        const { topic, payload, qos, retain } = entry.message;
+        // Messages leave the queue in order (MQTT-4.6.0-6): a full window holds back QoS 0 too.
+        if (qos > 0 && state.inflightCount >= maxInflight) break;
+        state.shiftWaiting();
+        let packet: PublishPacket;
+        if (qos === 0) {
+          packet = { type: "publish", topic, payload, qos, retain, dup: false };
+        } else {
+          const packetId = state.allocatePacketId();
+          packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
+          entry.packet = packet;
+          state.addInflight(entry);
+        }
+        packets.push(packet);
+        bytes += encodedLength(packet);
+      }
+      if (session.dropped > 0 && !this.#droppingLogged) {
+        this.#droppingLogged = true;
+        this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
+      }
+    }
+    if (packets.length === 0) return undefined;
+    if (packets.length === 1) return encodePacket(packets[0]);
+    const chunk = new Uint8Array(bytes);
+    let offset = 0;
+    for (const packet of packets) offset += encodeInto(packet, chunk, offset);
+    return chunk;
+  }
+}

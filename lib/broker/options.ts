@@ -1,0 +1,273 @@
+/**
+ * Options, hooks and reports of the embedded broker.
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+import { MqttError } from "../errors.ts";
+
+/**
+ * A connected client as the authorization hooks see it.
+ *
+ * @example
+ * ```ts
+ * import type { BrokerClient } from "./options.ts";
+ * const canWrite = (client: BrokerClient, topic: string) => topic.startsWith(`${client.id}/`);
+ * ```
+ */
+export interface BrokerClient {
+  /** The client identifier (assigned by the broker when the client sent an empty one). */
+  readonly id: string;
+  /** The user name given in CONNECT, if any. */
+  readonly username?: string;
+  /** Where the client connects from, e.g. "127.0.0.1:54321", when the transport tells. */
+  readonly remoteAddress?: string;
+}
+
+/**
+ * What {@linkcode BrokerOptions.authenticate} is asked about.
+ *
+ * @example
+ * ```ts
+ * import type { AuthenticateContext } from "./options.ts";
+ * const check = (ctx: AuthenticateContext) =>
+ *   ctx.username === "admin" && new TextDecoder().decode(ctx.password) === "secret";
+ * ```
+ */
+export interface AuthenticateContext {
+  /** The client identifier from CONNECT (assigned when it was empty). */
+  clientId: string;
+  /** The user name from CONNECT, if any. */
+  username?: string;
+  /** The password from CONNECT, if any (binary data in MQTT 3.1.1). */
+  password?: Uint8Array;
+  /** Where the client connects from, when the transport tells. */
+  remoteAddress?: string;
+}
+
+/**
+ * Options of a {@linkcode Broker}. Every field is optional.
+ *
+ * @example
+ * ```ts
+ * import type { BrokerOptions } from "./options.ts";
+ * const options: BrokerOptions = {
+ *   authenticate: ({ username }) => username === "alice",
+ *   authorizeSubscribe: (_client, filter, qos) => (filter.startsWith("admin/") ? false : qos),
+ *   log: console.log,
+ * };
+ * ```
+ */
+export interface BrokerOptions {
+  /**
+   * Largest packet accepted from a client, fixed header included; a larger one
+   * closes that connection as soon as its fixed header is read. Default 16 MiB.
+   */
+  maxPacketSize?: number;
+  /** Highest QoS granted to a subscription. Default 2. */
+  maxQoS?: QoS;
+  /**
+   * Most outgoing QoS 1/2 PUBLISH awaiting acknowledgement per client; later
+   * messages wait in the client's queue, in order. Default 20 (as Mosquitto).
+   */
+  maxInflight?: number;
+  /**
+   * Most messages waiting per client (online behind a slow connection, or
+   * offline with a persistent session). When full, the oldest is dropped and
+   * counted in {@linkcode BrokerStats.droppedMessages}. Default 1000.
+   */
+  maxQueuedMessages?: number;
+  /** Most open connections (including ones that have not sent CONNECT yet). Default 10 000. */
+  maxConnections?: number;
+  /** Milliseconds a new connection has to send CONNECT before it is closed. Default 10 000. */
+  connectTimeout?: number;
+  /**
+   * Checks a client's credentials. Returning `false` refuses the connection
+   * with CONNACK return code 4, "bad user name or password"; throwing (or a
+   * rejected promise) refuses it with 3, "server unavailable". Default: everyone may connect.
+   */
+  authenticate?: (ctx: AuthenticateContext) => boolean | Promise<boolean>;
+  /**
+   * May `client` publish to `topic`? When not, the message is dropped but still
+   * acknowledged, as Mosquitto does, so the client cannot tell. Also asked for
+   * a will when it is published. A throwing hook counts as `false`. Default: yes.
+   */
+  authorizePublish?: (client: BrokerClient, topic: string) => boolean | Promise<boolean>;
+  /**
+   * May `client` subscribe to `filter` at `qos`? Return the QoS to grant (the
+   * broker grants at most the requested one) or `false` to refuse the filter
+   * (return code 0x80 in SUBACK). A throwing hook counts as `false`. Default: grant.
+   */
+  authorizeSubscribe?: (
+    client: BrokerClient,
+    filter: string,
+    qos: QoS,
+  ) => QoS | false | Promise<QoS | false>;
+  /** Receives one line per connection event, worded like Mosquitto's log. Default: silent. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Where {@linkcode Broker.listen} listens.
+ *
+ * @example
+ * ```ts
+ * import type { ListenOptions } from "./options.ts";
+ * const options: ListenOptions = { port: 0, wsPort: 0 }; // free ports for both
+ * ```
+ */
+export interface ListenOptions {
+  /** TCP port; 0 picks a free one. Default 1883. */
+  port?: number;
+  /** Interface to bind. Default "127.0.0.1". */
+  hostname?: string;
+  /** WebSocket port (path-agnostic, subprotocol "mqtt"); 0 picks a free one. Default: no WebSocket. */
+  wsPort?: number;
+}
+
+/**
+ * The addresses {@linkcode Broker.listen} bound.
+ *
+ * @example
+ * ```ts ignore
+ * const { port, wsPort } = await broker.listen({ port: 0, wsPort: 0 });
+ * console.log(`mqtt://localhost:${port}`, `ws://localhost:${wsPort}`);
+ * ```
+ */
+export interface ListenAddress {
+  /** The interface bound. */
+  hostname: string;
+  /** The TCP port bound. */
+  port: number;
+  /** The WebSocket port bound, when one was asked for. */
+  wsPort?: number;
+}
+
+/**
+ * What {@linkcode Broker.handle} may be told about a connection.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionInfo } from "./options.ts";
+ * const info: ConnectionInfo = { remoteAddress: "10.0.0.7:50211" };
+ * ```
+ */
+export interface ConnectionInfo {
+  /** Peer address for logs and hooks, e.g. "127.0.0.1:54321". */
+  remoteAddress?: string;
+}
+
+/**
+ * A snapshot of the broker's counters.
+ *
+ * @example
+ * ```ts ignore
+ * const { clients, subscriptions, droppedMessages } = broker.stats();
+ * ```
+ */
+export interface BrokerStats {
+  /** Open network connections, connected or not yet. */
+  connections: number;
+  /** Clients that completed CONNECT and are still connected. */
+  clients: number;
+  /** Sessions held, connected or offline (persistent). */
+  sessions: number;
+  /** Subscriptions over every session. */
+  subscriptions: number;
+  /** Retained messages held. */
+  retained: number;
+  /** Messages waiting in client queues. */
+  queuedMessages: number;
+  /** Messages dropped because a client's queue was full, since the broker started. */
+  droppedMessages: number;
+  /** Application messages received from clients (and `publish`), since the broker started. */
+  messagesReceived: number;
+}
+
+/** {@linkcode BrokerOptions} with every default applied. */
+export interface ResolvedBrokerOptions {
+  maxPacketSize: number;
+  maxQoS: QoS;
+  maxInflight: number;
+  maxQueuedMessages: number;
+  maxConnections: number;
+  connectTimeout: number;
+  authenticate: BrokerOptions["authenticate"];
+  authorizePublish: BrokerOptions["authorizePublish"];
+  authorizeSubscribe: BrokerOptions["authorizeSubscribe"];
+  log: ((line: string) => void) | undefined;
+}
+
+/** The defaults of {@linkcode BrokerOptions}. */
+export const BROKER_DEFAULTS: {
+  readonly maxPacketSize: number;
+  readonly maxQoS: QoS;
+  readonly maxInflight: number;
+  readonly maxQueuedMessages: number;
+  readonly maxConnections: number;
+  readonly connectTimeout: number;
+} = Object.freeze({
+  maxPacketSize: 16 * 1024 * 1024,
+  maxQoS: 2,
+  maxInflight: 20,
+  maxQueuedMessages: 1000,
+  maxConnections: 10_000,
+  connectTimeout: 10_000,
+});
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new MqttError("INVALID_OPTION", `broker option ${name} must be a positive integer`);
+  }
+  return value;
+}
+
+/**
+ * Applies the defaults and checks the values; a bad one throws `MqttError`
+ * with code `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { resolveBrokerOptions } from "./options.ts";
+ * console.log(resolveBrokerOptions({ maxInflight: 5 }).maxQueuedMessages); // 1000
+ * ```
+ */
+export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBrokerOptions {
+  const maxQoS = options.maxQoS ?? BROKER_DEFAULTS.maxQoS;
+  if (maxQoS !== 0 && maxQoS !== 1 && maxQoS !== 2) {
+    throw new MqttError("INVALID_OPTION", "broker option maxQoS must be 0, 1 or 2");
+  }
+  const maxPacketSize = positiveInteger(
+    "maxPacketSize",
+    options.maxPacketSize,
+    BROKER_DEFAULTS.maxPacketSize,
+  );
+  if (maxPacketSize < 2) {
+    throw new MqttError("INVALID_OPTION", "broker option maxPacketSize must be at least 2");
+  }
+  return {
+    maxPacketSize,
+    maxQoS,
+    maxInflight: positiveInteger("maxInflight", options.maxInflight, BROKER_DEFAULTS.maxInflight),
+    maxQueuedMessages: positiveInteger(
+      "maxQueuedMessages",
+      options.maxQueuedMessages,
+      BROKER_DEFAULTS.maxQueuedMessages,
+    ),
+    maxConnections: positiveInteger(
+      "maxConnections",
+      options.maxConnections,
+      BROKER_DEFAULTS.maxConnections,
+    ),
+    connectTimeout: positiveInteger(
+      "connectTimeout",
+      options.connectTimeout,
+      BROKER_DEFAULTS.connectTimeout,
+    ),
+    authenticate: options.authenticate,
+    authorizePublish: options.authorizePublish,
+    authorizeSubscribe: options.authorizeSubscribe,
+    log: options.log,
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * The broker's shared state and message routing: sessions by client
+ * identifier, the subscription index and the retained messages.
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+import { RetainedStore } from "./retained.ts";
+import { BrokerSession, type Delivery } from "./session.ts";
+import { SubscriptionIndex } from "./subscriptions.ts";
+
+/** An application message entering the broker. */
+export interface RoutedMessage {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+}
+
+/**
+ * Sessions, subscriptions and retained messages, and the rules that tie them:
+ * routing with QoS downgrade, retained storage, session creation and discard.
+ *
+ * @example
+ * ```ts
+ * import { Router } from "./router.ts";
+ * const router = new Router(1000);
+ * const { session } = router.openSession("c1", true);
+ * router.subscribe(session, "a/#", 1);
+ * router.publish({ topic: "a/b", payload: new Uint8Array([1]), qos: 2, retain: false });
+ * console.log(session.queued); // 1: queued at QoS 1 while the session is offline
+ * ```
+ */
+export class Router {
+  /** Sessions by client identifier. */
+  readonly sessions: Map<string, BrokerSession> = new Map();
+  /** Retained messages. */
+  readonly retained: RetainedStore = new RetainedStore();
+  readonly #index: SubscriptionIndex<BrokerSession> = new SubscriptionIndex();
+  readonly #maxQueued: number;
+  /** Messages dropped from full client queues, over all sessions past and present. */
+  dropped = 0;
+  /** Application messages routed. */
+  received = 0;
+
+  /** Creates an empty router whose sessions queue at most `maxQueued` messages each. */
+  constructor(maxQueued: number) {
+    this.#maxQueued = maxQueued;
+  }
+
+  /** Subscriptions over every session. */
+  get subscriptionCount(): number {
+    return this.#index.size;
+  }
+
+  /**
+   * The session for a connecting client. With `clean`, or when none is held,
+   * a new empty session replaces any old one (MQTT-3.1.2-4/-6); otherwise the
+   * held one is resumed and `present` is true (MQTT-3.2.2-2). The caller has
+   * already closed any connection still using the old session (MQTT-3.1.4-2).
+   */
+  openSession(clientId: string, clean: boolean): { session: BrokerSession; present: boolean } {
+    const held = this.sessions.get(clientId);
+    if (held !== undefined && !clean) {
+      held.clean = false;
+      return { session: held, present: true };
+    }
+    if (held !== undefined) this.discard(held);
+    const session = new BrokerSession(clientId, clean, this.#maxQueued);
+    this.sessions.set(clientId, session);
+    return { session, present: false };
+  }
+
+  /** Forgets a session: its subscriptions and queued messages go with it. */
+  discard(session: BrokerSession): void {
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    for (const filter of session.subscriptions.keys()) this.#index.remove(filter, session);
+    session.subscriptions.clear();
+    while (session.state.shiftWaiting() !== undefined);
+  }
+
+  /** Adds or replaces a subscription (MQTT-3.8.4-3). */
+  subscribe(session: BrokerSession, filter: string, qos: QoS): void {
+    session.subscriptions.set(filter, qos);
+    this.#index.add(filter, session, qos);
+  }
+
+  /** Removes a subscription if there is one (MQTT-3.10.4-1). */
+  unsubscribe(session: BrokerSession, filter: string): void {
+    if (session.subscriptions.delete(filter)) this.#index.remove(filter, session);
+  }
+
+  /**
+   * Queues the retained messages matching newly granted `filters` for
+   * `session`, once per topic at the highest QoS granted among the filters
+   * that match it, with the RETAIN flag set (MQTT-3.3.1-6/-8).
+   */
+  sendRetained(session: BrokerSession, filters: ReadonlyMap<string, QoS>): void {
+    if (this.retained.size === 0 || filters.size === 0) return;
+    const picked = new Map<string, { payload: Uint8Array; qos: QoS }>();
+    for (const [filter, granted] of filters) {
+      for (const message of this.retained.match(filter)) {
+        const qos = Math.min(message.qos, granted) as QoS;
+        const known = picked.get(message.topic);
+        if (known === undefined || known.qos < qos) {
+          picked.set(message.topic, { payload: message.payload, qos });
+        }
+      }
+    }
+    for (const [topic, { payload, qos }] of picked) {
+      this.#deliver(session, { topic, payload, qos, retain: true });
+    }
+  }
+
+  /**
+   * Routes a message: stores or clears it when retained (MQTT-3.3.1-5/-10/-11),
+   * then queues it for each matching session once, at the lower of its QoS and
+   * the highest matching subscription's QoS (MQTT-3.8.4-6), with RETAIN clear
+   * (MQTT-3.3.1-9). Offline sessions queue QoS 1 and 2 only.
+   */
+  publish(message: RoutedMessage): void {
+    this.received++;
+    const { topic, payload } = message;
+    if (message.retain) this.retained.update(topic, payload, message.qos);
+    const matches = this.#index.match(topic);
+    for (const [session, granted] of matches) {
+      const qos = (granted < message.qos ? granted : message.qos) as QoS;
+      if (qos === 0 && session.owner === undefined) continue;
+      this.#deliver(session, { topic, payload, qos, retain: false });
+    }
+  }
+
+  #deliver(session: BrokerSession, delivery: Delivery): void {
+    const before = session.dropped;
+    session.enqueue(delivery);
+    this.dropped += session.dropped - before;
+  }
+
+  /** Messages waiting in every session's queue. */
+  queuedCount(): number {
+    let n = 0;
+    for (const session of this.sessions.values()) n += session.queued;
+    return n;
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    for (const session of [...this.sessions.values()]) this.discard(session);
+    this.retained.clear();
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The server side of one MQTT session: what the broker keeps for a client
+ * identifier across its connections (MQTT 3.1.1 section 4.1).
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+import { OutgoingPublish, SessionState } from "../session/state.ts";
+
+/** An application message queued for one client, QoS already downgraded for it. */
+export interface Delivery {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  /** True only for retained messages sent because of a new subscription (MQTT-3.3.1-8). */
+  retain: boolean;
+}
+
+/** Something that can be told that a session has messages to send. */
+export interface SessionOwner {
+  /** Called after a message is queued. */
+  wake(): void;
+  /** Another connection takes this session over: close this one (MQTT-3.1.4-2). */
+  evict(): void;
+}
+
+const NOOP = (): void => {};
+
+/**
+ * The state the broker holds for one client identifier: its subscriptions,
+ * outgoing QoS 1/2 messages in flight and the messages waiting for the window
+ * (in a bounded queue), and the ids of incoming QoS 2 messages not yet released.
+ *
+ * Packet ids, the in-flight table and the incoming QoS 2 ids are the client
+ * session's {@linkcode SessionState}: the rules for them live in one place.
+ *
+ * @example
+ * ```ts
+ * import { BrokerSession } from "./session.ts";
+ * const session = new BrokerSession("sensor-1", false, 2);
+ * for (const n of [1, 2, 3]) {
+ *   session.enqueue({ topic: "t", payload: new Uint8Array([n]), qos: 1, retain: false });
+ * }
+ * console.log(session.queued, session.dropped); // 2 1
+ * ```
+ */
+export class BrokerSession {
+  /** The client identifier. */
+  readonly clientId: string;
+  /** Whether the session ends with its connection (MQTT-3.1.2-6). */
+  clean: boolean;
+  /** Topic filter to granted QoS. */
+  readonly subscriptions: Map<string, QoS> = new Map();
+  /** Packet ids, in-flight outgoing messages, waiting queue, incoming QoS 2 ids. */
+  readonly state: SessionState = new SessionState();
+  /** The live connection using this session, if any. */
+  owner: SessionOwner | undefined = undefined;
+  /** Messages dropped from this session's full queue. */
+  dropped = 0;
+  readonly #maxQueued: number;
+
+  /** Creates an empty session. */
+  constructor(clientId: string, clean: boolean, maxQueued: number) {
+    this.clientId = clientId;
+    this.clean = clean;
+    this.#maxQueued = maxQueued;
+  }
+
+  /** Messages waiting for the connection or a window slot. */
+  get queued(): number {
+    return this.state.pendingCount;
+  }
+
+  /**
+   * Queues a message for this client, dropping the oldest waiting one when the
+   * queue is full. Returns false when a message was dropped.
+   */
+  enqueue(delivery: Delivery): boolean {
+    const state = this.state;
+    state.enqueue(new OutgoingPublish(delivery, NOOP));
+    let kept = true;
+    while (state.pendingCount > this.#maxQueued) {
+      state.shiftWaiting();
+      this.dropped++;
+      kept = false;
+    }
+    this.owner?.wake();
+    return kept;
+  }
+}

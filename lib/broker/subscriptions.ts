@@ -1,0 +1,77 @@
+/**
+ * The broker's subscription index: which sessions want a topic, at what QoS.
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+import { topicMatches } from "../client/topic_filter.ts";
+
+function isWildcard(filter: string): boolean {
+  return filter.includes("+") || filter.includes("#");
+}
+
+/**
+ * Topic filters of every session. Filters without wildcards are found by one
+ * map lookup; wildcard filters are tested one by one with `topicMatches`.
+ *
+ * @example
+ * ```ts
+ * import { SubscriptionIndex } from "./subscriptions.ts";
+ * const index = new SubscriptionIndex<string>();
+ * index.add("a/+", "s1", 1);
+ * index.add("a/b", "s1", 2);
+ * index.add("#", "s2", 0);
+ * console.log(index.match("a/b")); // Map { "s1" => 2, "s2" => 0 }
+ * ```
+ */
+export class SubscriptionIndex<S> {
+  #exact = new Map<string, Map<S, QoS>>();
+  #wildcard = new Map<string, Map<S, QoS>>();
+  #size = 0;
+
+  /** Number of (filter, subscriber) pairs. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds or replaces `subscriber`'s subscription to `filter` (MQTT-3.8.4-3). */
+  add(filter: string, subscriber: S, qos: QoS): void {
+    const table = isWildcard(filter) ? this.#wildcard : this.#exact;
+    let entry = table.get(filter);
+    if (entry === undefined) {
+      entry = new Map();
+      table.set(filter, entry);
+    }
+    if (!entry.has(subscriber)) this.#size++;
+    entry.set(subscriber, qos);
+  }
+
+  /** Removes `subscriber`'s subscription to `filter`; returns whether there was one. */
+  remove(filter: string, subscriber: S): boolean {
+    const table = isWildcard(filter) ? this.#wildcard : this.#exact;
+    const entry = table.get(filter);
+    if (entry === undefined || !entry.delete(subscriber)) return false;
+    if (entry.size === 0) table.delete(filter);
+    this.#size--;
+    return true;
+  }
+
+  /**
+   * Every subscriber with a filter matching `topic`, each once, with the
+   * highest QoS among its matching filters (overlapping subscriptions give one
+   * delivery at the maximum QoS, which MQTT 3.1.1 section 3.3.5 allows).
+   */
+  match(topic: string): Map<S, QoS> {
+    const result = new Map<S, QoS>();
+    const exact = this.#exact.get(topic);
+    if (exact !== undefined) for (const [subscriber, qos] of exact) result.set(subscriber, qos);
+    for (const [filter, entry] of this.#wildcard) {
+      if (!topicMatches(filter, topic)) continue;
+      for (const [subscriber, qos] of entry) {
+        const known = result.get(subscriber);
+        if (known === undefined || known < qos) result.set(subscriber, qos);
+      }
+    }
+    return result;
+  }
+}

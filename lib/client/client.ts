@@ -1,0 +1,617 @@
+/**
+ * The client: the public object users hold. It opens a transport, pipes it
+ * through the packet streams, feeds the session, carries out the session's
+ * outputs, owns the one timer the session's deadline asks for, and routes
+ * delivered messages to subscriptions.
+ *
+ * @module
+ */
+import type {
+  ConnackPacket,
+  Packet,
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+} from "../codec/packet.ts";
+import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
+import { MqttError, SubscribeError } from "../errors.ts";
+import { Session } from "../session/session.ts";
+import { SessionState } from "../session/state.ts";
+import type { SessionHandler } from "../session/types.ts";
+import { PacketReader } from "../streams/packet_reader.ts";
+import { PacketWriter } from "../streams/packet_writer.ts";
+import type { Transport } from "../transports/transport.ts";
+import { Message } from "./message.ts";
+import { type ResolvedOptions, sessionOptions } from "./options.ts";
+import { Subscription } from "./subscription.ts";
+
+/** Options of {@linkcode MqttClient.publish}. */
+export interface PublishOptions {
+  /** Quality of service. @default {0} */
+  qos?: QoS;
+  /** Ask the server to retain the message for future subscribers. @default {false} */
+  retain?: boolean;
+}
+
+/** Options of {@linkcode MqttClient.subscribe}. */
+export interface SubscribeOptions {
+  /** Maximum QoS requested for every filter. @default {0} */
+  qos?: QoS;
+  /** Messages buffered for this subscription; defaults to the client's `bufferSize`. */
+  bufferSize?: number;
+}
+
+/** Detail of the `close` event: the error that ended the connection, if any. */
+export interface CloseEventDetail {
+  /** Undefined when the connection ended because the user closed it. */
+  error: MqttError | undefined;
+}
+
+const encoder = new TextEncoder();
+const noop = () => {};
+const now = () => performance.now();
+
+/** Turns anything thrown by a transport or stream into a typed error. */
+function asMqttError(err: unknown, fallback: string): MqttError {
+  if (err instanceof MqttError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new MqttError("TRANSPORT_ERROR", `${fallback}: ${message}`, { cause: err });
+}
+
+function checkQos(qos: unknown): QoS {
+  if (qos !== 0 && qos !== 1 && qos !== 2) {
+    throw new MqttError("INVALID_OPTION", `qos must be 0, 1 or 2, got ${String(qos)}`);
+  }
+  return qos;
+}
+
+/** Opens the byte duplex the URL asks for; the TCP and WebSocket modules load only when used. */
+async function openTransport(options: ResolvedOptions, signal: AbortSignal): Promise<Transport> {
+  const { url } = options;
+  if (options.transport) return await options.transport(url.href);
+  if (url.protocol === "mqtt" || url.protocol === "mqtts") {
+    const { connectTcp } = await import("../transports/tcp.ts");
+    return await connectTcp({
+      hostname: url.hostname,
+      port: url.port,
+      tls: url.protocol === "mqtts" ? (options.tls ?? true) : undefined,
+      signal,
+    });
+  }
+  const { connectWebSocket } = await import("../transports/websocket.ts");
+  return await connectWebSocket(url.href, { tls: options.tls, signal });
+}
+
+/**
+ * One transport's life: its streams, its session and its read loop. A new one
+ * is made for every connection; the {@linkcode SessionState} outlives it.
+ */
+class Connection implements SessionHandler {
+  readonly session: Session;
+  readonly #client: MqttClient;
+  readonly #transport: Transport;
+  readonly #writer: WritableStreamDefaultWriter<Packet>;
+  readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
+  #lastWrite: Promise<void> = Promise.resolve();
+  #ended = false;
+  /** Resolves once the transport is torn down and the read loop has stopped. */
+  readonly finished: Promise<void>;
+
+  constructor(
+    client: MqttClient,
+    transport: Transport,
+    options: ResolvedOptions,
+    state: SessionState,
+  ) {
+    this.#client = client;
+    this.#transport = transport;
+    const writer = new PacketWriter();
+    writer.readable.pipeTo(transport.writable).catch((err) => {
+      this.end(asMqttError(err, "writing to the connection failed"));
+    });
+    this.#writer = writer.writable.getWriter();
+    this.session = new Session(sessionOptions(options), state, this);
+    const packets = transport.readable.pipeThrough(
+      new PacketReader({ maxPacketSize: options.maxPacketSize }),
+    );
+    this.finished = this.#readLoop(packets.getReader());
+  }
+
+  /** Sends CONNECT and waits for the CONNACK (or the connection's end). */
+  start(): Promise<ConnackPacket> {
+    this.session.connect(now());
+    this.#client.armTimer();
+    return this.#connack.promise;
+  }
+
+  /** The promise of the latest write, for QoS 0 publishes that resolve once written. */
+  get lastWrite(): Promise<void> {
+    return this.#lastWrite;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  send(packet: Packet): void {
+    if (this.#ended) return;
+    const write = this.#writer.write(packet);
+    write.catch(noop); // a failed write ends the connection through the pipe's error
+    this.#lastWrite = write;
+  }
+
+  deliver(packet: PublishPacket): void {
+    this.#client.route(new Message(packet));
+  }
+
+  connected(connack: ConnackPacket): void {
+    this.#connack.resolve(connack);
+  }
+
+  closed(error: MqttError | undefined): void {
+    if (error) {
+      this.end(error);
+      return;
+    }
+    // A DISCONNECT was queued: let it reach the wire before tearing down.
+    this.#writer.close().catch(noop).finally(() => this.end(undefined));
+  }
+
+  /** Tears the transport down once; the session learns the connection is gone. */
+  end(error: MqttError | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#transport.close();
+    this.#writer.abort().catch(noop);
+    if (this.session.state !== "disconnected") {
+      this.session.connectionLost(
+        error ?? new MqttError("CONNECTION_CLOSED", "connection closed"),
+        now(),
+      );
+    }
+    this.#connack.reject(error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
+    this.#connack.promise.catch(noop);
+    this.#client.connectionEnded(this, error);
+  }
+
+  async #readLoop(reader: ReadableStreamDefaultReader<Packet>): Promise<void> {
+    let error: MqttError | undefined;
+    try {
+      while (!this.#ended) {
+        const { value, done } = await reader.read();
+        if (done) {
+          error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+          break;
+        }
+        this.session.receive(value, now());
+        this.#client.armTimer();
+        const blocked = this.#client.backpressure();
+        if (blocked) {
+          // A consumer is behind: stop reading so the socket, not memory, holds the backlog.
+          this.session.setReadPaused(true, now());
+          await blocked;
+          if (this.#ended) break;
+          this.session.setReadPaused(false, now());
+          this.#client.armTimer();
+        }
+      }
+    } catch (err) {
+      error = asMqttError(err, "reading from the connection failed");
+    } finally {
+      reader.releaseLock();
+    }
+    this.end(error);
+  }
+}
+
+/**
+ * A connected MQTT client. Create one with {@linkcode connect}.
+ *
+ * Events (an `EventTarget`): `connect` when CONNACK accepts the connection,
+ * `close` when the connection ends (a `CustomEvent<CloseEventDetail>`), and
+ * `error` (a `CustomEvent<MqttError>`) when it ends because of an error.
+ *
+ * Messages that arrive for no subscription (a resumed session's queued
+ * messages arrive right after CONNACK, before the user subscribes again) are
+ * held, never dropped, and handed to the first subscription that matches them.
+ * While `bufferSize` such messages are held the client stops reading.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "./connect.ts";
+ * await using client = await connect("mqtt://localhost:1883", { clientId: "sensor-1" });
+ * const sub = await client.subscribe("sensors/+/temp", { qos: 1 });
+ * await client.publish("sensors/1/temp", "21.5", { qos: 1 });
+ * for await (const msg of sub) {
+ *   console.log(msg.topic, msg.text());
+ *   break;
+ * }
+ * ```
+ */
+export class MqttClient extends EventTarget implements AsyncDisposable {
+  /** The client identifier sent in CONNECT. */
+  readonly clientId: string;
+  readonly #options: ResolvedOptions;
+  readonly #state = new SessionState();
+  #connection: Connection | undefined;
+  #sessionPresent = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  readonly #subscriptions = new Set<Subscription>();
+  readonly #filterCounts = new Map<string, number>();
+  #held: Message[] = [];
+  #heldReady: PromiseWithResolvers<void> | undefined;
+  #blocked: Promise<void>[] = [];
+  #abortListener: (() => void) | undefined;
+
+  /** @internal Use {@linkcode connect}. */
+  constructor(options: ResolvedOptions) {
+    super();
+    this.#options = options;
+    this.clientId = options.clientId;
+  }
+
+  /** Whether the server had a session for this client (CONNACK's session present flag). */
+  get sessionPresent(): boolean {
+    return this.#sessionPresent;
+  }
+
+  /** Whether the client currently has an accepted connection. */
+  get connected(): boolean {
+    return this.#connection?.session.state === "connected";
+  }
+
+  /** Whether {@linkcode close} was called or the connection ended for good. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal Opens the transport and waits for CONNACK. */
+  async open(): Promise<void> {
+    const options = this.#options;
+    const controller = new AbortController();
+    const userSignal = options.signal;
+    const onAbort = () =>
+      controller.abort(
+        new MqttError("ABORTED", "connect was aborted", { cause: userSignal?.reason }),
+      );
+    userSignal?.addEventListener("abort", onAbort, { once: true });
+    // The connect timeout covers opening the transport as well as waiting for CONNACK.
+    const timer = setTimeout(
+      () =>
+        controller.abort(
+          new MqttError(
+            "CONNECT_TIMEOUT",
+            `no connection to ${options.url.href} within ${options.connectTimeout} ms`,
+          ),
+        ),
+      options.connectTimeout,
+    );
+    try {
+      if (userSignal?.aborted) onAbort();
+      controller.signal.throwIfAborted();
+      const transport = await openTransport(options, controller.signal);
+      const connection = new Connection(this, transport, options, this.#state);
+      this.#connection = connection;
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener("abort", () => reject(controller.signal.reason), {
+          once: true,
+        });
+      });
+      aborted.catch(noop);
+      let connack: ConnackPacket;
+      try {
+        connack = await Promise.race([connection.start(), aborted]);
+      } catch (err) {
+        const error = asMqttError(err, "connect failed");
+        connection.end(error);
+        await connection.finished;
+        throw error;
+      }
+      this.#sessionPresent = connack.sessionPresent;
+    } catch (err) {
+      this.#closed = true;
+      this.#state.abandon(asMqttError(err, "connect failed"));
+      this.#clearTimer();
+      throw asMqttError(controller.signal.reason ?? err, "connect failed");
+    } finally {
+      clearTimeout(timer);
+      userSignal?.removeEventListener("abort", onAbort);
+    }
+    if (userSignal) {
+      this.#abortListener = () => void this.close().catch(noop);
+      userSignal.addEventListener("abort", this.#abortListener, { once: true });
+    }
+    this.dispatchEvent(new Event("connect"));
+  }
+
+  /**
+   * Publishes a message. Resolves when its QoS flow completes: once written
+   * for QoS 0, on PUBACK for QoS 1, on PUBCOMP for QoS 2.
+   *
+   * @example
+   * ```ts ignore
+   * await client.publish("sensors/1/temp", "21.5", { qos: 2, retain: false });
+   * ```
+   */
+  publish(
+    topic: string,
+    payload: string | Uint8Array,
+    options: PublishOptions = {},
+  ): Promise<void> {
+    try {
+      validateTopicName(topic);
+      const qos = options.qos === undefined ? 0 : checkQos(options.qos);
+      const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+      if (!(bytes instanceof Uint8Array)) {
+        throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
+      }
+      const connection = this.#activeConnection();
+      return new Promise<void>((resolve, reject) => {
+        connection.session.publish(
+          { topic, payload: bytes, qos, retain: options.retain === true },
+          now(),
+          (error) =>
+            error
+              ? reject(error)
+              : qos === 0
+              ? connection.lastWrite.then(resolve, resolve)
+              : resolve(),
+        );
+        this.armTimer();
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Subscribes to one or more topic filters. Resolves with a
+   * {@linkcode Subscription} once the server grants every filter; a filter
+   * refused with 0x80 rejects with {@linkcode SubscribeError}.
+   *
+   * @example
+   * ```ts ignore
+   * const sub = await client.subscribe(["a/+", "b/#"], { qos: 1 });
+   * console.log(sub.granted); // e.g. [1, 1]
+   * ```
+   */
+  async subscribe(
+    filters: string | string[],
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    const list = typeof filters === "string" ? [filters] : [...filters];
+    if (list.length === 0) {
+      throw new MqttError("INVALID_OPTION", "subscribe needs at least one topic filter");
+    }
+    for (const filter of list) validateTopicFilter(filter);
+    const qos = options.qos === undefined ? 0 : checkQos(options.qos);
+    const bufferSize = options.bufferSize ?? this.#options.bufferSize;
+    const connection = this.#activeConnection();
+    const codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
+      connection.session.subscribe(
+        list.map((filter) => ({ filter, qos })),
+        now(),
+        (error, returnCodes) => error ? reject(error) : resolve(returnCodes!),
+      );
+      this.armTimer();
+    });
+    const refused = codes.indexOf(0x80);
+    if (refused !== -1) {
+      // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
+      const granted = list.filter((f, i) => codes[i] !== 0x80 && !this.#filterCounts.has(f));
+      if (granted.length > 0) await this.#sendUnsubscribe(granted).catch(noop);
+      throw new SubscribeError(list[refused]);
+    }
+    const sub = new Subscription(list, codes as QoS[], {
+      bufferSize,
+      unsubscribe: (s) => this.#release(s),
+    });
+    this.#subscriptions.add(sub);
+    for (const filter of list) {
+      this.#filterCounts.set(filter, (this.#filterCounts.get(filter) ?? 0) + 1);
+    }
+    this.#drainHeld(sub);
+    return sub;
+  }
+
+  /**
+   * Unsubscribes from topic filters and ends every local subscription that
+   * holds one of them.
+   *
+   * @example
+   * ```ts ignore
+   * await client.unsubscribe("sensors/+/temp");
+   * ```
+   */
+  async unsubscribe(filters: string | string[]): Promise<void> {
+    const list = typeof filters === "string" ? [filters] : [...filters];
+    for (const filter of list) validateTopicFilter(filter);
+    const gone = new Set(list);
+    for (const sub of [...this.#subscriptions]) {
+      if (sub.filters.some((f) => gone.has(f))) {
+        this.#subscriptions.delete(sub);
+        sub.end();
+        for (const f of sub.filters) {
+          if (!gone.has(f) && this.#decrement(f)) gone.add(f);
+        }
+      }
+    }
+    for (const f of list) this.#filterCounts.delete(f);
+    await this.#sendUnsubscribe([...gone]);
+  }
+
+  /**
+   * Closes the connection: waits (up to `closeTimeout`) for in-flight
+   * messages to complete, sends DISCONNECT and closes the transport.
+   * Publishes still unfinished then reject with `CLOSE_TIMEOUT`.
+   *
+   * @example
+   * ```ts ignore
+   * await client.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  /** Same as {@linkcode close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    const connection = this.#connection;
+    if (connection && !connection.ended) {
+      if (connection.session.state === "connected") {
+        connection.session.disconnect(now());
+        this.armTimer();
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#options.closeTimeout);
+      });
+      await Promise.race([connection.finished, timedOut]);
+      clearTimeout(timer);
+      connection.end(undefined);
+      await connection.finished;
+    }
+    this.#shutdown(
+      undefined,
+      new MqttError("CLOSE_TIMEOUT", "the client closed before this completed"),
+    );
+  }
+
+  /** Ends everything for good: pending work fails, subscriptions finish, timers stop. */
+  #shutdown(error: MqttError | undefined, pendingError: MqttError): void {
+    this.#closed = true;
+    this.#clearTimer();
+    this.#state.abandon(pendingError);
+    for (const sub of this.#subscriptions) sub.end(error);
+    this.#subscriptions.clear();
+    this.#heldReady?.resolve();
+    if (this.#abortListener) {
+      this.#options.signal?.removeEventListener("abort", this.#abortListener);
+      this.#abortListener = undefined;
+    }
+  }
+
+  /** @internal Called by a connection once its transport is gone. */
+  connectionEnded(connection: Connection, error: MqttError | undefined): void {
+    if (connection !== this.#connection) return;
+    this.#clearTimer();
+    if (!this.#closed || error) {
+      // Without reconnect, a lost connection ends the client.
+      this.#shutdown(error, error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
+    }
+    if (error) this.dispatchEvent(new CustomEvent("error", { detail: error }));
+    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: { error } }));
+  }
+
+  /** @internal Hands a delivered message to every matching subscription, or holds it. */
+  route(message: Message): void {
+    let matched = false;
+    for (const sub of this.#subscriptions) {
+      if (!sub.matches(message.topic)) continue;
+      matched = true;
+      if (!sub.push(message)) this.#blocked.push(sub.ready());
+    }
+    if (matched) return;
+    this.#held.push(message);
+    if (this.#held.length >= this.#options.bufferSize) {
+      this.#heldReady ??= Promise.withResolvers();
+      this.#blocked.push(this.#heldReady.promise);
+    }
+  }
+
+  /** @internal A promise to await before reading on, when a consumer is behind. */
+  backpressure(): Promise<unknown> | undefined {
+    if (this.#blocked.length === 0) return undefined;
+    const blocked = Promise.all(this.#blocked);
+    this.#blocked = [];
+    return blocked;
+  }
+
+  /** @internal Keeps one timer armed for the session's next deadline. */
+  armTimer(): void {
+    const session = this.#connection?.session;
+    if (!session || this.#closedForGood()) return;
+    const deadline = session.deadline;
+    // A later deadline needs no new timer: the earlier one fires, ticks, and re-arms.
+    if (deadline === Infinity || deadline >= this.#timerAt) return;
+    this.#clearTimer();
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      const current = this.#connection?.session;
+      if (!current) return;
+      current.tick(now());
+      this.armTimer();
+    }, Math.max(0, deadline - now()));
+  }
+
+  #closedForGood(): boolean {
+    return this.#closed && (this.#connection === undefined || this.#connection.ended);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #activeConnection(): Connection {
+    const connection = this.#connection;
+    if (this.#closed || !connection || connection.ended) {
+      throw new MqttError("CONNECTION_CLOSED", "the client is closed");
+    }
+    return connection;
+  }
+
+  /** Moves held messages that match a new subscription into it, in arrival order. */
+  #drainHeld(sub: Subscription): void {
+    if (this.#held.length === 0) return;
+    const keep: Message[] = [];
+    for (const message of this.#held) {
+      if (sub.matches(message.topic)) sub.push(message);
+      else keep.push(message);
+    }
+    this.#held = keep;
+    if (keep.length < this.#options.bufferSize && this.#heldReady) {
+      this.#heldReady.resolve();
+      this.#heldReady = undefined;
+    }
+  }
+
+  /** Decrements a filter's use count; true when no subscription uses it any more. */
+  #decrement(filter: string): boolean {
+    const count = (this.#filterCounts.get(filter) ?? 0) - 1;
+    if (count > 0) {
+      this.#filterCounts.set(filter, count);
+      return false;
+    }
+    this.#filterCounts.delete(filter);
+    return true;
+  }
+
+  /** A subscription ended by its user: UNSUBSCRIBE the filters no other subscription uses. */
+  async #release(sub: Subscription): Promise<void> {
+    if (!this.#subscriptions.delete(sub)) return;
+    const unused = sub.filters.filter((f) => this.#decrement(f));
+    if (unused.length > 0 && !this.#closed) await this.#sendUnsubscribe(unused);
+  }
+
+  #sendUnsubscribe(filters: string[]): Promise<void> {
+    if (filters.length === 0) return Promise.resolve();
+    const connection = this.#activeConnection();
+    return new Promise<void>((resolve, reject) => {
+      connection.session.unsubscribe(filters, now(), (error) => error ? reject(error) : resolve());
+      this.armTimer();
+    });
+  }
+}

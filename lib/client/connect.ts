@@ -1,0 +1,39 @@
+/**
+ * `connect()`: the entry point of the client API.
+ *
+ * @module
+ */
+import { MqttClient } from "./client.ts";
+import { type ConnectOptions, resolveOptions } from "./options.ts";
+
+/**
+ * Connects to an MQTT broker and resolves once the broker accepts the
+ * connection (CONNACK return code 0).
+ *
+ * URLs: `mqtt://host[:1883]`, `mqtts://host[:8883]` (TLS), `ws://host[:80]/mqtt`
+ * and `wss://host[:443]/mqtt` (WebSocket). Rejects with
+ * `ConnectionRefusedError` when the broker refuses (its `returnCode` and
+ * `reason` name why), `MqttError` with code `CONNECT_TIMEOUT` after
+ * `connectTimeout`, `ABORTED` when `signal` aborts, `TRANSPORT_ERROR` when the
+ * network or TLS fails, and `INVALID_OPTION` for bad options.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "./connect.ts";
+ * await using client = await connect("mqtt://localhost:1883", {
+ *   clientId: "sensor-1",
+ *   keepAlive: 30,
+ *   will: { topic: "status/sensor-1", payload: "offline", qos: 1, retain: true },
+ * });
+ * console.log(client.sessionPresent);
+ * await client.publish("status/sensor-1", "online", { qos: 1, retain: true });
+ * ```
+ */
+export async function connect(
+  url: string | URL,
+  options: ConnectOptions = {},
+): Promise<MqttClient> {
+  const client = new MqttClient(resolveOptions(url, options));
+  await client.open();
+  return client;
+}

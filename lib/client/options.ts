@@ -1,0 +1,479 @@
+/**
+ * Options of `connect()`: what the caller may give, the defaults, and the
+ * validation that turns them into {@linkcode ResolvedOptions}.
+ *
+ * @module
+ */
+import type { QoS, Will } from "../codec/packet.ts";
+import { MAX_PACKET_SIZE } from "../codec/remaining_length.ts";
+import { validateTopicName } from "../codec/topic.ts";
+import { MqttError } from "../errors.ts";
+import type { SessionOptions } from "../session/types.ts";
+import type { Transport } from "../transports/transport.ts";
+
+/** URL schemes `connect()` understands. */
+export type BrokerProtocol = "mqtt" | "mqtts" | "ws" | "wss";
+
+/** Last Will as the caller gives it; see {@linkcode ConnectOptions.will}. */
+export interface WillOptions {
+  /** Topic name the will is published to. */
+  topic: string;
+  /** Will message body; a string is sent as UTF-8. */
+  payload: string | Uint8Array;
+  /** QoS of the will message. @default {0} */
+  qos?: QoS;
+  /** Whether the will message is retained. @default {false} */
+  retain?: boolean;
+}
+
+/** TLS settings for `mqtts://` (and, where the runtime allows, `wss://`). */
+export interface TlsOptions {
+  /** PEM root certificates trusted in addition to the default roots. */
+  caCerts?: string[];
+  /** PEM client certificate chain, for mutual TLS; needs `key`. */
+  cert?: string;
+  /** PEM private key of `cert`, for mutual TLS; needs `cert`. */
+  key?: string;
+  /**
+   * Name the server certificate is verified against (and sent as SNI) when it
+   * differs from the URL's host, e.g. when connecting to an IP address.
+   * @default {the URL's hostname}
+   */
+  serverName?: string;
+}
+
+/**
+ * Options of `connect()`. Every field is optional; defaults are listed per field.
+ *
+ * For `ws://` and `wss://` URLs the URL's path is the WebSocket path (default
+ * `/mqtt`). A user name and password in the URL (`mqtt://user:pass@host`) are
+ * used when `username`/`password` are not given.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectOptions } from "./options.ts";
+ * const options: ConnectOptions = {
+ *   clientId: "sensor-1",
+ *   clean: false,
+ *   keepAlive: 30,
+ *   will: { topic: "status/sensor-1", payload: "offline", qos: 1, retain: true },
+ * };
+ * ```
+ */
+export interface ConnectOptions {
+  /**
+   * Client identifier. The empty string asks the server to assign one and is
+   * allowed only with `clean: true` (MQTT-3.1.3-7).
+   * @default {"deno-mqtt-" followed by 12 random letters and digits}
+   */
+  clientId?: string;
+  /** Start a clean session (CleanSession flag); `false` resumes a stored session. @default {true} */
+  clean?: boolean;
+  /** Keep-alive interval in seconds, 0..65535; 0 turns keep-alive off. @default {60} */
+  keepAlive?: number;
+  /** User name sent in CONNECT. */
+  username?: string;
+  /** Password sent in CONNECT; a string is sent as UTF-8. Needs `username` (MQTT-3.1.2-22). */
+  password?: string | Uint8Array;
+  /** Last Will, published by the server if the connection ends without DISCONNECT. */
+  will?: WillOptions;
+  /** TLS settings; only for `mqtts://` and `wss://` URLs. */
+  tls?: TlsOptions;
+  /** Milliseconds from opening the transport to CONNACK before failing with `CONNECT_TIMEOUT`. @default {10000} */
+  connectTimeout?: number;
+  /**
+   * Milliseconds to wait for PINGRESP (or any packet) after a PINGREQ before
+   * the connection is declared dead with `KEEPALIVE_TIMEOUT`.
+   * @default {10000}
+   */
+  pingTimeout?: number;
+  /** Most outgoing QoS 1 and 2 messages awaiting acknowledgement at once, 1..65535. @default {100} */
+  maxInflight?: number;
+  /**
+   * Largest incoming packet accepted, in bytes including the fixed header;
+   * a larger one fails the connection with `PACKET_TOO_LARGE`.
+   * @default {268435460} (the protocol maximum: 1 + 4 + 268435455)
+   */
+  maxPacketSize?: number;
+  /**
+   * Messages buffered per subscription before the client stops reading the
+   * socket until the consumer catches up. No message is ever dropped.
+   * @default {1000}
+   */
+  bufferSize?: number;
+  /** Milliseconds `close()` waits for in-flight messages before closing anyway. @default {5000} */
+  closeTimeout?: number;
+  /** Aborts connecting (and closes the connection if it aborts later). */
+  signal?: AbortSignal;
+  /**
+   * Opens the byte duplex to use instead of the built-in TCP, TLS or WebSocket
+   * transport, e.g. a tunnel or an in-memory pipe. Receives the parsed URL.
+   */
+  transport?: (url: URL) => Promise<Transport>;
+}
+
+/** A parsed broker URL with default port and path applied. */
+export interface BrokerUrl {
+  /** URL scheme without the colon. */
+  protocol: BrokerProtocol;
+  /** Host name or IP address; IPv6 without brackets (as `Deno.connect` wants it). */
+  hostname: string;
+  /** TCP port: the URL's, or 1883 (mqtt), 8883 (mqtts), 80 (ws), 443 (wss). */
+  port: number;
+  /** WebSocket path with query, default `/mqtt`; `""` for mqtt and mqtts. */
+  path: string;
+  /** The whole URL with port and path filled in, credentials removed. */
+  href: URL;
+}
+
+/** {@linkcode ConnectOptions} validated, with every default applied. */
+export interface ResolvedOptions {
+  /** Where to connect. */
+  url: BrokerUrl;
+  /** Client identifier (generated when not given). */
+  clientId: string;
+  /** CleanSession flag. */
+  clean: boolean;
+  /** Keep-alive in seconds. */
+  keepAlive: number;
+  /** User name, if any. */
+  username?: string;
+  /** Password bytes, if any. */
+  password?: Uint8Array;
+  /** Last Will with its payload as bytes, if any. */
+  will?: Will;
+  /** TLS settings, if any were given. */
+  tls?: TlsOptions;
+  /** Milliseconds. */
+  connectTimeout: number;
+  /** Milliseconds. */
+  pingTimeout: number;
+  /** Outgoing QoS 1/2 window. */
+  maxInflight: number;
+  /** Incoming packet size limit in bytes. */
+  maxPacketSize: number;
+  /** Per-subscription message buffer. */
+  bufferSize: number;
+  /** Milliseconds. */
+  closeTimeout: number;
+  /** Caller's abort signal, if any. */
+  signal?: AbortSignal;
+  /** Caller's transport factory, if any. */
+  transport?: (url: URL) => Promise<Transport>;
+}
+
+/** Default values of {@linkcode ConnectOptions}. */
+export const DEFAULTS: {
+  readonly clean: true;
+  readonly keepAlive: 60;
+  readonly connectTimeout: 10_000;
+  readonly pingTimeout: 10_000;
+  readonly maxInflight: 100;
+  readonly maxPacketSize: 268_435_460;
+  readonly bufferSize: 1000;
+  readonly closeTimeout: 5_000;
+  readonly wsPath: "/mqtt";
+} = Object.freeze({
+  clean: true,
+  keepAlive: 60,
+  connectTimeout: 10_000,
+  pingTimeout: 10_000,
+  maxInflight: 100,
+  maxPacketSize: 268_435_460,
+  bufferSize: 1000,
+  closeTimeout: 5_000,
+  wsPath: "/mqtt",
+});
+
+const DEFAULT_PORTS: Record<BrokerProtocol, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
+// setTimeout fires at once for delays above 2^31 - 1 ms, so longer ones are refused.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const encoder = new TextEncoder();
+
+function invalid(message: string): MqttError {
+  return new MqttError("INVALID_OPTION", message);
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkMillis(name: string, value: unknown, min: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
+    throw invalid(
+      `${name} must be a number of milliseconds from ${min} to ${MAX_TIMER_MS}, got ${
+        String(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== "boolean") throw invalid(`${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+function checkString(name: string, value: unknown): string {
+  if (typeof value !== "string") throw invalid(`${name} must be a string, got ${typeof value}`);
+  return value;
+}
+
+function toBytes(name: string, value: unknown): Uint8Array {
+  if (typeof value === "string") return encoder.encode(value);
+  if (value instanceof Uint8Array) return value;
+  throw invalid(`${name} must be a string or a Uint8Array, got ${typeof value}`);
+}
+
+function checkQos(name: string, value: unknown): QoS {
+  if (value !== 0 && value !== 1 && value !== 2) {
+    throw invalid(`${name} must be 0, 1 or 2, got ${String(value)}`);
+  }
+  return value;
+}
+
+const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/**
+ * A fresh client identifier, `deno-mqtt-` and 12 random letters and digits
+ * (22 characters: within the 23 every server must accept, MQTT-3.1.3-5,
+ * though the hyphens are outside the character set every server must accept).
+ *
+ * @example
+ * ```ts
+ * import { generateClientId } from "./options.ts";
+ * console.log(generateClientId()); // e.g. "deno-mqtt-3fK9xQ0aLm2Z"
+ * ```
+ */
+export function generateClientId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  let id = "deno-mqtt-";
+  // 62 does not divide 256 evenly; the slight bias is harmless for uniqueness.
+  for (const b of bytes) id += ID_ALPHABET[b % 62];
+  return id;
+}
+
+/**
+ * Parses and checks a broker URL: scheme, host, port, path.
+ *
+ * @example
+ * ```ts
+ * import { parseBrokerUrl } from "./options.ts";
+ * const url = parseBrokerUrl("wss://broker.example");
+ * console.log(url.port, url.path); // 443 "/mqtt"
+ * ```
+ */
+export function parseBrokerUrl(url: string | URL): BrokerUrl {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new MqttError("INVALID_OPTION", `invalid broker URL "${String(url)}": ${reason}`, {
+      cause,
+    });
+  }
+  const scheme = parsed.protocol.slice(0, -1);
+  if (scheme !== "mqtt" && scheme !== "mqtts" && scheme !== "ws" && scheme !== "wss") {
+    throw invalid(
+      `unsupported URL scheme "${parsed.protocol}" in "${parsed.href}": use mqtt:, mqtts:, ws: or wss:`,
+    );
+  }
+  // Non-special schemes (mqtt:, mqtts:) keep the host's case; host names are case-insensitive.
+  let hostname = parsed.hostname.toLowerCase();
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  if (hostname === "") throw invalid(`broker URL "${parsed.href}" has no host`);
+  const port = parsed.port === "" ? DEFAULT_PORTS[scheme] : Number(parsed.port);
+  if (port < 1 || port > 65535) {
+    throw invalid(`broker URL "${parsed.href}" has port ${port}; use 1..65535`);
+  }
+  let path = "";
+  if (scheme === "ws" || scheme === "wss") {
+    const pathname = parsed.pathname === "" || parsed.pathname === "/"
+      ? DEFAULTS.wsPath
+      : parsed.pathname;
+    path = pathname + parsed.search;
+  } else if ((parsed.pathname !== "" && parsed.pathname !== "/") || parsed.search !== "") {
+    throw invalid(
+      `broker URL "${parsed.href}" has a path; ${scheme}: URLs take none (paths are for ws: and wss:)`,
+    );
+  }
+  const href = new URL(parsed.href);
+  href.username = "";
+  href.password = "";
+  href.hash = "";
+  href.port = String(port); // dropped again by URL when it is the scheme's default
+  if (path !== "") href.pathname = path.split("?")[0];
+  return { protocol: scheme, hostname, port, path, href };
+}
+
+/**
+ * Validates `connect()` options and applies every default. Throws
+ * `MqttError` with code `INVALID_OPTION` and a message naming the bad option.
+ *
+ * The will topic is checked with the codec's `validateTopicName`. Not checked
+ * here: the encoded length of the client id, user name and password (the codec
+ * refuses them when CONNECT is encoded).
+ *
+ * @example
+ * ```ts
+ * import { resolveOptions } from "./options.ts";
+ * const resolved = resolveOptions("mqtts://broker.example", { username: "u", password: "p" });
+ * console.log(resolved.url.port, resolved.keepAlive, resolved.password); // 8883 60 Uint8Array(1)
+ * ```
+ */
+export function resolveOptions(url: string | URL, options: ConnectOptions = {}): ResolvedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw invalid(`options must be an object, got ${options === null ? "null" : typeof options}`);
+  }
+  const broker = parseBrokerUrl(url);
+  const parsed = url instanceof URL ? url : new URL(url);
+
+  const clean = options.clean === undefined ? DEFAULTS.clean : checkBoolean("clean", options.clean);
+  let clientId: string;
+  if (options.clientId === undefined) {
+    clientId = generateClientId();
+  } else {
+    clientId = checkString("clientId", options.clientId);
+    if (clientId === "" && !clean) {
+      throw invalid("an empty clientId requires clean: true (MQTT-3.1.3-7)");
+    }
+  }
+  const keepAlive = options.keepAlive === undefined
+    ? DEFAULTS.keepAlive
+    : checkInteger("keepAlive (seconds)", options.keepAlive, 0, 65535);
+
+  let username = options.username === undefined
+    ? undefined
+    : checkString("username", options.username);
+  let password = options.password === undefined ? undefined : toBytes("password", options.password);
+  if (username === undefined && password === undefined) {
+    if (parsed.username !== "") username = decodeURIComponent(parsed.username);
+    if (parsed.password !== "") password = encoder.encode(decodeURIComponent(parsed.password));
+  }
+  if (password !== undefined && username === undefined) {
+    throw invalid("a password needs a username (MQTT-3.1.2-22)");
+  }
+
+  let will: Will | undefined;
+  if (options.will !== undefined) {
+    const w = options.will;
+    if (typeof w !== "object" || w === null) throw invalid("will must be an object");
+    const topic = checkString("will.topic", w.topic);
+    try {
+      validateTopicName(topic);
+    } catch (cause) {
+      throw new MqttError("INVALID_OPTION", `will.topic: ${(cause as Error).message}`, { cause });
+    }
+    will = {
+      topic,
+      payload: toBytes("will.payload", w.payload),
+      qos: w.qos === undefined ? 0 : checkQos("will.qos", w.qos), // MQTT-3.1.2-14
+      retain: w.retain === undefined ? false : checkBoolean("will.retain", w.retain),
+    };
+  }
+
+  let tls: TlsOptions | undefined;
+  if (options.tls !== undefined) {
+    if (broker.protocol !== "mqtts" && broker.protocol !== "wss") {
+      throw invalid(
+        `tls options were given for a ${broker.protocol}: URL; use mqtts: or wss: for TLS`,
+      );
+    }
+    const t = options.tls;
+    if (typeof t !== "object" || t === null) throw invalid("tls must be an object");
+    if (t.caCerts !== undefined) {
+      if (!Array.isArray(t.caCerts) || t.caCerts.some((c) => typeof c !== "string")) {
+        throw invalid("tls.caCerts must be an array of PEM strings");
+      }
+    }
+    if (t.cert !== undefined) checkString("tls.cert", t.cert);
+    if (t.key !== undefined) checkString("tls.key", t.key);
+    if ((t.cert === undefined) !== (t.key === undefined)) {
+      throw invalid("tls.cert and tls.key must be given together (mutual TLS needs both)");
+    }
+    if (t.serverName !== undefined && checkString("tls.serverName", t.serverName) === "") {
+      throw invalid("tls.serverName must not be empty");
+    }
+    tls = {
+      caCerts: t.caCerts === undefined ? undefined : [...t.caCerts],
+      cert: t.cert,
+      key: t.key,
+      serverName: t.serverName,
+    };
+  }
+
+  const connectTimeout = options.connectTimeout === undefined
+    ? DEFAULTS.connectTimeout
+    : checkMillis("connectTimeout", options.connectTimeout, 1);
+  const pingTimeout = options.pingTimeout === undefined
+    ? DEFAULTS.pingTimeout
+    : checkMillis("pingTimeout", options.pingTimeout, 1);
+  const closeTimeout = options.closeTimeout === undefined
+    ? DEFAULTS.closeTimeout
+    : checkMillis("closeTimeout", options.closeTimeout, 0);
+  const maxInflight = options.maxInflight === undefined
+    ? DEFAULTS.maxInflight
+    : checkInteger("maxInflight", options.maxInflight, 1, 65535);
+  const maxPacketSize = options.maxPacketSize === undefined
+    ? DEFAULTS.maxPacketSize
+    : checkInteger("maxPacketSize", options.maxPacketSize, 2, MAX_PACKET_SIZE);
+  const bufferSize = options.bufferSize === undefined
+    ? DEFAULTS.bufferSize
+    : checkInteger("bufferSize", options.bufferSize, 1, Number.MAX_SAFE_INTEGER);
+
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw invalid("signal must be an AbortSignal");
+  }
+  if (options.transport !== undefined && typeof options.transport !== "function") {
+    throw invalid("transport must be a function (url: URL) => Promise<Transport>");
+  }
+
+  const resolved: ResolvedOptions = {
+    url: broker,
+    clientId,
+    clean,
+    keepAlive,
+    connectTimeout,
+    pingTimeout,
+    maxInflight,
+    maxPacketSize,
+    bufferSize,
+    closeTimeout,
+  };
+  if (username !== undefined) resolved.username = username;
+  if (password !== undefined) resolved.password = password;
+  if (will !== undefined) resolved.will = will;
+  if (tls !== undefined) resolved.tls = tls;
+  if (options.signal !== undefined) resolved.signal = options.signal;
+  if (options.transport !== undefined) resolved.transport = options.transport;
+  return resolved;
+}
+
+/**
+ * The part of resolved options the session needs.
+ *
+ * @example
+ * ```ts
+ * import { resolveOptions, sessionOptions } from "./options.ts";
+ * const session = sessionOptions(resolveOptions("mqtt://localhost", { clientId: "a" }));
+ * console.log(session.clientId, session.keepAlive); // "a" 60
+ * ```
+ */
+export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
+  const options: SessionOptions = {
+    clientId: resolved.clientId,
+    clean: resolved.clean,
+    keepAlive: resolved.keepAlive,
+    maxInflight: resolved.maxInflight,
+    pingTimeout: resolved.pingTimeout,
+    connectTimeout: resolved.connectTimeout,
+  };
+  if (resolved.username !== undefined) options.username = resolved.username;
+  if (resolved.password !== undefined) options.password = resolved.password;
+  if (resolved.will !== undefined) options.will = resolved.will;
+  return options;
+}

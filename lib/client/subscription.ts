@@ -1,0 +1,330 @@
+/**
+ * A subscription: the filters granted by one SUBSCRIBE and a bounded buffer
+ * of the messages matching them, consumed with `for await`.
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+import { MqttError } from "../errors.ts";
+import type { Message } from "./message.ts";
+import { topicMatches } from "./topic_filter.ts";
+
+/** How a {@linkcode Subscription} is wired to its client. */
+export interface SubscriptionOptions {
+  /**
+   * Messages buffered before {@linkcode Subscription.push} asks the reader to
+   * wait. An integer of at least 1.
+   */
+  bufferSize: number;
+  /** Sends UNSUBSCRIBE for this subscription; called at most once. */
+  unsubscribe: (sub: Subscription) => Promise<void>;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+const DONE_PROMISE: Promise<IteratorResult<Message, undefined>> = Promise.resolve(DONE);
+const INITIAL_CAPACITY = 16; // a power of two: ring indexes wrap with a mask
+
+// Lets the iterator reach the subscription's private state without a public method.
+let nextOf: (sub: Subscription) => Promise<IteratorResult<Message, undefined>>;
+
+/**
+ * The messages of one SUBSCRIBE, as an async iterable with backpressure.
+ *
+ * The client's read loop {@linkcode push}es each matching message; once the
+ * buffer holds `bufferSize` messages `push` returns `false` and the loop awaits
+ * {@linkcode ready} before reading more from the socket, so a slow consumer
+ * slows the connection instead of growing memory or losing messages.
+ *
+ * Breaking out of `for await`, `await using`, or {@linkcode unsubscribe} sends
+ * UNSUBSCRIBE and ends the iteration. One consumer at a time: a second
+ * concurrent iterator throws `MqttError` with code `INVALID_STATE`.
+ *
+ * @example
+ * ```ts ignore
+ * const sub = await client.subscribe("sensors/+/temp", { qos: 1 });
+ * for await (const msg of sub) {
+ *   console.log(msg.topic, msg.text());
+ *   if (msg.text() === "stop") break; // unsubscribes
+ * }
+ * ```
+ */
+export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
+  /** The topic filters of this subscription, in SUBSCRIBE order. */
+  readonly filters: readonly string[];
+  /** The QoS granted by the server for each filter, in the same order. */
+  readonly granted: readonly QoS[];
+
+  #bufferSize: number;
+  #unsubscribeFn: (sub: Subscription) => Promise<void>;
+  #ring: (Message | undefined)[] = new Array(INITIAL_CAPACITY);
+  #head = 0;
+  #length = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #consumer: SubscriptionIterator | undefined;
+  #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | undefined;
+  #ready: PromiseWithResolvers<void> | undefined;
+  #unsubscribed: Promise<void> | undefined;
+
+  static {
+    nextOf = (sub) => sub.#next();
+  }
+
+  /**
+   * Creates a subscription; the client does this after a successful SUBACK.
+   *
+   * @example
+   * ```ts
+   * import { Subscription } from "./subscription.ts";
+   * const sub = new Subscription(["a/+"], [1], {
+   *   bufferSize: 100,
+   *   unsubscribe: async () => {},
+   * });
+   * console.log(sub.matches("a/b")); // true
+   * ```
+   */
+  constructor(filters: string[], granted: QoS[], options: SubscriptionOptions) {
+    const { bufferSize } = options;
+    if (!Number.isInteger(bufferSize) || bufferSize < 1) {
+      throw new MqttError(
+        "INVALID_OPTION",
+        `bufferSize must be an integer of at least 1, got ${bufferSize}`,
+      );
+    }
+    this.filters = Object.freeze([...filters]);
+    this.granted = Object.freeze([...granted]);
+    this.#bufferSize = bufferSize;
+    this.#unsubscribeFn = options.unsubscribe;
+  }
+
+  /** Messages buffered and not yet consumed. */
+  get buffered(): number {
+    return this.#length;
+  }
+
+  /** Whether the subscription has ended: no more messages will be accepted. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Whether `topic` matches any of this subscription's filters (section 4.7).
+   *
+   * @example
+   * ```ts
+   * import { Subscription } from "./subscription.ts";
+   * const sub = new Subscription(["a/#", "b/+"], [0, 0], { bufferSize: 1, unsubscribe: async () => {} });
+   * console.log(sub.matches("a"), sub.matches("b/c/d")); // true false
+   * ```
+   */
+  matches(topic: string): boolean {
+    const filters = this.filters;
+    for (let i = 0; i < filters.length; i++) {
+      if (topicMatches(filters[i], topic)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Hands a message to the consumer. Never drops it: the buffer may exceed
+   * `bufferSize`; the return value is the backpressure signal. Returns `false`
+   * when the buffer is full, and the caller must then `await ready()` before
+   * reading more. A message pushed after the subscription ended is discarded
+   * (nobody will consume it) and `true` is returned.
+   *
+   * @example
+   * ```ts ignore
+   * if (!sub.push(new Message(packet))) await sub.ready();
+   * ```
+   */
+  push(message: Message): boolean {
+    if (this.#ended) return true;
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      // The consumer is parked on an empty buffer: hand over directly.
+      this.#waiting = undefined;
+      waiting.resolve({ done: false, value: message });
+      return true;
+    }
+    let ring = this.#ring;
+    if (this.#length === ring.length) ring = this.#grow();
+    ring[(this.#head + this.#length) & (ring.length - 1)] = message;
+    this.#length++;
+    return this.#length < this.#bufferSize;
+  }
+
+  /**
+   * Resolves once the buffer is below `bufferSize` or the subscription has
+   * ended. Returns one shared, already-resolved promise when that is already so.
+   *
+   * @example
+   * ```ts ignore
+   * if (!sub.push(message)) await sub.ready();
+   * ```
+   */
+  ready(): Promise<void> {
+    if (this.#ended || this.#length < this.#bufferSize) return RESOLVED;
+    this.#ready ??= Promise.withResolvers<void>();
+    return this.#ready.promise;
+  }
+
+  /**
+   * Ends the subscription: no more messages are accepted; the consumer gets
+   * the buffered ones, then the iteration finishes, or throws `error` if one is
+   * given (for example the connection was lost). Idempotent: the first call wins.
+   *
+   * @example
+   * ```ts ignore
+   * sub.end(new MqttError("CONNECTION_CLOSED", "connection lost"));
+   * ```
+   */
+  end(error?: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    this.#releaseReady();
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      // A parked consumer means the buffer is empty: finish it now.
+      this.#waiting = undefined;
+      if (error !== undefined) {
+        this.#error = undefined;
+        waiting.reject(error);
+      } else {
+        waiting.resolve(DONE);
+      }
+    }
+  }
+
+  /**
+   * Sends UNSUBSCRIBE (once) and ends the iteration at once, discarding
+   * buffered messages. Every call returns the same promise.
+   *
+   * @example
+   * ```ts ignore
+   * await sub.unsubscribe();
+   * ```
+   */
+  unsubscribe(): Promise<void> {
+    if (this.#unsubscribed !== undefined) return this.#unsubscribed;
+    this.#clear();
+    this.#error = undefined; // the caller asked to stop: an earlier end(error) is moot
+    this.end();
+    try {
+      this.#unsubscribed = this.#unsubscribeFn(this);
+    } catch (error) {
+      this.#unsubscribed = Promise.reject(error);
+    }
+    return this.#unsubscribed;
+  }
+
+  /**
+   * Unsubscribes, for `await using`.
+   *
+   * @example
+   * ```ts ignore
+   * await using sub = await client.subscribe("a/b");
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.unsubscribe();
+  }
+
+  /**
+   * The iterator of `for await`. Its `return()` (on `break`, `throw` or
+   * `return` out of the loop) unsubscribes; a failed UNSUBSCRIBE does not
+   * throw out of the loop, `await sub.unsubscribe()` reports it.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const msg of sub) console.log(msg.text());
+   * ```
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Message, undefined> {
+    const drained = this.#ended && this.#length === 0 && this.#error === undefined;
+    if (this.#consumer !== undefined && !this.#consumer.finished && !drained) {
+      throw new MqttError(
+        "INVALID_STATE",
+        `subscription to ${this.filters.join(", ")} already has a consumer; iterate it once`,
+      );
+    }
+    this.#consumer = new SubscriptionIterator(this);
+    return this.#consumer;
+  }
+
+  #next(): Promise<IteratorResult<Message, undefined>> {
+    if (this.#length > 0) {
+      const ring = this.#ring;
+      const message = ring[this.#head] as Message;
+      ring[this.#head] = undefined;
+      this.#head = (this.#head + 1) & (ring.length - 1);
+      this.#length--;
+      if (this.#ready !== undefined && this.#length < this.#bufferSize) this.#releaseReady();
+      return Promise.resolve({ done: false, value: message });
+    }
+    if (this.#ended) {
+      const error = this.#error;
+      if (error !== undefined) {
+        this.#error = undefined; // thrown once; the iteration is over after it
+        return Promise.reject(error);
+      }
+      return DONE_PROMISE;
+    }
+    if (this.#waiting !== undefined) {
+      return Promise.reject(
+        new MqttError("INVALID_STATE", "next() called again before the previous call settled"),
+      );
+    }
+    this.#waiting = Promise.withResolvers();
+    return this.#waiting.promise;
+  }
+
+  #grow(): (Message | undefined)[] {
+    const old = this.#ring;
+    const ring: (Message | undefined)[] = new Array(old.length * 2);
+    for (let k = 0; k < this.#length; k++) ring[k] = old[(this.#head + k) & (old.length - 1)];
+    this.#ring = ring;
+    this.#head = 0;
+    return ring;
+  }
+
+  #clear(): void {
+    if (this.#length > 0) this.#ring = new Array(INITIAL_CAPACITY);
+    this.#head = 0;
+    this.#length = 0;
+  }
+
+  #releaseReady(): void {
+    const ready = this.#ready;
+    if (ready !== undefined) {
+      this.#ready = undefined;
+      ready.resolve();
+    }
+  }
+}
+
+/** The single-consumer iterator of a {@linkcode Subscription}. */
+class SubscriptionIterator implements AsyncIterator<Message, undefined> {
+  finished = false;
+  #sub: Subscription;
+
+  constructor(sub: Subscription) {
+    this.#sub = sub;
+  }
+
+  next(): Promise<IteratorResult<Message, undefined>> {
+    return this.finished ? DONE_PROMISE : nextOf(this.#sub);
+  }
+
+  async return(): Promise<IteratorResult<Message, undefined>> {
+    this.finished = true;
+    try {
+      await this.#sub.unsubscribe();
+    } catch {
+      // Leaving a loop must not throw because UNSUBSCRIBE failed (say the
+      // connection is gone): the caller sees that error from sub.unsubscribe().
+    }
+    return DONE;
+  }
+}

@@ -1,0 +1,620 @@
+/**
+ * One connection's MQTT 3.1.1 session state machine, without I/O.
+ *
+ * The driver feeds it packets read from the transport, user commands and the
+ * current time; the machine answers through a {@linkcode SessionHandler}
+ * (packets to send, messages to deliver, connected/closed) and exposes the
+ * next time it needs {@linkcode Session.prototype.tick} as `deadline`.
+ * State that outlives the connection lives in a {@linkcode SessionState}.
+ *
+ * @module
+ */
+import type {
+  ConnackPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  PingreqPacket,
+  PublishPacket,
+  SubscriptionRequest,
+} from "../codec/packet.ts";
+import { ConnectionRefusedError, MqttError, ProtocolError } from "../errors.ts";
+import { OutgoingPublish, PendingRequest, type SessionState } from "./state.ts";
+import type {
+  OutgoingMessage,
+  PublishCallback,
+  SessionHandler,
+  SessionOptions,
+  SessionStateName,
+  SubscribeCallback,
+  UnsubscribeCallback,
+} from "./types.ts";
+
+const PINGREQ: PingreqPacket = Object.freeze({ type: "pingreq" });
+const DISCONNECT: DisconnectPacket = Object.freeze({ type: "disconnect" });
+
+function unexpected(packet: Packet, why: string): ProtocolError {
+  return new ProtocolError(
+    "UNEXPECTED_PACKET",
+    `unexpected ${packet.type.toUpperCase()} from the server: ${why}`,
+    packet.type,
+  );
+}
+
+function invalidState(command: string, state: SessionStateName): MqttError {
+  return new MqttError("INVALID_STATE", `cannot ${command} while ${state}`);
+}
+
+/**
+ * One connection's finite-state machine:
+ * `disconnected → connecting → connected → disconnecting → disconnected`
+ * (any state → `disconnected` when the link is lost or the session closes it).
+ *
+ * Contract notes beyond {@linkcode SessionHandler}:
+ * - Commands in a wrong state throw `MqttError("INVALID_STATE")`, except that
+ *   `publish` and `subscribe`/`unsubscribe` while `connecting` are queued until
+ *   CONNACK. `publish` while `disconnected` throws (the offline queue belongs
+ *   to the client).
+ * - Publishes go out strictly in call order: QoS 0 is sent (and `done()` called)
+ *   at once only when nothing is waiting for a window slot; otherwise it waits its turn.
+ * - `receive` while `disconnected` ignores the packet: a driver may still hold
+ *   packets read before the session closed.
+ * - `connectionLost` while `disconnected` is a no-op, so the driver may call it
+ *   after `handler.closed` without checking.
+ * - Keep-alive: PINGREQ goes out when nothing was sent for `keepAlive`
+ *   seconds (MQTT-3.1.2-23) and also when nothing was received for that long,
+ *   so a half-open link is detected within `keepAlive` + `pingTimeout` even
+ *   while the client keeps sending. After a PINGREQ, any packet received
+ *   answers it; none within `pingTimeout` closes with KEEPALIVE_TIMEOUT.
+ * - Packet ids count up 1..65535 and wrap, skipping ids in use, rather than
+ *   reusing the lowest free one, so a late duplicate ack rarely meets a new flow.
+ * - Acks (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) for ids not in flight, or
+ *   of the wrong kind for the flow, are ignored: after a resume the broker may
+ *   acknowledge both the original and the DUP resend.
+ * - On CONNACK without session present, in-flight QoS 1/2 are sent again as
+ *   fresh flows (DUP=0) and QoS 2 already past PUBREC count as complete; this
+ *   also applies with `clean: true`, since the application still awaits them.
+ * - When the session closes itself (`handler.closed(error)`), it is already
+ *   `disconnected`, pending SUBSCRIBE/UNSUBSCRIBE callbacks have failed with
+ *   `error`, and QoS 1/2 publishes stay in the {@linkcode SessionState}.
+ *
+ * @example
+ * ```ts
+ * import { Session } from "./session.ts";
+ * import { SessionState } from "./state.ts";
+ * import type { Packet } from "../codec/packet.ts";
+ *
+ * const sent: Packet[] = [];
+ * const session = new Session(
+ *   { clientId: "c1", clean: true, keepAlive: 30, maxInflight: 10, pingTimeout: 5000, connectTimeout: 10000 },
+ *   new SessionState(),
+ *   {
+ *     send: (p) => sent.push(p),
+ *     deliver: (p) => console.log(p.topic),
+ *     connected: (ack) => console.log("session present:", ack.sessionPresent),
+ *     closed: (err) => console.log("closed", err),
+ *   },
+ * );
+ * session.connect(0);
+ * session.receive({ type: "connack", sessionPresent: false, returnCode: 0 }, 5);
+ * session.publish({ topic: "a", payload: new Uint8Array(), qos: 1, retain: false }, 6, () => {});
+ * session.receive({ type: "puback", packetId: 1 }, 7);
+ * console.log(session.state, session.deadline); // connected 30006
+ * ```
+ */
+export class Session {
+  #options: SessionOptions;
+  #data: SessionState;
+  #handler: SessionHandler;
+  #name: SessionStateName = "disconnected";
+  #keepAliveMs: number;
+  #connectDeadline = Infinity;
+  #lastSent = 0;
+  #lastReceived = 0;
+  #pingOutstanding = false;
+  #pingTimeoutAt = Infinity;
+  #readPaused = false;
+  /** Set while CONNACK handling or the window refill runs, so re-entrant publishes queue behind. */
+  #flushing = false;
+  /** SUBSCRIBE/UNSUBSCRIBE made while connecting (ids already reserved in the state). */
+  #queuedRequests: PendingRequest[] = [];
+
+  /** Creates a disconnected session over `state`; `connect` starts it. */
+  constructor(options: SessionOptions, state: SessionState, handler: SessionHandler) {
+    const { maxInflight, keepAlive } = options;
+    if (!Number.isInteger(maxInflight) || maxInflight < 1 || maxInflight > 65535) {
+      throw new MqttError("INVALID_OPTION", `maxInflight must be 1..65535, got ${maxInflight}`);
+    }
+    if (!Number.isInteger(keepAlive) || keepAlive < 0 || keepAlive > 65535) {
+      throw new MqttError("INVALID_OPTION", `keepAlive must be 0..65535 seconds, got ${keepAlive}`);
+    }
+    this.#options = options;
+    this.#data = state;
+    this.#handler = handler;
+    this.#keepAliveMs = keepAlive * 1000;
+  }
+
+  /** The connection-level state. */
+  get state(): SessionStateName {
+    return this.#name;
+  }
+
+  /** The next time (ms, the driver's clock) `tick` must be called; `Infinity` when none. */
+  get deadline(): number {
+    const name = this.#name;
+    if (name === "connecting") return this.#connectDeadline;
+    const ka = this.#keepAliveMs;
+    if (name === "disconnected" || ka === 0) return Infinity;
+    const due = this.#lastSent + ka;
+    if (this.#readPaused) return due;
+    const other = this.#pingOutstanding ? this.#pingTimeoutAt : this.#lastReceived + ka;
+    return other < due ? other : due;
+  }
+
+  /** `disconnected → connecting`: sends CONNECT built from the options and starts the connect timeout. */
+  connect(now: number): void {
+    if (this.#name !== "disconnected") throw invalidState("connect", this.#name);
+    this.#data.attach(this);
+    const o = this.#options;
+    const packet: ConnectPacket = {
+      type: "connect",
+      protocolName: "MQTT",
+      protocolLevel: 4,
+      clientId: o.clientId,
+      clean: o.clean,
+      keepAlive: o.keepAlive,
+    };
+    if (o.username !== undefined) packet.username = o.username;
+    if (o.password !== undefined) packet.password = o.password;
+    if (o.will !== undefined) packet.will = o.will;
+    this.#name = "connecting";
+    this.#connectDeadline = now + o.connectTimeout;
+    this.#pingOutstanding = false;
+    this.#pingTimeoutAt = Infinity;
+    this.#lastReceived = now;
+    this.#send(packet, now);
+  }
+
+  /** Handles one packet read from the transport. */
+  receive(packet: Packet, now: number): void {
+    const name = this.#name;
+    if (name === "disconnected") return;
+    if (name === "connecting") {
+      if (packet.type === "connack") this.#onConnack(packet, now);
+      // MQTT-3.2.0-1: the server's first packet must be CONNACK.
+      else this.#fail(unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"));
+      return;
+    }
+    // Any packet proves the link alive, so it answers an outstanding PINGREQ too.
+    this.#lastReceived = now;
+    this.#pingOutstanding = false;
+    const data = this.#data;
+    switch (packet.type) {
+      case "publish":
+        this.#onPublish(packet, now);
+        return;
+      case "puback": {
+        // Acks for unknown ids are ignored: after a resume the broker may
+        // acknowledge a message twice (the original and the DUP resend).
+        const entry = data.getInflight(packet.packetId);
+        if (entry === undefined || entry.message.qos !== 1) return;
+        data.complete(packet.packetId);
+        this.#completed(entry, now);
+        return;
+      }
+      case "pubrec": {
+        const entry = data.getInflight(packet.packetId);
+        if (entry === undefined || entry.message.qos !== 2) return;
+        if (!entry.released) data.release(entry);
+        // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
+        this.#send({ type: "pubrel", packetId: packet.packetId }, now);
+        return;
+      }
+      case "pubcomp": {
+        const entry = data.getInflight(packet.packetId);
+        if (entry === undefined || !entry.released) return;
+        data.complete(packet.packetId);
+        this.#completed(entry, now);
+        return;
+      }
+      case "pubrel":
+        // MQTT-4.3.3-2: forget the id and answer PUBCOMP, also for an id we do
+        // not know (our PUBCOMP may have been lost before a reconnect).
+        data.releaseIncoming(packet.packetId);
+        this.#send({ type: "pubcomp", packetId: packet.packetId }, now);
+        return;
+      case "suback": {
+        const request = data.getRequest(packet.packetId);
+        if (request === undefined) return;
+        const sent = request.packet;
+        if (sent.type !== "subscribe") {
+          this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
+          return;
+        }
+        if (packet.returnCodes.length !== sent.subscriptions.length) {
+          this.#fail(
+            new ProtocolError(
+              "UNEXPECTED_PACKET",
+              `SUBACK has ${packet.returnCodes.length} return codes for ${sent.subscriptions.length} filters (MQTT-3.8.4-5)`,
+              "suback",
+            ),
+          );
+          return;
+        }
+        data.completeRequest(packet.packetId);
+        (request.done as SubscribeCallback)(undefined, packet.returnCodes);
+        this.#checkDrained(now);
+        return;
+      }
+      case "unsuback": {
+        const request = data.getRequest(packet.packetId);
+        if (request === undefined) return;
+        if (request.packet.type !== "unsubscribe") {
+          this.#fail(unexpected(packet, `packet id ${packet.packetId} is a SUBSCRIBE`));
+          return;
+        }
+        data.completeRequest(packet.packetId);
+        (request.done as UnsubscribeCallback)();
+        this.#checkDrained(now);
+        return;
+      }
+      case "pingresp":
+        return;
+      case "connack":
+        this.#fail(unexpected(packet, "CONNACK was already received"));
+        return;
+      default:
+        // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT travel client to server only.
+        this.#fail(unexpected(packet, "a server never sends this packet type"));
+    }
+  }
+
+  /**
+   * Publishes a message. QoS 0 is sent and `done()` called at once; QoS 1/2
+   * are sent when an in-flight window slot is free and `done()` is called on
+   * PUBACK / PUBCOMP. Queued while `connecting`.
+   */
+  publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
+    const name = this.#name;
+    if (name === "connected") {
+      const data = this.#data;
+      if (!this.#flushing && data.pendingCount === 0) {
+        if (message.qos === 0) {
+          this.#send(qos0Packet(message), now);
+          done();
+          return;
+        }
+        if (data.inflightCount < this.#options.maxInflight) {
+          this.#start(new OutgoingPublish(message, done), now);
+          return;
+        }
+      }
+      data.enqueue(new OutgoingPublish(message, done));
+      return;
+    }
+    if (name === "connecting") {
+      this.#data.enqueue(new OutgoingPublish(message, done));
+      return;
+    }
+    throw invalidState("publish", name);
+  }
+
+  /**
+   * Sends SUBSCRIBE; `done(undefined, returnCodes)` on SUBACK (a 0x80 code is
+   * for the caller to turn into an error). Queued while `connecting`. The
+   * session keeps `requests` as given: do not mutate it afterwards.
+   */
+  subscribe(requests: SubscriptionRequest[], now: number, done: SubscribeCallback): void {
+    if (requests.length === 0) {
+      // MQTT-3.8.3-3: a SUBSCRIBE carries at least one filter.
+      throw new ProtocolError(
+        "EMPTY_SUBSCRIPTION",
+        "SUBSCRIBE needs a topic filter (MQTT-3.8.3-3)",
+      );
+    }
+    this.#request("subscribe", done, requests, undefined, now);
+  }
+
+  /** Sends UNSUBSCRIBE; `done()` on UNSUBACK. Queued while `connecting`. */
+  unsubscribe(filters: string[], now: number, done: UnsubscribeCallback): void {
+    if (filters.length === 0) {
+      // MQTT-3.10.3-2: an UNSUBSCRIBE carries at least one filter.
+      throw new ProtocolError(
+        "EMPTY_SUBSCRIPTION",
+        "UNSUBSCRIBE needs a topic filter (MQTT-3.10.3-2)",
+      );
+    }
+    this.#request("unsubscribe", done, undefined, filters, now);
+  }
+
+  /**
+   * `connected → disconnecting`: accepts no new work; once every outgoing
+   * publish (in flight and waiting) and pending SUBSCRIBE/UNSUBSCRIBE has
+   * completed, sends DISCONNECT, becomes `disconnected` and calls
+   * `handler.closed(undefined)`.
+   */
+  disconnect(now: number): void {
+    if (this.#name !== "connected") throw invalidState("disconnect", this.#name);
+    this.#name = "disconnecting";
+    this.#checkDrained(now);
+  }
+
+  /**
+   * The transport died or closed: becomes `disconnected`. Pending
+   * SUBSCRIBE/UNSUBSCRIBE callbacks fail with `error`; QoS 1/2 publishes stay
+   * in the {@linkcode SessionState} for the next connection. No-op when already disconnected.
+   */
+  connectionLost(error: MqttError, _now: number): void {
+    if (this.#name === "disconnected") return;
+    this.#enterDisconnected(error);
+  }
+
+  /**
+   * Runs the timers that are due: connect timeout, keep-alive PINGREQ and the
+   * PINGREQ response timeout.
+   */
+  tick(now: number): void {
+    const name = this.#name;
+    if (name === "connecting") {
+      if (now >= this.#connectDeadline) {
+        this.#fail(
+          new MqttError(
+            "CONNECT_TIMEOUT",
+            `no CONNACK within ${this.#options.connectTimeout} ms`,
+          ),
+        );
+      }
+      return;
+    }
+    if (name === "disconnected") return;
+    const ka = this.#keepAliveMs;
+    if (ka === 0) return;
+    const paused = this.#readPaused;
+    if (this.#pingOutstanding && !paused && now >= this.#pingTimeoutAt) {
+      this.#fail(
+        new MqttError(
+          "KEEPALIVE_TIMEOUT",
+          `no packet from the server within ${this.#options.pingTimeout} ms after PINGREQ`,
+        ),
+      );
+      return;
+    }
+    // MQTT-3.1.2-23: never let the gap between sent packets exceed keep-alive.
+    // Also probe when the server has been silent for keep-alive, so a half-open
+    // link is found even while we keep sending (QoS 0 into a black hole).
+    if (
+      now >= this.#lastSent + ka ||
+      (!this.#pingOutstanding && !paused && now >= this.#lastReceived + ka)
+    ) {
+      this.#send(PINGREQ, now);
+      if (!this.#pingOutstanding) {
+        this.#pingOutstanding = true;
+        this.#pingTimeoutAt = now + this.#options.pingTimeout;
+      }
+    }
+  }
+
+  /**
+   * The driver stopped (or resumed) reading the socket. While paused the
+   * PINGREQ response timeout is suspended; on resume an outstanding PINGREQ
+   * gets a full `pingTimeout` again, since its answer may sit unread in the socket.
+   */
+  setReadPaused(paused: boolean, now: number): void {
+    if (paused === this.#readPaused) return;
+    this.#readPaused = paused;
+    if (!paused && this.#pingOutstanding) this.#pingTimeoutAt = now + this.#options.pingTimeout;
+  }
+
+  // ---- internals ----
+
+  #send(packet: Packet, now: number): void {
+    this.#lastSent = now;
+    this.#handler.send(packet);
+  }
+
+  /** Moves a publish into the in-flight window and sends it (MQTT-4.3.2-1, MQTT-4.3.3-1: DUP=0). */
+  #start(entry: OutgoingPublish, now: number): void {
+    const m = entry.message;
+    const packet: PublishPacket = {
+      type: "publish",
+      topic: m.topic,
+      payload: m.payload,
+      qos: m.qos,
+      retain: m.retain,
+      dup: false,
+      packetId: this.#data.allocatePacketId(),
+    };
+    entry.packet = packet;
+    this.#data.addInflight(entry);
+    this.#send(packet, now);
+  }
+
+  /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
+  #completed(entry: OutgoingPublish, now: number): void {
+    if (this.#data.pendingCount !== 0) this.#fillWindow(now);
+    entry.done();
+    this.#checkDrained(now);
+  }
+
+  /** Sends waiting publishes in order while the window has room. */
+  #fillWindow(now: number): void {
+    const data = this.#data;
+    const max = this.#options.maxInflight;
+    this.#flushing = true;
+    try {
+      while (this.#name === "connected" || this.#name === "disconnecting") {
+        const head = data.peekWaiting();
+        if (head === undefined) break;
+        if (head.message.qos === 0) {
+          data.shiftWaiting();
+          this.#send(qos0Packet(head.message), now);
+          head.done();
+          continue;
+        }
+        if (data.inflightCount >= max) break;
+        data.shiftWaiting();
+        this.#start(head, now);
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #request(
+    type: "subscribe" | "unsubscribe",
+    done: SubscribeCallback | UnsubscribeCallback,
+    subscriptions: SubscriptionRequest[] | undefined,
+    filters: string[] | undefined,
+    now: number,
+  ): void {
+    const name = this.#name;
+    if (name !== "connected" && name !== "connecting") throw invalidState(type, name);
+    const data = this.#data;
+    const packetId = data.allocatePacketId();
+    const request = new PendingRequest(
+      type === "subscribe"
+        ? { type, packetId, subscriptions: subscriptions! }
+        : { type, packetId, filters: filters! },
+      done,
+    );
+    data.addRequest(request);
+    if (name === "connected") this.#send(request.packet, now);
+    else this.#queuedRequests.push(request);
+  }
+
+  #onPublish(packet: PublishPacket, now: number): void {
+    const qos = packet.qos;
+    if (qos === 0) {
+      this.#handler.deliver(packet);
+      return;
+    }
+    const packetId = packet.packetId!;
+    if (qos === 1) {
+      // MQTT-4.3.2-2: deliver (accept ownership), then PUBACK, in arrival order (MQTT-4.6.0-2).
+      this.#handler.deliver(packet);
+      this.#send({ type: "puback", packetId }, now);
+      return;
+    }
+    // MQTT-4.3.3-2: deliver once per id; until PUBREL, a PUBLISH with the same
+    // id (the DUP resend) is acknowledged with PUBREC but not delivered again.
+    const data = this.#data;
+    if (!data.hasIncoming(packetId)) {
+      this.#handler.deliver(packet);
+      data.addIncoming(packetId);
+    }
+    this.#send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
+  }
+
+  #onConnack(packet: ConnackPacket, now: number): void {
+    this.#connectDeadline = Infinity;
+    if (packet.returnCode !== 0) {
+      this.#fail(new ConnectionRefusedError(packet.returnCode));
+      return;
+    }
+    if (packet.sessionPresent && this.#options.clean) {
+      this.#fail(
+        unexpected(packet, "session present with clean session set (MQTT-3.2.2-1)"),
+      );
+      return;
+    }
+    this.#name = "connected";
+    this.#lastReceived = now;
+    // Publishes made from inside `connected()` must queue behind the resends.
+    this.#flushing = true;
+    try {
+      this.#handler.connected(packet);
+    } finally {
+      this.#flushing = false;
+    }
+    // `connected()` may have closed the session (TS narrows #name too eagerly here).
+    if ((this.#name as SessionStateName) === "disconnected") return;
+    const completed = this.#resume(packet.sessionPresent, now);
+    const queued = this.#queuedRequests;
+    if (queued.length !== 0) {
+      this.#queuedRequests = [];
+      for (const request of queued) this.#send(request.packet, now);
+    }
+    this.#fillWindow(now);
+    if (completed !== undefined) { for (const entry of completed) entry.done(); }
+    this.#checkDrained(now);
+  }
+
+  /**
+   * Re-sends what was in flight on the previous connection, in original order.
+   * Returns QoS 2 publishes that count as complete, for the caller to settle.
+   */
+  #resume(sessionPresent: boolean, now: number): OutgoingPublish[] | undefined {
+    const data = this.#data;
+    // The broker forgot every QoS 2 id it had sent us; a new PUBLISH with an
+    // old id is a new message.
+    if (!sessionPresent) data.clearIncoming();
+    if (data.inflightCount === 0) return undefined;
+    let completed: OutgoingPublish[] | undefined;
+    for (const entry of data.inflight()) {
+      const packet = entry.packet!;
+      if (sessionPresent) {
+        // MQTT-4.4.0-1 and MQTT-4.6.0-1: PUBLISH (with DUP=1, MQTT-3.3.1-1) and
+        // PUBREL again with their original ids, in original order.
+        if (entry.released) this.#send({ type: "pubrel", packetId: packet.packetId! }, now);
+        else this.#send({ ...packet, dup: true }, now);
+      } else if (entry.released) {
+        // Past PUBREC the broker owned the message and has delivered it; its
+        // session (and our PUBREL) is gone, so the flow is complete.
+        data.complete(packet.packetId!);
+        (completed ??= []).push(entry);
+      } else {
+        // No session on the broker: a fresh flow (DUP=0) with the same id,
+        // which is free again on its side. This also covers clean=true, where
+        // the application still expects its pending publishes to go out.
+        this.#send(packet, now);
+      }
+    }
+    return completed;
+  }
+
+  #checkDrained(now: number): void {
+    if (this.#name !== "disconnecting") return;
+    const data = this.#data;
+    if (data.inflightCount !== 0 || data.pendingCount !== 0 || data.requestCount !== 0) return;
+    // MQTT-3.14.4-2: DISCONNECT is the last packet on this connection.
+    this.#send(DISCONNECT, now);
+    this.#name = "disconnected";
+    this.#resetTimers();
+    this.#data.detach(this);
+    this.#handler.closed(undefined);
+  }
+
+  #resetTimers(): void {
+    this.#connectDeadline = Infinity;
+    this.#pingOutstanding = false;
+    this.#pingTimeoutAt = Infinity;
+    this.#flushing = false;
+  }
+
+  #enterDisconnected(error: MqttError): void {
+    this.#name = "disconnected";
+    this.#resetTimers();
+    // Queued requests are in the state's table too; failRequests settles them.
+    this.#queuedRequests = [];
+    this.#data.detach(this);
+    this.#data.failRequests(error);
+  }
+
+  #fail(error: MqttError): void {
+    this.#enterDisconnected(error);
+    this.#handler.closed(error);
+  }
+}
+
+function qos0Packet(m: OutgoingMessage): PublishPacket {
+  return {
+    type: "publish",
+    topic: m.topic,
+    payload: m.payload,
+    qos: 0,
+    retain: m.retain,
+    dup: false,
+  };
+}
+
+export { SessionState } from "./state.ts";

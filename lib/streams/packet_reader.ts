@@ -1,0 +1,234 @@
+/**
+ * {@linkcode PacketReader}: frames a byte stream into MQTT control packets.
+ *
+ * @module
+ */
+import { type CodecOptions, decodePacket, packetLength } from "../codec/mod.ts";
+import type { Packet } from "../codec/packet.ts";
+import { ProtocolError } from "../errors.ts";
+
+/**
+ * Largest packet whose buffer is allocated as soon as its fixed header is read.
+ * A bigger one is gathered as views of the chunks it arrives in and copied once
+ * it is complete, so a peer cannot make us reserve up to 256 MiB with 5 bytes.
+ */
+const PREALLOCATE_LIMIT = 1 << 20;
+
+/** Longest fixed header: one type byte and a Remaining Length of up to 4 bytes (MQTT 2.2.3). */
+const MAX_HEADER_LENGTH = 5;
+
+/**
+ * The transformer behind {@linkcode PacketReader}. A class rather than closures
+ * so that the per-chunk path allocates nothing of its own: the stream calls
+ * its methods with the transformer as `this`.
+ */
+class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
+  readonly #options: CodecOptions | undefined;
+  readonly #maxPacketSize: number | undefined;
+  /** Bytes of a fixed header cut by a chunk end; never handed to the decoder, so reused. */
+  readonly #head: Uint8Array = new Uint8Array(MAX_HEADER_LENGTH);
+  /** How many bytes of {@linkcode #head} are held; 0 when no header is pending. */
+  #headLength = 0;
+  /** Total length of the pending packet once its header is known; 0 when none is pending. */
+  #total = 0;
+  /** How many bytes of the pending packet are held. */
+  #filled = 0;
+  /** Buffer of the pending packet, allocated at its total length (small packets). */
+  #body: Uint8Array | null = null;
+  /** Views of the chunks holding the pending packet (packets over the preallocation limit). */
+  #parts: Uint8Array[] | null = null;
+
+  constructor(options: CodecOptions | undefined) {
+    this.#options = options;
+    this.#maxPacketSize = options?.maxPacketSize;
+  }
+
+  transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Packet>): void {
+    const end = chunk.length;
+    let offset = 0;
+    if (this.#headLength !== 0 || this.#total !== 0) {
+      offset = this.#resume(chunk, end, controller);
+      if (offset < 0) return;
+    }
+    const options = this.#options;
+    const maxPacketSize = this.#maxPacketSize;
+    while (offset < end) {
+      // Throws PACKET_TOO_LARGE before any byte of the body is held.
+      const length = packetLength(chunk, offset, end, maxPacketSize);
+      if (length < 0 || length > end - offset) {
+        this.#hold(chunk, offset, end, length);
+        return;
+      }
+      // Whole packet in this chunk: decode in place; its payload aliases the chunk.
+      controller.enqueue(decodePacket(chunk, offset, offset + length, options));
+      offset += length;
+    }
+  }
+
+  flush(): void {
+    if (this.#headLength !== 0 || this.#total !== 0) {
+      const held = this.#total !== 0 ? this.#filled : this.#headLength;
+      const wanted = this.#total !== 0 ? `${this.#total}` : "an unknown number of";
+      this.#release();
+      throw new ProtocolError(
+        "TRUNCATED_PACKET",
+        `stream ended inside a packet: ${held} of ${wanted} bytes received`,
+      );
+    }
+  }
+
+  cancel(): void {
+    this.#release();
+  }
+
+  /** Keeps the tail `chunk[offset..end)`, the start of a packet that does not end in this chunk. */
+  #hold(chunk: Uint8Array, offset: number, end: number, length: number): void {
+    const count = end - offset;
+    if (length < 0) {
+      // Fewer than 5 bytes: the Remaining Length is not complete yet.
+      const head = this.#head;
+      for (let i = 0; i < count; i++) head[i] = chunk[offset + i];
+      this.#headLength = count;
+      return;
+    }
+    this.#total = length;
+    this.#filled = count;
+    if (length <= PREALLOCATE_LIMIT) {
+      const body = new Uint8Array(length);
+      body.set(chunk.subarray(offset, end));
+      this.#body = body;
+    } else {
+      // The caller hands over chunks it no longer touches, so a view is as good as a copy.
+      this.#parts = [chunk.subarray(offset, end)];
+    }
+  }
+
+  /**
+   * Feeds the start of `chunk` to the pending packet. Returns the offset where
+   * the next packet starts, or -1 when the whole chunk was taken.
+   */
+  #resume(
+    chunk: Uint8Array,
+    end: number,
+    controller: TransformStreamDefaultController<Packet>,
+  ): number {
+    if (this.#total === 0) {
+      // A header is pending: complete it with at most the bytes it can still need.
+      const head = this.#head;
+      const held = this.#headLength;
+      const take = Math.min(MAX_HEADER_LENGTH - held, end);
+      for (let i = 0; i < take; i++) head[held + i] = chunk[i];
+      const length = packetLength(head, 0, held + take, this.#maxPacketSize);
+      if (length < 0) {
+        this.#headLength = held + take;
+        return -1;
+      }
+      this.#headLength = 0;
+      this.#total = length;
+      this.#filled = held;
+      if (length <= PREALLOCATE_LIMIT) {
+        const body = new Uint8Array(length);
+        for (let i = 0; i < held; i++) body[i] = head[i];
+        this.#body = body;
+      } else {
+        this.#parts = [head.slice(0, held)];
+      }
+    }
+    const total = this.#total;
+    const take = Math.min(total - this.#filled, end);
+    const part = take === end ? chunk : chunk.subarray(0, take);
+    const body = this.#body;
+    if (body !== null) body.set(part, this.#filled);
+    else this.#parts!.push(part);
+    this.#filled += take;
+    if (this.#filled < total) return -1;
+    const packet = body !== null ? body : this.#join();
+    this.#release();
+    controller.enqueue(decodePacket(packet, 0, total, this.#options));
+    return take;
+  }
+
+  /** Copies the gathered parts of a large packet into one buffer, the only copy it gets. */
+  #join(): Uint8Array {
+    const packet = new Uint8Array(this.#total);
+    let at = 0;
+    for (const part of this.#parts!) {
+      packet.set(part, at);
+      at += part.length;
+    }
+    return packet;
+  }
+
+  #release(): void {
+    this.#headLength = 0;
+    this.#total = 0;
+    this.#filled = 0;
+    this.#body = null;
+    this.#parts = null;
+  }
+}
+
+/**
+ * A `TransformStream` from bytes to MQTT control packets: pipe a connection's
+ * `readable` through it to get one {@linkcode Packet} per read.
+ *
+ * Chunks may cut packets anywhere, hold many packets, or be empty. A packet
+ * that lies whole inside one chunk is decoded in place, without a copy; only a
+ * packet cut across chunks is copied, once, into a buffer of its exact size
+ * (known from its fixed header).
+ *
+ * **Aliasing:** a decoded PUBLISH `payload` (and a CONNECT will payload or
+ * password) may be a view into the chunk it arrived in. Do not mutate or reuse
+ * a chunk after writing it to the reader. `Deno.Conn.readable` hands out a
+ * fresh buffer per chunk, so piping a connection straight in is safe; copy the
+ * payload (`payload.slice()`) if you keep it long and want the rest of the chunk
+ * to be garbage collected.
+ *
+ * Errors: a malformed packet errors the stream with the codec's
+ * {@linkcode ProtocolError}; with `maxPacketSize` set, a larger packet errors it
+ * with code `PACKET_TOO_LARGE` as soon as its fixed header is read, before its
+ * body is buffered; a stream that ends inside a packet errors with code
+ * `TRUNCATED_PACKET`.
+ *
+ * Backpressure: the writable side holds at most one chunk and the readable side
+ * no packets beyond those decoded from the last chunk, so a reader that stops
+ * reading stops the connection being read.
+ *
+ * @example Decode packets from bytes
+ * ```ts
+ * import { PacketReader } from "./packet_reader.ts";
+ *
+ * // A PINGRESP (0xd0 0x00) cut in two, then a PUBACK for packet id 10.
+ * const bytes = ReadableStream.from([
+ *   new Uint8Array([0xd0]),
+ *   new Uint8Array([0x00, 0x40, 0x02, 0x00, 0x0a]),
+ * ]);
+ * for await (const packet of bytes.pipeThrough(new PacketReader())) {
+ *   console.log(packet.type); // "pingresp", then "puback"
+ * }
+ * ```
+ *
+ * @example Read packets from a TCP connection
+ * ```ts ignore
+ * import { PacketReader } from "./packet_reader.ts";
+ *
+ * const conn = await Deno.connect({ hostname: "localhost", port: 1883 });
+ * const packets = conn.readable.pipeThrough(new PacketReader({ maxPacketSize: 1 << 20 }));
+ * ```
+ */
+export class PacketReader extends TransformStream<Uint8Array, Packet> {
+  /**
+   * Creates a reader.
+   *
+   * @param options `maxPacketSize` bounds the packets accepted (and so the
+   * memory one packet can take); `protocolVersion` selects the wire format.
+   */
+  constructor(options?: CodecOptions) {
+    super(
+      new PacketReaderTransformer(options),
+      // Written out though they are the defaults: they are the backpressure contract.
+      { highWaterMark: 1 },
+      { highWaterMark: 0 },
+    );
+  }
+}

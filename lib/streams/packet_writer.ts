@@ -1,0 +1,72 @@
+/**
+ * {@linkcode PacketWriter}: turns MQTT control packets into bytes.
+ *
+ * @module
+ */
+import { type CodecOptions, encodePacket } from "../codec/mod.ts";
+import type { Packet } from "../codec/packet.ts";
+
+/** The transformer behind {@linkcode PacketWriter}; a class so no closure is made per stream. */
+class PacketWriterTransformer implements Transformer<Packet, Uint8Array> {
+  readonly #options: CodecOptions | undefined;
+
+  constructor(options: CodecOptions | undefined) {
+    this.#options = options;
+  }
+
+  transform(packet: Packet, controller: TransformStreamDefaultController<Uint8Array>): void {
+    // A packet that breaks a rule throws a ProtocolError here, which errors the stream.
+    controller.enqueue(encodePacket(packet, this.#options));
+  }
+}
+
+/**
+ * A `TransformStream` from MQTT control packets to bytes: pipe it into a
+ * connection's `writable` and write one {@linkcode Packet} at a time. Each
+ * packet becomes one chunk holding exactly its bytes, which nothing writes to
+ * again (a small one may be a view into a buffer shared with other chunks, so
+ * use `chunk.byteOffset` and `chunk.length`, not `chunk.buffer` alone).
+ *
+ * A packet that cannot be encoded (it breaks a rule of the specification, or
+ * exceeds `maxPacketSize`) errors the stream with the codec's `ProtocolError`.
+ *
+ * Backpressure: the writable side holds at most one packet and the readable
+ * side no encoded chunk nobody asked for, so `writer.ready` waits while the
+ * connection is slow.
+ *
+ * @example Encode packets to bytes
+ * ```ts
+ * import { PacketWriter } from "./packet_writer.ts";
+ *
+ * const bytes = ReadableStream.from([{ type: "pingreq" } as const])
+ *   .pipeThrough(new PacketWriter());
+ * for await (const chunk of bytes) console.log(chunk); // Uint8Array(2) [ 192, 0 ]
+ * ```
+ *
+ * @example Write packets to a TCP connection
+ * ```ts ignore
+ * import { PacketWriter } from "./packet_writer.ts";
+ *
+ * const conn = await Deno.connect({ hostname: "localhost", port: 1883 });
+ * const packets = new PacketWriter();
+ * packets.readable.pipeTo(conn.writable);
+ * const writer = packets.writable.getWriter();
+ * await writer.write({ type: "pingreq" });
+ * ```
+ */
+export class PacketWriter extends TransformStream<Packet, Uint8Array> {
+  /**
+   * Creates a writer.
+   *
+   * @param options `maxPacketSize` refuses larger packets; `protocolVersion`
+   * selects the wire format.
+   */
+  constructor(options?: CodecOptions) {
+    super(
+      new PacketWriterTransformer(options),
+      // Written out though they are the defaults: they are the backpressure contract.
+      { highWaterMark: 1 },
+      { highWaterMark: 0 },
+    );
+  }
+}
