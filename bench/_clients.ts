@@ -89,6 +89,8 @@ async function connectOurs(url: string, options: ClientOptions): Promise<BenchCl
 }
 
 async function connectMqttJs(url: string, options: ClientOptions): Promise<BenchClient> {
+  // The peer under comparison; npm imports are allowed in bench/ only (issue 8).
+  // deno-lint-ignore no-import-prefix
   const { default: mqtt } = await import("npm:mqtt@5");
   const { Buffer } = await import("node:buffer");
   const client = await mqtt.connectAsync(url, {

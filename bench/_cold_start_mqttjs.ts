@@ -4,6 +4,8 @@
  *
  * @module
  */
+// The peer under comparison; npm imports are allowed in bench/ only (issue 8).
+// deno-lint-ignore no-import-prefix
 import mqtt from "npm:mqtt@5";
 
 const client = await mqtt.connectAsync(Deno.args[0], {

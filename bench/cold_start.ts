@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { IMPL_NAMES, type Impl, IMPLS } from "./_clients.ts";
+import { type Impl, IMPL_NAMES, IMPLS } from "./_clients.ts";
 import { arg, median, startMosquitto } from "./_mosquitto.ts";
 
 const CHILD: Record<Impl, string> = {

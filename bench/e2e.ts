@@ -19,7 +19,7 @@
  * @module
  */
 import type { QoS } from "../lib/codec/packet.ts";
-import { connectClient, IMPL_NAMES, type Impl, IMPLS } from "./_clients.ts";
+import { connectClient, type Impl, IMPL_NAMES, IMPLS } from "./_clients.ts";
 import { arg, fmt, median, startMosquitto } from "./_mosquitto.ts";
 
 /** libmosquitto's figures on this machine, msg/s, by QoS (issue 8). */
@@ -198,7 +198,9 @@ async function main(): Promise<number> {
           const result = await runChild(impl, qos, messages);
           const key = `${impl}/${qos}`;
           rates.set(key, [...(rates.get(key) ?? []), result.rate]);
-          console.error(`run ${r + 1}/${runs}  ${IMPL_NAMES[impl]} QoS ${qos}: ${fmt(result.rate)}`);
+          console.error(
+            `run ${r + 1}/${runs}  ${IMPL_NAMES[impl]} QoS ${qos}: ${fmt(result.rate)}`,
+          );
         } catch (err) {
           failed = true;
           console.error(String(err instanceof Error ? err.message : err));
@@ -211,7 +213,13 @@ async function main(): Promise<number> {
     `\nEnd to end via Mosquitto: ${fmt(messages)} × ${PAYLOAD_SIZE} B, window ${WINDOW}, ` +
       `median of ${runs} run(s), msg/s at the subscriber`,
   );
-  const rows = [["QoS", ...impls.map((i) => IMPL_NAMES[i]), "ours/MQTT.js", "libmosquitto", "bars"]];
+  const rows = [[
+    "QoS",
+    ...impls.map((i) => IMPL_NAMES[i]),
+    "ours/MQTT.js",
+    "libmosquitto",
+    "bars",
+  ]];
   for (const qos of qosList) {
     const med = (impl: Impl) => {
       const list = rates.get(`${impl}/${qos}`);

@@ -16,7 +16,7 @@
  * @module
  */
 import type { QoS } from "../lib/codec/packet.ts";
-import { connectClient, IMPL_NAMES, type Impl, IMPLS } from "./_clients.ts";
+import { connectClient, type Impl, IMPL_NAMES, IMPLS } from "./_clients.ts";
 import { arg, quantile, startMosquitto } from "./_mosquitto.ts";
 
 const PAYLOAD_SIZE = 64;

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { connectClient, IMPL_NAMES, type Impl, IMPLS } from "./_clients.ts";
+import { connectClient, type Impl, IMPL_NAMES, IMPLS } from "./_clients.ts";
 import { arg, fmt, startMosquitto } from "./_mosquitto.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -48,7 +48,9 @@ async function idleConnections(impl: Impl, count: number) {
   for (let i = 0; i < count; i += 50) {
     const batch = [];
     for (let j = i; j < Math.min(count, i + 50); j++) {
-      batch.push(connectClient(impl, broker.url, { clientId: `idle-${impl}-${j}`, keepAlive: 600 }));
+      batch.push(
+        connectClient(impl, broker.url, { clientId: `idle-${impl}-${j}`, keepAlive: 600 }),
+      );
     }
     clients.push(...await Promise.all(batch));
   }
@@ -112,7 +114,9 @@ async function inflightMessages(impl: Impl, count: number) {
   const expected = start + count * (2 + 2 + 5 + 2 + 64);
   const deadline = performance.now() + 30_000;
   while (bytes < expected && performance.now() < deadline) await sleep(10);
-  if (bytes < expected) throw new Error(`only ${bytes - start} of ${expected - start} bytes written`);
+  if (bytes < expected) {
+    throw new Error(`only ${bytes - start} of ${expected - start} bytes written`);
+  }
   collect();
   const after = Deno.memoryUsage();
   for (const conn of conns) {
@@ -165,7 +169,9 @@ async function runChild(impl: Impl, what: string, count: number) {
   }).output();
   const out = new TextDecoder().decode(stdout).trim();
   if (code !== 0) {
-    throw new Error(`${IMPL_NAMES[impl]} ${what}: exit ${code}\n${new TextDecoder().decode(stderr)}`);
+    throw new Error(
+      `${IMPL_NAMES[impl]} ${what}: exit ${code}\n${new TextDecoder().decode(stderr)}`,
+    );
   }
   return JSON.parse(out.slice(out.lastIndexOf("\n") + 1));
 }

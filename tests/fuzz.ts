@@ -217,7 +217,7 @@ export const MUTATIONS = [
   "splice",
 ] as const;
 
-/** Builds fuzz input number `index` of a run (deterministic per seed and index). */
+/** Builds the next fuzz input from `rng`: random bytes or a mutated valid packet. */
 export function fuzzInput(rng: Rng): { kind: (typeof MUTATIONS)[number]; input: Uint8Array } {
   const kind = MUTATIONS[int(rng, MUTATIONS.length)];
   if (kind === "random") {

@@ -382,7 +382,7 @@ brokerTest("restart keeps ports and the persisted database, even after SIGKILL",
     "1",
   ]);
   assert.equal(pub.code, 0, pub.stderr);
-  // autosave_on_changes writes the database at the next turn of Mosquitto's event loop.
+  // The database is written every second.
   await waitFor("the database to hold the message", async () => {
     const db = await Deno.readFile(`${broker.dir}/mosquitto.db`).catch(() => new Uint8Array());
     return new TextDecoder("latin1").decode(db).includes("retained-payload");
@@ -403,6 +403,26 @@ brokerTest("restart keeps ports and the persisted database, even after SIGKILL",
     await mosquittoSub(["-p", p, "-t", "keep/#", "-v"], { count: 1, timeoutMs: 5000 }),
     ["keep/me retained-payload"],
   );
+});
+
+brokerTest("persistence with autosaveChanges writes the database after each change", async () => {
+  await using broker = await startMosquitto({ persistence: { autosaveChanges: 1 } });
+  const config = await Deno.readTextFile(broker.configFile);
+  assert.match(config, /^autosave_on_changes true\nautosave_interval 1$/m);
+  const pub = await mosquittoPub([
+    "-p",
+    String(broker.port),
+    "-t",
+    "k",
+    "-m",
+    "saved-at-once",
+    "-r",
+  ]);
+  assert.equal(pub.code, 0, pub.stderr);
+  await waitFor("the database to hold the message", async () => {
+    const db = await Deno.readFile(`${broker.dir}/mosquitto.db`).catch(() => new Uint8Array());
+    return new TextDecoder("latin1").decode(db).includes("saved-at-once");
+  }, 1000);
 });
 
 brokerTest("pause stops the broker answering (SIGSTOP), resume lets it answer again", async () => {

@@ -42,7 +42,7 @@ function tsFiles(path: string): URL[] {
  * Source code with comments blanked out (newlines kept, so line numbers still match). String
  * and template literals are skipped over, so `"//"` inside one is not taken for a comment.
  */
-export function withoutComments(source: string): string {
+function withoutComments(source: string): string {
   let out = "";
   let i = 0;
   while (i < source.length) {
@@ -75,7 +75,9 @@ const DENO_USE = /\bDeno\s*(\?\.|\.|\[)|\[\s*["'`]Deno["'`]\s*\]/;
 function denoUses(file: URL): string[] {
   const lines = withoutComments(Deno.readTextFileSync(file)).split("\n");
   const path = file.href.slice(ROOT.href.length);
-  return lines.flatMap((line, n) => DENO_USE.test(line) ? [`${path}:${n + 1}: ${line.trim()}`] : []);
+  return lines.flatMap((line, n) =>
+    DENO_USE.test(line) ? [`${path}:${n + 1}: ${line.trim()}`] : []
+  );
 }
 
 interface GraphDependency {
@@ -192,44 +194,47 @@ try {
 console.log(JSON.stringify(result));
 `;
 
-brokerTest("without globalThis.Deno the client works over ws://; mqtt:// loads tcp.ts", async () => {
-  await using broker = await startMosquitto({ websockets: true });
-  const dir = await Deno.makeTempDir({ prefix: "runtime-neutral-" });
-  try {
-    await Deno.writeTextFile(`${dir}/child.js`, CHILD);
-    // The TCP transport is replaced by a module that throws if it is ever evaluated.
-    await Deno.writeTextFile(
-      `${dir}/import_map.json`,
-      JSON.stringify({
-        imports: { [TCP]: "data:text/javascript,throw new Error('tcp.ts was loaded')" },
-      }),
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-config",
-        "--no-check",
-        `--import-map=${dir}/import_map.json`,
-        "--allow-net=127.0.0.1",
-        "--allow-read",
-        `${dir}/child.js`,
-        new URL("lib/client/connect.ts", ROOT).href,
-        broker.wsUrl!,
-        broker.url,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.ok(out.success, `child failed:\n${stdout}\n${stderr}`);
-    const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
-    assert.deepEqual(result, {
-      denoGone: true,
-      received: "without Deno",
-      mqtt: "TRANSPORT_ERROR: connect failed: tcp.ts was loaded",
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+brokerTest(
+  "without globalThis.Deno the client works over ws://; mqtt:// loads tcp.ts",
+  async () => {
+    await using broker = await startMosquitto({ websockets: true });
+    const dir = await Deno.makeTempDir({ prefix: "runtime-neutral-" });
+    try {
+      await Deno.writeTextFile(`${dir}/child.js`, CHILD);
+      // The TCP transport is replaced by a module that throws if it is ever evaluated.
+      await Deno.writeTextFile(
+        `${dir}/import_map.json`,
+        JSON.stringify({
+          imports: { [TCP]: "data:text/javascript,throw new Error('tcp.ts was loaded')" },
+        }),
+      );
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-config",
+          "--no-check",
+          `--import-map=${dir}/import_map.json`,
+          "--allow-net=127.0.0.1",
+          "--allow-read",
+          `${dir}/child.js`,
+          new URL("lib/client/connect.ts", ROOT).href,
+          broker.wsUrl!,
+          broker.url,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.ok(out.success, `child failed:\n${stdout}\n${stderr}`);
+      const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
+      assert.deepEqual(result, {
+        denoGone: true,
+        received: "without Deno",
+        mqtt: "TRANSPORT_ERROR: connect failed: tcp.ts was loaded",
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -14,9 +14,9 @@ import type {
   SubackReturnCode,
 } from "../codec/packet.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
-import { MqttError, SubscribeError } from "../errors.ts";
+import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
 import { Session } from "../session/session.ts";
-import { SessionState } from "../session/state.ts";
+import { OutgoingPublish, SessionState } from "../session/state.ts";
 import type { SessionHandler } from "../session/types.ts";
 import { PacketReader } from "../streams/packet_reader.ts";
 import { PacketWriter } from "../streams/packet_writer.ts";
@@ -41,7 +41,23 @@ export interface SubscribeOptions {
   bufferSize?: number;
 }
 
-/** Detail of the `close` event: the error that ended the connection, if any. */
+/** Detail of the `connect` event. */
+export interface ConnectEventDetail {
+  /** CONNACK's session present flag. */
+  sessionPresent: boolean;
+  /** Whether this connection replaced a lost one. */
+  reconnect: boolean;
+}
+
+/** Detail of the `reconnect` event: a new attempt is scheduled. */
+export interface ReconnectEventDetail {
+  /** 1 for the first attempt after a loss, counting up until one succeeds. */
+  attempt: number;
+  /** Milliseconds until the attempt. */
+  delay: number;
+}
+
+/** Detail of the `close` and `disconnect` events: the error that ended the connection, if any. */
 export interface CloseEventDetail {
   /** Undefined when the connection ended because the user closed it. */
   error: MqttError | undefined;
@@ -94,6 +110,8 @@ class Connection implements SessionHandler {
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
   #ended = false;
+  /** Set once CONNACK accepted this connection. */
+  accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
   readonly finished: Promise<void>;
 
@@ -145,7 +163,12 @@ class Connection implements SessionHandler {
   }
 
   connected(connack: ConnackPacket): void {
+    this.accepted = true;
     this.#connack.resolve(connack);
+  }
+
+  resubscribeFailed(filter: string, error: MqttError): void {
+    this.#client.resubscribeFailed(filter, error);
   }
 
   closed(error: MqttError | undefined): void {
@@ -204,12 +227,28 @@ class Connection implements SessionHandler {
   }
 }
 
+/** Errors after which reconnecting cannot help: the broker refused who we are. */
+function isFatal(error: MqttError | undefined): boolean {
+  if (error instanceof ConnectionRefusedError) return error.returnCode !== 3; // 3: server unavailable
+  return error?.code === "INVALID_OPTION" ||
+    (error instanceof ProtocolError && error.packetType === "connect");
+}
+
 /**
  * A connected MQTT client. Create one with {@linkcode connect}.
  *
- * Events (an `EventTarget`): `connect` when CONNACK accepts the connection,
- * `close` when the connection ends (a `CustomEvent<CloseEventDetail>`), and
- * `error` (a `CustomEvent<MqttError>`) when it ends because of an error.
+ * Events (an `EventTarget`):
+ * - `connect`: CONNACK accepted a connection (the first and every reconnect);
+ *   a `CustomEvent<ConnectEventDetail>`.
+ * - `disconnect`: an accepted connection ended; `CustomEvent<CloseEventDetail>`.
+ * - `reconnect`: a reconnect attempt is scheduled; `CustomEvent<ReconnectEventDetail>`.
+ * - `error`: a connection or a reconnect attempt failed; `CustomEvent<MqttError>`.
+ * - `close`: the client is closed for good; `CustomEvent<CloseEventDetail>`.
+ *
+ * After a lost connection the client reconnects (unless `reconnect: false`).
+ * Subscriptions keep working across reconnects: when the broker kept no
+ * session, the session subscribes again before queued publishes flow.
+ * Publishes made while disconnected wait in a bounded queue.
  *
  * Messages that arrive for no subscription (a resumed session's queued
  * messages arrive right after CONNACK, before the user subscribes again) are
@@ -232,13 +271,17 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   /** The client identifier sent in CONNECT. */
   readonly clientId: string;
   readonly #options: ResolvedOptions;
-  readonly #state = new SessionState();
+  readonly #state: SessionState;
   #connection: Connection | undefined;
   #sessionPresent = false;
   #closed = false;
   #closing: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #attempt = 0;
+  #attemptController: AbortController | undefined;
+  #online: PromiseWithResolvers<void> | undefined;
   readonly #subscriptions = new Set<Subscription>();
   readonly #filterCounts = new Map<string, number>();
   #held: Message[] = [];
@@ -251,9 +294,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     super();
     this.#options = options;
     this.clientId = options.clientId;
+    this.#state = new SessionState(); // QUEUE_BOUNDS_PENDING
   }
 
-  /** Whether the server had a session for this client (CONNACK's session present flag). */
+  /** Whether the server had a session for this client (CONNACK's session present flag, latest connection). */
   get sessionPresent(): boolean {
     return this.#sessionPresent;
   }
@@ -263,15 +307,46 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#connection?.session.state === "connected";
   }
 
-  /** Whether {@linkcode close} was called or the connection ended for good. */
+  /** Whether {@linkcode close} was called or the client ended for good. */
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** @internal Opens the transport and waits for CONNACK. */
+  /** Publishes waiting for the connection or for an in-flight window slot. */
+  get queued(): number {
+    return this.#state.pendingCount;
+  }
+
+  /** @internal Opens the first connection; `connect()` calls it once. */
   async open(): Promise<void> {
+    try {
+      await this.#connectOnce();
+    } catch (err) {
+      const error = asMqttError(err, "connect failed");
+      this.#closed = true;
+      this.#shutdown(error, error);
+      throw error;
+    }
+    const userSignal = this.#options.signal;
+    if (userSignal) {
+      this.#abortListener = () => void this.close().catch(noop);
+      userSignal.addEventListener("abort", this.#abortListener, { once: true });
+    }
+    this.dispatchEvent(
+      new CustomEvent<ConnectEventDetail>("connect", {
+        detail: { sessionPresent: this.#sessionPresent, reconnect: false },
+      }),
+    );
+  }
+
+  /**
+   * One connection attempt: opens the transport and waits for CONNACK, within
+   * `connectTimeout` and the user's signal. Leaves no connection behind on failure.
+   */
+  async #connectOnce(): Promise<void> {
     const options = this.#options;
     const controller = new AbortController();
+    this.#attemptController = controller;
     const userSignal = options.signal;
     const onAbort = () =>
       controller.abort(
@@ -293,6 +368,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (userSignal?.aborted) onAbort();
       controller.signal.throwIfAborted();
       const transport = await openTransport(options, controller.signal);
+      if (controller.signal.aborted) {
+        transport.close();
+        controller.signal.throwIfAborted();
+      }
       const connection = new Connection(this, transport, options, this.#state);
       this.#connection = connection;
       const aborted = new Promise<never>((_, reject) => {
@@ -311,25 +390,58 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw error;
       }
       this.#sessionPresent = connack.sessionPresent;
+      this.#attempt = 0;
+      this.#online?.resolve();
+      this.#online = undefined;
     } catch (err) {
-      this.#closed = true;
-      this.#state.abandon(asMqttError(err, "connect failed"));
-      this.#clearTimer();
       throw asMqttError(controller.signal.reason ?? err, "connect failed");
     } finally {
       clearTimeout(timer);
       userSignal?.removeEventListener("abort", onAbort);
+      if (this.#attemptController === controller) this.#attemptController = undefined;
     }
-    if (userSignal) {
-      this.#abortListener = () => void this.close().catch(noop);
-      userSignal.addEventListener("abort", this.#abortListener, { once: true });
+  }
+
+  /** Schedules the next reconnect attempt: exponential backoff with full jitter. */
+  #scheduleReconnect(backoff: { minDelay: number; maxDelay: number }): void {
+    const cap = Math.min(backoff.maxDelay, backoff.minDelay * 2 ** Math.min(this.#attempt, 30));
+    const delay = Math.random() * cap;
+    this.#attempt++;
+    this.dispatchEvent(
+      new CustomEvent<ReconnectEventDetail>("reconnect", {
+        detail: { attempt: this.#attempt, delay },
+      }),
+    );
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#reconnect(backoff);
+    }, delay);
+  }
+
+  async #reconnect(backoff: { minDelay: number; maxDelay: number }): Promise<void> {
+    try {
+      await this.#connectOnce();
+    } catch (err) {
+      if (this.#closed) return;
+      const error = asMqttError(err, "reconnect failed");
+      this.dispatchEvent(new CustomEvent("error", { detail: error }));
+      if (isFatal(error)) this.#finish(error);
+      else this.#scheduleReconnect(backoff);
+      return;
     }
-    this.dispatchEvent(new Event("connect"));
+    if (this.#closed) return;
+    this.dispatchEvent(
+      new CustomEvent<ConnectEventDetail>("connect", {
+        detail: { sessionPresent: this.#sessionPresent, reconnect: true },
+      }),
+    );
   }
 
   /**
    * Publishes a message. Resolves when its QoS flow completes: once written
-   * for QoS 0, on PUBACK for QoS 1, on PUBCOMP for QoS 2.
+   * for QoS 0, on PUBACK for QoS 1, on PUBCOMP for QoS 2. While disconnected
+   * the message waits in the bounded queue (see `queue` in the options); a
+   * full queue rejects with `QUEUE_FULL`.
    *
    * @example
    * ```ts ignore
@@ -348,10 +460,22 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (!(bytes instanceof Uint8Array)) {
         throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
       }
-      const connection = this.#activeConnection();
+      if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
+      const message = { topic, payload: bytes, qos, retain: options.retain === true };
+      const connection = this.#connection;
+      if (connection === undefined || connection.ended) {
+        if (qos === 0 && !this.#options.queue.qos0WhenOffline) {
+          throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
+        }
+        return new Promise<void>((resolve, reject) => {
+          this.#state.enqueue(
+            new OutgoingPublish(message, (error) => error ? reject(error) : resolve()),
+          );
+        });
+      }
       return new Promise<void>((resolve, reject) => {
         connection.session.publish(
-          { topic, payload: bytes, qos, retain: options.retain === true },
+          message,
           now(),
           (error) =>
             error
@@ -370,7 +494,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   /**
    * Subscribes to one or more topic filters. Resolves with a
    * {@linkcode Subscription} once the server grants every filter; a filter
-   * refused with 0x80 rejects with {@linkcode SubscribeError}.
+   * refused with 0x80 rejects with {@linkcode SubscribeError}. While
+   * disconnected it waits for the next connection.
    *
    * @example
    * ```ts ignore
@@ -389,7 +514,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     for (const filter of list) validateTopicFilter(filter);
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
-    const connection = this.#activeConnection();
+    const connection = await this.#whenOnline();
     const codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
       connection.session.subscribe(
         list.map((filter) => ({ filter, qos })),
@@ -409,6 +534,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       bufferSize,
       unsubscribe: (s) => this.#release(s),
     });
+    if (this.#closed) {
+      sub.end();
+      return sub;
+    }
     this.#subscriptions.add(sub);
     for (const filter of list) {
       this.#filterCounts.set(filter, (this.#filterCounts.get(filter) ?? 0) + 1);
@@ -444,9 +573,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   }
 
   /**
-   * Closes the connection: waits (up to `closeTimeout`) for in-flight
-   * messages to complete, sends DISCONNECT and closes the transport.
-   * Publishes still unfinished then reject with `CLOSE_TIMEOUT`.
+   * Closes the client: waits (up to `closeTimeout`) for in-flight and queued
+   * messages to complete, sends DISCONNECT and closes the transport. Publishes
+   * still unfinished then reject with `CLOSE_TIMEOUT`. Stops reconnecting.
    *
    * @example
    * ```ts ignore
@@ -464,7 +593,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   }
 
   async #close(): Promise<void> {
+    const wasClosed = this.#closed;
     this.#closed = true;
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#attemptController?.abort(new MqttError("ABORTED", "the client was closed"));
     const connection = this.#connection;
     if (connection && !connection.ended) {
       if (connection.session.state === "connected") {
@@ -484,16 +617,32 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       undefined,
       new MqttError("CLOSE_TIMEOUT", "the client closed before this completed"),
     );
+    if (!wasClosed) {
+      this.dispatchEvent(
+        new CustomEvent<CloseEventDetail>("close", { detail: { error: undefined } }),
+      );
+    }
   }
 
-  /** Ends everything for good: pending work fails, subscriptions finish, timers stop. */
-  #shutdown(error: MqttError | undefined, pendingError: MqttError): void {
+  /** Closes for good after an error nothing can recover from. */
+  #finish(error: MqttError | undefined): void {
     this.#closed = true;
+    this.#shutdown(error, error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
+    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: { error } }));
+  }
+
+  /** Ends everything: pending work fails, subscriptions finish, timers stop. */
+  #shutdown(error: MqttError | undefined, pendingError: MqttError): void {
     this.#clearTimer();
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
     this.#state.abandon(pendingError);
     for (const sub of this.#subscriptions) sub.end(error);
     this.#subscriptions.clear();
     this.#heldReady?.resolve();
+    this.#online?.reject(pendingError);
+    this.#online?.promise.catch(noop);
+    this.#online = undefined;
     if (this.#abortListener) {
       this.#options.signal?.removeEventListener("abort", this.#abortListener);
       this.#abortListener = undefined;
@@ -504,12 +653,28 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   connectionEnded(connection: Connection, error: MqttError | undefined): void {
     if (connection !== this.#connection) return;
     this.#clearTimer();
-    if (!this.#closed || error) {
-      // Without reconnect, a lost connection ends the client.
-      this.#shutdown(error, error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
-    }
+    // A connection CONNACK never accepted is a failed attempt; its caller reports it.
+    if (!connection.accepted) return;
     if (error) this.dispatchEvent(new CustomEvent("error", { detail: error }));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: { error } }));
+    this.dispatchEvent(new CustomEvent<CloseEventDetail>("disconnect", { detail: { error } }));
+    if (this.#closed) return; // close() is under way and finishes the job
+    const backoff = this.#options.reconnect;
+    if (backoff === false || isFatal(error)) {
+      this.#finish(error ?? new MqttError("CONNECTION_CLOSED", "the connection closed"));
+    } else {
+      this.#scheduleReconnect(backoff);
+    }
+  }
+
+  /** @internal The session could not subscribe again after a reconnect. */
+  resubscribeFailed(filter: string, error: MqttError): void {
+    for (const sub of [...this.#subscriptions]) {
+      if (!sub.filters.includes(filter)) continue;
+      this.#subscriptions.delete(sub);
+      for (const f of sub.filters) this.#decrement(f);
+      sub.end(error);
+    }
+    this.dispatchEvent(new CustomEvent("error", { detail: error }));
   }
 
   /** @internal Hands a delivered message to every matching subscription, or holds it. */
@@ -538,9 +703,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
 
   /** @internal Keeps one timer armed for the session's next deadline. */
   armTimer(): void {
-    const session = this.#connection?.session;
-    if (!session || this.#closedForGood()) return;
-    const deadline = session.deadline;
+    const connection = this.#connection;
+    if (!connection || connection.ended) return;
+    const deadline = connection.session.deadline;
     // A later deadline needs no new timer: the earlier one fires, ticks, and re-arms.
     if (deadline === Infinity || deadline >= this.#timerAt) return;
     this.#clearTimer();
@@ -548,15 +713,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
-      const current = this.#connection?.session;
-      if (!current) return;
-      current.tick(now());
+      const current = this.#connection;
+      if (!current || current.ended) return;
+      current.session.tick(now());
       this.armTimer();
     }, Math.max(0, deadline - now()));
-  }
-
-  #closedForGood(): boolean {
-    return this.#closed && (this.#connection === undefined || this.#connection.ended);
   }
 
   #clearTimer(): void {
@@ -565,12 +726,13 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#timerAt = Infinity;
   }
 
-  #activeConnection(): Connection {
+  /** The accepted connection, waiting for the next one while reconnecting. */
+  #whenOnline(): Promise<Connection> | Connection {
+    if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
     const connection = this.#connection;
-    if (this.#closed || !connection || connection.ended) {
-      throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-    }
-    return connection;
+    if (connection && !connection.ended && connection.accepted) return connection;
+    this.#online ??= Promise.withResolvers();
+    return this.#online.promise.then(() => this.#whenOnline());
   }
 
   /** Moves held messages that match a new subscription into it, in arrival order. */
@@ -606,10 +768,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (unused.length > 0 && !this.#closed) await this.#sendUnsubscribe(unused);
   }
 
-  #sendUnsubscribe(filters: string[]): Promise<void> {
-    if (filters.length === 0) return Promise.resolve();
-    const connection = this.#activeConnection();
-    return new Promise<void>((resolve, reject) => {
+  async #sendUnsubscribe(filters: string[]): Promise<void> {
+    if (filters.length === 0) return;
+    const connection = await this.#whenOnline();
+    await new Promise<void>((resolve, reject) => {
       connection.session.unsubscribe(filters, now(), (error) => error ? reject(error) : resolve());
       this.armTimer();
     });

@@ -110,6 +110,48 @@ export interface ConnectOptions {
    * transport, e.g. a tunnel or an in-memory pipe. Receives the parsed URL.
    */
   transport?: (url: URL) => Promise<Transport>;
+  /**
+   * Reconnect automatically when an established connection is lost, with
+   * exponential backoff and full jitter: attempt n waits a random time in
+   * `[0, min(maxDelay, minDelay × 2^n))`. `false` turns it off: a lost
+   * connection then closes the client. The first `connect()` is never retried.
+   * @default {{ minDelay: 100, maxDelay: 30000 }}
+   */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * Bounds of the queue of publishes waiting for the connection or for an
+   * in-flight window slot (the offline queue).
+   */
+  queue?: QueueOptions;
+}
+
+/** Backoff of {@linkcode ConnectOptions.reconnect}, in milliseconds. */
+export interface ReconnectOptions {
+  /** Upper bound of the first retry's delay. @default {100} */
+  minDelay?: number;
+  /** Upper bound of any retry's delay. @default {30000} */
+  maxDelay?: number;
+}
+
+/** Bounds of the publish queue; see {@linkcode ConnectOptions.queue}. */
+export interface QueueOptions {
+  /** Most publishes waiting at once. @default {10000} */
+  maxMessages?: number;
+  /** Most topic and payload bytes waiting at once. @default {16777216} (16 MiB) */
+  maxBytes?: number;
+  /**
+   * What a publish meets when the queue is full: `"reject"` fails it with
+   * `QUEUE_FULL`; `"drop-oldest"` fails the oldest waiting publish with
+   * `QUEUE_FULL` and queues the new one.
+   * @default {"reject"}
+   */
+  overflow?: "reject" | "drop-oldest";
+  /**
+   * Whether QoS 0 publishes made while disconnected wait in the queue; when
+   * `false` they reject at once with `CONNECTION_CLOSED`.
+   * @default {true}
+   */
+  qos0WhenOffline?: boolean;
 }
 
 /** A parsed broker URL with default port and path applied. */
@@ -160,6 +202,10 @@ export interface ResolvedOptions {
   signal?: AbortSignal;
   /** Caller's transport factory, if any. */
   transport?: (url: URL) => Promise<Transport>;
+  /** Reconnect backoff, or `false` when reconnecting is off. */
+  reconnect: Required<ReconnectOptions> | false;
+  /** Publish queue bounds, with defaults applied. */
+  queue: Required<QueueOptions>;
 }
 
 /** Default values of {@linkcode ConnectOptions}. */
@@ -173,6 +219,13 @@ export const DEFAULTS: {
   readonly bufferSize: 1000;
   readonly closeTimeout: 5_000;
   readonly wsPath: "/mqtt";
+  readonly reconnect: { readonly minDelay: 100; readonly maxDelay: 30_000 };
+  readonly queue: {
+    readonly maxMessages: 10_000;
+    readonly maxBytes: 16_777_216;
+    readonly overflow: "reject";
+    readonly qos0WhenOffline: true;
+  };
 } = Object.freeze({
   clean: true,
   keepAlive: 60,
@@ -183,6 +236,13 @@ export const DEFAULTS: {
   bufferSize: 1000,
   closeTimeout: 5_000,
   wsPath: "/mqtt",
+  reconnect: Object.freeze({ minDelay: 100, maxDelay: 30_000 } as const),
+  queue: Object.freeze({
+    maxMessages: 10_000,
+    maxBytes: 16_777_216,
+    overflow: "reject",
+    qos0WhenOffline: true,
+  } as const),
 });
 
 const DEFAULT_PORTS: Record<BrokerProtocol, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
@@ -432,7 +492,12 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     throw invalid("transport must be a function (url: URL) => Promise<Transport>");
   }
 
+  const reconnect = resolveReconnect(options.reconnect);
+  const queue = resolveQueue(options.queue);
+
   const resolved: ResolvedOptions = {
+    reconnect,
+    queue,
     url: broker,
     clientId,
     clean,
@@ -451,6 +516,46 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (options.signal !== undefined) resolved.signal = options.signal;
   if (options.transport !== undefined) resolved.transport = options.transport;
   return resolved;
+}
+
+function resolveReconnect(value: ConnectOptions["reconnect"]): ResolvedOptions["reconnect"] {
+  if (value === false) return false;
+  if (value === undefined || value === true) return { ...DEFAULTS.reconnect };
+  if (typeof value !== "object" || value === null) {
+    throw invalid("reconnect must be a boolean or { minDelay, maxDelay }");
+  }
+  const minDelay = value.minDelay === undefined
+    ? DEFAULTS.reconnect.minDelay
+    : checkMillis("reconnect.minDelay", value.minDelay, 1);
+  const maxDelay = value.maxDelay === undefined
+    ? Math.max(minDelay, DEFAULTS.reconnect.maxDelay)
+    : checkMillis("reconnect.maxDelay", value.maxDelay, 1);
+  if (maxDelay < minDelay) {
+    throw invalid(`reconnect.maxDelay (${maxDelay}) is below reconnect.minDelay (${minDelay})`);
+  }
+  return { minDelay, maxDelay };
+}
+
+function resolveQueue(value: QueueOptions | undefined): Required<QueueOptions> {
+  const d = DEFAULTS.queue;
+  if (value === undefined) return { ...d };
+  if (typeof value !== "object" || value === null) throw invalid("queue must be an object");
+  const overflow = value.overflow ?? d.overflow;
+  if (overflow !== "reject" && overflow !== "drop-oldest") {
+    throw invalid(`queue.overflow must be "reject" or "drop-oldest", got ${String(overflow)}`);
+  }
+  return {
+    maxMessages: value.maxMessages === undefined
+      ? d.maxMessages
+      : checkInteger("queue.maxMessages", value.maxMessages, 0, Number.MAX_SAFE_INTEGER),
+    maxBytes: value.maxBytes === undefined
+      ? d.maxBytes
+      : checkInteger("queue.maxBytes", value.maxBytes, 0, Number.MAX_SAFE_INTEGER),
+    overflow,
+    qos0WhenOffline: value.qos0WhenOffline === undefined
+      ? d.qos0WhenOffline
+      : checkBoolean("queue.qos0WhenOffline", value.qos0WhenOffline),
+  };
 }
 
 /**

@@ -54,4 +54,7 @@ async function run(variant: string, brokerUrl: string): Promise<PageResult> {
 const query = new URLSearchParams(location.search);
 const variant = query.get("variant") ?? "modules";
 const result = await run(variant, query.get("broker") ?? "");
-await fetch("/result", { method: "POST", body: JSON.stringify(result) });
+// The server answers with the next page to check, or nothing.
+const reply = await fetch("/result", { method: "POST", body: JSON.stringify(result) });
+const next = await reply.text();
+if (next !== "") location.href = next;

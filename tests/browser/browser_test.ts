@@ -1,0 +1,126 @@
+/**
+ * The browser check: the client loaded in headless Chromium connects over `ws://` to a test
+ * Mosquitto, publishes a message to itself and receives it. Run twice in one browser: as
+ * separate ES modules (each `.ts` file served with its types stripped, as `tests/browser/serve.ts`
+ * does; no bundler, works offline) and as the single file `deno bundle --platform browser` makes
+ * (skipped with a warning when `deno bundle` cannot run, e.g. without its esbuild download).
+ *
+ * Needs Chromium (`apt-get install -y chromium`) and Mosquitto. Without Chromium the test is
+ * ignored with a warning, unless env `CI` is set: then it fails.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { ignoreWithoutMosquitto, mosquittoAvailable, startMosquitto } from "../broker/mosquitto.ts";
+import { findChromium, launchChromium } from "./chromium.ts";
+import { type PostedResult, startPageServer } from "./serve.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const TIMEOUT_MS = 45_000;
+
+function inCi(): boolean {
+  const ci = Deno.env.get("CI");
+  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
+}
+
+function ignoreWithoutChromium(): boolean {
+  if (findChromium() !== undefined || inCi()) return false;
+  console.warn(
+    "Chromium is not installed: the browser check is ignored " +
+      "(apt-get install -y chromium; with CI set it fails instead)",
+  );
+  return true;
+}
+
+/** The page script bundled by `deno bundle`, or `undefined` (with a warning) if it cannot run. */
+async function bundlePage(): Promise<string | undefined> {
+  const dir = await Deno.makeTempDir({ prefix: "browser-bundle-" });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--platform=browser",
+        "--no-check",
+        "--output",
+        `${dir}/page.js`,
+        "tests/browser/page.ts",
+      ],
+      cwd: ROOT.pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      console.warn(
+        "deno bundle failed; only the unbundled modules are checked in the browser:\n" +
+          new TextDecoder().decode(out.stderr),
+      );
+      return undefined;
+    }
+    return await Deno.readTextFile(`${dir}/page.js`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function within<T>(promise: Promise<T>, what: string, detail: () => string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${TIMEOUT_MS} ms waiting for ${what}\n${detail()}`)),
+      TIMEOUT_MS,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test({
+  name: "browser: the bundled and the unbundled module publish and receive over ws:// in Chromium",
+  ignore: ignoreWithoutChromium() || ignoreWithoutMosquitto(),
+  async fn() {
+    const chromium = findChromium();
+    assert.ok(chromium, "Chromium is not installed and CI is set (apt-get install -y chromium)");
+    assert.ok(mosquittoAvailable(), "Mosquitto is not installed and CI is set");
+    const started = performance.now();
+    await using broker = await startMosquitto({ websockets: true });
+    const bundle = await bundlePage();
+    const query = `?broker=${encodeURIComponent(broker.wsUrl!)}`;
+    await using server = await startPageServer({
+      root: ROOT,
+      bundle,
+      nextPages: bundle === undefined ? [] : [`/bundle.html${query}&variant=bundle`],
+    });
+    await using browser = await launchChromium(
+      chromium,
+      `${server.origin}/modules.html${query}&variant=modules`,
+    );
+    const diagnostics = () =>
+      `requested: ${server.requested.join(" ")}\n--- chromium stderr ---\n${browser.stderr()}`;
+
+    const results: PostedResult[] = [];
+    for (const variant of bundle === undefined ? ["modules"] : ["modules", "bundle"]) {
+      const result = await within(server.nextResult(), `the ${variant} page`, diagnostics);
+      results.push(result);
+      assert.equal(result.error, undefined, `${variant}: ${result.error}\n${diagnostics()}`);
+      assert.equal(result.variant, variant);
+      assert.equal(result.hasDeno, false, "a browser has no Deno namespace");
+      assert.match(String(result.userAgent), /Chrom/);
+      assert.deepEqual(result.received, {
+        topic: `browser/${variant}`,
+        text: `hello from ${variant}`,
+        qos: 1,
+      });
+    }
+    // The browser fetched the WebSocket transport, never the TCP one (it is for mqtt: only).
+    assert.ok(server.requested.includes("/lib/transports/websocket.ts"));
+    assert.ok(server.requested.includes("/lib/client/client.ts"));
+    assert.ok(!server.requested.includes("/lib/transports/tcp.ts"), "tcp.ts was loaded");
+
+    const total = Math.round(performance.now() - started);
+    const inPage = results.map((r) => `${r.variant} ${r.elapsedMs} ms`).join(", ");
+    console.log(`browser check: ${total} ms in all; connect to message in the page: ${inPage}`);
+  },
+});
