@@ -40,6 +40,22 @@ export interface RunResult {
   rate: number;
   /** Milliseconds from the first publish call to the last message received. */
   elapsed: number;
+  /** CPU milliseconds (user + system) this process spent over `elapsed`. */
+  clientCpu: number;
+  /** CPU milliseconds the broker spent over `elapsed`. */
+  brokerCpu: number;
+}
+
+/** CPU time (user + system) of a process, in ms, from `/proc` (NaN where there is none). */
+function cpuMillis(pid: number | "self"): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -105,6 +121,10 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
   }, STALL_MS);
 
   const start = performance.now();
+  const cpu0 = cpuMillis("self");
+  const brokerCpu0 = cpuMillis(broker.pid);
+  let cpu1 = NaN;
+  let brokerCpu1 = NaN;
   try {
     for (let i = 0; i < messages && failure === undefined; i++) {
       while (outstanding >= WINDOW) await new Promise<void>((r) => wake = r);
@@ -112,6 +132,8 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
       publisher.publish(topic, payload, qos, done);
     }
     await allIn.promise;
+    cpu1 = cpuMillis("self");
+    brokerCpu1 = cpuMillis(broker.pid);
   } finally {
     clearInterval(watchdog);
     // Let the last acknowledgements complete before closing; a stalled run does not wait.
@@ -130,6 +152,8 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
     messages,
     rate: messages / ((last - first) / 1000),
     elapsed: last - start,
+    clientCpu: cpu1 - cpu0,
+    brokerCpu: brokerCpu1 - brokerCpu0,
   };
 }
 
@@ -179,7 +203,8 @@ async function main(): Promise<number> {
     else {
       console.log(
         `${IMPL_NAMES[only]} QoS ${result.qos}: ${fmt(result.rate)} msg/s ` +
-          `(${result.messages} messages, ${result.elapsed.toFixed(0)} ms)`,
+          `(${result.messages} messages in ${result.elapsed.toFixed(0)} ms; CPU: client ` +
+          `${result.clientCpu} ms, broker ${result.brokerCpu} ms)`,
       );
     }
     return 0;

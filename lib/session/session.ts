@@ -16,6 +16,8 @@ import type {
   Packet,
   PingreqPacket,
   PublishPacket,
+  SubackPacket,
+  SubackReturnCode,
   SubscriptionRequest,
 } from "../codec/packet.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError } from "../errors.ts";
@@ -32,6 +34,10 @@ import type {
 
 const PINGREQ: PingreqPacket = Object.freeze({ type: "pingreq" });
 const DISCONNECT: DisconnectPacket = Object.freeze({ type: "disconnect" });
+/** Most filters per re-registration SUBSCRIBE (some brokers cap a SUBSCRIBE's filter count). */
+export const RESUBSCRIBE_BATCH = 32;
+/** Re-registration SUBACKs are handled by the session; their callback only sees failures of the connection. */
+const IGNORE_SUBACK: SubscribeCallback = () => {};
 
 function unexpected(packet: Packet, why: string): ProtocolError {
   return new ProtocolError(
@@ -154,8 +160,8 @@ export class Session {
   /** `disconnected → connecting`: sends CONNECT built from the options and starts the connect timeout. */
   connect(now: number): void {
     if (this.#name !== "disconnected") throw invalidState("connect", this.#name);
-    this.#data.attach(this);
     const o = this.#options;
+    this.#data.attach(this, o.clean);
     const packet: ConnectPacket = {
       type: "connect",
       protocolName: "MQTT",
@@ -223,29 +229,9 @@ export class Session {
         data.releaseIncoming(packet.packetId);
         this.#send({ type: "pubcomp", packetId: packet.packetId }, now);
         return;
-      case "suback": {
-        const request = data.getRequest(packet.packetId);
-        if (request === undefined) return;
-        const sent = request.packet;
-        if (sent.type !== "subscribe") {
-          this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
-          return;
-        }
-        if (packet.returnCodes.length !== sent.subscriptions.length) {
-          this.#fail(
-            new ProtocolError(
-              "UNEXPECTED_PACKET",
-              `SUBACK has ${packet.returnCodes.length} return codes for ${sent.subscriptions.length} filters (MQTT-3.8.4-5)`,
-              "suback",
-            ),
-          );
-          return;
-        }
-        data.completeRequest(packet.packetId);
-        (request.done as SubscribeCallback)(undefined, packet.returnCodes);
-        this.#checkDrained(now);
+      case "suback":
+        this.#onSuback(packet, now);
         return;
-      }
       case "unsuback": {
         const request = data.getRequest(packet.packetId);
         if (request === undefined) return;
@@ -325,6 +311,9 @@ export class Session {
       );
     }
     this.#request("unsubscribe", done, undefined, filters, now);
+    // Forget them at once: a connection that drops before the UNSUBACK must
+    // not bring them back on re-registration.
+    this.#data.unsubscribed(filters);
   }
 
   /**
@@ -413,7 +402,7 @@ export class Session {
   }
 
   /** Moves a publish into the in-flight window and sends it (MQTT-4.3.2-1, MQTT-4.3.3-1: DUP=0). */
-  #start(entry: OutgoingPublish, now: number): void {
+  #start(entry: OutgoingPublish, now: number, dequeued = false): void {
     const m = entry.message;
     const packet: PublishPacket = {
       type: "publish",
@@ -425,7 +414,7 @@ export class Session {
       packetId: this.#data.allocatePacketId(),
     };
     entry.packet = packet;
-    this.#data.addInflight(entry);
+    this.#data.addInflight(entry, dequeued);
     this.#send(packet, now);
   }
 
@@ -452,8 +441,8 @@ export class Session {
           continue;
         }
         if (data.inflightCount >= max) break;
-        data.shiftWaiting();
-        this.#start(head, now);
+        data.shiftWaiting(true);
+        this.#start(head, now, true);
       }
     } finally {
       this.#flushing = false;
@@ -519,6 +508,11 @@ export class Session {
     }
     this.#name = "connected";
     this.#lastReceived = now;
+    // Re-register before anything else goes out: the broker handles packets in
+    // order, so the subscriptions are active before resent and queued publishes
+    // (which may be answered by messages on those topics) arrive.
+    const data = this.#data;
+    if (!packet.sessionPresent || data.resubscribing !== 0) this.#resubscribe(now);
     // Publishes made from inside `connected()` must queue behind the resends.
     this.#flushing = true;
     try {
@@ -548,6 +542,8 @@ export class Session {
     // The broker forgot every QoS 2 id it had sent us; a new PUBLISH with an
     // old id is a new message.
     if (!sessionPresent) data.clearIncoming();
+    // MQTT-3.1.2-6: a clean session discards the previous session state on our side too.
+    if (this.#options.clean) data.discardRestoredInflight();
     if (data.inflightCount === 0) return undefined;
     let completed: OutgoingPublish[] | undefined;
     for (const entry of data.inflight()) {
@@ -570,6 +566,90 @@ export class Session {
       }
     }
     return completed;
+  }
+
+  #onSuback(packet: SubackPacket, now: number): void {
+    const data = this.#data;
+    const request = data.getRequest(packet.packetId);
+    if (request === undefined) return;
+    const sent = request.packet;
+    if (sent.type !== "subscribe") {
+      this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
+      return;
+    }
+    const codes = packet.returnCodes;
+    const subs = sent.subscriptions;
+    if (codes.length !== subs.length) {
+      const error = new ProtocolError(
+        "UNEXPECTED_PACKET",
+        `SUBACK has ${codes.length} return codes for ${subs.length} filters (MQTT-3.8.4-5)`,
+        "suback",
+      );
+      if (request.resubscribe) {
+        data.completeRequest(packet.packetId);
+        data.resubscribing--;
+        this.#resubscribeFailed(subs, undefined, error);
+        if ((this.#name as SessionStateName) === "disconnected") return;
+      }
+      this.#fail(error);
+      return;
+    }
+    data.completeRequest(packet.packetId);
+    if (request.resubscribe) {
+      data.resubscribing--;
+      this.#resubscribeFailed(subs, codes, undefined);
+    } else {
+      data.subscribed(request, codes);
+      (request.done as SubscribeCallback)(undefined, codes);
+    }
+    this.#checkDrained(now);
+  }
+
+  /** Sends SUBSCRIBE for every remembered subscription, in order, in batches. */
+  #resubscribe(now: number): void {
+    const data = this.#data;
+    data.resubscribing = 0;
+    if (data.subscriptions.size === 0) return;
+    const all = data.subscriptionRequests();
+    for (let i = 0; i < all.length; i += RESUBSCRIBE_BATCH) {
+      const request = new PendingRequest(
+        {
+          type: "subscribe",
+          packetId: data.allocatePacketId(),
+          subscriptions: all.slice(i, i + RESUBSCRIBE_BATCH),
+        },
+        IGNORE_SUBACK,
+        true,
+      );
+      data.addRequest(request);
+      data.resubscribing++;
+      this.#send(request.packet, now);
+    }
+  }
+
+  /**
+   * Applies a re-registration SUBACK (`codes` undefined: malformed, `error`
+   * set) and reports each refused filter still remembered to the handler.
+   */
+  #resubscribeFailed(
+    subs: SubscriptionRequest[],
+    codes: SubackReturnCode[] | undefined,
+    error: MqttError | undefined,
+  ): void {
+    const data = this.#data;
+    for (let i = 0; i < subs.length; i++) {
+      const filter = subs[i].filter;
+      const code = codes?.[i];
+      if (!data.resubscribed(filter, code) || (code !== undefined && code !== 0x80)) continue;
+      this.#handler.resubscribeFailed?.(
+        filter,
+        error ??
+          new MqttError(
+            "SUBSCRIBE_FAILED",
+            `the server refused to re-subscribe to "${filter}" (return code 0x80)`,
+          ),
+      );
+    }
   }
 
   #checkDrained(now: number): void {

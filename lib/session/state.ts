@@ -10,8 +10,17 @@
  *
  * @module
  */
-import type { PublishPacket, SubscribePacket, UnsubscribePacket } from "../codec/packet.ts";
+import type {
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+  SubscribePacket,
+  SubscriptionRequest,
+  UnsubscribePacket,
+} from "../codec/packet.ts";
+import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
+import type { Store } from "../store/store.ts";
 import { Queue } from "./queue.ts";
 import type {
   OutgoingMessage,
@@ -46,6 +55,8 @@ export class OutgoingPublish {
   packet: PublishPacket | undefined = undefined;
   /** QoS 2 only: PUBREC received and PUBREL sent; the PUBLISH must not be sent again (MQTT-4.3.3-1). */
   released = false;
+  /** Topic plus payload bytes, counted against `maxQueuedBytes` while waiting. */
+  size = 0;
 
   /** Creates a waiting entry. */
   constructor(message: OutgoingMessage, done: PublishCallback) {
@@ -73,30 +84,81 @@ export class PendingRequest {
   readonly packet: SubscribePacket | UnsubscribePacket;
   /** Its completion callback (a SubscribeCallback for SUBSCRIBE). */
   readonly done: SubscribeCallback | UnsubscribeCallback;
+  /** A SUBSCRIBE the session sent itself to re-register remembered subscriptions. */
+  readonly resubscribe: boolean;
+  /**
+   * Filters of this SUBSCRIBE unsubscribed before its SUBACK: the broker
+   * handles the UNSUBSCRIBE after it, so the SUBACK must not revive them.
+   */
+  cancelled: Set<string> | undefined = undefined;
 
   /** Creates a pending request. */
   constructor(
     packet: SubscribePacket | UnsubscribePacket,
     done: SubscribeCallback | UnsubscribeCallback,
+    resubscribe = false,
   ) {
     this.packet = packet;
     this.done = done;
+    this.resubscribe = resubscribe;
   }
+}
+
+/** Bounds and persistence of a {@linkcode SessionState}. */
+export interface SessionStateOptions {
+  /**
+   * Where state that must survive a restart is recorded. Without one, the
+   * state lives in memory only (and costs nothing extra). When given, the
+   * stored in-flight, waiting and incoming entries are loaded at construction.
+   */
+  store?: Store;
+  /** Most publishes waiting for a window slot or a connection. @default {10_000} */
+  maxQueued?: number;
+  /** Most topic (UTF-8) plus payload bytes of waiting publishes. @default {16 MiB} */
+  maxQueuedBytes?: number;
+  /**
+   * What a full queue does with a new publish: `"reject"` throws
+   * `MqttError("QUEUE_FULL")`; `"drop-oldest"` fails the oldest waiting
+   * publish with `QUEUE_FULL` and accepts the new one. @default {"reject"}
+   */
+  overflow?: "reject" | "drop-oldest";
+}
+
+/** Default of {@linkcode SessionStateOptions.maxQueued}. */
+export const DEFAULT_MAX_QUEUED = 10_000;
+/** Default of {@linkcode SessionStateOptions.maxQueuedBytes}: 16 MiB. */
+export const DEFAULT_MAX_QUEUED_BYTES: number = 16 * 1024 * 1024;
+
+/** Callback of entries loaded from a store: nobody in this process awaits them. */
+const RESTORED: PublishCallback = () => {};
+
+function checkBound(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(value >= 0) || (!Number.isInteger(value) && value !== Infinity)) {
+    throw new MqttError("INVALID_OPTION", `${name} must be a non-negative integer, got ${value}`);
+  }
+  return value;
 }
 
 /**
  * The MQTT session state that survives connections (packet ids, outgoing
- * in-flight and waiting publishes with their callbacks, incoming QoS 2 ids).
- * One per client; each connection's {@linkcode Session} borrows it.
+ * in-flight and waiting publishes with their callbacks, incoming QoS 2 ids,
+ * the live subscriptions to re-register). One per client; each connection's
+ * {@linkcode Session} borrows it.
  *
- * The methods other than `abandon` and the counters are the session
+ * The methods other than `enqueue`, `abandon` and the getters are the session
  * machine's interface; application code has no reason to call them.
+ *
+ * With a {@linkcode Store}, every change to the in-flight window, the waiting
+ * queue and the incoming QoS 2 ids is recorded in it when it happens, so a
+ * new process over the same store resumes where this one stopped. Entries
+ * loaded from a store complete silently (nobody in this process awaits them).
  *
  * @example
  * ```ts
  * import { SessionState } from "./state.ts";
  * import { MqttError } from "../errors.ts";
- * const state = new SessionState();
+ * const state = new SessionState({ maxQueued: 100, overflow: "drop-oldest" });
  * console.log(state.inflightCount, state.pendingCount); // 0 0
  * state.abandon(new MqttError("ABORTED", "client closed"));
  * ```
@@ -106,15 +168,69 @@ export class SessionState {
   #inflight = new Map<number, OutgoingPublish>();
   /** Publishes waiting for a window slot, FIFO. */
   #waiting = new Queue<OutgoingPublish>();
+  #queuedBytes = 0;
   /** SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, by packet id. */
   #requests = new Map<number, PendingRequest>();
   /** Ids of incoming QoS 2 PUBLISH delivered but not yet released by PUBREL (MQTT-4.3.3-2). */
   #incoming = new Set<number>();
+  /** Live subscriptions, filter → granted QoS, in subscribe order. */
+  #subscriptions = new Map<string, QoS>();
   #nextId = 1;
   #owner: object | undefined = undefined;
+  /** Clean session flag of the latest connection; undefined before the first one. */
+  #clean: boolean | undefined = undefined;
+  readonly #store: Store | undefined;
+  readonly #maxQueued: number;
+  readonly #maxQueuedBytes: number;
+  readonly #dropOldest: boolean;
+  /**
+   * Re-registration SUBSCRIBEs sent and not yet acknowledged. Left non-zero
+   * when the connection drops before their SUBACKs, so the next connection
+   * re-registers even if the broker reports a session present.
+   */
+  resubscribing = 0;
 
-  /** Creates an empty session state. */
-  constructor() {}
+  /**
+   * Creates a session state, empty or loaded from `options.store`.
+   * Throws `MqttError("INVALID_OPTION")` for a bad bound.
+   */
+  constructor(options: SessionStateOptions = {}) {
+    this.#maxQueued = checkBound("maxQueued", options.maxQueued, DEFAULT_MAX_QUEUED);
+    this.#maxQueuedBytes = checkBound(
+      "maxQueuedBytes",
+      options.maxQueuedBytes,
+      DEFAULT_MAX_QUEUED_BYTES,
+    );
+    const overflow = options.overflow ?? "reject";
+    if (overflow !== "reject" && overflow !== "drop-oldest") {
+      throw new MqttError("INVALID_OPTION", `overflow must be "reject" or "drop-oldest"`);
+    }
+    this.#dropOldest = overflow === "drop-oldest";
+    this.#store = options.store;
+    if (options.store !== undefined) this.#load(options.store);
+  }
+
+  #load(store: Store): void {
+    const stored = store.load();
+    for (const r of stored.inflight) {
+      const { topic, payload, qos, retain, packetId } = r;
+      const entry = new OutgoingPublish({ topic, payload, qos, retain }, RESTORED);
+      entry.packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
+      entry.released = r.released;
+      this.#inflight.set(packetId, entry);
+    }
+    // Loaded entries are accepted whatever the bounds: they were accepted once.
+    for (const r of stored.waiting) {
+      const { topic, payload, qos, retain } = r;
+      const entry = new OutgoingPublish({ topic, payload, qos, retain }, RESTORED);
+      entry.size = utf8Length(topic) + payload.byteLength;
+      this.#queuedBytes += entry.size;
+      this.#waiting.push(entry);
+    }
+    for (const id of stored.incoming) this.#incoming.add(id);
+    const next = stored.nextPacketId;
+    this.#nextId = Number.isInteger(next) && next >= 1 && next <= MAX_PACKET_ID ? next : 1;
+  }
 
   /** Outgoing QoS 1/2 publishes sent and not yet completed. */
   get inflightCount(): number {
@@ -124,6 +240,11 @@ export class SessionState {
   /** Publishes waiting for an in-flight window slot (or for the connection). */
   get pendingCount(): number {
     return this.#waiting.length;
+  }
+
+  /** Topic plus payload bytes of the waiting publishes. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /** SUBSCRIBE/UNSUBSCRIBE sent and awaiting acknowledgement. */
@@ -136,15 +257,22 @@ export class SessionState {
     return this.#incoming.size;
   }
 
+  /** The live subscriptions (filter → granted QoS) in subscribe order, re-registered when the broker lost them. */
+  get subscriptions(): ReadonlyMap<string, QoS> {
+    return this.#subscriptions;
+  }
+
   /**
    * Claims the state for one live connection; a second claim while the first
    * holds it throws INVALID_STATE (two connections must never share a session at once).
+   * `clean` is the connection's clean session flag.
    */
-  attach(owner: object): void {
+  attach(owner: object, clean?: boolean): void {
     if (this.#owner !== undefined && this.#owner !== owner) {
       throw new MqttError("INVALID_STATE", "session state is already used by a live connection");
     }
     this.#owner = owner;
+    if (clean !== undefined) this.#clean = clean;
   }
 
   /** Releases the claim taken by {@linkcode SessionState.prototype.attach}. */
@@ -170,9 +298,42 @@ export class SessionState {
 
   // ---- outgoing publishes ----
 
-  /** Appends a publish to the waiting queue. */
+  /**
+   * Appends a publish to the waiting queue, within the bounds. A full queue
+   * throws `MqttError("QUEUE_FULL")` and changes nothing ("reject", or a
+   * publish larger than `maxQueuedBytes` alone), or fails the oldest waiting
+   * publishes with `QUEUE_FULL` until the new one fits ("drop-oldest").
+   */
   enqueue(entry: OutgoingPublish): void {
-    this.#waiting.push(entry);
+    const m = entry.message;
+    const size = utf8Length(m.topic) + m.payload.byteLength;
+    const waiting = this.#waiting;
+    const maxBytes = this.#maxQueuedBytes;
+    let dropped: OutgoingPublish[] | undefined;
+    if (waiting.length >= this.#maxQueued || this.#queuedBytes + size > maxBytes) {
+      if (!this.#dropOldest || size > maxBytes || this.#maxQueued === 0) {
+        throw new MqttError(
+          "QUEUE_FULL",
+          `offline queue is full (${waiting.length} publishes, ${this.#queuedBytes} bytes; ` +
+            `limits ${this.#maxQueued} and ${maxBytes})`,
+        );
+      }
+      dropped = [];
+      while (waiting.length >= this.#maxQueued || this.#queuedBytes + size > maxBytes) {
+        dropped.push(this.shiftWaiting()!);
+      }
+    }
+    entry.size = size;
+    this.#queuedBytes += size;
+    waiting.push(entry);
+    this.#store?.pushWaiting(m);
+    if (dropped !== undefined) {
+      for (const old of dropped) {
+        old.done(
+          new MqttError("QUEUE_FULL", "dropped from the full offline queue for a newer publish"),
+        );
+      }
+    }
   }
 
   /** The oldest waiting publish, without removing it. */
@@ -180,14 +341,25 @@ export class SessionState {
     return this.#waiting.peek();
   }
 
-  /** Removes and returns the oldest waiting publish. */
-  shiftWaiting(): OutgoingPublish | undefined {
-    return this.#waiting.shift();
+  /**
+   * Removes and returns the oldest waiting publish. With `intoFlight`, the
+   * caller passes it to `addInflight(entry, true)` next, which records both
+   * steps in the store at once.
+   */
+  shiftWaiting(intoFlight = false): OutgoingPublish | undefined {
+    const entry = this.#waiting.shift();
+    if (entry === undefined) return undefined;
+    this.#queuedBytes -= entry.size;
+    if (!intoFlight) this.#store?.shiftWaiting();
+    return entry;
   }
 
-  /** Records a publish as in flight under `entry.packet.packetId`. */
-  addInflight(entry: OutgoingPublish): void {
-    this.#inflight.set(entry.packet!.packetId!, entry);
+  /** Records a publish as in flight under `entry.packet.packetId` (`dequeued`: see `shiftWaiting`). */
+  addInflight(entry: OutgoingPublish, dequeued = false): void {
+    const id = entry.packet!.packetId!;
+    this.#inflight.set(id, entry);
+    const store = this.#store;
+    if (store !== undefined) store.putInflight(id, entry.message, dequeued);
   }
 
   /** The in-flight publish with this id, if any. */
@@ -198,16 +370,34 @@ export class SessionState {
   /** Marks a QoS 2 publish as past PUBREC (PUBREL sent); its payload is no longer needed. */
   release(entry: OutgoingPublish): void {
     entry.released = true;
+    const store = this.#store;
+    if (store !== undefined) store.markReleased(entry.packet!.packetId!);
   }
 
   /** Removes a completed in-flight publish, freeing its packet id. Does not call `done`. */
   complete(packetId: number): void {
     this.#inflight.delete(packetId);
+    const store = this.#store;
+    if (store !== undefined) store.removeInflight(packetId);
   }
 
   /** In-flight publishes in send order (for resending on resume). */
   inflight(): IterableIterator<OutgoingPublish> {
     return this.#inflight.values();
+  }
+
+  /**
+   * MQTT-3.1.2-6: with clean session the client discards its previous session
+   * state too. In-flight publishes loaded from a store belong to a previous
+   * process (nobody awaits them) and are discarded; this process's own
+   * in-flight publishes are kept (the application awaits them) and re-sent as
+   * fresh flows. Waiting publishes were never sent, so they are not session
+   * state (section 4.1) and stay.
+   */
+  discardRestoredInflight(): void {
+    for (const [id, entry] of this.#inflight) {
+      if (entry.done === RESTORED) this.complete(id);
+    }
   }
 
   // ---- subscribe / unsubscribe ----
@@ -229,13 +419,57 @@ export class SessionState {
 
   /**
    * Fails every pending SUBSCRIBE/UNSUBSCRIBE: they are not resent on a new
-   * connection (the client re-subscribes from its own subscription list).
+   * connection (re-registration covers the subscriptions already granted).
    */
   failRequests(error: MqttError): void {
     if (this.#requests.size === 0) return;
     const requests = [...this.#requests.values()];
     this.#requests.clear();
     for (const request of requests) request.done(error);
+  }
+
+  /** Remembers the filters a SUBACK granted (return code not 0x80), in subscribe order. */
+  subscribed(request: PendingRequest, returnCodes: readonly SubackReturnCode[]): void {
+    const subs = (request.packet as SubscribePacket).subscriptions;
+    const cancelled = request.cancelled;
+    for (let i = 0; i < subs.length; i++) {
+      const code = returnCodes[i];
+      const filter = subs[i].filter;
+      if (code === 0x80 || cancelled?.has(filter)) continue;
+      this.#subscriptions.set(filter, code);
+    }
+  }
+
+  /** Forgets filters an UNSUBSCRIBE is being sent for, also ones whose SUBACK is still due. */
+  unsubscribed(filters: readonly string[]): void {
+    for (const filter of filters) this.#subscriptions.delete(filter);
+    for (const request of this.#requests.values()) {
+      if (request.packet.type !== "subscribe") continue;
+      for (const filter of filters) {
+        if (request.packet.subscriptions.some((s) => s.filter === filter)) {
+          (request.cancelled ??= new Set()).add(filter);
+        }
+      }
+    }
+  }
+
+  /**
+   * Re-registration SUBACK for one filter: keeps the new granted QoS, or
+   * forgets the filter (the broker refused it). Returns whether the filter was
+   * still remembered (it may have been unsubscribed meanwhile).
+   */
+  resubscribed(filter: string, code: SubackReturnCode | undefined): boolean {
+    if (!this.#subscriptions.has(filter)) return false;
+    if (code === undefined || code === 0x80) this.#subscriptions.delete(filter);
+    else this.#subscriptions.set(filter, code);
+    return true;
+  }
+
+  /** The remembered subscriptions as SUBSCRIBE entries, in subscribe order. */
+  subscriptionRequests(): SubscriptionRequest[] {
+    const out: SubscriptionRequest[] = [];
+    for (const [filter, qos] of this.#subscriptions) out.push({ filter, qos });
+    return out;
   }
 
   // ---- incoming QoS 2 ----
@@ -245,29 +479,42 @@ export class SessionState {
     return this.#incoming.has(packetId);
   }
 
-  /** Remembers an incoming QoS 2 id until its PUBREL. */
+  /** Remembers an incoming QoS 2 id until its PUBREL (recorded in the store before PUBREC goes out). */
   addIncoming(packetId: number): void {
     this.#incoming.add(packetId);
+    const store = this.#store;
+    if (store !== undefined) store.addIncoming(packetId);
   }
 
   /** Forgets an incoming QoS 2 id (PUBREL received). */
   releaseIncoming(packetId: number): void {
-    this.#incoming.delete(packetId);
+    if (!this.#incoming.delete(packetId)) return;
+    const store = this.#store;
+    if (store !== undefined) store.removeIncoming(packetId);
   }
 
   /** Forgets every incoming QoS 2 id (the broker has no session for us). */
   clearIncoming(): void {
+    if (this.#incoming.size === 0) return;
     this.#incoming.clear();
+    this.#store?.clearIncoming();
   }
 
   /**
    * Fails every pending publish, subscribe and unsubscribe callback with
    * `error` and empties the state; used when the client closes for good.
+   * The store keeps its records when the session is persistent (the latest
+   * connection had `clean: false`, or there was none yet), so a later process
+   * resumes them; after a clean session it is cleared.
    */
   abandon(error: MqttError): void {
     const entries = [...this.#inflight.values(), ...this.#waiting.drain()];
     this.#inflight.clear();
+    this.#queuedBytes = 0;
     this.#incoming.clear();
+    this.#subscriptions.clear();
+    this.resubscribing = 0;
+    if (this.#clean === true) this.#store?.clear();
     this.failRequests(error);
     for (const entry of entries) entry.done(error);
   }

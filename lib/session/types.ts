@@ -75,4 +75,16 @@ export interface SessionHandler {
    * connect timeout, or DISCONNECT sent (`error` undefined). The driver closes the transport.
    */
   closed(error: MqttError | undefined): void;
+  /**
+   * A subscription the session re-registered by itself failed: after a
+   * CONNACK without session present, the session sends SUBSCRIBE again for
+   * every remembered subscription (filters granted by an earlier SUBACK and not
+   * unsubscribed since), before any publish; their SUBACKs never reach a
+   * `SubscribeCallback`. Called once per filter the server refused (return code
+   * 0x80: `SUBSCRIBE_FAILED`) or answered with a SUBACK of the wrong length
+   * (`UNEXPECTED_PACKET`; the connection is then closed as for any protocol
+   * violation). The filter is forgotten: it is not re-registered again. The
+   * driver typically ends the matching local subscriptions with `error`.
+   */
+  resubscribeFailed?(filter: string, error: MqttError): void;
 }

@@ -1,0 +1,165 @@
+/**
+ * Flag parsing shared by `pub.ts` and `sub.ts`: the connection flags users
+ * know from `mosquitto_pub` and `mosquitto_sub`, turned into `connect()`
+ * arguments.
+ *
+ * @module
+ */
+import type { ConnectOptions, QoS } from "../../mod.ts";
+
+/** A flag error: the CLI prints it with the usage and exits with code 2. */
+export class UsageError extends Error {
+  /** Creates a usage error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Parsed command line: connection URL and options, and the tool-specific flags. */
+export interface ParsedArgs {
+  /** Broker URL. */
+  url: string;
+  /** Options for `connect()`. */
+  options: ConnectOptions;
+  /** Topics given with `-t` (in order). */
+  topics: string[];
+  /** QoS from `-q`. */
+  qos: QoS;
+  /** Flags not about the connection, by long name (e.g. `message`, `retain`, `count`). */
+  flags: Map<string, string | true>;
+}
+
+/** A flag: its long name, short alias, and whether it takes a value. */
+interface FlagSpec {
+  name: string;
+  short?: string;
+  value: boolean;
+}
+
+const CONNECTION_FLAGS: FlagSpec[] = [
+  { name: "host", short: "h", value: true },
+  { name: "port", short: "p", value: true },
+  { name: "url", short: "L", value: true },
+  { name: "topic", short: "t", value: true },
+  { name: "qos", short: "q", value: true },
+  { name: "id", short: "i", value: true },
+  { name: "disable-clean-session", short: "c", value: false },
+  { name: "username", short: "u", value: true },
+  { name: "pw", short: "P", value: true },
+  { name: "cafile", value: true },
+  { name: "cert", value: true },
+  { name: "key", value: true },
+  { name: "insecure-servername", value: true },
+  { name: "keepalive", short: "k", value: true },
+  { name: "will-topic", value: true },
+  { name: "will-payload", value: true },
+  { name: "will-qos", value: true },
+  { name: "will-retain", value: false },
+  { name: "help", value: false },
+];
+
+function toInt(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} needs an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+function toQos(name: string, value: string): QoS {
+  return toInt(name, value, 0, 2) as QoS;
+}
+
+/**
+ * Parses `argv` with the connection flags plus `extra` tool flags.
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "./args.ts";
+ * const parsed = await parseArgs(["-h", "localhost", "-t", "a/b", "-m", "hi"], [
+ *   { name: "message", short: "m", value: true },
+ * ]);
+ * console.log(parsed.url, parsed.topics, parsed.flags.get("message")); // mqtt://localhost:1883 ["a/b"] hi
+ * ```
+ */
+export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<ParsedArgs> {
+  const specs = [...CONNECTION_FLAGS, ...extra];
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const values = new Map<string, string | true>();
+  const topics: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    let spec: FlagSpec | undefined;
+    let inline: string | undefined;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      if (eq !== -1) inline = arg.slice(eq + 1);
+      spec = byName.get(name);
+    } else if (arg.startsWith("-") && arg.length === 2) {
+      spec = byShort.get(arg[1]);
+    }
+    if (!spec) throw new UsageError(`unknown argument "${arg}"`);
+    let value: string | true = true;
+    if (spec.value) {
+      value = inline ?? argv[++i];
+      if (value === undefined) throw new UsageError(`--${spec.name} needs a value`);
+    }
+    if (spec.name === "topic") topics.push(value as string);
+    else values.set(spec.name, value);
+  }
+
+  const get = (name: string) => values.get(name) as string | undefined;
+  const cafile = get("cafile");
+  const cert = get("cert");
+  const key = get("key");
+  const tlsWanted = cafile !== undefined || cert !== undefined;
+  let url = get("url");
+  if (url === undefined) {
+    const host = get("host") ?? "localhost";
+    const port = get("port") ?? (tlsWanted ? "8883" : "1883");
+    toInt("port", port, 1, 65535);
+    url = `${tlsWanted ? "mqtts" : "mqtt"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  }
+  const options: ConnectOptions = { reconnect: false };
+  const id = get("id");
+  if (id !== undefined) options.clientId = id;
+  if (values.has("disable-clean-session")) options.clean = false;
+  const keepalive = get("keepalive");
+  if (keepalive !== undefined) options.keepAlive = toInt("keepalive", keepalive, 0, 65535);
+  const username = get("username");
+  if (username !== undefined) options.username = username;
+  const pw = get("pw");
+  if (pw !== undefined) options.password = pw;
+  if (tlsWanted || get("insecure-servername") !== undefined) {
+    options.tls = {};
+    if (cafile !== undefined) options.tls.caCerts = [await Deno.readTextFile(cafile)];
+    if (cert !== undefined) options.tls.cert = await Deno.readTextFile(cert);
+    if (key !== undefined) options.tls.key = await Deno.readTextFile(key);
+    const serverName = get("insecure-servername");
+    if (serverName !== undefined) options.tls.serverName = serverName;
+  }
+  const willTopic = get("will-topic");
+  if (willTopic !== undefined) {
+    options.will = {
+      topic: willTopic,
+      payload: get("will-payload") ?? "",
+      qos: toQos("will-qos", get("will-qos") ?? "0"),
+      retain: values.has("will-retain"),
+    };
+  }
+  const qos = toQos("qos", get("qos") ?? "0");
+  for (const name of CONNECTION_FLAGS) {
+    if (name.name !== "help" && name.name !== "qos") values.delete(name.name);
+  }
+  return { url, options, topics, qos, flags: values };
+}
+
+/** Exit codes of the CLI tools. */
+export const EXIT: { readonly ok: 0; readonly error: 1; readonly usage: 2 } = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+};

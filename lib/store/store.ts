@@ -1,0 +1,95 @@
+/**
+ * The contract between the session state and a store that keeps what must
+ * survive a process restart: outgoing publishes in flight and waiting, and
+ * the ids of incoming QoS 2 messages awaiting PUBREL.
+ *
+ * The session is synchronous and sans-IO, so the store is too: the
+ * {@linkcode SessionState} calls one method per change, at the moment of the
+ * change and before the packet that depends on it is handed to the driver.
+ * A store therefore must have the change recorded (for a durable store: in
+ * the kernel at least) when the call returns.
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+
+/**
+ * An outgoing application message as stored (structurally an
+ * `OutgoingMessage`, so the session passes its own object without copying).
+ */
+export interface PublishRecord {
+  /** Topic name. */
+  readonly topic: string;
+  /** Message body. */
+  readonly payload: Uint8Array;
+  /** Quality of service. */
+  readonly qos: QoS;
+  /** Retain flag. */
+  readonly retain: boolean;
+}
+
+/** An outgoing QoS 1/2 publish in flight under a packet id. */
+export interface InflightRecord extends PublishRecord {
+  /** Packet identifier the PUBLISH was sent with. */
+  readonly packetId: number;
+  /** QoS 2 only: PUBREC received and PUBREL sent; only PUBREL is re-sent on resume. */
+  readonly released: boolean;
+}
+
+/** Everything a store holds, as {@linkcode Store.load} returns it. */
+export interface StoredSession {
+  /** In-flight publishes in send order (the order they must be re-sent in, MQTT-4.6.0-1). */
+  inflight: InflightRecord[];
+  /** Publishes waiting for a window slot or a connection, oldest first. */
+  waiting: PublishRecord[];
+  /** Ids of incoming QoS 2 messages delivered but not yet released (MQTT-4.3.3-2). */
+  incoming: number[];
+  /** Packet id to try next (1..65535). */
+  nextPacketId: number;
+}
+
+/**
+ * Synchronous persistence of session state. Each method records one change;
+ * when it returns, the change must be as durable as the store promises.
+ * Methods that name an id the store does not hold are no-ops (never throw):
+ * the session may complete a flow that was never stored.
+ *
+ * @example
+ * ```ts
+ * import type { Store } from "./store.ts";
+ * import { MemoryStore } from "./memory_store.ts";
+ * const store: Store = new MemoryStore();
+ * const msg = { topic: "a", payload: new Uint8Array([1]), qos: 1 as const, retain: false };
+ * store.pushWaiting(msg);
+ * store.putInflight(1, msg, true); // leaves the queue and enters flight in one step
+ * console.log(store.load().inflight.length, store.load().waiting.length); // 1 0
+ * ```
+ */
+export interface Store {
+  /** Everything stored, read once when a `SessionState` is created over the store. */
+  load(): StoredSession;
+  /**
+   * A publish entered the in-flight window under `packetId` (not released).
+   * With `dequeued`, it is the head of the waiting queue leaving it in the
+   * same atomic step, so a crash can neither lose nor duplicate it.
+   */
+  putInflight(packetId: number, record: PublishRecord, dequeued: boolean): void;
+  /** The QoS 2 publish `packetId` got PUBREC; PUBREL is about to be sent. */
+  markReleased(packetId: number): void;
+  /** The flow of `packetId` completed (or was discarded). */
+  removeInflight(packetId: number): void;
+  /** A publish joined the tail of the waiting queue. */
+  pushWaiting(record: PublishRecord): void;
+  /** The head of the waiting queue left it (sent as QoS 0, or dropped). */
+  shiftWaiting(): void;
+  /** An incoming QoS 2 id was delivered; PUBREC is about to be sent. */
+  addIncoming(packetId: number): void;
+  /** PUBREL for an incoming QoS 2 id arrived. */
+  removeIncoming(packetId: number): void;
+  /** The server has no session for us: every incoming QoS 2 id is forgotten. */
+  clearIncoming(): void;
+  /** Forgets everything. */
+  clear(): void;
+  /** Releases the store's resources; no method may be called afterwards. */
+  close(): void;
+}
