@@ -535,3 +535,18 @@ Deno.test("PacketReader over a TCP connection: payloads from earlier chunks stay
   assertPackets(received, packets);
   assert.equal(buffers.size, chunks, "every chunk has its own buffer");
 });
+
+Deno.test("PacketReader: a reserved packet type fails on its first byte, before any body (section 2.2.1)", async () => {
+  for (const first of [0x00, 0xf0]) {
+    const reader = new PacketReader();
+    const writer = reader.writable.getWriter();
+    const read = reader.readable.getReader().read();
+    // Only the first byte: a length-driven reader would wait for up to 256 MiB here.
+    writer.write(new Uint8Array([first])).catch(() => {});
+    await assert.rejects(read, (err: unknown) => {
+      assert.ok(err instanceof ProtocolError);
+      assert.equal(err.code, "INVALID_PACKET_TYPE");
+      return true;
+    });
+  }
+});

@@ -72,12 +72,24 @@ export function packetLength(
   end: number,
   maxPacketSize: number = MAX_PACKET_SIZE,
 ): number {
+  if (end - offset < 1) return -1;
+  // A reserved type is known from the first byte: refuse it before buffering a body.
+  const type = TYPE_NAMES[buf[offset] >> 4];
+  if (type === undefined) throw reservedType(buf[offset] >> 4);
   if (end - offset < 2) return -1;
-  const r = readRemainingLength(buf, offset + 1, end, TYPE_NAMES[buf[offset] >> 4]);
+  const r = readRemainingLength(buf, offset + 1, end, type);
   if (r < 0) return -1;
   const total = (r >>> 2) + (r & 3) + 2;
   if (total > maxPacketSize) throw tooLarge(total, maxPacketSize, buf[offset]);
   return total;
+}
+
+function reservedType(typeId: number): ProtocolError {
+  // Section 2.2.1, Table 2.1: types 0 and 15 are reserved, forbidden.
+  return new ProtocolError(
+    "INVALID_PACKET_TYPE",
+    `packet type ${typeId} is reserved (section 2.2.1)`,
+  );
 }
 
 function tooLarge(total: number, max: number, firstByte: number): ProtocolError {
@@ -124,13 +136,7 @@ export function decodePacket(
   const first = buf[offset];
   const typeId = first >> 4;
   const type = TYPE_NAMES[typeId];
-  if (type === undefined) {
-    // Section 2.2.1, Table 2.1: types 0 and 15 are reserved, forbidden.
-    throw new ProtocolError(
-      "INVALID_PACKET_TYPE",
-      `packet type ${typeId} is reserved (section 2.2.1)`,
-    );
-  }
+  if (type === undefined) throw reservedType(typeId);
   const r = readRemainingLength(buf, offset + 1, end, type);
   if (r < 0) throw truncated(type);
   const start = offset + (r & 3) + 2;
