@@ -24,6 +24,8 @@
 export { connect } from "./lib/client/connect.ts";
 export {
   type CloseEventDetail,
+  type ConnectEventDetail,
+  type ReconnectEventDetail,
   MqttClient,
   type PublishOptions,
   type SubscribeOptions,
@@ -32,9 +34,12 @@ export {
   type BrokerProtocol,
   type ConnectOptions,
   DEFAULTS,
+  type QueueOptions,
+  type ReconnectOptions,
   type TlsOptions,
   type WillOptions,
 } from "./lib/client/options.ts";
+export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
 export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
 export { topicMatches } from "./lib/client/topic_filter.ts";

@@ -5,7 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type Message, MqttError, type QoS } from "../mod.ts";
+import { connect, type Message, type MqttClient, MqttError, type QoS } from "../mod.ts";
+// Not exported from mod.ts yet.
+import type { ConnectEventDetail } from "../lib/client/client.ts";
 import {
   brokerTest,
   mosquittoPub,
@@ -13,7 +15,15 @@ import {
   startMosquitto,
   startProxy,
 } from "./broker/mod.ts";
-import { assertNothingHeld, closed, disconnected, fresh, hasCode, take, within } from "./client_helpers.ts";
+import {
+  assertNothingHeld,
+  closed,
+  disconnected,
+  fresh,
+  hasCode,
+  take,
+  within,
+} from "./client_helpers.ts";
 
 brokerTest(
   "MQTT-3.1.2-8: the will is published when the socket dies without DISCONNECT",
@@ -27,6 +37,7 @@ brokerTest(
     const victim = await connect(proxy.url, {
       clientId: fresh("victim"),
       will: { topic, payload: "gone without a word", qos: 2, retain: false },
+      reconnect: false,
     });
     const ended = closed(victim);
     proxy.cut();
@@ -50,7 +61,9 @@ brokerTest("MQTT-3.1.2-10: no will after a clean close (DISCONNECT)", async () =
   const base = fresh("will/clean");
   const wills = await watcher.subscribe(`${base}/#`, { qos: 1 });
 
-  const polite = await connect(proxy.url, {
+  // Connected straight to the broker, so its DISCONNECT surely gets there before the socket
+  // closes (through the proxy, a cut could overtake it).
+  const polite = await connect(broker.url, {
     clientId: fresh("polite"),
     will: { topic: `${base}/polite`, payload: "must not appear", qos: 1 },
     reconnect: false,
@@ -58,7 +71,6 @@ brokerTest("MQTT-3.1.2-10: no will after a clean close (DISCONNECT)", async () =
   const ended = closed(polite);
   await polite.close();
   assert.equal(await ended, undefined, "a clean close has no error");
-  proxy.cut(); // too late to matter: the DISCONNECT went first
 
   // A second client dies abruptly: its will arrives, and the polite one never came before it.
   const victim = await connect(proxy.url, {
@@ -253,6 +265,34 @@ brokerTest(
   },
 );
 
+brokerTest(
+  "held messages: more than bufferSize held do not block the SUBSCRIBE that takes them",
+  async () => {
+    await using broker = await startMosquitto();
+    const clientId = fresh("overflow");
+    const topic = fresh("held/overflow");
+    const first = await connect(broker.url, { clientId, clean: false });
+    await first.subscribe(topic, { qos: 1 });
+    await first.close();
+    await using other = await connect(broker.url, { clientId: fresh("other") });
+    const count = 20;
+    for (let i = 0; i < count; i++) await other.publish(topic, String(i), { qos: 1 });
+
+    const bufferSize = 5;
+    await using again = await connect(broker.url, { clientId, clean: false, bufferSize });
+    assert.equal(again.sessionPresent, true);
+    // Let the queued messages arrive: the client holds bufferSize of them and stops reading.
+    // (Before the fix, the SUBSCRIBE below then waited forever for its SUBACK.)
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const sub = await within(again.subscribe(topic, { qos: 1 }), "the SUBACK");
+    const messages = await take(sub, count, "the held and queued messages");
+    assert.deepEqual(
+      messages.map((m) => m.text()),
+      Array.from({ length: count }, (_, i) => String(i)),
+    );
+  },
+);
+
 brokerTest("keep-alive: an idle client pings and stays connected (MQTT-3.1.2-23)", async () => {
   await using broker = await startMosquitto({ verbose: true });
   const clientId = fresh("pinger");
@@ -272,6 +312,37 @@ brokerTest("keep-alive: an idle client pings and stays connected (MQTT-3.1.2-23)
   assert.equal(client.connected, true);
   await client.publish("still/up", "yes", { qos: 1 });
 });
+
+brokerTest(
+  "keep-alive: a consumer behind for longer than keep-alive keeps the connection",
+  async () => {
+    await using broker = await startMosquitto({ flood: true });
+    await using client = await connect(broker.url, {
+      clientId: fresh("behind"),
+      keepAlive: 1,
+      pingTimeout: 1_000,
+      reconnect: false,
+    });
+    await using pub = await connect(broker.url, { clientId: fresh("pub") });
+    const topic = fresh("behind");
+    const count = 100;
+    const subscription = await client.subscribe(topic, { qos: 1, bufferSize: 2 });
+    for (let i = 0; i < count; i++) await pub.publish(topic, String(i), { qos: 1 });
+    let dropped: unknown = "no disconnect";
+    client.addEventListener("disconnect", (e) => dropped = (e as CustomEvent).detail.error);
+    // Reading is paused all along. PINGREQs must still go out (Mosquitto drops a client silent
+    // for 1.5 keep-alive periods, MQTT-3.1.2-24) and the unread PINGRESP must not count as
+    // missing (the wait outlasts keepAlive + pingTimeout).
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.equal(dropped, "no disconnect");
+    assert.equal(client.connected, true);
+    const messages = await take(subscription, count, "the backlog");
+    assert.deepEqual(
+      messages.map((m) => m.text()),
+      Array.from({ length: count }, (_, i) => `${i}`),
+    );
+  },
+);
 
 brokerTest(
   "keep-alive: a broker that stops answering is detected within keepAlive + pingTimeout",
@@ -312,3 +383,90 @@ brokerTest(
     await client.close();
   },
 );
+
+/** Resolves on the client's next `connect` event that is a reconnect. */
+function reconnected(client: MqttClient): Promise<boolean> {
+  return new Promise((resolve) => {
+    const listener = (event: Event) => {
+      const detail = (event as CustomEvent<ConnectEventDetail>).detail;
+      if (!detail.reconnect) return;
+      client.removeEventListener("connect", listener);
+      resolve(detail.sessionPresent);
+    };
+    client.addEventListener("connect", listener);
+  });
+}
+
+for (
+  const [when, upBytes] of [
+    ["after PUBREC reached the broker (it resends PUBREL)", 4],
+    ["before PUBREC reached the broker (it resends PUBLISH with DUP)", 1],
+  ] as const
+) {
+  brokerTest(
+    `MQTT-4.3.3-2: an incoming QoS 2 message cut ${when} is delivered exactly once`,
+    async () => {
+      await using broker = await startMosquitto();
+      await using proxy = await startProxy({
+        target: { hostname: broker.host, port: broker.port },
+      });
+      const topic = fresh("exactly-once");
+      await using client = await connect(proxy.url, {
+        clientId: fresh("once"),
+        clean: false,
+        reconnect: { minDelay: 10, maxDelay: 50 },
+      });
+      const sub = await client.subscribe(topic, { qos: 2 });
+      await using pub = await connect(broker.url, { clientId: fresh("pub") });
+
+      // The client answers the PUBLISH with PUBREC (4 bytes up); the link dies after `upBytes`
+      // of them, and the client reconnects to the same session.
+      proxy.cutAfterBytes(upBytes, "up");
+      const back = reconnected(client);
+      await pub.publish(topic, "once", { qos: 2 });
+      assert.equal(await within(back, "the reconnect"), true, "the session was resumed");
+      await pub.publish(topic, "sentinel", { qos: 2 });
+      const messages = await take(sub, 2, "the message and the sentinel");
+      assert.deepEqual(messages.map((m) => m.text()), ["once", "sentinel"]);
+      assert.equal(sub.buffered, 0);
+      // The session ends without leftovers on the broker.
+      await client.unsubscribe(topic);
+    },
+  );
+}
+
+for (
+  const [when, downBytes] of [
+    ["after PUBREC reached the client (it resends PUBREL, MQTT-4.4.0-1)", 4],
+    ["before PUBREC reached the client (it resends PUBLISH with DUP, MQTT-3.3.1-1)", 1],
+  ] as const
+) {
+  brokerTest(
+    `an outgoing QoS 2 publish cut ${when} completes, delivered exactly once`,
+    async () => {
+      await using broker = await startMosquitto();
+      await using proxy = await startProxy({
+        target: { hostname: broker.host, port: broker.port },
+      });
+      const topic = fresh("exactly-once-out");
+      await using watcher = await connect(broker.url, { clientId: fresh("watcher") });
+      const sub = await watcher.subscribe(topic, { qos: 2 });
+      await using client = await connect(proxy.url, {
+        clientId: fresh("sender"),
+        clean: false,
+        reconnect: { minDelay: 10, maxDelay: 50 },
+      });
+
+      // The broker answers the PUBLISH with PUBREC (4 bytes down); the link dies after
+      // `downBytes` of them, and the client reconnects to the same session to finish the flow.
+      proxy.cutAfterBytes(downBytes, "down");
+      const back = reconnected(client);
+      const published = client.publish(topic, "once", { qos: 2 });
+      assert.equal(await within(back, "the reconnect"), true, "the session was resumed");
+      await within(published, "the QoS 2 flow to complete after the reconnect");
+      await client.publish(topic, "sentinel", { qos: 2 });
+      const messages = await take(sub, 2, "the message and the sentinel");
+      assert.deepEqual(messages.map((m) => m.text()), ["once", "sentinel"]);
+    },
+  );
+}

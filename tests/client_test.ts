@@ -11,7 +11,6 @@ import {
   connect,
   type Message,
   MqttClient,
-  MqttError,
   ProtocolError,
   type QoS,
   SubscribeError,
@@ -23,7 +22,7 @@ import {
   startMosquitto,
   startMosquittoSub,
 } from "./broker/mod.ts";
-import { assertNothingHeld, fresh, hasCode, take, within } from "./client_helpers.ts";
+import { assertNothingHeld, closed, fresh, hasCode, take, within } from "./client_helpers.ts";
 
 const QOS: QoS[] = [0, 1, 2];
 
@@ -88,7 +87,7 @@ brokerTest(
       `${base}/kitchen/temp`, // +
       `${base}/kitchen/hum`, // neither
       `${base}/a/b/temp`, // neither: + is one level
-      `${base}/room`, // #: the parent level too (MQTT-4.7.1-2)
+      `${base}/room`, // #: the parent level too (4.7.1.2)
       `${base}/room/temp`, // both
       `${base}/room/1/2/3`, // #
       `${base}/end`, // sentinel for the + subscription
@@ -230,7 +229,7 @@ async function dynsecBroker() {
 }
 
 brokerTest(
-  "a subscription refused with 0x80 rejects with SubscribeError (MQTT-3.9.3-2)",
+  "a subscription refused with 0x80 (3.9.3) rejects with SubscribeError",
   async () => {
     await using dynsec = await dynsecBroker();
     await using client = await connect(dynsec.broker.url, { clientId: fresh("refused") });
@@ -256,6 +255,22 @@ brokerTest(
     assert.equal(client.connected, true, "a refused subscription leaves the connection up");
   },
 );
+
+brokerTest("MQTT-4.7.2-1: filters starting with a wildcard do not match $ topics", async () => {
+  await using broker = await startMosquitto();
+  await using client = await connect(broker.url, { clientId: fresh("dollar") });
+  const all = await client.subscribe("#", { qos: 0 });
+  const plus = await client.subscribe("+/broker/version", { qos: 0 });
+  const sys = await client.subscribe("$SYS/broker/version", { qos: 0 });
+  // Mosquitto sends the retained $SYS message to the new $SYS subscription only; locally, it
+  // must not be routed to # or + either.
+  const [version] = await take(sys, 1, "$SYS/broker/version");
+  assert.equal(version.topic, "$SYS/broker/version");
+  assert.match(version.text(), /mosquitto version/);
+  await client.publish("x/broker/version", "sentinel", { qos: 1 });
+  assert.equal((await take(all, 1, "the sentinel on #"))[0].topic, "x/broker/version");
+  assert.equal((await take(plus, 1, "the sentinel on +"))[0].topic, "x/broker/version");
+});
 
 brokerTest("messages from mosquitto_pub are received at QoS 0, 1 and 2", async () => {
   await using broker = await startMosquitto();
@@ -338,6 +353,68 @@ brokerTest(
   },
 );
 
+brokerTest("close does not wait for a consumer that is behind (reading paused)", async () => {
+  await using broker = await startMosquitto();
+  const client = await connect(broker.url, { clientId: fresh("behind"), closeTimeout: 10_000 });
+  const topic = fresh("behind");
+  const bufferSize = 2;
+  const subscription = await client.subscribe(topic, { qos: 1, bufferSize });
+  for (let i = 0; i < 10; i++) await client.publish(topic, String(i), { qos: 0 });
+  // QoS 0: they resolve once written, which does not need the (soon paused) reading.
+  await within(
+    (async () => {
+      while (subscription.buffered < bufferSize) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    "the subscription's buffer to fill",
+  );
+  // Before the fix, close() waited forever for the paused read loop (closeTimeout included).
+  await within(client.close(), "close() with a consumer behind", 3_000);
+  // The buffered messages can still be read; then the iteration ends.
+  const rest: string[] = [];
+  for await (const message of subscription) rest.push(message.text());
+  assert.deepEqual(rest, ["0", "1"]);
+});
+
+brokerTest(
+  "maxPacketSize: a larger incoming packet ends the connection with PACKET_TOO_LARGE",
+  async () => {
+    await using broker = await startMosquitto();
+    const client = await connect(broker.url, {
+      clientId: fresh("small"),
+      maxPacketSize: 1_000,
+      reconnect: false,
+    });
+    await using pub = await connect(broker.url, { clientId: fresh("big") });
+    const topic = fresh("big");
+    const subscription = await client.subscribe(topic, { qos: 1 });
+    const ended = closed(client);
+    await pub.publish(topic, new Uint8Array(900), { qos: 1 }); // fits
+    await pub.publish(topic, new Uint8Array(2_000), { qos: 1 }); // does not
+    assert.equal((await take(subscription, 1, "the small message"))[0].payload.length, 900);
+    const error = await within(ended, "the connection to end");
+    assert.ok(error instanceof ProtocolError, String(error));
+    assert.equal(error.code, "PACKET_TOO_LARGE");
+    await client.close();
+  },
+);
+
+brokerTest(
+  "MQTT-3.1.4-2: a second client with the same id takes over; the first is closed",
+  async () => {
+    await using broker = await startMosquitto();
+    const clientId = fresh("twin");
+    const first = await connect(broker.url, { clientId, reconnect: false });
+    const ended = closed(first);
+    await using second = await connect(broker.url, { clientId, reconnect: false });
+    const error = await within(ended, "the first client to be disconnected");
+    assert.ok(error !== undefined);
+    assert.equal(error.code, "CONNECTION_CLOSED");
+    assert.equal(first.closed, true);
+    assert.equal(second.connected, true);
+    await first.close();
+  },
+);
+
 brokerTest("connect: a listener that never answers fails with CONNECT_TIMEOUT", async () => {
   await using silent = silentServer();
   const started = performance.now();
@@ -363,6 +440,21 @@ brokerTest("connect: an abort signal fails it with ABORTED", async () => {
     connect(`mqtt://127.0.0.1:${silent.port}`, { signal: AbortSignal.abort() }),
     hasCode("ABORTED"),
   );
+});
+
+brokerTest("an abort signal that fires after connecting closes the client", async () => {
+  await using broker = await startMosquitto();
+  const controller = new AbortController();
+  const client = await connect(broker.url, {
+    clientId: fresh("aborted"),
+    signal: controller.signal,
+  });
+  const subscription = await client.subscribe(fresh("aborted"), { qos: 1 });
+  const ended = closed(client);
+  controller.abort();
+  assert.equal(await within(ended, "the close event"), undefined, "a clean close");
+  assert.equal(client.closed, true);
+  assert.equal(subscription.ended, true);
 });
 
 brokerTest("connect: a closed port fails with TRANSPORT_ERROR", async () => {
@@ -476,3 +568,35 @@ function silentServer() {
     },
   };
 }
+
+brokerTest(
+  "a consumer that publishes at QoS 1 per message of a burst of 4 × bufferSize does not deadlock",
+  async () => {
+    // The PUBACK of the consumer's publish sits in the socket behind unread messages; the client
+    // reads ahead while an acknowledgement is awaited, up to 4 × bufferSize (so a burst of up to
+    // that many is relayed; past it, bounded memory wins and reading waits for the consumer).
+    await using broker = await startMosquitto({ flood: true });
+    await using client = await connect(broker.url, { clientId: fresh("relay"), bufferSize: 5 });
+    await using source = await connect(broker.url, { clientId: fresh("source") });
+    const topic = fresh("burst");
+    const subscription = await client.subscribe(`${topic}/in`, { qos: 1 });
+    const burst = 19;
+    await Promise.all(
+      Array.from({ length: burst }, (_, i) => source.publish(`${topic}/in`, String(i), { qos: 1 })),
+    );
+    const relayed: string[] = [];
+    await within(
+      (async () => {
+        for await (const msg of subscription) {
+          await client.publish(`${topic}/out`, msg.payload, { qos: 1 });
+          relayed.push(msg.text());
+          assert.ok(subscription.buffered <= 4 * 5, `buffer grew to ${subscription.buffered}`);
+          if (relayed.length === burst) break;
+        }
+      })(),
+      "the relay loop to finish",
+      10_000,
+    );
+    assert.deepEqual(relayed, Array.from({ length: burst }, (_, i) => String(i)));
+  },
+);

@@ -11,7 +11,7 @@ import type {
   QoS,
   SubackReturnCode,
 } from "../lib/codec/packet.ts";
-import { MqttError } from "../lib/errors.ts";
+import { MqttError, SubscribeError } from "../lib/errors.ts";
 import { RESUBSCRIBE_BATCH, Session } from "../lib/session/session.ts";
 import { OutgoingPublish, SessionState } from "../lib/session/state.ts";
 import type { SessionHandler, SessionOptions } from "../lib/session/types.ts";
@@ -21,6 +21,7 @@ class Recorder implements SessionHandler {
   delivered: PublishPacket[] = [];
   closes: (MqttError | undefined)[] = [];
   failed: string[] = [];
+  errors: MqttError[] = [];
   send(packet: Packet): void {
     this.sent.push(packet);
   }
@@ -33,6 +34,7 @@ class Recorder implements SessionHandler {
   }
   resubscribeFailed(filter: string, error: MqttError): void {
     this.failed.push(`${filter}:${error.code}`);
+    this.errors.push(error);
   }
   take(): Packet[] {
     const sent = this.sent;
@@ -206,6 +208,7 @@ Deno.test("resubscribeFailed: a 0x80 on re-registration is reported and the filt
   h.take();
   session.receive({ type: "suback", packetId: 4, returnCodes: [0x80, 1] }, 12);
   assert.deepEqual(h.failed, ["a/#:SUBSCRIBE_FAILED"]);
+  assert.ok(h.errors[0] instanceof SubscribeError && h.errors[0].filter === "a/#");
   assert.deepEqual([...state.subscriptions], [["c", 1]]);
   assert.equal(session.state, "connected");
 });

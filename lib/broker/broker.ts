@@ -93,7 +93,10 @@ export class Broker implements AsyncDisposable {
    */
   constructor(options?: BrokerOptions) {
     this.#options = resolveBrokerOptions(options);
-    this.#router = new Router(this.#options.maxQueuedMessages);
+    this.#router = new Router({
+      maxQueued: this.#options.maxQueuedMessages,
+      maxQueuedBytes: this.#options.maxQueuedBytes,
+    });
     this.#host = {
       options: this.#options,
       router: this.#router,
@@ -270,8 +273,9 @@ export class Broker implements AsyncDisposable {
   }
 
   #track(task: Promise<void>): void {
-    this.#tasks.add(task);
-    task.finally(() => this.#tasks.delete(task));
+    const settled = task.catch((err) => this.#log(`Internal error: ${err}`));
+    this.#tasks.add(settled);
+    settled.finally(() => this.#tasks.delete(settled));
   }
 
   #log(line: string): void {
@@ -311,18 +315,19 @@ export class Broker implements AsyncDisposable {
 
   #upgrade(request: Request, info: Deno.ServeHandlerInfo): Response {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("MQTT over WebSocket: connect with the \"mqtt\" subprotocol.\n", {
+      return new Response('MQTT over WebSocket: connect with the "mqtt" subprotocol.\n', {
         status: 426,
         headers: { upgrade: "websocket" },
       });
     }
+    // Read before the upgrade: the request is gone afterwards.
+    const remoteAddress = addressOf(info.remoteAddr);
     const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",")
       .map((name) => name.trim());
     const { socket, response } = Deno.upgradeWebSocket(
       request,
       offered.includes("mqtt") ? { protocol: "mqtt" } : {},
     );
-    const remoteAddress = addressOf(info.remoteAddr);
     this.#log(`New connection from ${remoteAddress} on port ${this.#server?.addr.port} (ws).`);
     this.handle(websocketTransport(socket), { remoteAddress });
     return response;
@@ -330,7 +335,12 @@ export class Broker implements AsyncDisposable {
 
   #publishWill(will: Will, client: BrokerClient): void {
     const hook = this.#options.authorizePublish;
-    const message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain };
+    const message = {
+      topic: will.topic,
+      payload: will.payload,
+      qos: will.qos,
+      retain: will.retain,
+    };
     if (hook === undefined) {
       this.#router.publish(message);
       return;

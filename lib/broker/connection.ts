@@ -6,16 +6,17 @@
  * @module
  */
 import { encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
-import type {
-  ConnackReturnCode,
-  ConnectPacket,
-  Packet,
-  PublishPacket,
-  QoS,
-  SubackReturnCode,
-  SubscribePacket,
-  UnsubscribePacket,
-  Will,
+import {
+  CONNACK_RETURN_CODE_NAMES,
+  type ConnackReturnCode,
+  type ConnectPacket,
+  type Packet,
+  type PublishPacket,
+  type QoS,
+  type SubackReturnCode,
+  type SubscribePacket,
+  type UnsubscribePacket,
+  type Will,
 } from "../codec/packet.ts";
 import { ProtocolError } from "../errors.ts";
 import { Queue } from "../session/queue.ts";
@@ -58,6 +59,9 @@ type CloseReason =
 
 const NOOP = (): void => {};
 
+/** What {@linkcode Connection.#untilClosed} gives when the connection closed first. */
+const CLOSED: unique symbol = Symbol("closed");
+
 /**
  * The broker's side of one network connection.
  *
@@ -96,6 +100,8 @@ export class Connection implements SessionOwner, BrokerClient {
   #lastReceived = 0;
   #loops: Promise<unknown> | undefined = undefined;
   #resolveDone!: () => void;
+  /** Settles when the connection closes, so a hook that never answers cannot hold a loop. */
+  readonly #closedSignal: PromiseWithResolvers<typeof CLOSED> = Promise.withResolvers();
   #droppingLogged = false;
 
   /** Wraps a transport; nothing is read until {@linkcode start}. */
@@ -143,7 +149,7 @@ export class Connection implements SessionOwner, BrokerClient {
    * Ends the connection at once. The will is published unless the client sent
    * DISCONNECT (MQTT-3.1.2-8/-10) or the broker is shutting down.
    */
-  close(reason: CloseReason): void {
+  close(reason: CloseReason, error?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
@@ -151,6 +157,7 @@ export class Connection implements SessionOwner, BrokerClient {
     this.#connectTimer = this.#keepAliveTimer = undefined;
     this.wake();
     this.#drained?.resolve();
+    this.#closedSignal.resolve(CLOSED);
     try {
       this.#transport.close();
     } catch {
@@ -163,7 +170,7 @@ export class Connection implements SessionOwner, BrokerClient {
       session.owner = undefined;
       if (session.clean) this.#host.router.discard(session); // MQTT-3.1.2-6
     }
-    this.#log(reason);
+    this.#log(reason, error);
     const will = this.#will;
     this.#will = undefined;
     if (will !== undefined && reason !== "disconnect" && reason !== "shutdown") {
@@ -175,7 +182,7 @@ export class Connection implements SessionOwner, BrokerClient {
     else this.#loops.then(finish, finish);
   }
 
-  #log(reason: CloseReason): void {
+  #log(reason: CloseReason, error: unknown): void {
     const name = this.#connected ? this.id : "<unknown>";
     switch (reason) {
       case "disconnect":
@@ -188,7 +195,7 @@ export class Connection implements SessionOwner, BrokerClient {
       case "takeover":
         return this.#host.log(`Client ${name} already connected, closing old connection.`);
       case "io":
-        return this.#host.log(`Socket error on client ${name}, disconnecting.`);
+        return this.#host.log(`Socket error on client ${name}, disconnecting: ${error}`);
       case "protocol":
       case "refused":
       case "shutdown":
@@ -224,7 +231,7 @@ export class Connection implements SessionOwner, BrokerClient {
     } catch (err) {
       if (this.#closed) return;
       if (err instanceof ProtocolError) return this.#onDecodeError(err);
-      this.close("io");
+      this.close("io", err);
     }
   }
 
@@ -305,18 +312,20 @@ export class Connection implements SessionOwner, BrokerClient {
     if (options.authenticate !== undefined) {
       let ok: boolean;
       try {
-        ok = await options.authenticate({
+        const answer = await this.#untilClosed(options.authenticate({
           clientId,
           username: packet.username,
           password: packet.password,
           remoteAddress: this.remoteAddress,
-        });
+        }));
+        if (answer === CLOSED) return;
+        ok = answer;
       } catch (err) {
         this.#host.log(`Authentication hook failed for client ${clientId}: ${err}`);
-        return this.#refuse(3, "authentication hook failed");
+        return this.#refuse(3, "authentication hook failed", clientId);
       }
       if (this.#closed) return;
-      if (ok !== true) return this.#refuse(4, "not authorised");
+      if (ok !== true) return this.#refuse(4, "authenticate hook said no", clientId);
     }
     const router = this.#host.router;
     const held = router.sessions.get(clientId);
@@ -349,8 +358,10 @@ export class Connection implements SessionOwner, BrokerClient {
   }
 
   /** Refuses the CONNECT with a return code, then closes (MQTT-3.2.2-5). */
-  async #refuse(code: ConnackReturnCode, why: string): Promise<void> {
-    this.#host.log(`Client <unknown> refused (CONNACK ${code}): ${why}.`);
+  async #refuse(code: ConnackReturnCode, why: string, clientId = "<unknown>"): Promise<void> {
+    this.#host.log(
+      `Client ${clientId} refused: ${CONNACK_RETURN_CODE_NAMES[code]} (CONNACK ${code}, ${why}).`,
+    );
     const written = this.#writer.write(
       encodePacket({ type: "connack", sessionPresent: false, returnCode: code }),
     );
@@ -378,7 +389,7 @@ export class Connection implements SessionOwner, BrokerClient {
   ): Promise<void> {
     let allowed = false;
     try {
-      allowed = (await hook(this, packet.topic)) === true;
+      allowed = (await this.#untilClosed(hook(this, packet.topic))) === true;
     } catch (err) {
       this.#host.log(`Publish authorization hook failed for client ${this.id}: ${err}`);
     }
@@ -419,7 +430,8 @@ export class Connection implements SessionOwner, BrokerClient {
       let qos: QoS | false = requested < options.maxQoS ? requested : options.maxQoS;
       if (hook !== undefined) {
         try {
-          const answer = await hook(this, filter, qos);
+          const answer = await this.#untilClosed(hook(this, filter, qos));
+          if (answer === CLOSED) return;
           qos = answer === false ? false : (Math.min(answer, qos) as QoS);
         } catch (err) {
           this.#host.log(`Subscribe authorization hook failed for client ${this.id}: ${err}`);
@@ -448,6 +460,12 @@ export class Connection implements SessionOwner, BrokerClient {
     for (const filter of packet.filters) this.#host.router.unsubscribe(session, filter);
     // MQTT-3.10.4-4/-5: UNSUBACK even when nothing matched.
     this.#send({ type: "unsuback", packetId: packet.packetId });
+  }
+
+  /** A hook's answer, or {@linkcode CLOSED} if the connection closes first. */
+  #untilClosed<T>(answer: T | Promise<T>): T | Promise<T | typeof CLOSED> {
+    if (!(answer instanceof Promise)) return answer;
+    return Promise.race([answer, this.#closedSignal.promise]);
   }
 
   #armKeepAlive(delay: number): void {
@@ -480,8 +498,8 @@ export class Connection implements SessionOwner, BrokerClient {
         }
         writer.write(chunk).catch(NOOP); // a failed write rejects `ready` next time round
       }
-    } catch {
-      this.close("io");
+    } catch (err) {
+      this.close("io", err);
     }
   }
 
@@ -505,7 +523,8 @@ export class Connection implements SessionOwner, BrokerClient {
         const entry = state.peekWaiting();
         if (entry === undefined) break;
         const { topic, payload, qos, retain } = entry.message;
-        // Messages leave the queue in order (MQTT-4.6.0-6): a full window holds back QoS 0 too.
+        // Messages leave the queue in order (MQTT-4.6.0-6): a QoS 1/2 message
+        // at the head waiting for a window slot holds back everything behind it.
         if (qos > 0 && state.inflightCount >= maxInflight) break;
         state.shiftWaiting();
         let packet: PublishPacket;

@@ -77,6 +77,12 @@ export interface BrokerOptions {
    * counted in {@linkcode BrokerStats.droppedMessages}. Default 1000.
    */
   maxQueuedMessages?: number;
+  /**
+   * Most topic plus payload bytes waiting per client, with the same
+   * drop-oldest rule as `maxQueuedMessages`. Default 16 MiB, or
+   * `maxPacketSize` when that is larger (so one message always fits).
+   */
+  maxQueuedBytes?: number;
   /** Most open connections (including ones that have not sent CONNECT yet). Default 10 000. */
   maxConnections?: number;
   /** Milliseconds a new connection has to send CONNECT before it is closed. Default 10 000. */
@@ -190,6 +196,7 @@ export interface ResolvedBrokerOptions {
   maxQoS: QoS;
   maxInflight: number;
   maxQueuedMessages: number;
+  maxQueuedBytes: number;
   maxConnections: number;
   connectTimeout: number;
   authenticate: BrokerOptions["authenticate"];
@@ -204,6 +211,7 @@ export const BROKER_DEFAULTS: {
   readonly maxQoS: QoS;
   readonly maxInflight: number;
   readonly maxQueuedMessages: number;
+  readonly maxQueuedBytes: number;
   readonly maxConnections: number;
   readonly connectTimeout: number;
 } = Object.freeze({
@@ -211,6 +219,7 @@ export const BROKER_DEFAULTS: {
   maxQoS: 2,
   maxInflight: 20,
   maxQueuedMessages: 1000,
+  maxQueuedBytes: 16 * 1024 * 1024,
   maxConnections: 10_000,
   connectTimeout: 10_000,
 });
@@ -246,14 +255,28 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   if (maxPacketSize < 2) {
     throw new MqttError("INVALID_OPTION", "broker option maxPacketSize must be at least 2");
   }
+  const maxInflight = positiveInteger(
+    "maxInflight",
+    options.maxInflight,
+    BROKER_DEFAULTS.maxInflight,
+  );
+  if (maxInflight > 65_535) {
+    // Packet identifiers are 16-bit (MQTT-2.3.1-1).
+    throw new MqttError("INVALID_OPTION", "broker option maxInflight must be at most 65535");
+  }
   return {
     maxPacketSize,
     maxQoS,
-    maxInflight: positiveInteger("maxInflight", options.maxInflight, BROKER_DEFAULTS.maxInflight),
+    maxInflight,
     maxQueuedMessages: positiveInteger(
       "maxQueuedMessages",
       options.maxQueuedMessages,
       BROKER_DEFAULTS.maxQueuedMessages,
+    ),
+    maxQueuedBytes: positiveInteger(
+      "maxQueuedBytes",
+      options.maxQueuedBytes,
+      Math.max(BROKER_DEFAULTS.maxQueuedBytes, maxPacketSize),
     ),
     maxConnections: positiveInteger(
       "maxConnections",

@@ -6,7 +6,7 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { RetainedStore } from "./retained.ts";
-import { BrokerSession, type Delivery } from "./session.ts";
+import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
 
 /** An application message entering the broker. */
@@ -24,7 +24,7 @@ export interface RoutedMessage {
  * @example
  * ```ts
  * import { Router } from "./router.ts";
- * const router = new Router(1000);
+ * const router = new Router({ maxQueued: 1000, maxQueuedBytes: 1 << 20 });
  * const { session } = router.openSession("c1", true);
  * router.subscribe(session, "a/#", 1);
  * router.publish({ topic: "a/b", payload: new Uint8Array([1]), qos: 2, retain: false });
@@ -37,15 +37,15 @@ export class Router {
   /** Retained messages. */
   readonly retained: RetainedStore = new RetainedStore();
   readonly #index: SubscriptionIndex<BrokerSession> = new SubscriptionIndex();
-  readonly #maxQueued: number;
+  readonly #limits: QueueLimits;
   /** Messages dropped from full client queues, over all sessions past and present. */
   dropped = 0;
   /** Application messages routed. */
   received = 0;
 
-  /** Creates an empty router whose sessions queue at most `maxQueued` messages each. */
-  constructor(maxQueued: number) {
-    this.#maxQueued = maxQueued;
+  /** Creates an empty router whose sessions' queues are bounded by `limits`. */
+  constructor(limits: QueueLimits) {
+    this.#limits = limits;
   }
 
   /** Subscriptions over every session. */
@@ -66,7 +66,7 @@ export class Router {
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
-    const session = new BrokerSession(clientId, clean, this.#maxQueued);
+    const session = new BrokerSession(clientId, clean, this.#limits);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
+import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
 
 /** An application message queued for one client, QoS already downgraded for it. */
@@ -16,6 +17,14 @@ export interface Delivery {
   retain: boolean;
 }
 
+/** Bounds of one session's queue of waiting messages. */
+export interface QueueLimits {
+  /** Most messages waiting. */
+  maxQueued: number;
+  /** Most topic plus payload bytes waiting. */
+  maxQueuedBytes: number;
+}
+
 /** Something that can be told that a session has messages to send. */
 export interface SessionOwner {
   /** Called after a message is queued. */
@@ -23,8 +32,6 @@ export interface SessionOwner {
   /** Another connection takes this session over: close this one (MQTT-3.1.4-2). */
   evict(): void;
 }
-
-const NOOP = (): void => {};
 
 /**
  * The state the broker holds for one client identifier: its subscriptions,
@@ -37,7 +44,7 @@ const NOOP = (): void => {};
  * @example
  * ```ts
  * import { BrokerSession } from "./session.ts";
- * const session = new BrokerSession("sensor-1", false, 2);
+ * const session = new BrokerSession("sensor-1", false, { maxQueued: 2, maxQueuedBytes: 1024 });
  * for (const n of [1, 2, 3]) {
  *   session.enqueue({ topic: "t", payload: new Uint8Array([n]), qos: 1, retain: false });
  * }
@@ -52,18 +59,25 @@ export class BrokerSession {
   /** Topic filter to granted QoS. */
   readonly subscriptions: Map<string, QoS> = new Map();
   /** Packet ids, in-flight outgoing messages, waiting queue, incoming QoS 2 ids. */
-  readonly state: SessionState = new SessionState();
+  readonly state: SessionState;
   /** The live connection using this session, if any. */
   owner: SessionOwner | undefined = undefined;
   /** Messages dropped from this session's full queue. */
   dropped = 0;
-  readonly #maxQueued: number;
+  /** Called by the session state for each waiting message it drops to make room. */
+  readonly #onDone = (error?: MqttError): void => {
+    if (error !== undefined) this.dropped++;
+  };
 
-  /** Creates an empty session. */
-  constructor(clientId: string, clean: boolean, maxQueued: number) {
+  /** Creates an empty session whose queue holds at most `limits` messages and bytes. */
+  constructor(clientId: string, clean: boolean, limits: QueueLimits) {
     this.clientId = clientId;
     this.clean = clean;
-    this.#maxQueued = maxQueued;
+    this.state = new SessionState({
+      maxQueued: limits.maxQueued,
+      maxQueuedBytes: limits.maxQueuedBytes,
+      overflow: "drop-oldest",
+    });
   }
 
   /** Messages waiting for the connection or a window slot. */
@@ -72,19 +86,17 @@ export class BrokerSession {
   }
 
   /**
-   * Queues a message for this client, dropping the oldest waiting one when the
-   * queue is full. Returns false when a message was dropped.
+   * Queues a message for this client; when the queue is full its oldest
+   * waiting messages are dropped (and counted) to make room. A message larger
+   * than the byte limit alone is dropped itself.
    */
-  enqueue(delivery: Delivery): boolean {
-    const state = this.state;
-    state.enqueue(new OutgoingPublish(delivery, NOOP));
-    let kept = true;
-    while (state.pendingCount > this.#maxQueued) {
-      state.shiftWaiting();
+  enqueue(delivery: Delivery): void {
+    try {
+      this.state.enqueue(new OutgoingPublish(delivery, this.#onDone));
+    } catch (err) {
+      if (!(err instanceof MqttError && err.code === "QUEUE_FULL")) throw err;
       this.dropped++;
-      kept = false;
     }
     this.owner?.wake();
-    return kept;
   }
 }

@@ -64,7 +64,7 @@ export class SubscriptionIndex<S> {
   match(topic: string): Map<S, QoS> {
     const result = new Map<S, QoS>();
     const exact = this.#exact.get(topic);
-    if (exact !== undefined) for (const [subscriber, qos] of exact) result.set(subscriber, qos);
+    if (exact !== undefined) { for (const [subscriber, qos] of exact) result.set(subscriber, qos); }
     for (const [filter, entry] of this.#wildcard) {
       if (!topicMatches(filter, topic)) continue;
       for (const [subscriber, qos] of entry) {

@@ -64,6 +64,8 @@ export interface CloseEventDetail {
 }
 
 const encoder = new TextEncoder();
+/** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
+const READ_AHEAD_FACTOR = 4;
 const noop = () => {};
 const now = () => performance.now();
 
@@ -110,6 +112,10 @@ class Connection implements SessionHandler {
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
   #ended = false;
+  /** Resolves on end(): wakes a read loop waiting for a slow consumer, so it can finish. */
+  readonly #endSignal: PromiseWithResolvers<void> = Promise.withResolvers();
+  /** Set while the read loop is paused for a slow consumer; `send` wakes it. */
+  #wake: PromiseWithResolvers<void> | undefined;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -156,6 +162,11 @@ class Connection implements SessionHandler {
     const write = this.#writer.write(packet);
     write.catch(noop); // a failed write ends the connection through the pipe's error
     this.#lastWrite = write;
+    // A paused read loop must look again: this packet's answer has to be read.
+    if (this.#wake !== undefined) {
+      this.#wake.resolve();
+      this.#wake = undefined;
+    }
   }
 
   deliver(packet: PublishPacket): void {
@@ -184,6 +195,7 @@ class Connection implements SessionHandler {
   end(error: MqttError | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#endSignal.resolve();
     this.#transport.close();
     this.#writer.abort().catch(noop);
     if (this.session.state !== "disconnected") {
@@ -209,10 +221,16 @@ class Connection implements SessionHandler {
         this.session.receive(value, now());
         this.#client.armTimer();
         const blocked = this.#client.backpressure();
-        if (blocked) {
+        if (blocked && !this.#client.mayReadAhead()) {
           // A consumer is behind: stop reading so the socket, not memory, holds the backlog.
+          let released = false;
+          blocked.then(() => released = true, noop);
           this.session.setReadPaused(true, now());
-          await blocked;
+          while (!released && !this.#ended && !this.#client.mayReadAhead()) {
+            this.#wake = Promise.withResolvers();
+            await Promise.race([blocked, this.#endSignal.promise, this.#wake.promise]);
+            this.#wake = undefined;
+          }
           if (this.#ended) break;
           this.session.setReadPaused(false, now());
           this.#client.armTimer();
@@ -286,6 +304,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   readonly #filterCounts = new Map<string, number>();
   #held: Message[] = [];
   #heldReady: PromiseWithResolvers<void> | undefined;
+  /** SUBSCRIBEs awaiting their SUBACK; while any is, held messages do not stop the reading. */
+  #subscribing = 0;
   #blocked: Promise<void>[] = [];
   #abortListener: (() => void) | undefined;
 
@@ -294,7 +314,13 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     super();
     this.#options = options;
     this.clientId = options.clientId;
-    this.#state = new SessionState(); // QUEUE_BOUNDS_PENDING
+    const { maxMessages, maxBytes, overflow } = options.queue;
+    this.#state = new SessionState({
+      maxQueued: maxMessages,
+      maxQueuedBytes: maxBytes,
+      overflow,
+      store: options.store,
+    });
   }
 
   /** Whether the server had a session for this client (CONNACK's session present flag, latest connection). */
@@ -515,6 +541,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
+    // Held messages wait for a subscription to take them; with the reading stopped because of
+    // them, the SUBACK of that very subscription would never be read.
+    this.#subscribing++;
+    this.#heldReady?.resolve();
+    this.#heldReady = undefined;
     const codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
       connection.session.subscribe(
         list.map((filter) => ({ filter, qos })),
@@ -522,7 +553,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         (error, returnCodes) => error ? reject(error) : resolve(returnCodes!),
       );
       this.armTimer();
-    });
+    }).finally(() => this.#subscribing--);
     const refused = codes.indexOf(0x80);
     if (refused !== -1) {
       // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
@@ -687,10 +718,25 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     if (matched) return;
     this.#held.push(message);
-    if (this.#held.length >= this.#options.bufferSize) {
+    if (this.#held.length >= this.#options.bufferSize && this.#subscribing === 0) {
       this.#heldReady ??= Promise.withResolvers();
       this.#blocked.push(this.#heldReady.promise);
     }
+  }
+
+  /**
+   * @internal Whether reading may go on past a full buffer: only while an
+   * acknowledgement is awaited (it may sit behind the unread messages, and a
+   * consumer that awaits a publish would otherwise wait forever), and only
+   * until a buffer holds READ_AHEAD_FACTOR × `bufferSize`, so memory stays bounded.
+   */
+  mayReadAhead(): boolean {
+    const state = this.#state;
+    if (state.inflightCount + state.requestCount === 0) return false;
+    const limit = this.#options.bufferSize * READ_AHEAD_FACTOR;
+    if (this.#held.length >= limit) return false;
+    for (const sub of this.#subscriptions) if (sub.buffered >= limit) return false;
+    return true;
   }
 
   /** @internal A promise to await before reading on, when a consumer is behind. */

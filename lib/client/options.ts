@@ -9,6 +9,7 @@ import { MAX_PACKET_SIZE } from "../codec/remaining_length.ts";
 import { validateTopicName } from "../codec/topic.ts";
 import { MqttError } from "../errors.ts";
 import type { SessionOptions } from "../session/types.ts";
+import type { Store } from "../store/store.ts";
 import type { Transport } from "../transports/transport.ts";
 
 /** URL schemes `connect()` understands. */
@@ -123,6 +124,14 @@ export interface ConnectOptions {
    * in-flight window slot (the offline queue).
    */
   queue?: QueueOptions;
+  /**
+   * Where in-flight and queued publishes and received QoS 2 identifiers are
+   * kept. A durable store (`await FileStore.open(path)`) lets a new process
+   * with the same `clientId` and `clean: false` resume without loss and
+   * without delivering a QoS 2 message twice. One store per client identifier.
+   * @default {in memory}
+   */
+  store?: Store;
 }
 
 /** Backoff of {@linkcode ConnectOptions.reconnect}, in milliseconds. */
@@ -206,6 +215,8 @@ export interface ResolvedOptions {
   reconnect: Required<ReconnectOptions> | false;
   /** Publish queue bounds, with defaults applied. */
   queue: Required<QueueOptions>;
+  /** The caller's store, if any. */
+  store?: Store;
 }
 
 /** Default values of {@linkcode ConnectOptions}. */
@@ -515,6 +526,12 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (tls !== undefined) resolved.tls = tls;
   if (options.signal !== undefined) resolved.signal = options.signal;
   if (options.transport !== undefined) resolved.transport = options.transport;
+  if (options.store !== undefined) {
+    if (typeof options.store !== "object" || options.store === null) {
+      throw invalid("store must be a Store (e.g. await FileStore.open(path))");
+    }
+    resolved.store = options.store;
+  }
   return resolved;
 }
 

@@ -20,7 +20,7 @@ import type {
   SubackReturnCode,
   SubscriptionRequest,
 } from "../codec/packet.ts";
-import { ConnectionRefusedError, MqttError, ProtocolError } from "../errors.ts";
+import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
 import { OutgoingPublish, PendingRequest, type SessionState } from "./state.ts";
 import type {
   OutgoingMessage,
@@ -36,7 +36,7 @@ const PINGREQ: PingreqPacket = Object.freeze({ type: "pingreq" });
 const DISCONNECT: DisconnectPacket = Object.freeze({ type: "disconnect" });
 /** Most filters per re-registration SUBSCRIBE (some brokers cap a SUBSCRIBE's filter count). */
 export const RESUBSCRIBE_BATCH = 32;
-/** Re-registration SUBACKs are handled by the session; their callback only sees failures of the connection. */
+/** Re-registration SUBACKs are handled inside; the callback only hears of a lost connection. */
 const IGNORE_SUBACK: SubscribeCallback = () => {};
 
 function unexpected(packet: Packet, why: string): ProtocolError {
@@ -59,8 +59,17 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  * Contract notes beyond {@linkcode SessionHandler}:
  * - Commands in a wrong state throw `MqttError("INVALID_STATE")`, except that
  *   `publish` and `subscribe`/`unsubscribe` while `connecting` are queued until
- *   CONNACK. `publish` while `disconnected` throws (the offline queue belongs
- *   to the client).
+ *   CONNACK. `publish` while `disconnected` throws INVALID_STATE (the driver
+ *   queues offline publishes with `state.enqueue` itself).
+ * - A publish that must wait while the {@linkcode SessionState}'s queue is full
+ *   throws `MqttError("QUEUE_FULL")` synchronously and changes nothing (with
+ *   `overflow: "drop-oldest"` the oldest waiting publish fails instead).
+ * - Topic re-registration: SUBACK-granted filters are remembered in the state
+ *   (UNSUBSCRIBE forgets them when sent). On CONNACK without session present,
+ *   SUBSCRIBE for all of them (in order, {@linkcode RESUBSCRIBE_BATCH} filters
+ *   per packet) goes out first, before re-sent and queued publishes; refusals
+ *   reach `handler.resubscribeFailed`. With session present nothing is re-sent,
+ *   unless a re-registration's SUBACK was lost with the previous connection.
  * - Publishes go out strictly in call order: QoS 0 is sent (and `done()` called)
  *   at once only when nothing is waiting for a window slot; otherwise it waits its turn.
  * - `receive` while `disconnected` ignores the packet: a driver may still hold
@@ -258,7 +267,8 @@ export class Session {
   /**
    * Publishes a message. QoS 0 is sent and `done()` called at once; QoS 1/2
    * are sent when an in-flight window slot is free and `done()` is called on
-   * PUBACK / PUBCOMP. Queued while `connecting`.
+   * PUBACK / PUBCOMP. Queued while `connecting`. Throws `QUEUE_FULL` when the
+   * message would have to wait and the state's queue is full (nothing changed).
    */
   publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
     const name = this.#name;
@@ -643,11 +653,7 @@ export class Session {
       if (!data.resubscribed(filter, code) || (code !== undefined && code !== 0x80)) continue;
       this.#handler.resubscribeFailed?.(
         filter,
-        error ??
-          new MqttError(
-            "SUBSCRIBE_FAILED",
-            `the server refused to re-subscribe to "${filter}" (return code 0x80)`,
-          ),
+        error ?? new SubscribeError(filter),
       );
     }
   }

@@ -110,6 +110,9 @@ export interface SessionStateOptions {
    * Where state that must survive a restart is recorded. Without one, the
    * state lives in memory only (and costs nothing extra). When given, the
    * stored in-flight, waiting and incoming entries are loaded at construction.
+   * The state never closes the store: whoever opened it closes it after
+   * `abandon`. A store method that throws (`STORE_ERROR` from a failed write)
+   * propagates out of the session call that made the change.
    */
   store?: Store;
   /** Most publishes waiting for a window slot or a connection. @default {10_000} */
@@ -257,7 +260,7 @@ export class SessionState {
     return this.#incoming.size;
   }
 
-  /** The live subscriptions (filter → granted QoS) in subscribe order, re-registered when the broker lost them. */
+  /** Live subscriptions (filter → granted QoS) in subscribe order, to re-register when lost. */
   get subscriptions(): ReadonlyMap<string, QoS> {
     return this.#subscriptions;
   }
@@ -303,6 +306,7 @@ export class SessionState {
    * throws `MqttError("QUEUE_FULL")` and changes nothing ("reject", or a
    * publish larger than `maxQueuedBytes` alone), or fails the oldest waiting
    * publishes with `QUEUE_FULL` until the new one fits ("drop-oldest").
+   * A topic that is not valid UTF-8 (MQTT-1.5.3-1, -2) throws its ProtocolError here.
    */
   enqueue(entry: OutgoingPublish): void {
     const m = entry.message;
@@ -354,7 +358,7 @@ export class SessionState {
     return entry;
   }
 
-  /** Records a publish as in flight under `entry.packet.packetId` (`dequeued`: see `shiftWaiting`). */
+  /** Records a publish as in flight under its packet id (`dequeued`: see `shiftWaiting`). */
   addInflight(entry: OutgoingPublish, dequeued = false): void {
     const id = entry.packet!.packetId!;
     this.#inflight.set(id, entry);
@@ -479,7 +483,7 @@ export class SessionState {
     return this.#incoming.has(packetId);
   }
 
-  /** Remembers an incoming QoS 2 id until its PUBREL (recorded in the store before PUBREC goes out). */
+  /** Remembers an incoming QoS 2 id until its PUBREL (stored before PUBREC goes out). */
   addIncoming(packetId: number): void {
     this.#incoming.add(packetId);
     const store = this.#store;

@@ -80,10 +80,11 @@ export interface SessionHandler {
    * CONNACK without session present, the session sends SUBSCRIBE again for
    * every remembered subscription (filters granted by an earlier SUBACK and not
    * unsubscribed since), before any publish; their SUBACKs never reach a
-   * `SubscribeCallback`. Called once per filter the server refused (return code
-   * 0x80: `SUBSCRIBE_FAILED`) or answered with a SUBACK of the wrong length
-   * (`UNEXPECTED_PACKET`; the connection is then closed as for any protocol
-   * violation). The filter is forgotten: it is not re-registered again. The
+   * `SubscribeCallback`. Called once per filter the server refused (return
+   * code 0x80: a `SubscribeError`, code `SUBSCRIBE_FAILED`) or answered with a
+   * SUBACK of the wrong length (a `ProtocolError`, code `UNEXPECTED_PACKET`;
+   * the connection is then closed as for any protocol violation,
+   * MQTT-3.8.4-5). The filter is forgotten: it is not re-registered again. The
    * driver typically ends the matching local subscriptions with `error`.
    */
   resubscribeFailed?(filter: string, error: MqttError): void;

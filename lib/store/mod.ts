@@ -1,0 +1,19 @@
+/**
+ * Stores for session state that must survive a restart: the {@linkcode Store}
+ * contract, {@linkcode MemoryStore} and the durable {@linkcode FileStore}.
+ *
+ * @example
+ * ```ts
+ * import { FileStore } from "./mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const store = await FileStore.open(`${dir}/client-1.journal`);
+ * console.log(store.load().inflight.length); // 0
+ * store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+export type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
+export { MemoryStore } from "./memory_store.ts";
+export { FileStore, type FileStoreOptions } from "./file_store.ts";

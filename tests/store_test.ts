@@ -1,0 +1,368 @@
+/**
+ * Tests of the stores: MemoryStore and FileStore round trips against a
+ * model, FileStore torn-record recovery, compaction, and a real `kill -9` of
+ * a process writing the journal.
+ */
+import assert from "node:assert/strict";
+import { FileStore, MemoryStore, type Store, type StoredSession } from "../lib/store/mod.ts";
+import { MqttError } from "../lib/errors.ts";
+import type { QoS } from "../lib/codec/packet.ts";
+
+const enc = new TextEncoder();
+
+function rec(topic: string, qos: QoS = 1, payload = topic, retain = false) {
+  return { topic, payload: enc.encode(payload), qos, retain };
+}
+
+/** A fixed script touching every store method; returns the state it must leave. */
+function script(store: Store): StoredSession {
+  store.pushWaiting(rec("w1", 1));
+  store.pushWaiting(rec("w2", 2, "ünïcode ✓", true));
+  store.pushWaiting(rec("w3", 0));
+  store.putInflight(1, rec("w1", 1), true);
+  store.putInflight(2, rec("w2", 2, "ünïcode ✓", true), true);
+  store.shiftWaiting(); // w3 sent as QoS 0
+  store.markReleased(2);
+  store.putInflight(3, rec("direct", 2, ""), false);
+  store.removeInflight(1);
+  store.removeInflight(99); // unknown: no-op
+  store.pushWaiting(rec("w4", 1, "x".repeat(1000)));
+  store.addIncoming(7);
+  store.addIncoming(8);
+  store.removeIncoming(7);
+  return {
+    inflight: [
+      { packetId: 2, ...rec("w2", 2, "ünïcode ✓", true), released: true },
+      { packetId: 3, ...rec("direct", 2, ""), released: false },
+    ],
+    waiting: [rec("w4", 1, "x".repeat(1000))],
+    incoming: [8],
+    nextPacketId: 4,
+  };
+}
+
+function normal(s: StoredSession): unknown {
+  return {
+    inflight: s.inflight.map((r) => ({ ...r, payload: [...r.payload] })),
+    waiting: s.waiting.map((r) => ({ ...r, payload: [...r.payload] })),
+    incoming: [...s.incoming].sort((a, b) => a - b),
+    nextPacketId: s.nextPacketId,
+  };
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "mqtt-store-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("MemoryStore round trip of every change", () => {
+  const store = new MemoryStore();
+  const expected = script(store);
+  assert.deepEqual(normal(store.load()), normal(expected));
+  store.clearIncoming();
+  assert.deepEqual(store.load().incoming, []);
+  store.clear();
+  assert.deepEqual(
+    normal(store.load()),
+    normal({ inflight: [], waiting: [], incoming: [], nextPacketId: 1 }),
+  );
+});
+
+Deno.test("FileStore round trip: a reopened journal loads what was written", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path);
+    assert.deepEqual(
+      normal(a.load()),
+      normal({ inflight: [], waiting: [], incoming: [], nextPacketId: 1 }),
+    );
+    const expected = script(a);
+    assert.deepEqual(normal(a.load()), normal(expected));
+    a.close();
+    const b = await FileStore.open(path);
+    assert.deepEqual(normal(b.load()), normal(expected));
+    b.clearIncoming();
+    b.clear();
+    b.pushWaiting(rec("after-clear"));
+    b.close();
+    const c = await FileStore.open(path);
+    assert.deepEqual(c.load().waiting.map((r) => r.topic), ["after-clear"]);
+    assert.deepEqual(c.load().inflight, []);
+    c.close();
+  });
+});
+
+Deno.test("FileStore matches MemoryStore over a long random sequence with compactions", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const file = await FileStore.open(path, { compactBytes: 2048 });
+    const model = new MemoryStore();
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    let nextId = 1;
+    for (let i = 0; i < 5000; i++) {
+      const both = (f: (s: Store) => void) => {
+        f(file);
+        f(model);
+      };
+      const op = rand(8);
+      const live = [...model.load().inflight];
+      if (op === 0) {
+        const r = rec(`t/${i}`, rand(3) as QoS, `${i}`, rand(2) === 1);
+        both((s) => s.pushWaiting(r));
+      } else if (op === 1 && model.load().waiting.length > 0) {
+        const head = model.load().waiting[0];
+        const id = nextId;
+        nextId = nextId === 65535 ? 1 : nextId + 1;
+        both((s) => s.putInflight(id, { ...head, qos: head.qos === 0 ? 1 : head.qos }, true));
+      } else if (op === 2) both((s) => s.shiftWaiting());
+      else if (op === 3 && live.length > 0) {
+        const id = live[rand(live.length)].packetId;
+        both((s) => s.markReleased(id));
+      } else if (op === 4 && live.length > 0) {
+        const id = live[rand(live.length)].packetId;
+        both((s) => s.removeInflight(id));
+      } else if (op === 5) {
+        const id = 1 + rand(20);
+        both((s) => s.addIncoming(id));
+      } else if (op === 6) {
+        const id = 1 + rand(20);
+        both((s) => s.removeIncoming(id));
+      } else if (op === 7 && rand(50) === 0) both((s) => s.clearIncoming());
+    }
+    assert.deepEqual(normal(file.load()), normal(model.load()));
+    file.close();
+    // Compaction kept the journal near the live state's size.
+    const size = (await Deno.stat(path)).size;
+    const reopened = await FileStore.open(path); // compacts
+    const live = (await Deno.stat(path)).size;
+    assert.ok(size <= Math.max(2048, 2 * live) + 1024, `journal ${size} bytes, live ${live}`);
+    assert.deepEqual(normal(reopened.load()), normal(model.load()));
+    reopened.close();
+  });
+});
+
+Deno.test("FileStore: a torn last record (crash mid-write) is ignored at every cut point", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path);
+    a.pushWaiting(rec("first"));
+    a.addIncoming(5);
+    a.close();
+    const before = await Deno.readFile(path);
+    const b = await FileStore.open(path);
+    b.pushWaiting(rec("second", 2, "payload of the torn record"));
+    b.close();
+    const full = await Deno.readFile(path);
+    assert.ok(full.length > before.length);
+    for (let cut = before.length; cut < full.length; cut++) {
+      await Deno.writeFile(path, full.subarray(0, cut));
+      const s = await FileStore.open(path);
+      const loaded = s.load();
+      assert.deepEqual(loaded.waiting.map((r) => r.topic), ["first"], `cut at ${cut}`);
+      assert.deepEqual(loaded.incoming, [5]);
+      // The store keeps working after recovery, and the torn tail is gone.
+      s.addIncoming(6);
+      s.close();
+      const again = await FileStore.open(path);
+      assert.deepEqual(again.load().incoming, [5, 6]);
+      again.close();
+    }
+  });
+});
+
+Deno.test("FileStore: a corrupt record (CRC mismatch) ends the journal there", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path);
+    a.addIncoming(1);
+    const cleanSize = (await Deno.stat(path)).size;
+    a.addIncoming(2);
+    a.addIncoming(3);
+    a.close();
+    const bytes = await Deno.readFile(path);
+    bytes[cleanSize + 5] ^= 0xff; // inside the body of the record adding 2
+    await Deno.writeFile(path, bytes);
+    const b = await FileStore.open(path);
+    assert.deepEqual(b.load().incoming, [1]);
+    b.close();
+  });
+});
+
+Deno.test("FileStore: a file that is not a journal is refused with STORE_ERROR, untouched", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/notes.txt`;
+    await Deno.writeTextFile(path, "my precious notes");
+    await assert.rejects(
+      () => FileStore.open(path),
+      (e: unknown) => e instanceof MqttError && e.code === "STORE_ERROR",
+    );
+    assert.equal(await Deno.readTextFile(path), "my precious notes");
+  });
+});
+
+Deno.test("FileStore: a leftover .tmp from a crash during compaction is ignored", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path);
+    a.addIncoming(9);
+    a.close();
+    await Deno.writeFile(`${path}.tmp`, new Uint8Array([1, 2, 3]));
+    const b = await FileStore.open(path);
+    assert.deepEqual(b.load().incoming, [9]);
+    b.close();
+  });
+});
+
+Deno.test("FileStore: compaction on open shrinks the journal to the live state", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path);
+    for (let i = 0; i < 200; i++) {
+      a.pushWaiting(rec(`t${i}`, 1, "y".repeat(100)));
+      a.shiftWaiting();
+    }
+    a.pushWaiting(rec("kept"));
+    a.close();
+    const grown = (await Deno.stat(path)).size;
+    const b = await FileStore.open(path);
+    const compacted = (await Deno.stat(path)).size;
+    assert.ok(compacted < grown / 10, `${compacted} vs ${grown}`);
+    assert.deepEqual(b.load().waiting.map((r) => r.topic), ["kept"]);
+    b.close();
+  });
+});
+
+// ---- kill -9 ----
+
+const WRITER = `
+import { FileStore } from ${
+  JSON.stringify(new URL("../lib/store/file_store.ts", import.meta.url).href)
+};
+const store = await FileStore.open(Deno.args[0], { compactBytes: 16 * 1024 });
+const enc = new TextEncoder();
+const out = Deno.stdout;
+let inflight = [];
+let nextId = 1;
+for (let seq = 0; ; seq++) {
+  // Every message is queued, then moved into flight, then completed a while later.
+  store.pushWaiting({ topic: "seq/" + seq, payload: enc.encode(String(seq).repeat(20)), qos: 1, retain: false });
+  if (seq % 3 === 2) {
+    for (let k = 0; k < 2; k++) {
+      const id = nextId++;
+      store.putInflight(id, { topic: "x", payload: new Uint8Array(0), qos: 1, retain: false }, true);
+      inflight.push(id);
+    }
+  }
+  if (inflight.length > 40) store.removeInflight(inflight.shift());
+  store.addIncoming(1 + (seq % 1000));
+  if (seq % 100 === 99) out.writeSync(enc.encode(seq + "\\n"));
+}
+`;
+
+Deno.test("FileStore survives kill -9 of the writing process with a consistent prefix", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const script = `${dir}/writer.ts`;
+    await Deno.writeTextFile(script, WRITER);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", script, path],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let reported = -1;
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    try {
+      // Let it write well past several compactions, then kill it mid-stream.
+      while (reported < 20_000) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        const lines = text.split("\n");
+        text = lines.pop()!;
+        if (lines.length > 0) reported = Number(lines[lines.length - 1]);
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await reader.cancel();
+      const status = await child.status;
+      await child.stderr.cancel();
+      assert.equal(status.signal, "SIGKILL");
+    }
+    assert.ok(reported >= 20_000, "the writer never got going");
+    const store = await FileStore.open(path);
+    const s = store.load();
+    store.close();
+    // The journal is a prefix of the writer's changes: find how many messages
+    // it holds, and check every invariant of that prefix.
+    const waiting = s.waiting.map((r) => Number(r.topic.slice(4)));
+    assert.ok(waiting.length >= 1);
+    const last = waiting[waiting.length - 1];
+    assert.ok(last >= reported, `journal ends at ${last}, writer had reported ${reported}`);
+    // Waiting is contiguous up to the last message, payloads intact.
+    waiting.forEach((seq, i) => {
+      assert.equal(seq, waiting[0] + i);
+      assert.equal(new TextDecoder().decode(s.waiting[i].payload), String(seq).repeat(20));
+    });
+    // Messages 0..first-1 moved into flight: as many PUTs as messages left the queue,
+    // of which all but the last 40 (or 41) were removed.
+    const moved = waiting[0];
+    const ids = s.inflight.map((r) => r.packetId);
+    assert.ok(
+      ids.length >= Math.min(moved, 40) && ids.length <= Math.min(moved, 42),
+      `${ids.length} in flight after ${moved} moved`,
+    );
+    ids.forEach((id, i) => assert.equal(id, moved - ids.length + 1 + i));
+    assert.equal(s.nextPacketId, moved + 1);
+    assert.equal(s.incoming.length, 1000);
+  });
+});
+
+Deno.test("FileStore with fsync: same records, flushed to disk", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path, { fsync: true, compactBytes: 0 });
+    const expected = script(a);
+    a.close();
+    const b = await FileStore.open(path);
+    assert.deepEqual(normal(b.load()), normal(expected));
+    b.close();
+  });
+});
+
+Deno.test("FileStore: writing after close throws STORE_ERROR; a missing directory fails open", async () => {
+  await withDir(async (dir) => {
+    const a = await FileStore.open(`${dir}/s.journal`);
+    a.close();
+    assert.throws(
+      () => a.addIncoming(1),
+      (e: unknown) => e instanceof MqttError && e.code === "STORE_ERROR",
+    );
+    await assert.rejects(
+      () => FileStore.open(`${dir}/missing/s.journal`),
+      (e: unknown) => e instanceof MqttError && e.code === "STORE_ERROR",
+    );
+  });
+});
+
+Deno.test("FileStore: a second store on the same file is refused while the first is open", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const a = await FileStore.open(path);
+    await assert.rejects(
+      () => FileStore.open(path),
+      (e: unknown) => e instanceof MqttError && e.code === "STORE_ERROR",
+    );
+    a.close();
+    const b = await FileStore.open(path);
+    b.close();
+  });
+});
