@@ -25,9 +25,9 @@ export { connect } from "./lib/client/connect.ts";
 export {
   type CloseEventDetail,
   type ConnectEventDetail,
-  type ReconnectEventDetail,
   MqttClient,
   type PublishOptions,
+  type ReconnectEventDetail,
   type SubscribeOptions,
 } from "./lib/client/client.ts";
 export {

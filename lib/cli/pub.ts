@@ -13,7 +13,8 @@
 import { connect, MqttError } from "../../mod.ts";
 import { EXIT, parseArgs, UsageError } from "./args.ts";
 
-const USAGE = `Usage: pub [-h host] [-p port] [-L url] -t topic (-m message | -n | -f file | -l | -s)
+const USAGE =
+  `Usage: pub [-h host] [-p port] [-L url] -t topic (-m message | -n | -f file | -l | -s)
            [-q qos] [-r] [-i id] [-c] [-u user] [-P password] [-k keepalive]
            [--cafile file] [--cert file --key file] [--insecure-servername name]
            [--will-topic t --will-payload p --will-qos q --will-retain] [-d]

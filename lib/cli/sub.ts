@@ -14,7 +14,8 @@
 import { connect, MqttError } from "../../mod.ts";
 import { EXIT, parseArgs, UsageError } from "./args.ts";
 
-const USAGE = `Usage: sub [-h host] [-p port] [-L url] -t topic [-t topic ...] [-q qos] [-v] [-C count]
+const USAGE =
+  `Usage: sub [-h host] [-p port] [-L url] -t topic [-t topic ...] [-q qos] [-v] [-C count]
            [-i id] [-c] [-u user] [-P password] [-k keepalive] [-N] [-R] [-W seconds]
            [--cafile file] [--cert file --key file] [--insecure-servername name]
            [--will-topic t --will-payload p --will-qos q --will-retain] [-d]
