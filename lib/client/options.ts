@@ -248,12 +248,14 @@ export const DEFAULTS: {
   closeTimeout: 5_000,
   wsPath: "/mqtt",
   reconnect: Object.freeze({ minDelay: 100, maxDelay: 30_000 } as const),
-  queue: Object.freeze({
-    maxMessages: 10_000,
-    maxBytes: 16_777_216,
-    overflow: "reject",
-    qos0WhenOffline: true,
-  } as const),
+  queue: Object.freeze(
+    {
+      maxMessages: 10_000,
+      maxBytes: 16_777_216,
+      overflow: "reject",
+      qos0WhenOffline: true,
+    } as const,
+  ),
 });
 
 const DEFAULT_PORTS: Record<BrokerProtocol, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
