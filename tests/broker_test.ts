@@ -106,7 +106,11 @@ class RawClient {
   ): Promise<Extract<Packet, { type: T }>> {
     const result = await this.read(timeoutMs);
     if ("closed" in result) throw new Error(`connection closed while waiting for ${type}`);
-    assert.equal(result.packet.type, type, `expected ${type}, got ${JSON.stringify(result.packet)}`);
+    assert.equal(
+      result.packet.type,
+      type,
+      `expected ${type}, got ${JSON.stringify(result.packet)}`,
+    );
     return result.packet as Extract<Packet, { type: T }>;
   }
 
@@ -172,7 +176,21 @@ class RawClient {
 /** Hand-made CONNECT bytes, for CONNECTs the encoder rightly refuses to produce. */
 function rawConnect(level: number, clientId: string, flags: number): Uint8Array {
   const id = bytes(clientId);
-  const body = [0, 4, 0x4d, 0x51, 0x54, 0x54, level, flags, 0, 0, id.length >> 8, id.length & 255, ...id];
+  const body = [
+    0,
+    4,
+    0x4d,
+    0x51,
+    0x54,
+    0x54,
+    level,
+    flags,
+    0,
+    0,
+    id.length >> 8,
+    id.length & 255,
+    ...id,
+  ];
   return new Uint8Array([0x10, body.length, ...body]);
 }
 
@@ -215,14 +233,28 @@ function mosquittoSub(port: number, args: string[]) {
 Deno.test("mosquitto_pub/sub: QoS 0/1/2 through wildcards, QoS downgraded per subscription", async () => {
   const { broker, port } = await startBroker();
   try {
-    const sub = mosquittoSub(port, ["-t", "a/+/c", "-t", "b/#", "-q", "2", "-C", "4", "-F", "%q %t %p"]);
+    const sub = mosquittoSub(port, [
+      "-t",
+      "a/+/c",
+      "-t",
+      "b/#",
+      "-q",
+      "2",
+      "-C",
+      "4",
+      "-F",
+      "%q %t %p",
+    ]);
     const low = mosquittoSub(port, ["-t", "b/#", "-q", "1", "-C", "1", "-F", "%q %t %p"]);
     await until(() => broker.stats().subscriptions === 3, "3 subscriptions");
     assert.equal((await mosquittoPub(port, ["-t", "a/x/d", "-m", "no", "-q", "1"])).code, 0);
     assert.equal((await mosquittoPub(port, ["-t", "a/x/c", "-m", "zero", "-q", "0"])).code, 0);
     assert.equal((await mosquittoPub(port, ["-t", "b", "-m", "one", "-q", "1"])).code, 0);
     assert.equal((await mosquittoPub(port, ["-t", "b/y/z", "-m", "two", "-q", "2"])).code, 0);
-    assert.equal((await mosquittoPub(port, ["-t", "a//c", "-m", "empty-level", "-q", "2"])).code, 0);
+    assert.equal(
+      (await mosquittoPub(port, ["-t", "a//c", "-m", "empty-level", "-q", "2"])).code,
+      0,
+    );
     const out = await sub.result();
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(out.stdout.trim().split("\n"), [
@@ -296,7 +328,19 @@ Deno.test("mosquitto_sub: persistent session queues QoS 1/2 while offline, not Q
     await mosquittoPub(port, ["-t", "q/0", "-m", "zero", "-q", "0"]);
     await mosquittoPub(port, ["-t", "q/2", "-m", "two", "-q", "2"]);
     assert.equal(broker.stats().queuedMessages, 2);
-    const again = mosquittoSub(port, ["-i", "keeper", "-c", "-q", "2", "-t", "q/#", "-C", "2", "-F", "%q %t %p"]);
+    const again = mosquittoSub(port, [
+      "-i",
+      "keeper",
+      "-c",
+      "-q",
+      "2",
+      "-t",
+      "q/#",
+      "-C",
+      "2",
+      "-F",
+      "%q %t %p",
+    ]);
     const out = await again.result();
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(out.stdout.trim().split("\n"), ["1 q/1 one", "2 q/2 two"]);
@@ -314,10 +358,32 @@ Deno.test("mosquitto_pub: authenticate hook refuses bad credentials with CONNACK
     },
   });
   try {
-    const bad = await mosquittoPub(port, ["-i", "p1", "-u", "alice", "-P", "wrong", "-t", "t", "-m", "x"]);
+    const bad = await mosquittoPub(port, [
+      "-i",
+      "p1",
+      "-u",
+      "alice",
+      "-P",
+      "wrong",
+      "-t",
+      "t",
+      "-m",
+      "x",
+    ]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /bad user name or password|Connection Refused/i);
-    const good = await mosquittoPub(port, ["-i", "p2", "-u", "alice", "-P", "secret", "-t", "t", "-m", "x"]);
+    const good = await mosquittoPub(port, [
+      "-i",
+      "p2",
+      "-u",
+      "alice",
+      "-P",
+      "secret",
+      "-t",
+      "t",
+      "-m",
+      "x",
+    ]);
     assert.equal(good.code, 0, good.stderr);
     assert.deepEqual(seen, ["p1", "p2"]);
     const { client, returnCode } = await RawClient.connect(port, { clientId: "raw" });
@@ -343,7 +409,10 @@ Deno.test("authorization hooks: denied PUBLISH is acked and dropped, denied filt
     assert.deepEqual(await sub.subscribe([["secret/#", 1], ["low/#", 2], ["#", 1]]), [0x80, 0, 1]);
     const denied = await mosquittoPub(port, ["-t", "secret/x", "-m", "s", "-q", "1"]);
     assert.equal(denied.code, 0, "a denied QoS 1 publish is still acknowledged");
-    assert.equal((await mosquittoPub(port, ["-u", "root", "-t", "secret/y", "-m", "ok", "-q", "1"])).code, 0);
+    assert.equal(
+      (await mosquittoPub(port, ["-u", "root", "-t", "secret/y", "-m", "ok", "-q", "1"])).code,
+      0,
+    );
     const got = await sub.expect("publish");
     assert.equal(got.topic, "secret/y");
     assert.equal(text(got.payload), "ok");
@@ -354,7 +423,12 @@ Deno.test("authorization hooks: denied PUBLISH is acked and dropped, denied filt
 });
 
 Deno.test("mosquitto_sub keeps working while bad connections are closed: garbage, oversized, no CONNECT", async () => {
-  const { broker, port } = await startBroker({ maxPacketSize: 1024, connectTimeout: 300 });
+  const lines: string[] = [];
+  const { broker, port } = await startBroker({
+    maxPacketSize: 1024,
+    connectTimeout: 300,
+    log: (line) => lines.push(line),
+  });
   try {
     const sub = mosquittoSub(port, ["-t", "ok", "-C", "1"]);
     await until(() => broker.stats().subscriptions === 1, "subscription");
@@ -372,9 +446,8 @@ Deno.test("mosquitto_sub keeps working while bad connections are closed: garbage
     await big.expectClosed();
 
     const silent = await RawClient.open(port);
-    const started = Date.now();
     await silent.expectClosed();
-    assert.ok(Date.now() - started >= 250, "closed by the CONNECT deadline");
+    assert.ok(lines.includes("Client <unknown> has exceeded timeout, disconnecting."));
 
     const notConnect = await RawClient.open(port);
     await notConnect.send({ type: "pingreq" }); // MQTT-3.1.0-1
@@ -470,13 +543,14 @@ Deno.test("will: discarded on DISCONNECT (MQTT-3.1.2-10), published on keep-aliv
       qos: 1 as QoS,
       retain: false,
     });
-    const { client: polite } = await RawClient.connect(port, { clientId: "polite", will: will("polite") });
+    const { client: polite } = await RawClient.connect(port, {
+      clientId: "polite",
+      will: will("polite"),
+    });
     await polite.send({ type: "disconnect" });
     await polite.expectClosed();
     broker.publish("will/marker", "marker");
-    const marker = await watcher.expect("publish");
-    assert.equal(marker.topic, "will/marker");
-    await watcher.send({ type: "puback", packetId: marker.packetId! });
+    assert.equal((await watcher.expect("publish")).topic, "will/marker");
 
     const { client: sleepy } = await RawClient.connect(port, {
       clientId: "sleepy",
@@ -484,9 +558,10 @@ Deno.test("will: discarded on DISCONNECT (MQTT-3.1.2-10), published on keep-aliv
       will: will("sleepy"),
     });
     const started = Date.now();
-    await sleepy.expectClosed(4000);
+    await sleepy.expectClosed(8000);
     const elapsed = Date.now() - started;
-    assert.ok(elapsed >= 1400 && elapsed < 3000, `closed after ${elapsed} ms, not about 1.5 s`);
+    // Not before 1.5 x keepAlive; the upper bound is loose for loaded CI machines.
+    assert.ok(elapsed >= 1400 && elapsed < 6000, `closed after ${elapsed} ms, not about 1.5 s`);
     const fired = await watcher.expect("publish");
     assert.equal(text(fired.payload), "sleepy");
     for (const c of [watcher, polite, sleepy]) c.close();
@@ -647,6 +722,30 @@ Deno.test("offline queue is bounded by maxQueuedMessages, dropping the oldest", 
     }
     assert.deepEqual(got, ["m3", "m4", "m5"]);
     again.client.close();
+    await until(() => broker.stats().clients === 0, "disconnect");
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("offline queue is bounded by maxQueuedBytes too; a message bigger than the bound is dropped", async () => {
+  const { broker, port } = await startBroker({ maxQueuedBytes: 100 });
+  try {
+    const first = await RawClient.connect(port, { clientId: "bytes", clean: false });
+    await first.client.subscribe([["b", 1]]);
+    first.client.close();
+    await until(() => broker.stats().clients === 0, "disconnect");
+    for (let i = 1; i <= 4; i++) broker.publish("b", `${i}`.repeat(39), { qos: 1 }); // 40 bytes each
+    broker.publish("b", "x".repeat(200), { qos: 1 });
+    assert.equal(broker.stats().queuedMessages, 2);
+    assert.equal(broker.stats().droppedMessages, 3);
+    const again = await RawClient.connect(port, { clientId: "bytes", clean: false });
+    for (const expected of ["3", "4"]) {
+      const p = await again.client.expect("publish");
+      assert.equal(text(p.payload)[0], expected);
+      await again.client.send({ type: "puback", packetId: p.packetId! });
+    }
+    again.client.close();
   } finally {
     await broker.close();
   }
@@ -660,12 +759,13 @@ Deno.test("in-flight window: at most maxInflight unacked QoS 1 messages, deliver
     for (let i = 1; i <= 4; i++) broker.publish("w", `m${i}`, { qos: i === 3 ? 0 : 1 });
     const a = await client.expect("publish");
     const b = await client.expect("publish");
-    assert.deepEqual([text(a.payload), text(b.payload)], ["m1", "m2"]);
-    await client.expectSilence(); // m3 (QoS 0) waits behind the full window to keep order
+    const c = await client.expect("publish");
+    assert.deepEqual([a, b, c].map((p) => text(p.payload)), ["m1", "m2", "m3"]);
+    await client.expectSilence(); // m4 (QoS 1) waits for a window slot
     await client.send({ type: "puback", packetId: a.packetId! });
-    assert.equal(text((await client.expect("publish")).payload), "m3");
     const d = await client.expect("publish");
     assert.equal(text(d.payload), "m4");
+    assert.notEqual(d.packetId, b.packetId);
     client.close();
   } finally {
     await broker.close();
@@ -777,10 +877,17 @@ Deno.test("WebSocket listener: subprotocol mqtt, binary frames, routed to TCP cl
 });
 
 Deno.test("Broker API: options are checked, publish validates topics, close is idempotent", async () => {
-  assert.throws(() => new Broker({ maxInflight: 0 }), (e) => e instanceof MqttError && e.code === "INVALID_OPTION");
+  assert.throws(
+    () => new Broker({ maxInflight: 0 }),
+    (e) => e instanceof MqttError && e.code === "INVALID_OPTION",
+  );
   assert.throws(() => new Broker({ maxQoS: 3 as QoS }), MqttError);
+  assert.throws(() => new Broker({ maxInflight: 65_536 }), MqttError);
   const broker = new Broker();
-  assert.throws(() => broker.publish("a/+", "x"), (e) => e instanceof MqttError && e.code === "INVALID_TOPIC");
+  assert.throws(
+    () => broker.publish("a/+", "x"),
+    (e) => e instanceof MqttError && e.code === "INVALID_TOPIC",
+  );
   broker.publish("kept", "x", { retain: true });
   assert.equal(broker.stats().retained, 1);
   await broker.listen({ port: 0 });
@@ -807,4 +914,97 @@ Deno.test("log hook: connection lines worded like Mosquitto", async () => {
   } finally {
     await broker.close();
   }
+});
+
+/** A deterministic PRNG (mulberry32), so a failing fuzz case can be replayed. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("handle(): random bytes over in-memory transports never throw out of the broker", async () => {
+  const { broker, port } = await startBroker({ maxPacketSize: 4096, connectTimeout: 1000 });
+  try {
+    const { client: good } = await RawClient.connect(port, { clientId: "good" });
+    await good.subscribe([["#", 2]]);
+    const random = prng(20261127);
+    const connect = encodePacket({
+      type: "connect",
+      protocolName: "MQTT",
+      protocolLevel: 4,
+      clientId: "",
+      clean: true,
+      keepAlive: 0,
+    });
+    const sessions: Promise<void>[] = [];
+    for (let i = 0; i < 300; i++) {
+      const chunks: Uint8Array[] = i % 2 === 0 ? [connect] : [];
+      const n = 1 + Math.floor(random() * 4);
+      for (let j = 0; j < n; j++) {
+        const chunk = new Uint8Array(Math.floor(random() * 64));
+        for (let k = 0; k < chunk.length; k++) chunk[k] = Math.floor(random() * 256);
+        // Sometimes a plausible header, so decoding goes past the first byte.
+        if (chunk.length > 2 && random() < 0.5) {
+          chunk[0] = (Math.floor(random() * 16) << 4) | (random() < 0.5 ? 0 : 2);
+          chunk[1] = chunk.length - 2;
+        }
+        chunks.push(chunk);
+      }
+      sessions.push(broker.handle({
+        readable: ReadableStream.from(chunks),
+        writable: new WritableStream(),
+        close: () => {},
+      }));
+    }
+    await Promise.all(sessions); // every connection ended: input ran out or was refused
+    assert.equal(broker.stats().connections, 1);
+    broker.publish("after/fuzz", "alive");
+    let got: PublishPacket;
+    do got = await good.expect("publish"); while (got.topic !== "after/fuzz");
+    assert.equal(text(got.payload), "alive");
+    good.close();
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("WebSocket listener: a text frame closes the connection (MQTT-6.0.0-1)", async () => {
+  const broker = new Broker();
+  const { wsPort } = await broker.listen({ port: 0, wsPort: 0 });
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${wsPort}`, "mqtt");
+    const closed = new Promise((resolve) => (ws.onclose = resolve));
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    ws.send("not mqtt");
+    await closed;
+    await until(() => broker.stats().connections === 0, "connection closed");
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("a hook that never answers does not stop close(); a throwing hook refuses", async () => {
+  const { broker, port } = await startBroker({
+    authenticate: ({ username }) => {
+      if (username === "boom") throw new Error("hook failed");
+      return true;
+    },
+    authorizeSubscribe: () => new Promise<QoS | false>(() => {}),
+  });
+  const boom = await RawClient.connect(port, { clientId: "b", username: "boom" });
+  assert.equal(boom.returnCode, 3); // server unavailable
+  boom.client.close();
+  const { client } = await RawClient.connect(port, { clientId: "stuck" });
+  await client.send({ type: "subscribe", packetId: 1, subscriptions: [{ filter: "x", qos: 0 }] });
+  await client.expectSilence(50);
+  await broker.close();
+  await client.expectClosed();
+  client.close();
 });

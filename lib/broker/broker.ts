@@ -189,8 +189,9 @@ export class Broker implements AsyncDisposable {
 
   /**
    * Publishes a message from inside the process, as if a client had sent it
-   * (no authorization hook is asked). Throws `ProtocolError` with code
-   * `INVALID_TOPIC` for a topic name that is not valid.
+   * (no authorization hook is asked). The payload is queued without a copy
+   * (retained messages are copied): do not modify it afterwards. Throws
+   * `ProtocolError` with code `INVALID_TOPIC` for a topic name that is not valid.
    *
    * @example
    * ```ts
