@@ -550,3 +550,27 @@ Deno.test("PacketReader: a reserved packet type fails on its first byte, before 
     });
   }
 });
+
+Deno.test("PacketWriter: an array of packets becomes one chunk with each packet's bytes in order", async () => {
+  const batch: Packet[] = [
+    { type: "pingreq" },
+    { type: "puback", packetId: 7 },
+    {
+      type: "publish",
+      topic: "a/b",
+      payload: new Uint8Array([1, 2]),
+      qos: 0,
+      retain: false,
+      dup: false,
+    },
+  ];
+  const chunks = await Array.fromAsync(
+    ReadableStream.from<Packet | readonly Packet[]>([batch]).pipeThrough(new PacketWriter()),
+  );
+  assert.equal(chunks.length, 1);
+  // PINGREQ, PUBACK 7, PUBLISH "a/b" [1, 2], each encoded by hand from sections 3.12, 3.4, 3.3.
+  assert.deepEqual(
+    [...chunks[0]],
+    [0xc0, 0x00, 0x40, 0x02, 0x00, 0x07, 0x30, 0x07, 0x00, 0x03, 0x61, 0x2f, 0x62, 0x01, 0x02],
+  );
+});

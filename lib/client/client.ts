@@ -108,9 +108,13 @@ class Connection implements SessionHandler {
   readonly session: Session;
   readonly #client: MqttClient;
   readonly #transport: Transport;
-  readonly #writer: WritableStreamDefaultWriter<Packet>;
+  readonly #writer: WritableStreamDefaultWriter<Packet | readonly Packet[]>;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
+  /** Packets sent this tick, written together by `#flush`. */
+  #batch: Packet[] = [];
+  /** Settles when the pending batch is written (made only when a QoS 0 publish asks). */
+  #batchWritten: PromiseWithResolvers<void> | undefined;
   #ended = false;
   /** Resolves on end(): wakes a read loop waiting for a slow consumer, so it can finish. */
   readonly #endSignal: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -148,9 +152,11 @@ class Connection implements SessionHandler {
     return this.#connack.promise;
   }
 
-  /** The promise of the latest write, for QoS 0 publishes that resolve once written. */
+  /** Settles once the latest packet sent is written, for QoS 0 publishes that resolve then. */
   get lastWrite(): Promise<void> {
-    return this.#lastWrite;
+    if (this.#batch.length === 0) return this.#lastWrite;
+    this.#batchWritten ??= Promise.withResolvers();
+    return this.#batchWritten.promise;
   }
 
   get ended(): boolean {
@@ -159,15 +165,30 @@ class Connection implements SessionHandler {
 
   send(packet: Packet): void {
     if (this.#ended) return;
-    const write = this.#writer.write(packet);
-    write.catch(noop); // a failed write ends the connection through the pipe's error
-    this.#lastWrite = write;
+    // Packets sent in one tick go out as one write: far fewer system calls under load.
+    if (this.#batch.length === 0) queueMicrotask(this.#flush);
+    this.#batch.push(packet);
     // A paused read loop must look again: this packet's answer has to be read.
     if (this.#wake !== undefined) {
       this.#wake.resolve();
       this.#wake = undefined;
     }
   }
+
+  /** Hands the packets of this tick to the writer as one batch. */
+  readonly #flush = (): void => {
+    const batch = this.#batch;
+    if (batch.length === 0 || this.#ended) return;
+    this.#batch = [];
+    const write = this.#writer.write(batch.length === 1 ? batch[0] : batch);
+    write.catch(noop); // a failed write ends the connection through the pipe's error
+    this.#lastWrite = write;
+    const waiting = this.#batchWritten;
+    if (waiting !== undefined) {
+      this.#batchWritten = undefined;
+      write.then(waiting.resolve, waiting.resolve);
+    }
+  };
 
   deliver(packet: PublishPacket): void {
     this.#client.route(new Message(packet));
@@ -188,6 +209,7 @@ class Connection implements SessionHandler {
       return;
     }
     // A DISCONNECT was queued: let it reach the wire before tearing down.
+    this.#flush();
     this.#writer.close().catch(noop).finally(() => this.end(undefined));
   }
 
@@ -196,6 +218,8 @@ class Connection implements SessionHandler {
     if (this.#ended) return;
     this.#ended = true;
     this.#endSignal.resolve();
+    this.#batchWritten?.resolve();
+    this.#batchWritten = undefined;
     this.#transport.close();
     this.#writer.abort().catch(noop);
     if (this.session.state !== "disconnected") {

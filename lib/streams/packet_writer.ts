@@ -3,29 +3,45 @@
  *
  * @module
  */
-import { type CodecOptions, encodePacket } from "../codec/mod.ts";
+import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
 import type { Packet } from "../codec/packet.ts";
 
 /** The transformer behind {@linkcode PacketWriter}; a class so no closure is made per stream. */
-class PacketWriterTransformer implements Transformer<Packet, Uint8Array> {
+class PacketWriterTransformer implements Transformer<Packet | readonly Packet[], Uint8Array> {
   readonly #options: CodecOptions | undefined;
 
   constructor(options: CodecOptions | undefined) {
     this.#options = options;
   }
 
-  transform(packet: Packet, controller: TransformStreamDefaultController<Uint8Array>): void {
+  transform(
+    chunk: Packet | readonly Packet[],
+    controller: TransformStreamDefaultController<Uint8Array>,
+  ): void {
     // A packet that breaks a rule throws a ProtocolError here, which errors the stream.
-    controller.enqueue(encodePacket(packet, this.#options));
+    if (!Array.isArray(chunk)) {
+      controller.enqueue(encodePacket(chunk as Packet, this.#options));
+      return;
+    }
+    // A batch becomes one chunk, so the connection sees one write instead of one per packet.
+    const options = this.#options;
+    let total = 0;
+    for (let i = 0; i < chunk.length; i++) total += encodedLength(chunk[i], options);
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    for (let i = 0; i < chunk.length; i++) offset += encodeInto(chunk[i], bytes, offset, options);
+    controller.enqueue(bytes);
   }
 }
 
 /**
  * A `TransformStream` from MQTT control packets to bytes: pipe it into a
- * connection's `writable` and write one {@linkcode Packet} at a time. Each
- * packet becomes one chunk holding exactly its bytes, which nothing writes to
- * again (a small one may be a view into a buffer shared with other chunks, so
- * use `chunk.byteOffset` and `chunk.length`, not `chunk.buffer` alone).
+ * connection's `writable` and write one {@linkcode Packet} at a time, or an
+ * array of packets to have them encoded into one chunk (one write to the
+ * connection for many packets). Each chunk holds exactly the bytes of its
+ * packets, and nothing writes to it again (a small one may be a view into a
+ * buffer shared with other chunks, so use `chunk.byteOffset` and
+ * `chunk.length`, not `chunk.buffer` alone).
  *
  * A packet that cannot be encoded (it breaks a rule of the specification, or
  * exceeds `maxPacketSize`) errors the stream with the codec's `ProtocolError`.
@@ -54,7 +70,7 @@ class PacketWriterTransformer implements Transformer<Packet, Uint8Array> {
  * await writer.write({ type: "pingreq" });
  * ```
  */
-export class PacketWriter extends TransformStream<Packet, Uint8Array> {
+export class PacketWriter extends TransformStream<Packet | readonly Packet[], Uint8Array> {
   /**
    * Creates a writer.
    *
