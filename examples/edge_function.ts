@@ -1,8 +1,9 @@
 /**
  * An HTTP-to-MQTT bridge for serverless edge platforms: each `POST` request's body is published
  * to a topic, over `wss://` (web-standard WebSocket, works wherever raw TCP is not allowed) or
- * `mqtts://`. One MQTT connection serves every request of an isolate: it is opened by the first
- * request and opened again by the next request after it closes.
+ * `mqtts://`. One MQTT client serves every request of an isolate: it connects on the first
+ * request, reconnects by itself when the connection drops, and is replaced by the next request
+ * should it close for good.
  *
  * Run it locally:
  *
@@ -18,7 +19,14 @@
  *
  * @module
  */
-import { connect, type ConnectOptions, type MqttClient, MqttError, type QoS } from "../mod.ts";
+import {
+  connect,
+  type ConnectEventDetail,
+  type ConnectOptions,
+  type MqttClient,
+  MqttError,
+  type QoS,
+} from "../mod.ts";
 
 /** Options of {@linkcode createPublishHandler}. */
 export interface PublishHandlerOptions {
@@ -30,6 +38,12 @@ export interface PublishHandlerOptions {
   qos?: QoS;
   /** Largest request body accepted, in bytes; larger ones get 413. @default {131072} */
   maxBodyBytes?: number;
+  /**
+   * Milliseconds a request waits for its publish (while the client reconnects, publishes wait
+   * in its queue) before the answer is 504; the message may still be delivered later.
+   * @default {10000}
+   */
+  publishTimeout?: number;
   /** Options of `connect()`: credentials, client id, TLS settings, timeouts. */
   connectOptions?: ConnectOptions;
 }
@@ -38,13 +52,20 @@ export interface PublishHandlerOptions {
 export interface PublishHandler {
   /** The request handler, for `Deno.serve(handler.fetch)` or `export default handler`. */
   fetch(request: Request): Promise<Response>;
-  /** How many MQTT connections were opened so far (1 while one connection serves everything). */
+  /** How many MQTT connections were accepted so far, reconnects included (1 while one serves all). */
   readonly connections: number;
   /** Closes the MQTT connection, if open (sends DISCONNECT). A later request opens a new one. */
   close(): Promise<void>;
 }
 
 const TOPIC_ERRORS = new Set(["INVALID_TOPIC", "INVALID_UTF8", "STRING_TOO_LONG"]);
+
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`the publish did not complete within ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -78,11 +99,12 @@ async function readBody(request: Request, max: number): Promise<Uint8Array | und
  * Makes a request handler that publishes each `POST` body to MQTT and answers `202 Accepted`
  * with `{ topic, bytes, qos }` as JSON once the publish completes (for QoS 1 and 2: once the
  * broker acknowledged it). Other answers: 405 for other methods, 400 for a bad topic, 413 for
- * a body over `maxBodyBytes`, 502 when the broker cannot be reached.
+ * a body over `maxBodyBytes`, 502 when the broker cannot be reached, 504 after `publishTimeout`.
  *
- * All requests share one connection, opened lazily by the first request (concurrent first
- * requests wait for the same connect) and reopened by the next request once it has closed. A
- * publish that fails because the connection closed under it is retried once on a new one.
+ * All requests share one client, connected lazily by the first request (concurrent first
+ * requests wait for the same connect). It reconnects by itself after a lost connection
+ * (publishes wait meanwhile); once it has closed for good, the next request connects a new one,
+ * and a publish that failed because its client closed is retried once on the new one.
  *
  * @example
  * ```ts ignore
@@ -94,6 +116,7 @@ async function readBody(request: Request, max: number): Promise<Uint8Array | und
 export function createPublishHandler(options: PublishHandlerOptions): PublishHandler {
   const qos = options.qos ?? 1;
   const maxBodyBytes = options.maxBodyBytes ?? 128 * 1024;
+  const publishTimeout = options.publishTimeout ?? 10_000;
   let client: MqttClient | undefined;
   let connecting: Promise<MqttClient> | undefined;
   let connections = 0;
@@ -105,7 +128,11 @@ export function createPublishHandler(options: PublishHandlerOptions): PublishHan
         const opened = await connect(options.url, options.connectOptions);
         connections++;
         client = opened;
-        // Forget a connection once it ends, so the next request opens a new one.
+        opened.addEventListener("connect", (event) => {
+          if ((event as CustomEvent<ConnectEventDetail>).detail.reconnect) connections++;
+        });
+        // Closed for good (reconnecting is off, or the broker refused us): the next request
+        // makes a new client.
         opened.addEventListener("close", () => {
           if (client === opened) client = undefined;
         }, { once: true });
@@ -122,11 +149,23 @@ export function createPublishHandler(options: PublishHandlerOptions): PublishHan
     try {
       await first.publish(topic, body, { qos });
     } catch (error) {
-      // Only a publish whose connection went away under it (idle timeout, broker restart, a
-      // frozen isolate's dead socket) is worth one more try.
+      // Only a publish whose client closed for good under it is worth one more try.
       if (!first.closed) throw error;
       if (client === first) client = undefined;
       await (await connection()).publish(topic, body, { qos });
+    }
+  }
+
+  /** `publish`, or a 504 error once `publishTimeout` passes. */
+  async function publishWithin(topic: string, body: Uint8Array): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(publishTimeout)), publishTimeout);
+    });
+    try {
+      await Promise.race([publish(topic, body), timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -140,11 +179,15 @@ export function createPublishHandler(options: PublishHandlerOptions): PublishHan
       return json(413, { error: `the body is larger than ${maxBodyBytes} bytes` });
     }
     try {
-      await publish(topic, body);
+      await publishWithin(topic, body);
     } catch (error) {
       const code = error instanceof MqttError ? error.code : undefined;
       const message = error instanceof Error ? error.message : String(error);
-      const status = code !== undefined && TOPIC_ERRORS.has(code) ? 400 : 502;
+      const status = error instanceof TimeoutError
+        ? 504
+        : code !== undefined && TOPIC_ERRORS.has(code)
+        ? 400
+        : 502;
       return json(status, { error: message, code });
     }
     return json(202, { topic, bytes: body.byteLength, qos });

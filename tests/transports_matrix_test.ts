@@ -181,6 +181,7 @@ async function willAfterAbruptDrop(target: Target): Promise<void> {
     let transport: Transport | undefined;
     const victim = await client(target, {
       clientId: fresh("victim"),
+      reconnect: false,
       will: { topic, payload: encoder.encode("dropped client's will"), qos: 1 },
       transport: async (url) => (transport = await target.open(url)),
     });

@@ -1,5 +1,5 @@
 /**
- * The browser check: the client loaded in headless Chromium connects over `ws://` to a test
+ * The browser check: the module (`mod.ts`) loaded in headless Chromium connects over `ws://` to a test
  * Mosquitto, publishes a message to itself and receives it. Run twice in one browser: as
  * separate ES modules (each `.ts` file served with its types stripped, as `tests/browser/serve.ts`
  * does; no bundler, works offline) and as the single file `deno bundle --platform browser` makes

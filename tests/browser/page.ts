@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { connect } from "../../lib/client/connect.ts";
+import { connect } from "../../mod.ts";
 
 /** What the page reports. */
 export interface PageResult {
