@@ -11,14 +11,21 @@
  */
 import type { QoS } from "../lib/codec/packet.ts";
 
-/** The clients a benchmark can drive. */
-export type Impl = "ours" | "mqttjs";
+/**
+ * The clients a benchmark can drive. `raw` is the calibration client of
+ * `_raw_client.ts`, which measures the broker's ceiling; it is no contender.
+ */
+export type Impl = "ours" | "mqttjs" | "raw";
 
-/** Every client, in the order they are printed. */
+/** The contenders, in the order they are printed. */
 export const IMPLS: readonly Impl[] = ["ours", "mqttjs"];
 
 /** Printable name of each client. */
-export const IMPL_NAMES: Record<Impl, string> = { ours: "ours", mqttjs: "MQTT.js 5" };
+export const IMPL_NAMES: Record<Impl, string> = {
+  ours: "ours",
+  mqttjs: "MQTT.js 5",
+  raw: "ceiling",
+};
 
 /** Receives one message: the topic and the payload bytes. */
 export type OnMessage = (topic: string, payload: Uint8Array) => void;
@@ -58,6 +65,7 @@ export function connectClient(
   url: string,
   options: ClientOptions,
 ): Promise<BenchClient> {
+  if (impl === "raw") return import("./_raw_client.ts").then((m) => m.connectRaw(url, options));
   return impl === "ours" ? connectOurs(url, options) : connectMqttJs(url, options);
 }
 

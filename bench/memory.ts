@@ -10,7 +10,8 @@
  * - Idle connections: one warm-up connection loads the client's modules, then
  *   after a GC the baseline is taken; `--connections` clients connect to a
  *   fresh Mosquitto (50 at a time), sit idle for a second, a GC runs, and the
- *   growth of RSS and of the V8 heap is divided by the connection count. The
+ *   growth of RSS, of the V8 heap and of external memory (ArrayBuffers outside
+ *   the heap, such as pending read buffers) is divided by the connection count. The
  *   open file limit (`ulimit -n`) must allow the connections on both sides:
  *   Mosquitto inherits ours, and its `max_connections` is -1 (no limit).
  * - In-flight messages: a scripted broker on loopback answers CONNECT with
@@ -64,6 +65,7 @@ async function idleConnections(impl: Impl, count: number) {
   return {
     rss: (after.rss - before.rss) / count,
     heap: (after.heapUsed - before.heapUsed) / count,
+    external: (after.external - before.external) / count,
   };
 }
 
@@ -187,13 +189,25 @@ async function main(): Promise<number> {
   const only = arg("only") as Impl | undefined;
   const impls = only === undefined ? [...IMPLS] : [only];
   const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
-  const rows = [["client", "RSS/idle conn", "heap/idle conn", "heap/in-flight msg"]];
+  const rows = [[
+    "client",
+    "RSS/idle conn",
+    "heap/idle conn",
+    "external/idle conn",
+    "heap/in-flight msg",
+  ]];
   let failed = false;
   for (const impl of impls) {
     try {
       const idle = await runChild(impl, "idle", connections);
       const flight = await runChild(impl, "inflight", inflight);
-      rows.push([IMPL_NAMES[impl], kib(idle.rss), kib(idle.heap), `${fmt(flight.heap)} B`]);
+      rows.push([
+        IMPL_NAMES[impl],
+        kib(idle.rss),
+        kib(idle.heap),
+        kib(idle.external),
+        `${fmt(flight.heap)} B`,
+      ]);
     } catch (err) {
       failed = true;
       console.error(err instanceof Error ? err.message : err);
