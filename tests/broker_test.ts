@@ -664,6 +664,37 @@ Deno.test("UNSUBSCRIBE stops deliveries and is answered by UNSUBACK (MQTT-3.10.4
   }
 });
 
+Deno.test("a client subscribed to its own topic gets the delivery before PUBACK/PUBREC, as from Mosquitto", async () => {
+  // Regression: acknowledgements used to overtake the deliveries routed before them, so a client
+  // that ended its subscription as soon as its publish resolved got the message afterwards.
+  const { broker, port } = await startBroker();
+  try {
+    const { client } = await RawClient.connect(port, { clientId: "self" });
+    assert.deepEqual(await client.subscribe([["self/#", 2]]), [2]);
+    for (const qos of [1, 2] as QoS[]) {
+      await client.publish(`self/${qos}`, `at ${qos}`, qos, 7);
+      const delivery = await client.expect("publish");
+      assert.equal(delivery.topic, `self/${qos}`);
+      assert.equal(text(delivery.payload), `at ${qos}`);
+      if (qos === 1) {
+        assert.equal((await client.expect("puback")).packetId, 7);
+        await client.send({ type: "puback", packetId: delivery.packetId! });
+      } else {
+        assert.equal((await client.expect("pubrec")).packetId, 7);
+        await client.send({ type: "pubrel", packetId: 7 });
+        assert.equal((await client.expect("pubcomp")).packetId, 7);
+        await client.send({ type: "pubrec", packetId: delivery.packetId! });
+        assert.equal((await client.expect("pubrel")).packetId, delivery.packetId);
+        await client.send({ type: "pubcomp", packetId: delivery.packetId! });
+      }
+    }
+    await client.expectSilence();
+    client.close();
+  } finally {
+    await broker.close();
+  }
+});
+
 Deno.test("persistent session: session present, unacked QoS 1 resent with DUP=1 on resume (MQTT-4.4.0-1)", async () => {
   const { broker, port } = await startBroker();
   try {

@@ -508,47 +508,66 @@ export class Connection implements SessionOwner, BrokerClient {
     const packets: Packet[] = [];
     let bytes = 0;
     const outbox = this.#outbox;
+    let deliveredFirst = false;
     while (bytes < BATCH_BYTES) {
-      const packet = outbox.shift();
+      const packet = outbox.peek();
       if (packet === undefined) break;
+      if (!deliveredFirst && (packet.type === "puback" || packet.type === "pubrec")) {
+        // Deliveries routed before this acknowledgement of an incoming PUBLISH go out first, as
+        // Mosquitto does: a client subscribed to its own topic has the message by the time its
+        // publish is acknowledged (else a subscription ended right after the publish resolved
+        // could miss it, and the client would hold it for the next one). Once per chunk, so a
+        // stream of deliveries cannot hold acknowledgements back.
+        deliveredFirst = true;
+        bytes = this.#takeDeliveries(packets, bytes);
+      }
+      outbox.shift();
       packets.push(packet);
       bytes += encodedLength(packet);
     }
     if (this.#drained !== undefined && outbox.length < OUTBOX_HIGH / 2) this.#drained.resolve();
-    const session = this.#session;
-    if (session !== undefined && session.owner === this) {
-      const state = session.state;
-      const maxInflight = this.#options.maxInflight;
-      while (bytes < BATCH_BYTES) {
-        const entry = state.peekWaiting();
-        if (entry === undefined) break;
-        const { topic, payload, qos, retain } = entry.message;
-        // Messages leave the queue in order (MQTT-4.6.0-6): a QoS 1/2 message
-        // at the head waiting for a window slot holds back everything behind it.
-        if (qos > 0 && state.inflightCount >= maxInflight) break;
-        state.shiftWaiting();
-        let packet: PublishPacket;
-        if (qos === 0) {
-          packet = { type: "publish", topic, payload, qos, retain, dup: false };
-        } else {
-          const packetId = state.allocatePacketId();
-          packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
-          entry.packet = packet;
-          state.addInflight(entry);
-        }
-        packets.push(packet);
-        bytes += encodedLength(packet);
-      }
-      if (session.dropped > 0 && !this.#droppingLogged) {
-        this.#droppingLogged = true;
-        this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
-      }
-    }
+    bytes = this.#takeDeliveries(packets, bytes);
     if (packets.length === 0) return undefined;
     if (packets.length === 1) return encodePacket(packets[0]);
     const chunk = new Uint8Array(bytes);
     let offset = 0;
     for (const packet of packets) offset += encodeInto(packet, chunk, offset);
     return chunk;
+  }
+
+  /**
+   * Appends the session's waiting messages that may be sent now (in order, within the in-flight
+   * window, up to the batch size) to `packets`; returns the new byte count.
+   */
+  #takeDeliveries(packets: Packet[], bytes: number): number {
+    const session = this.#session;
+    if (session === undefined || session.owner !== this) return bytes;
+    const state = session.state;
+    const maxInflight = this.#options.maxInflight;
+    while (bytes < BATCH_BYTES) {
+      const entry = state.peekWaiting();
+      if (entry === undefined) break;
+      const { topic, payload, qos, retain } = entry.message;
+      // Messages leave the queue in order (MQTT-4.6.0-6): a QoS 1/2 message
+      // at the head waiting for a window slot holds back everything behind it.
+      if (qos > 0 && state.inflightCount >= maxInflight) break;
+      state.shiftWaiting();
+      let packet: PublishPacket;
+      if (qos === 0) {
+        packet = { type: "publish", topic, payload, qos, retain, dup: false };
+      } else {
+        const packetId = state.allocatePacketId();
+        packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
+        entry.packet = packet;
+        state.addInflight(entry);
+      }
+      packets.push(packet);
+      bytes += encodedLength(packet);
+    }
+    if (session.dropped > 0 && !this.#droppingLogged) {
+      this.#droppingLogged = true;
+      this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
+    }
+    return bytes;
   }
 }
