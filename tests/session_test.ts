@@ -295,9 +295,8 @@ Deno.test("MQTT-4.3.3-1: QoS 2 out: PUBLISH, PUBREC -> PUBREL, PUBCOMP -> done()
   const results: unknown[] = [];
   session.publish(msg("a", 2), 2, (e) => results.push(e));
   assert.deepEqual(brief(h.take()), ["publish:1:q2:a"]);
-  // PUBCOMP before PUBREC and PUBACK for a QoS 2 id are ignored.
+  // PUBCOMP before PUBREC is ignored.
   session.receive({ type: "pubcomp", packetId: 1 }, 3);
-  session.receive({ type: "puback", packetId: 1 }, 3);
   assert.deepEqual(results, []);
   session.receive({ type: "pubrec", packetId: 1 }, 4);
   assert.deepEqual(h.take(), [{ type: "pubrel", packetId: 1 }]);
@@ -310,6 +309,31 @@ Deno.test("MQTT-4.3.3-1: QoS 2 out: PUBLISH, PUBREC -> PUBREL, PUBCOMP -> done()
   assert.deepEqual(results, [undefined]);
   assert.equal(state.inflightCount, 0);
   assert.deepEqual(h.take(), []);
+});
+
+Deno.test("MQTT-4.3.3-1: a QoS 2 PUBLISH answered by PUBACK ends with a typed error and frees its slot", () => {
+  // RabbitMQ takes QoS 2 as QoS 1 and answers PUBACK; the flow must not wait forever.
+  const { session, h, state } = connected({ maxInflight: 1 });
+  const results: unknown[] = [];
+  session.publish(msg("a", 2), 2, (e) => results.push(e));
+  session.publish(msg("b", 1), 2, (e) => results.push(e));
+  assert.deepEqual(brief(h.take()), ["publish:1:q2:a"]);
+  session.receive({ type: "puback", packetId: 1 }, 3);
+  assert.equal(results.length, 1);
+  assert.ok(results[0] instanceof ProtocolError);
+  assert.equal(results[0].code, "UNEXPECTED_PACKET");
+  // The window slot went to the waiting QoS 1 publish.
+  assert.deepEqual(brief(h.take()), ["publish:2:q1:b"]);
+  session.receive({ type: "puback", packetId: 2 }, 4);
+  assert.deepEqual(results.slice(1), [undefined]);
+  assert.equal(state.inflightCount, 0);
+  // Past PUBREC a stray PUBACK changes nothing.
+  session.publish(msg("c", 2), 5, (e) => results.push(e));
+  h.take();
+  session.receive({ type: "pubrec", packetId: 3 }, 6);
+  session.receive({ type: "puback", packetId: 3 }, 6);
+  assert.equal(results.length, 2);
+  assert.equal(state.inflightCount, 1);
 });
 
 Deno.test("PUBREC for a QoS 1 id is ignored", () => {

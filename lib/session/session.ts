@@ -85,7 +85,9 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  *   reusing the lowest free one, so a late duplicate ack rarely meets a new flow.
  * - Acks (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) for ids not in flight, or
  *   of the wrong kind for the flow, are ignored: after a resume the broker may
- *   acknowledge both the original and the DUP resend.
+ *   acknowledge both the original and the DUP resend. One exception: PUBACK
+ *   for a QoS 2 PUBLISH not yet past PUBREC means the server took it at QoS 1;
+ *   the flow ends and its callback gets a ProtocolError (UNEXPECTED_PACKET).
  * - On CONNACK without session present, in-flight QoS 1/2 are sent again as
  *   fresh flows (DUP=0) and QoS 2 already past PUBREC count as complete; this
  *   also applies with `clean: true`, since the application still awaits them.
@@ -212,9 +214,25 @@ export class Session {
         // Acks for unknown ids are ignored: after a resume the broker may
         // acknowledge a message twice (the original and the DUP resend).
         const entry = data.getInflight(packet.packetId);
-        if (entry === undefined || entry.message.qos !== 1) return;
+        if (entry === undefined || entry.released) return;
         data.complete(packet.packetId);
-        this.#completed(entry, now);
+        if (entry.message.qos === 1) {
+          this.#completed(entry, now);
+          return;
+        }
+        // MQTT-4.3.3-1: a QoS 2 PUBLISH is answered by PUBREC. A server that
+        // answers PUBACK has taken it at QoS 1 (RabbitMQ does): end the flow,
+        // freeing its id and window slot, and tell the caller exactly-once was not had.
+        this.#completed(
+          entry,
+          now,
+          new ProtocolError(
+            "UNEXPECTED_PACKET",
+            `the server answered the QoS 2 PUBLISH ${packet.packetId} with PUBACK, not PUBREC ` +
+              "(MQTT-4.3.3-1): it accepted the message at QoS 1, without exactly-once delivery",
+            "puback",
+          ),
+        );
         return;
       }
       case "pubrec": {
@@ -429,9 +447,9 @@ export class Session {
   }
 
   /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
-  #completed(entry: OutgoingPublish, now: number): void {
+  #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
     if (this.#data.pendingCount !== 0) this.#fillWindow(now);
-    entry.done();
+    entry.done(error);
     this.#checkDrained(now);
   }
 
