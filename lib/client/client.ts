@@ -269,6 +269,11 @@ class Connection implements SessionHandler {
   }
 }
 
+/** How long a connection must last before the reconnect backoff starts over. */
+function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
+  return Math.min(backoff.maxDelay, Math.max(1000, 10 * backoff.minDelay));
+}
+
 /** Errors after which reconnecting cannot help: the broker refused who we are. */
 function isFatal(error: MqttError | undefined): boolean {
   if (error instanceof ConnectionRefusedError) return error.returnCode !== 3; // 3: server unavailable
@@ -322,6 +327,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #timerAt = Infinity;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #attempt = 0;
+  /** When the current connection was accepted (the driver's clock). */
+  #connectedAt = 0;
   #attemptController: AbortController | undefined;
   #online: PromiseWithResolvers<void> | undefined;
   readonly #subscriptions = new Set<Subscription>();
@@ -440,7 +447,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw error;
       }
       this.#sessionPresent = connack.sessionPresent;
-      this.#attempt = 0;
+      this.#connectedAt = now();
       this.#online?.resolve();
       this.#online = undefined;
     } catch (err) {
@@ -714,6 +721,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.dispatchEvent(new CustomEvent<CloseEventDetail>("disconnect", { detail: { error } }));
     if (this.#closed) return; // close() is under way and finishes the job
     const backoff = this.#options.reconnect;
+    // The backoff starts over only after a connection that lasted: a broker that accepts and
+    // then drops us at once (NATS on a QoS 2 PUBLISH) must not be hammered in a tight loop.
+    if (backoff !== false && now() - this.#connectedAt >= stableAfter(backoff)) this.#attempt = 0;
     if (backoff === false || isFatal(error)) {
       this.#finish(error ?? new MqttError("CONNECTION_CLOSED", "the connection closed"));
     } else {
