@@ -50,7 +50,7 @@ function interopTest(broker: BrokerName, fn: (t: Deno.TestContext) => Promise<vo
   Deno.test({ name: `interop: ${broker}`, ignore: why !== undefined, fn });
 }
 
-for (const broker of ["mosquitto", "nats", "rabbitmq"] as const) {
+for (const broker of ["mosquitto", "nats", "rabbitmq", "embedded"] as const) {
   interopTest(broker, async (t) => {
     let started;
     try {

@@ -10,11 +10,12 @@
  *
  * @module
  */
+import { Broker } from "../../broker.ts";
 import { findExecutable, mosquittoAvailable, startMosquitto } from "../broker/mosquitto.ts";
 import { freePorts, waitForPort } from "../broker/ports.ts";
 
 /** The brokers of the suite. */
-export type BrokerName = "mosquitto" | "nats" | "rabbitmq";
+export type BrokerName = "mosquitto" | "nats" | "rabbitmq" | "embedded";
 
 /** A running broker of the interoperability suite. */
 export interface InteropBroker {
@@ -75,6 +76,8 @@ function rabbitMqttPlugin(): string | undefined {
 export function unavailable(name: BrokerName): string | undefined {
   if (disabled(name)) return `${name.toUpperCase()}_DISABLE is set`;
   switch (name) {
+    case "embedded":
+      return undefined; // part of this package
     case "mosquitto":
       return mosquittoAvailable()
         ? undefined
@@ -115,6 +118,8 @@ export function startBroker(name: BrokerName): Promise<InteropBroker> {
       return startNats();
     case "rabbitmq":
       return startRabbitMq();
+    case "embedded":
+      return startEmbedded();
   }
 }
 
@@ -206,6 +211,24 @@ async function waitUntilListening(
     const log = await readOr(logFile);
     throw new Error(`${what} did not start: ${(err as Error).message}\n--- ${logFile} ---\n${log}`);
   }
+}
+
+/** This package's own broker (`broker.ts`), in this process. */
+async function startEmbedded(): Promise<InteropBroker> {
+  const started = performance.now();
+  const lines: string[] = [];
+  const broker = new Broker({ log: (line) => lines.push(line) });
+  const { port } = await broker.listen({ port: 0 });
+  const stop = () => broker.close();
+  return {
+    name: "embedded",
+    url: `mqtt://127.0.0.1:${port}`,
+    version: "embedded broker of this package (broker.ts)",
+    startupMs: performance.now() - started,
+    log: () => Promise.resolve(lines.join("\n")),
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }
 
 async function startMosquittoBroker(): Promise<InteropBroker> {

@@ -18,6 +18,7 @@ const BROKERS: { name: BrokerName; title: string }[] = [
   { name: "mosquitto", title: "Mosquitto" },
   { name: "nats", title: "NATS (MQTT)" },
   { name: "rabbitmq", title: "RabbitMQ (MQTT plugin)" },
+  { name: "embedded", title: "Embedded (broker.ts)" },
 ];
 
 /** Makes text safe inside a Markdown table cell. */
