@@ -268,11 +268,16 @@ Deno.test("restart with a broker that lost the session: stored publishes go out 
   sb.connect(10);
   h.take();
   sb.receive({ type: "connack", sessionPresent: false, returnCode: 0 }, 11);
-  // P1 starts again (DUP=0); P2 was past PUBREC, so the broker had it: complete.
-  assert.deepEqual(h.take(), ["publish:1:q1:P1", "publish:3:q1:P3"]);
+  // P1 starts again (DUP=0), and so does P2 although it was past PUBREC: the broker may
+  // forward QoS 2 only on PUBREL (Mosquitto does) and lost it with the session.
+  assert.deepEqual(h.take(), ["publish:1:q1:P1", "publish:2:q2:P2"]);
   const s = store.load();
-  assert.deepEqual(s.inflight.map((r) => `${r.packetId}:${r.topic}`), ["1:P1", "3:P3"]);
-  assert.deepEqual([s.waiting, s.incoming], [[], []]);
+  assert.deepEqual(s.inflight.map((r) => `${r.packetId}:${r.topic}:${r.released}`), [
+    "1:P1:false",
+    "2:P2:false",
+  ]);
+  assert.deepEqual(s.waiting.map((r) => r.topic), ["P3"]);
+  assert.deepEqual(s.incoming, []);
 });
 
 Deno.test("abandon keeps stored records for a persistent session and clears them after a clean one", () => {

@@ -89,8 +89,10 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  *   for a QoS 2 PUBLISH not yet past PUBREC means the server took it at QoS 1;
  *   the flow ends and its callback gets a ProtocolError (UNEXPECTED_PACKET).
  * - On CONNACK without session present, in-flight QoS 1/2 are sent again as
- *   fresh flows (DUP=0) and QoS 2 already past PUBREC count as complete; this
- *   also applies with `clean: true`, since the application still awaits them.
+ *   fresh flows (DUP=0), QoS 2 past PUBREC included (the broker may forward
+ *   only on PUBREL and have dropped it with its session): no loss, but a QoS 2
+ *   message may then arrive twice. This also applies with `clean: true`, since
+ *   the application still awaits them; exactly once needs `clean: false`.
  * - When the session closes itself (`handler.closed(error)`), it is already
  *   `disconnected`, pending SUBSCRIBE/UNSUBSCRIBE callbacks have failed with
  *   `error`, and QoS 1/2 publishes stay in the {@linkcode SessionState}.
@@ -550,30 +552,25 @@ export class Session {
     }
     // `connected()` may have closed the session (TS narrows #name too eagerly here).
     if ((this.#name as SessionStateName) === "disconnected") return;
-    const completed = this.#resume(packet.sessionPresent, now);
+    this.#resume(packet.sessionPresent, now);
     const queued = this.#queuedRequests;
     if (queued.length !== 0) {
       this.#queuedRequests = [];
       for (const request of queued) this.#send(request.packet, now);
     }
     this.#fillWindow(now);
-    if (completed !== undefined) { for (const entry of completed) entry.done(); }
     this.#checkDrained(now);
   }
 
-  /**
-   * Re-sends what was in flight on the previous connection, in original order.
-   * Returns QoS 2 publishes that count as complete, for the caller to settle.
-   */
-  #resume(sessionPresent: boolean, now: number): OutgoingPublish[] | undefined {
+  /** Re-sends what was in flight on the previous connection, in original order. */
+  #resume(sessionPresent: boolean, now: number): void {
     const data = this.#data;
     // The broker forgot every QoS 2 id it had sent us; a new PUBLISH with an
     // old id is a new message.
     if (!sessionPresent) data.clearIncoming();
     // MQTT-3.1.2-6: a clean session discards the previous session state on our side too.
     if (this.#options.clean) data.discardRestoredInflight();
-    if (data.inflightCount === 0) return undefined;
-    let completed: OutgoingPublish[] | undefined;
+    if (data.inflightCount === 0) return;
     for (const entry of data.inflight()) {
       const packet = entry.packet!;
       if (sessionPresent) {
@@ -581,19 +578,17 @@ export class Session {
         // PUBREL again with their original ids, in original order.
         if (entry.released) this.#send({ type: "pubrel", packetId: packet.packetId! }, now);
         else this.#send({ ...packet, dup: true }, now);
-      } else if (entry.released) {
-        // Past PUBREC the broker owned the message and has delivered it; its
-        // session (and our PUBREL) is gone, so the flow is complete.
-        data.complete(packet.packetId!);
-        (completed ??= []).push(entry);
       } else {
         // No session on the broker: a fresh flow (DUP=0) with the same id,
         // which is free again on its side. This also covers clean=true, where
-        // the application still expects its pending publishes to go out.
+        // the application still expects its pending publishes to go out. A QoS 2
+        // flow past PUBREC starts over too: a broker may forward only on PUBREL
+        // (Mosquitto does) and has dropped the message with the session; one that
+        // forwarded at PUBREC may deliver it twice, which is all a lost session allows.
+        if (entry.released) data.unrelease(entry);
         this.#send(packet, now);
       }
     }
-    return completed;
   }
 
   #onSuback(packet: SubackPacket, now: number): void {

@@ -378,6 +378,16 @@ export class SessionState {
     if (store !== undefined) store.markReleased(entry.packet!.packetId!);
   }
 
+  /**
+   * Puts a QoS 2 publish back before PUBREC: the broker lost the session that
+   * held it, so its flow starts again with a fresh PUBLISH.
+   */
+  unrelease(entry: OutgoingPublish): void {
+    entry.released = false;
+    const store = this.#store;
+    if (store !== undefined) store.putInflight(entry.packet!.packetId!, entry.message, false);
+  }
+
   /** Removes a completed in-flight publish, freeing its packet id. Does not call `done`. */
   complete(packetId: number): void {
     this.#inflight.delete(packetId);
