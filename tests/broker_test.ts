@@ -2,6 +2,7 @@
  * The embedded broker, against raw codec packets over TCP (protocol rules)
  * and against `mosquitto_pub`/`mosquitto_sub` (an independent client).
  */
+import { mulberry32 as prng } from "./fuzz.ts";
 import assert from "node:assert/strict";
 import { Broker, type BrokerOptions } from "../broker.ts";
 import { encodePacket } from "../lib/codec/mod.ts";
@@ -946,16 +947,6 @@ Deno.test("log hook: connection lines worded like Mosquitto", async () => {
     await broker.close();
   }
 });
-
-/** A deterministic PRNG (mulberry32), so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("handle(): random bytes over in-memory transports never throw out of the broker", async () => {
   const { broker, port } = await startBroker({ maxPacketSize: 4096, connectTimeout: 1000 });
