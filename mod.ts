@@ -45,6 +45,6 @@ export { Subscription, type SubscriptionOptions } from "./lib/client/subscriptio
 export { topicMatches } from "./lib/client/topic_filter.ts";
 export * from "./lib/errors.ts";
 export * from "./lib/codec/mod.ts";
-export { PacketReader } from "./lib/streams/packet_reader.ts";
+export { type PacketCallback, PacketFramer, PacketReader } from "./lib/streams/packet_reader.ts";
 export { PacketWriter } from "./lib/streams/packet_writer.ts";
 export type { Transport } from "./lib/transports/transport.ts";

@@ -183,7 +183,10 @@ brokerTest(
     assert.equal(sessionPresent.length, ROUNDS);
     assert.ok(sessionPresent.every((p) => p === false), "the broker kept a clean session");
     for (const tracker of trackers) assert.deepEqual(tracker.missing(), [], tracker.summary());
-    assert.equal(trackers[1].duplicates, 0, `QoS 2 twice: ${trackers[1].summary()}`);
+    // A clean=true session cannot give exactly once across a cut: a QoS 2 flow whose PUBREL
+    // may or may not have reached the broker is sent again (no loss), so at most the one
+    // message in flight at each cut may arrive twice.
+    assert.ok(trackers[1].duplicates <= ROUNDS, `QoS 2 duplicates: ${trackers[1].summary()}`);
     await client.close();
     await Promise.all(consuming);
   },

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type CodecOptions, encodedLength, encodePacket } from "../lib/codec/mod.ts";
 import type { Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
 import { ProtocolError, type ProtocolErrorCode } from "../lib/errors.ts";
-import { PacketReader } from "../lib/streams/packet_reader.ts";
+import { PacketFramer, PacketReader } from "../lib/streams/packet_reader.ts";
 import { PacketWriter } from "../lib/streams/packet_writer.ts";
 
 // ---------------------------------------------------------------------------
@@ -392,6 +392,76 @@ Deno.test("PacketReader errors with the codec's ProtocolError on malformed bytes
       assertPackets(packets, [SAMPLES[17]], name);
     }
   }
+});
+
+// ---------------------------------------------------------------------------
+// PacketFramer (the framing behind PacketReader, used without a stream)
+
+Deno.test("PacketFramer hands over each packet during the push that completes it", () => {
+  // ends[k]: offset just past sample k in the concatenation.
+  const ends: number[] = [];
+  const offsets: number[] = [];
+  let at = 0;
+  for (const data of SAMPLE_BYTES) {
+    // One cut inside the sample's fixed header and one inside its body.
+    offsets.push(at + 1, at + data.length - 1);
+    at += data.length;
+    ends.push(at);
+  }
+  const framer = new PacketFramer();
+  const packets: Packet[] = [];
+  let pushed = 0;
+  for (const chunk of cut(concat(SAMPLE_BYTES), offsets)) {
+    assert.equal(framer.push(chunk, (packet) => void packets.push(packet)), true);
+    pushed += chunk.length;
+    const complete = ends.filter((end) => end <= pushed).length;
+    assert.equal(packets.length, complete, `after ${pushed} bytes`);
+    assert.equal(framer.pending, pushed !== (complete === 0 ? 0 : ends[complete - 1]));
+  }
+  framer.end();
+  assertPackets(packets, SAMPLES);
+});
+
+Deno.test("PacketFramer stops after the packet whose callback returns false, resume() goes on", () => {
+  // Cut inside the second sample, so one stop falls on a packet completed across chunks.
+  const all = concat([...SAMPLE_BYTES, ...SAMPLE_BYTES]);
+  const chunks = cut(all, [SAMPLE_BYTES[0].length + 2, Math.floor(all.length / 2)]);
+  const framer = new PacketFramer();
+  const packets: Packet[] = [];
+  const one = (packet: Packet) => {
+    packets.push(packet);
+    return false;
+  };
+  for (const chunk of chunks) {
+    let before = packets.length;
+    let used = framer.push(chunk, one);
+    while (!used) {
+      assert.equal(packets.length, before + 1, "one packet per push or resume");
+      assert.equal(framer.pending, true);
+      before = packets.length;
+      used = framer.resume(one);
+    }
+  }
+  assert.equal(framer.resume(one), true, "nothing left to resume");
+  framer.end();
+  assertPackets(packets, [...SAMPLES, ...SAMPLES]);
+});
+
+Deno.test("PacketFramer end() throws TRUNCATED_PACKET inside a packet; reset() drops it", () => {
+  const framer = new PacketFramer();
+  const packets: Packet[] = [];
+  const collect = (packet: Packet) => void packets.push(packet);
+  framer.push(SAMPLE_BYTES[6].subarray(0, 2), collect);
+  assert.equal(framer.pending, true);
+  assert.throws(() => framer.end(), isProtocolError("TRUNCATED_PACKET"));
+  assert.equal(framer.pending, false);
+  framer.push(SAMPLE_BYTES[6].subarray(0, 10), collect);
+  framer.reset();
+  assert.equal(framer.pending, false);
+  // After reset() the next byte starts a new packet.
+  framer.push(concat([SAMPLE_BYTES[16], SAMPLE_BYTES[4]]), collect);
+  framer.end();
+  assertPackets(packets, [SAMPLES[16], SAMPLES[4]]);
 });
 
 // ---------------------------------------------------------------------------

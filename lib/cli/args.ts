@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ConnectOptions, QoS } from "../../mod.ts";
+import { type ConnectOptions, MqttError, type QoS } from "../../mod.ts";
 
 /** A flag error: the CLI prints it with the usage and exits with code 2. */
 export class UsageError extends Error {
@@ -163,3 +163,34 @@ export const EXIT: { readonly ok: 0; readonly error: 1; readonly usage: 2 } = {
   error: 1,
   usage: 2,
 };
+
+/**
+ * Prints a usage error with the usage text and returns exit code 2; rethrows
+ * anything that is not a {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * import { usageFailure, UsageError } from "./args.ts";
+ * console.log(usageFailure(new UsageError("give a topic"), "Usage: pub -t topic")); // 2
+ * ```
+ */
+export function usageFailure(err: unknown, usage: string): number {
+  if (!(err instanceof UsageError)) throw err;
+  console.error(`Error: ${err.message}\n${usage}`);
+  return EXIT.usage;
+}
+
+/**
+ * Prints a connection or protocol error with its stable code and returns exit code 1.
+ *
+ * @example
+ * ```ts
+ * import { runtimeFailure } from "./args.ts";
+ * console.log(runtimeFailure(new Error("refused"))); // 1
+ * ```
+ */
+export function runtimeFailure(err: unknown): number {
+  const code = err instanceof MqttError ? ` [${err.code}]` : "";
+  console.error(`Error${code}: ${err instanceof Error ? err.message : String(err)}`);
+  return EXIT.error;
+}

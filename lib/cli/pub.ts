@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { connect, MqttError } from "../../mod.ts";
-import { EXIT, parseArgs, UsageError } from "./args.ts";
+import { connect } from "../../mod.ts";
+import { EXIT, parseArgs, runtimeFailure, UsageError, usageFailure } from "./args.ts";
 
 const USAGE =
   `Usage: pub [-h host] [-p port] [-L url] -t topic (-m message | -n | -f file | -l | -s)
@@ -55,9 +55,7 @@ export async function main(args: string[]): Promise<number> {
       throw new UsageError("give exactly one of -m, -n, -f, -l or -s");
     }
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`Error: ${err.message}\n${USAGE}`);
-    return EXIT.usage;
+    return usageFailure(err, USAGE);
   }
   const { url, options, topics, qos, flags } = parsed;
   const debug = flags.has("debug") ? (line: string) => console.error(line) : () => {};
@@ -88,9 +86,7 @@ export async function main(args: string[]): Promise<number> {
     }
     return EXIT.ok;
   } catch (err) {
-    const code = err instanceof MqttError ? ` [${err.code}]` : "";
-    console.error(`Error${code}: ${err instanceof Error ? err.message : String(err)}`);
-    return EXIT.error;
+    return runtimeFailure(err);
   }
 }
 

@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { connect, MqttError } from "../../mod.ts";
-import { EXIT, parseArgs, UsageError } from "./args.ts";
+import { connect } from "../../mod.ts";
+import { EXIT, parseArgs, runtimeFailure, UsageError, usageFailure } from "./args.ts";
 
 const USAGE =
   `Usage: sub [-h host] [-p port] [-L url] -t topic [-t topic ...] [-q qos] [-v] [-C count]
@@ -64,9 +64,7 @@ export async function main(
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError("-W needs seconds > 0");
     }
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`Error: ${err.message}\n${USAGE}`);
-    return EXIT.usage;
+    return usageFailure(err, USAGE);
   }
   const { url, options, topics, qos, flags } = parsed;
   const debug = flags.has("debug") ? (line: string) => console.error(line) : () => {};
@@ -96,9 +94,7 @@ export async function main(
     }
     return EXIT.ok;
   } catch (err) {
-    const code = err instanceof MqttError ? ` [${err.code}]` : "";
-    console.error(`Error${code}: ${err instanceof Error ? err.message : String(err)}`);
-    return EXIT.error;
+    return runtimeFailure(err);
   } finally {
     clearTimeout(timer);
     writer.releaseLock();

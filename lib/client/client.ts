@@ -18,7 +18,7 @@ import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from
 import { Session } from "../session/session.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
 import type { SessionHandler } from "../session/types.ts";
-import { PacketReader } from "../streams/packet_reader.ts";
+import { PacketFramer } from "../streams/packet_reader.ts";
 import { PacketWriter } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
 import { Message } from "./message.ts";
@@ -120,6 +120,10 @@ class Connection implements SessionHandler {
   readonly #endSignal: PromiseWithResolvers<void> = Promise.withResolvers();
   /** Set while the read loop is paused for a slow consumer; `send` wakes it. */
   #wake: PromiseWithResolvers<void> | undefined;
+  /** When the chunk being framed was read: one clock reading serves all its packets. */
+  #readAt = 0;
+  /** What the consumer that stopped the framing waits on, for the read loop to await. */
+  #blocked: Promise<unknown> | undefined;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -139,10 +143,10 @@ class Connection implements SessionHandler {
     });
     this.#writer = writer.writable.getWriter();
     this.session = new Session(sessionOptions(options), state, this);
-    const packets = transport.readable.pipeThrough(
-      new PacketReader({ maxPacketSize: options.maxPacketSize }),
+    this.finished = this.#readLoop(
+      transport.readable.getReader(),
+      new PacketFramer({ maxPacketSize: options.maxPacketSize }),
     );
-    this.finished = this.#readLoop(packets.getReader());
   }
 
   /** Sends CONNECT and waits for the CONNACK (or the connection's end). */
@@ -233,39 +237,72 @@ class Connection implements SessionHandler {
     this.#client.connectionEnded(this, error);
   }
 
-  async #readLoop(reader: ReadableStreamDefaultReader<Packet>): Promise<void> {
+  /**
+   * Hands one framed packet to the session. Stops the framing (returns false)
+   * once the connection ended or a consumer fell behind, so a buffer never
+   * takes more than `bufferSize` messages because a chunk happened to hold more.
+   */
+  readonly #receive = (packet: Packet): boolean => {
+    if (this.#ended) return false;
+    this.session.receive(packet, this.#readAt);
+    const blocked = this.#client.backpressure();
+    if (blocked === undefined) return true;
+    this.#blocked = blocked;
+    return false;
+  };
+
+  /**
+   * Reads chunks and frames them here rather than through a `PacketReader`:
+   * one read per chunk instead of one per packet, one clock reading per chunk.
+   */
+  async #readLoop(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    framer: PacketFramer,
+  ): Promise<void> {
     let error: MqttError | undefined;
     try {
       while (!this.#ended) {
         const { value, done } = await reader.read();
         if (done) {
+          framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
           break;
         }
-        this.session.receive(value, now());
-        this.#client.armTimer();
-        const blocked = this.#client.backpressure();
-        if (blocked && !this.#client.mayReadAhead()) {
-          // A consumer is behind: stop reading so the socket, not memory, holds the backlog.
-          let released = false;
-          blocked.then(() => released = true, noop);
-          this.session.setReadPaused(true, now());
-          while (!released && !this.#ended && !this.#client.mayReadAhead()) {
-            this.#wake = Promise.withResolvers();
-            await Promise.race([blocked, this.#endSignal.promise, this.#wake.promise]);
-            this.#wake = undefined;
-          }
-          if (this.#ended) break;
-          this.session.setReadPaused(false, now());
+        this.#readAt = now();
+        let used = framer.push(value, this.#receive);
+        while (!this.#ended) {
           this.#client.armTimer();
+          const blocked = this.#blocked;
+          this.#blocked = undefined;
+          if (blocked && !this.#client.mayReadAhead()) await this.#pause(blocked);
+          if (used || this.#ended) break;
+          // The rest of the chunk, after a pause or while reading ahead is allowed.
+          this.#readAt = now();
+          used = framer.resume(this.#receive);
         }
       }
     } catch (err) {
       error = asMqttError(err, "reading from the connection failed");
     } finally {
+      framer.reset();
       reader.releaseLock();
     }
     this.end(error);
+  }
+
+  /** Waits while a consumer is behind: the socket, not memory, holds the backlog. */
+  async #pause(blocked: Promise<unknown>): Promise<void> {
+    let released = false;
+    blocked.then(() => released = true, noop);
+    this.session.setReadPaused(true, now());
+    while (!released && !this.#ended && !this.#client.mayReadAhead()) {
+      this.#wake = Promise.withResolvers();
+      await Promise.race([blocked, this.#endSignal.promise, this.#wake.promise]);
+      this.#wake = undefined;
+    }
+    if (this.#ended) return;
+    this.session.setReadPaused(false, now());
+    this.#client.armTimer();
   }
 }
 

@@ -459,8 +459,17 @@ export class FileStore implements Store {
   close(): void {
     this.#file?.close();
     this.#file = undefined;
-    this.#lock?.close(); // closing the descriptor releases the lock
+    const lock = this.#lock;
     this.#lock = undefined;
+    if (lock !== undefined) {
+      // Unlock first: closing alone may release the lock late, when the runtime
+      // defers closing the descriptor, and a reopen right after would find it held.
+      try {
+        lock.unlockSync();
+      } finally {
+        lock.close();
+      }
+    }
   }
 
   #small(type: number, id?: number): void {

@@ -18,11 +18,58 @@ const PREALLOCATE_LIMIT = 1 << 20;
 const MAX_HEADER_LENGTH = 5;
 
 /**
- * The transformer behind {@linkcode PacketReader}. A class rather than closures
- * so that the per-chunk path allocates nothing of its own: the stream calls
- * its methods with the transformer as `this`.
+ * Called by {@linkcode PacketFramer} with each packet, in order. Returning
+ * `false` stops the framing after this packet (see {@linkcode PacketFramer.resume}).
  */
-class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
+export type PacketCallback = (packet: Packet) => boolean | void;
+
+/**
+ * Frames a byte stream into MQTT control packets, one chunk at a time: the
+ * framing rules behind {@linkcode PacketReader}, for a caller that reads its
+ * chunks itself and wants no stream between the bytes and the packets.
+ *
+ * Chunks may cut packets anywhere, hold many packets, or be empty. A packet
+ * that lies whole inside one chunk is decoded in place, without a copy; only a
+ * packet cut across chunks is copied, once, into a buffer of its exact size
+ * (known from its fixed header). So a decoded PUBLISH `payload` may be a view
+ * into the chunk it arrived in: do not reuse a chunk after pushing it.
+ *
+ * Backpressure: a callback that returns `false` stops the framing after its
+ * packet; the rest of the chunk waits, unread, until {@linkcode PacketFramer.resume}.
+ * So a consumer can stop at an exact packet even when one chunk holds many.
+ *
+ * Errors: {@linkcode PacketFramer.push} (and `resume`) throw the codec's
+ * {@linkcode ProtocolError} for a malformed packet, and code
+ * `PACKET_TOO_LARGE` for a packet over `maxPacketSize` as soon as its fixed
+ * header is read; {@linkcode PacketFramer.end} throws `TRUNCATED_PACKET` when
+ * the bytes stopped inside a packet. After an error the framer is unusable.
+ *
+ * @example Frame chunks read by hand
+ * ```ts
+ * import { PacketFramer } from "./packet_reader.ts";
+ *
+ * const framer = new PacketFramer();
+ * const types: string[] = [];
+ * // A PINGRESP (0xd0 0x00) cut in two, then a PUBACK for packet id 10.
+ * framer.push(new Uint8Array([0xd0]), (packet) => void types.push(packet.type));
+ * framer.push(new Uint8Array([0x00, 0x40, 0x02, 0x00, 0x0a]), (packet) => void types.push(packet.type));
+ * framer.end();
+ * console.log(types); // [ "pingresp", "puback" ]
+ * ```
+ *
+ * @example Stop after each packet
+ * ```ts
+ * import { PacketFramer } from "./packet_reader.ts";
+ *
+ * const framer = new PacketFramer();
+ * // Two PINGRESPs in one chunk.
+ * let used = framer.push(new Uint8Array([0xd0, 0x00, 0xd0, 0x00]), () => false);
+ * console.log(used); // false: the second packet waits
+ * used = framer.resume(() => false);
+ * console.log(used); // true: the chunk is used up
+ * ```
+ */
+export class PacketFramer {
   readonly #options: CodecOptions | undefined;
   readonly #maxPacketSize: number | undefined;
   /** Bytes of a fixed header cut by a chunk end; never handed to the decoder, so reused. */
@@ -37,35 +84,68 @@ class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
   #body: Uint8Array | null = null;
   /** Views of the chunks holding the pending packet (packets over the preallocation limit). */
   #parts: Uint8Array[] | null = null;
+  /** A chunk whose framing a callback stopped, and where its unframed bytes start. */
+  #rest: Uint8Array | null = null;
+  #restOffset = 0;
 
-  constructor(options: CodecOptions | undefined) {
+  /**
+   * Creates a framer.
+   *
+   * @param options `maxPacketSize` bounds the packets accepted (and so the
+   * memory one packet can take); `protocolVersion` selects the wire format.
+   */
+  constructor(options?: CodecOptions) {
     this.#options = options;
     this.#maxPacketSize = options?.maxPacketSize;
   }
 
-  transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Packet>): void {
-    const end = chunk.length;
-    let offset = 0;
-    if (this.#headLength !== 0 || this.#total !== 0) {
-      offset = this.#resume(chunk, end, controller);
-      if (offset < 0) return;
-    }
-    const options = this.#options;
-    const maxPacketSize = this.#maxPacketSize;
-    while (offset < end) {
-      // Throws PACKET_TOO_LARGE before any byte of the body is held.
-      const length = packetLength(chunk, offset, end, maxPacketSize);
-      if (length < 0 || length > end - offset) {
-        this.#hold(chunk, offset, end, length);
-        return;
-      }
-      // Whole packet in this chunk: decode in place; its payload aliases the chunk.
-      controller.enqueue(decodePacket(chunk, offset, offset + length, options));
-      offset += length;
-    }
+  /** Whether bytes are held: the start of a packet, or the rest of a stopped chunk. */
+  get pending(): boolean {
+    return this.#headLength !== 0 || this.#total !== 0 || this.#rest !== null;
   }
 
-  flush(): void {
+  /**
+   * Frames the next chunk of the stream, calling `onPacket` for each packet it
+   * completes, in order, before returning. Bytes of a packet the chunk does
+   * not complete are kept for the next call.
+   *
+   * Returns `true` once the chunk is used up, or `false` when `onPacket`
+   * returned `false` before the chunk's last packet: then call
+   * {@linkcode PacketFramer.resume} (until it returns `true`) before pushing
+   * the next chunk.
+   */
+  push(chunk: Uint8Array, onPacket: PacketCallback): boolean {
+    let offset = 0;
+    if (this.#headLength !== 0 || this.#total !== 0) {
+      offset = this.#resume(chunk, chunk.length);
+      if (offset < 0) return true;
+      const total = this.#total;
+      const bytes = this.#body ?? this.#join();
+      this.#release();
+      if (onPacket(decodePacket(bytes, 0, total, this.#options)) === false) {
+        return this.#stop(chunk, offset);
+      }
+    }
+    return this.#frame(chunk, offset, onPacket);
+  }
+
+  /**
+   * Goes on framing the chunk a callback stopped, like {@linkcode PacketFramer.push}
+   * from where it stopped. Returns `true` at once when nothing was stopped.
+   */
+  resume(onPacket: PacketCallback): boolean {
+    const chunk = this.#rest;
+    if (chunk === null) return true;
+    this.#rest = null;
+    return this.#frame(chunk, this.#restOffset, onPacket);
+  }
+
+  /**
+   * Marks the end of the stream: throws `TRUNCATED_PACKET` if it ended inside
+   * a packet. Either way the framer holds no bytes afterwards.
+   */
+  end(): void {
+    this.#rest = null;
     if (this.#headLength !== 0 || this.#total !== 0) {
       const held = this.#total !== 0 ? this.#filled : this.#headLength;
       const wanted = this.#total !== 0 ? `${this.#total}` : "an unknown number of";
@@ -77,8 +157,38 @@ class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
     }
   }
 
-  cancel(): void {
+  /** Drops every byte held, for a stream given up early. */
+  reset(): void {
+    this.#rest = null;
     this.#release();
+  }
+
+  /** Frames `chunk` from `offset`; see {@linkcode PacketFramer.push}. */
+  #frame(chunk: Uint8Array, offset: number, onPacket: PacketCallback): boolean {
+    const end = chunk.length;
+    const options = this.#options;
+    const maxPacketSize = this.#maxPacketSize;
+    while (offset < end) {
+      // Throws PACKET_TOO_LARGE before any byte of the body is held.
+      const length = packetLength(chunk, offset, end, maxPacketSize);
+      if (length < 0 || length > end - offset) {
+        this.#hold(chunk, offset, end, length);
+        return true;
+      }
+      // Whole packet in this chunk: decode in place; its payload aliases the chunk.
+      const packet = decodePacket(chunk, offset, offset + length, options);
+      offset += length;
+      if (onPacket(packet) === false) return this.#stop(chunk, offset);
+    }
+    return true;
+  }
+
+  /** Keeps what is left of a chunk whose framing a callback stopped; true if nothing is. */
+  #stop(chunk: Uint8Array, offset: number): boolean {
+    if (offset >= chunk.length) return true;
+    this.#rest = chunk;
+    this.#restOffset = offset;
+    return false;
   }
 
   /** Keeps the tail `chunk[offset..end)`, the start of a packet that does not end in this chunk. */
@@ -105,13 +215,10 @@ class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
 
   /**
    * Feeds the start of `chunk` to the pending packet. Returns the offset where
-   * the next packet starts, or -1 when the whole chunk was taken.
+   * the next packet starts once the pending one is complete (its bytes are then
+   * all held), or -1 when the whole chunk was taken.
    */
-  #resume(
-    chunk: Uint8Array,
-    end: number,
-    controller: TransformStreamDefaultController<Packet>,
-  ): number {
+  #resume(chunk: Uint8Array, end: number): number {
     if (this.#total === 0) {
       // A header is pending: complete it with at most the bytes it can still need.
       const head = this.#head;
@@ -141,11 +248,7 @@ class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
     if (body !== null) body.set(part, this.#filled);
     else this.#parts!.push(part);
     this.#filled += take;
-    if (this.#filled < total) return -1;
-    const packet = body !== null ? body : this.#join();
-    this.#release();
-    controller.enqueue(decodePacket(packet, 0, total, this.#options));
-    return take;
+    return this.#filled < total ? -1 : take;
   }
 
   /** Copies the gathered parts of a large packet into one buffer, the only copy it gets. */
@@ -167,6 +270,39 @@ class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
     this.#parts = null;
   }
 }
+
+/**
+ * The transformer behind {@linkcode PacketReader}: a {@linkcode PacketFramer}
+ * whose packets go to the stream. A class rather than closures, and the
+ * enqueue callback made once per stream, so the per-chunk path allocates
+ * nothing of its own.
+ */
+class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
+  readonly #framer: PacketFramer;
+  #enqueue: (packet: Packet) => void = noop;
+
+  constructor(options: CodecOptions | undefined) {
+    this.#framer = new PacketFramer(options);
+  }
+
+  start(controller: TransformStreamDefaultController<Packet>): void {
+    this.#enqueue = (packet) => controller.enqueue(packet);
+  }
+
+  transform(chunk: Uint8Array): void {
+    this.#framer.push(chunk, this.#enqueue);
+  }
+
+  flush(): void {
+    this.#framer.end();
+  }
+
+  cancel(): void {
+    this.#framer.reset();
+  }
+}
+
+const noop = (): void => {};
 
 /**
  * A `TransformStream` from bytes to MQTT control packets: pipe a connection's

@@ -182,31 +182,54 @@ export async function connectTcp(options: TcpConnectOptions): Promise<Transport>
   };
 }
 
+/** Size of a connection's first read buffer: a few hundred small packets. */
+const READ_BUFFER_MIN = 8 * 1024;
+/** Largest read buffer: reads that fill the buffer double it up to this. */
+const READ_BUFFER_MAX = 64 * 1024;
+
 /**
  * The connection's readable with failures as `TRANSPORT_ERROR`, and a clean
  * end instead of an error once the transport was closed locally. A
  * high-water mark of 0 reads from the socket only when the consumer asks, so
  * the consumer's backpressure reaches the socket.
+ *
+ * Reads go into one buffer reused for the connection's life, and each chunk
+ * is a copy of just the bytes read: `conn.readable` would allocate and zero a
+ * fresh 64 KiB buffer per read, hold one per idle connection, and every
+ * payload view would keep a whole one alive. The buffer starts small and
+ * doubles whenever a read fills it, so a busy connection reads in large
+ * chunks and an idle one holds little. Like `conn.readable`, the end of the
+ * stream, a failed read and `cancel` close the connection.
  */
 function wrapReadable(
   conn: Deno.Conn,
   where: string,
   closedLocally: () => boolean,
 ): ReadableStream<Uint8Array> {
-  const reader = conn.readable.getReader();
+  let buffer = new Uint8Array(READ_BUFFER_MIN);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      let count: number | null;
       try {
-        const { value, done } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
+        count = await conn.read(buffer);
       } catch (error) {
+        closeQuietly(conn);
         if (closedLocally()) controller.close();
         else controller.error(transportError(error, `connection to ${where} failed`));
+        return;
+      }
+      if (count === null) {
+        closeQuietly(conn);
+        controller.close();
+        return;
+      }
+      controller.enqueue(buffer.slice(0, count));
+      if (count === buffer.length && buffer.length < READ_BUFFER_MAX) {
+        buffer = new Uint8Array(buffer.length * 2);
       }
     },
-    cancel(reason) {
-      return reader.cancel(reason).catch(() => {});
+    cancel() {
+      closeQuietly(conn);
     },
   }, { highWaterMark: 0 });
 }

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { connectTcp } from "../lib/transports/tcp.ts";
+
+Deno.test("connectTcp: chunks are right-sized copies and reads grow while the socket has more", async () => {
+  const data = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const transport = await connectTcp({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  const peer = await accepted;
+  const sent = peer.write(data).then(async (n) => {
+    let at = n;
+    while (at < data.length) at += await peer.write(data.subarray(at));
+    peer.close();
+  });
+  // Let the bytes pile up in the socket, so reads fill whatever buffer they are given.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of transport.readable) chunks.push(chunk);
+  await sent;
+  transport.close();
+  listener.close();
+
+  const received = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    received.set(chunk, at);
+    at += chunk.length;
+  }
+  // Checked after the last read: a reused read buffer would have changed earlier chunks.
+  assert.deepEqual(received, data);
+  for (const chunk of chunks) {
+    // A chunk holds no more memory than its bytes, so a kept payload view pins little.
+    assert.equal(chunk.buffer.byteLength, chunk.length);
+  }
+  assert.equal(new Set(chunks.map((c) => c.buffer)).size, chunks.length);
+  const largest = Math.max(...chunks.map((c) => c.length));
+  assert.ok(largest > 8 * 1024, `reads grew past the first buffer (largest ${largest})`);
+  assert.ok(largest <= 64 * 1024, `reads stay within 64 KiB (largest ${largest})`);
+});
