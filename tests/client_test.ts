@@ -174,6 +174,21 @@ brokerTest("connect: a listener that never answers fails with CONNECT_TIMEOUT", 
   await silent.accepted;
 });
 
+Deno.test("connect: a transport factory that never settles still fails with CONNECT_TIMEOUT", async () => {
+  let opened = 0;
+  await assert.rejects(
+    connect("mqtt://unused.invalid", {
+      connectTimeout: 100,
+      transport: () => {
+        opened++;
+        return new Promise<never>(() => {});
+      },
+    }),
+    hasCode("CONNECT_TIMEOUT"),
+  );
+  assert.equal(opened, 1);
+});
+
 brokerTest("connect: an abort signal fails it with ABORTED", async () => {
   await using silent = silentServer();
   const controller = new AbortController();

@@ -461,19 +461,24 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     try {
       if (userSignal?.aborted) onAbort();
       controller.signal.throwIfAborted();
-      const transport = await openTransport(options, controller.signal);
-      if (controller.signal.aborted) {
-        transport.close();
-        controller.signal.throwIfAborted();
-      }
-      const connection = new Connection(this, transport, options, this.#state);
-      this.#connection = connection;
       const aborted = new Promise<never>((_, reject) => {
         controller.signal.addEventListener("abort", () => reject(controller.signal.reason), {
           once: true,
         });
       });
       aborted.catch(noop);
+      // A user's transport factory may ignore the signal: the timeout must still win.
+      const opening = openTransport(options, controller.signal);
+      const transport = await Promise.race([opening, aborted]).catch((err) => {
+        opening.then((late) => late.close(), noop);
+        throw err;
+      });
+      if (controller.signal.aborted) {
+        transport.close();
+        controller.signal.throwIfAborted();
+      }
+      const connection = new Connection(this, transport, options, this.#state);
+      this.#connection = connection;
       let connack: ConnackPacket;
       try {
         connack = await Promise.race([connection.start(), aborted]);
