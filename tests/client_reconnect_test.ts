@@ -1,10 +1,11 @@
 /**
- * Reconnect policy against the embedded broker: backoff that grows while
- * connections do not last, and starts over after one that did.
+ * Client behaviour checked against the embedded broker: the reconnect backoff
+ * (grows while connections do not last, starts over after one that did) and
+ * a publish too large for the protocol.
  */
 import assert from "node:assert/strict";
 import { Broker } from "../broker.ts";
-import { connect, type ReconnectEventDetail, type Transport } from "../mod.ts";
+import { connect, ProtocolError, type ReconnectEventDetail, type Transport } from "../mod.ts";
 
 /** A TCP transport whose latest connection the test can cut. */
 function cuttable(port: number): { open: () => Promise<Transport>; cut: () => void } {
@@ -74,4 +75,24 @@ Deno.test("reconnect: after a connection that lasted, the backoff starts over", 
   await done.promise;
   await client.close();
   assert.deepEqual(attempts, [1, 2, 1]);
+});
+
+Deno.test("publish: a payload beyond the protocol's limit rejects with PACKET_TOO_LARGE and the connection stays", async () => {
+  await using broker = new Broker();
+  const { port } = await broker.listen({ port: 0 });
+  await using client = await connect(`mqtt://127.0.0.1:${port}`);
+  let disconnects = 0;
+  client.addEventListener("disconnect", () => disconnects++);
+  // 268,435,455 is the largest Remaining Length (section 2.2.3); topic and length prefix add 3.
+  const huge = new Uint8Array(268_435_455 - 3 + 1);
+  await assert.rejects(
+    client.publish("t", huge, { qos: 0 }),
+    (err: unknown) => err instanceof ProtocolError && err.code === "PACKET_TOO_LARGE",
+  );
+  const sub = await client.subscribe("t");
+  await client.publish("t", "still connected", { qos: 1 });
+  const first = await sub[Symbol.asyncIterator]().next();
+  assert.equal(first.done, false);
+  assert.equal(first.value?.text(), "still connected");
+  assert.equal(disconnects, 0);
 });

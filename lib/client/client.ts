@@ -14,6 +14,8 @@ import type {
   SubackReturnCode,
 } from "../codec/packet.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
+import { encodedLength } from "../codec/encode.ts";
+import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
 import { Session } from "../session/session.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
@@ -64,6 +66,8 @@ export interface CloseEventDetail {
 }
 
 const encoder = new TextEncoder();
+/** Topic length prefix and bytes (at most 65,535) plus packet identifier: a PUBLISH's overhead. */
+const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
 /** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
 const READ_AHEAD_FACTOR = 4;
 const noop = () => {};
@@ -561,6 +565,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       }
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
       const message = { topic, payload: bytes, qos, retain: options.retain === true };
+      // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
+      // rather than let the writer fail the connection over it (and again after every reconnect).
+      if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
+        encodedLength({ type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message });
+      }
       const connection = this.#connection;
       if (connection === undefined || connection.ended) {
         if (qos === 0 && !this.#options.queue.qos0WhenOffline) {
