@@ -341,3 +341,37 @@ Deno.test("clean session keeps this process's own in-flight publishes as fresh f
   assert.deepEqual(done, [undefined]);
   assert.equal(store.load().inflight.length, 0);
 });
+
+/** A store whose next write of a given kind fails, as a full disk would make it. */
+class FailingStore extends MemoryStore {
+  failPut = false;
+  override putInflight(packetId: number, record: PublishRecord, dequeued: boolean): void {
+    if (this.failPut) throw new MqttError("STORE_ERROR", "disk full");
+    super.putInflight(packetId, record, dequeued);
+  }
+}
+
+Deno.test("a store write that fails leaves the session state unchanged and settles what completed", () => {
+  const store = new FailingStore();
+  const state = new SessionState({ store });
+  const { session, h } = start(state, false, { maxInflight: 1 });
+  const results: (string | undefined)[] = [];
+  session.publish(msg("a", 1), 2, (e) => results.push(e?.code ?? "a"));
+  session.publish(msg("b", 1), 2, (e) => results.push(e?.code ?? "b"));
+  h.take();
+  store.failPut = true;
+  // PUBACK completes a; moving b into flight fails in the store: a is still settled, b waits.
+  assert.throws(() => session.receive({ type: "puback", packetId: 1 }, 3), /disk full/);
+  assert.deepEqual(results, ["a"]);
+  assert.equal(state.inflightCount, 0);
+  assert.equal(state.pendingCount, 1);
+  assert.deepEqual(store.load().waiting.map((r) => r.topic), ["b"]);
+  // A publish the store refused is not in flight either: it never goes out.
+  const refusing = new FailingStore();
+  refusing.failPut = true;
+  const fresh = new SessionState({ store: refusing });
+  const second = start(fresh, false, { maxInflight: 5 });
+  assert.throws(() => second.session.publish(msg("c", 1), 4, () => {}), /disk full/);
+  assert.equal(fresh.inflightCount, 0);
+  assert.deepEqual(second.h.take(), []);
+});

@@ -450,8 +450,12 @@ export class Session {
 
   /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
   #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
-    if (this.#data.pendingCount !== 0) this.#fillWindow(now);
-    entry.done(error);
+    try {
+      if (this.#data.pendingCount !== 0) this.#fillWindow(now);
+    } finally {
+      // Settled even when refilling threw (a store error): its flow did complete.
+      entry.done(error);
+    }
     this.#checkDrained(now);
   }
 
@@ -471,7 +475,7 @@ export class Session {
           continue;
         }
         if (data.inflightCount >= max) break;
-        data.shiftWaiting(true);
+        // The entry leaves the queue inside #start, after its id is allocated and stored.
         this.#start(head, now, true);
       }
     } finally {

@@ -323,21 +323,25 @@ export class SessionState {
         );
       }
       dropped = [];
-      while (waiting.length >= this.#maxQueued || this.#queuedBytes + size > maxBytes) {
-        dropped.push(this.shiftWaiting()!);
+      try {
+        while (waiting.length >= this.#maxQueued || this.#queuedBytes + size > maxBytes) {
+          dropped.push(this.shiftWaiting()!);
+        }
+        this.#store?.pushWaiting(m);
+      } finally {
+        // Dropped ones are settled even when the store failed part way (and the new one is not queued).
+        for (const old of dropped) {
+          old.done(
+            new MqttError("QUEUE_FULL", "dropped from the full offline queue for a newer publish"),
+          );
+        }
       }
+    } else {
+      this.#store?.pushWaiting(m);
     }
     entry.size = size;
     this.#queuedBytes += size;
     waiting.push(entry);
-    this.#store?.pushWaiting(m);
-    if (dropped !== undefined) {
-      for (const old of dropped) {
-        old.done(
-          new MqttError("QUEUE_FULL", "dropped from the full offline queue for a newer publish"),
-        );
-      }
-    }
   }
 
   /** The oldest waiting publish, without removing it. */
@@ -345,25 +349,30 @@ export class SessionState {
     return this.#waiting.peek();
   }
 
-  /**
-   * Removes and returns the oldest waiting publish. With `intoFlight`, the
-   * caller passes it to `addInflight(entry, true)` next, which records both
-   * steps in the store at once.
-   */
-  shiftWaiting(intoFlight = false): OutgoingPublish | undefined {
-    const entry = this.#waiting.shift();
-    if (entry === undefined) return undefined;
+  /** Removes and returns the oldest waiting publish. */
+  shiftWaiting(): OutgoingPublish | undefined {
+    if (this.#waiting.length === 0) return undefined;
+    // The store first, here and in every mutator: if it throws, memory is unchanged.
+    this.#store?.shiftWaiting();
+    const entry = this.#waiting.shift()!;
     this.#queuedBytes -= entry.size;
-    if (!intoFlight) this.#store?.shiftWaiting();
     return entry;
   }
 
-  /** Records a publish as in flight under its packet id (`dequeued`: see `shiftWaiting`). */
+  /**
+   * Records a publish as in flight under its packet id. With `dequeued`, the
+   * entry is the head of the waiting queue and leaves it in the same step (one
+   * store record, so a crash cannot lose or duplicate it).
+   */
   addInflight(entry: OutgoingPublish, dequeued = false): void {
     const id = entry.packet!.packetId!;
-    this.#inflight.set(id, entry);
     const store = this.#store;
     if (store !== undefined) store.putInflight(id, entry.message, dequeued);
+    if (dequeued) {
+      this.#waiting.shift();
+      this.#queuedBytes -= entry.size;
+    }
+    this.#inflight.set(id, entry);
   }
 
   /** The in-flight publish with this id, if any. */
@@ -373,9 +382,9 @@ export class SessionState {
 
   /** Marks a QoS 2 publish as past PUBREC (PUBREL sent); its payload is no longer needed. */
   release(entry: OutgoingPublish): void {
-    entry.released = true;
     const store = this.#store;
     if (store !== undefined) store.markReleased(entry.packet!.packetId!);
+    entry.released = true;
   }
 
   /**
@@ -383,16 +392,16 @@ export class SessionState {
    * held it, so its flow starts again with a fresh PUBLISH.
    */
   unrelease(entry: OutgoingPublish): void {
-    entry.released = false;
     const store = this.#store;
     if (store !== undefined) store.putInflight(entry.packet!.packetId!, entry.message, false);
+    entry.released = false;
   }
 
   /** Removes a completed in-flight publish, freeing its packet id. Does not call `done`. */
   complete(packetId: number): void {
-    this.#inflight.delete(packetId);
     const store = this.#store;
     if (store !== undefined) store.removeInflight(packetId);
+    this.#inflight.delete(packetId);
   }
 
   /** In-flight publishes in send order (for resending on resume). */
@@ -495,16 +504,17 @@ export class SessionState {
 
   /** Remembers an incoming QoS 2 id until its PUBREL (stored before PUBREC goes out). */
   addIncoming(packetId: number): void {
-    this.#incoming.add(packetId);
     const store = this.#store;
     if (store !== undefined) store.addIncoming(packetId);
+    this.#incoming.add(packetId);
   }
 
   /** Forgets an incoming QoS 2 id (PUBREL received). */
   releaseIncoming(packetId: number): void {
-    if (!this.#incoming.delete(packetId)) return;
+    if (!this.#incoming.has(packetId)) return;
     const store = this.#store;
     if (store !== undefined) store.removeIncoming(packetId);
+    this.#incoming.delete(packetId);
   }
 
   /** Forgets every incoming QoS 2 id (the broker has no session for us). */

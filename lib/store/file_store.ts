@@ -394,65 +394,79 @@ export class FileStore implements Store {
     };
   }
 
+  // Every mutator writes its journal record first and changes the in-memory image only
+  // once the write succeeded: a failed write leaves image and journal alike, so a later
+  // compaction cannot record a change the session never made.
+
   /** Records a publish entering flight, optionally leaving the waiting queue in the same record. */
   putInflight(packetId: number, record: PublishRecord, dequeued: boolean): void {
-    this.#image.put(packetId, record, dequeued);
     this.#enc.publish(PUT, packetId, record, dequeued ? FLAG_DEQUEUED : 0);
-    this.#flush();
+    this.#append();
+    this.#image.put(packetId, record, dequeued);
+    this.#maybeCompact();
   }
 
   /** Records PUBREC for a QoS 2 publish. */
   markReleased(packetId: number): void {
     const r = this.#image.inflight.get(packetId);
     if (r === undefined || r.released) return;
-    r.released = true;
     this.#small(RELEASE, packetId);
+    r.released = true;
+    this.#maybeCompact();
   }
 
   /** Records a completed flow. */
   removeInflight(packetId: number): void {
     if (!this.#image.inflight.has(packetId)) return;
-    this.#image.remove(packetId);
     this.#small(REMOVE, packetId);
+    this.#image.remove(packetId);
+    this.#maybeCompact();
   }
 
   /** Records a publish joining the waiting queue. */
   pushWaiting(record: PublishRecord): void {
-    this.#image.push(record);
     this.#enc.publish(PUSH, 0, record, 0);
-    this.#flush();
+    this.#append();
+    this.#image.push(record);
+    this.#maybeCompact();
   }
 
   /** Records the head of the waiting queue leaving it. */
   shiftWaiting(): void {
     if (this.#image.waiting.length === 0) return;
-    this.#image.shift();
     this.#small(SHIFT);
+    this.#image.shift();
+    this.#maybeCompact();
   }
 
   /** Records an incoming QoS 2 id. */
   addIncoming(packetId: number): void {
-    this.#image.incoming.add(packetId);
     this.#small(INCOMING_ADD, packetId);
+    this.#image.incoming.add(packetId);
+    this.#maybeCompact();
   }
 
   /** Records PUBREL for an incoming QoS 2 id. */
   removeIncoming(packetId: number): void {
-    if (!this.#image.incoming.delete(packetId)) return;
+    if (!this.#image.incoming.has(packetId)) return;
     this.#small(INCOMING_REMOVE, packetId);
+    this.#image.incoming.delete(packetId);
+    this.#maybeCompact();
   }
 
   /** Forgets every incoming QoS 2 id. */
   clearIncoming(): void {
     if (this.#image.incoming.size === 0) return;
-    this.#image.incoming.clear();
     this.#small(INCOMING_CLEAR);
+    this.#image.incoming.clear();
+    this.#maybeCompact();
   }
 
   /** Forgets everything. */
   clear(): void {
-    this.#image.clear();
     this.#small(CLEAR);
+    this.#image.clear();
+    this.#maybeCompact();
   }
 
   /** Closes the file. The journal stays for the next {@linkcode FileStore.open}. */
@@ -474,11 +488,11 @@ export class FileStore implements Store {
 
   #small(type: number, id?: number): void {
     this.#enc.small(type, id);
-    this.#flush();
+    this.#append();
   }
 
-  /** Appends the encoded record(s) to the file; compacts when the journal has grown enough. */
-  #flush(): void {
+  /** Appends the encoded record(s) to the journal; throws STORE_ERROR and changes nothing on failure. */
+  #append(): void {
     const enc = this.#enc;
     const data = enc.buf.subarray(0, enc.length);
     enc.length = 0;
@@ -492,18 +506,25 @@ export class FileStore implements Store {
       try {
         file.truncateSync(this.#size);
         file.seekSync(this.#size, Deno.SeekMode.Start);
-      } catch { /* the next open ignores the torn tail anyway */ }
+      } catch {
+        // A torn tail that cannot be cut would hide every later record: write a
+        // fresh snapshot at the next change instead of appending after it.
+        this.#compactAt = 0;
+      }
       throw storeError(`cannot write ${this.#path}`, err);
     }
     this.#size += data.length;
-    if (this.#size > this.#compactAt) {
-      try {
-        this.#compact();
-      } catch {
-        // The change is already in the journal, which stays valid: try again
-        // after it has grown some more rather than fail a recorded change.
-        this.#compactAt = this.#size + Math.max(this.#compactBytes, this.#size);
-      }
+  }
+
+  /** Compacts once the journal has grown enough (called after the image took the change). */
+  #maybeCompact(): void {
+    if (this.#size <= this.#compactAt) return;
+    try {
+      this.#compact();
+    } catch {
+      // The change is already in the journal, which stays valid: try again
+      // after it has grown some more rather than fail a recorded change.
+      this.#compactAt = this.#size + Math.max(this.#compactBytes, this.#size);
     }
   }
 
