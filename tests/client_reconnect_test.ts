@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { Broker } from "../broker.ts";
-import { connect, ProtocolError, type ReconnectEventDetail, type Transport } from "../mod.ts";
+import {
+  connect,
+  MqttError,
+  ProtocolError,
+  type ReconnectEventDetail,
+  type Transport,
+} from "../mod.ts";
 
 /** A TCP transport whose latest connection the test can cut. */
 function cuttable(port: number): { open: () => Promise<Transport>; cut: () => void } {
@@ -95,4 +101,95 @@ Deno.test("publish: a payload beyond the protocol's limit rejects with PACKET_TO
   assert.equal(first.done, false);
   assert.equal(first.value?.text(), "still connected");
   assert.equal(disconnects, 0);
+});
+
+/** A transport fed by the test: what `serve` returns is what the "broker" answers to each write. */
+function scripted(serve: (written: Uint8Array) => Uint8Array[]): () => Promise<Transport> {
+  return () => {
+    let out!: ReadableStreamDefaultController<Uint8Array>;
+    const readable = new ReadableStream<Uint8Array>({ start: (c) => void (out = c) });
+    const writable = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        for (const reply of serve(chunk)) out.enqueue(reply);
+      },
+    });
+    // Like a tunnel that does not end its readable when closed.
+    return Promise.resolve({ readable, writable, close: () => {} });
+  };
+}
+
+Deno.test("connect: a transport whose close() leaves its readable open still times out", async () => {
+  const started = performance.now();
+  await assert.rejects(
+    connect("mqtt://scripted.invalid", {
+      connectTimeout: 200,
+      transport: scripted(() => []), // never answers CONNECT
+    }),
+    (err: unknown) => err instanceof MqttError && err.code === "CONNECT_TIMEOUT",
+  );
+  assert.ok(performance.now() - started < 2000);
+});
+
+Deno.test("connect: a connection lost right after CONNACK rejects instead of returning a closed client", async () => {
+  const transport = () => {
+    // CONNACK (section 3.2: 0x20 0x02, flags 0, return code 0), then the end of the stream.
+    const readable = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new Uint8Array([0x20, 0x02, 0x00, 0x00]));
+        controller.close();
+      },
+    });
+    return Promise.resolve({ readable, writable: new WritableStream(), close: () => {} });
+  };
+  await assert.rejects(
+    connect("mqtt://scripted.invalid", { reconnect: false, transport }),
+    (err: unknown) => err instanceof MqttError && err.code === "CONNECTION_CLOSED",
+  );
+});
+
+Deno.test("subscribe: a retained message in the same chunk as the SUBACK reaches the new subscription", async () => {
+  // CONNACK; SUBACK for id n granting QoS 0; a retained PUBLISH "r/x" = "hi" (section 3.3).
+  const connack = new Uint8Array([0x20, 0x02, 0x00, 0x00]);
+  const retained = [0x31, 0x07, 0x00, 0x03, 0x72, 0x2f, 0x78, 0x68, 0x69];
+  const transport = scripted((bytes) => {
+    if (bytes[0] === 0x10) return [connack];
+    if (bytes[0] === 0x82) {
+      const suback = [0x90, 0x03, bytes[2], bytes[3], 0x00];
+      const first = bytes[8] === 0x23; // the filter "r/#" ('#' is its third byte) comes first
+      return [new Uint8Array(first ? suback : [...suback, ...retained])];
+    }
+    return [];
+  });
+  const client = await connect("mqtt://scripted.invalid", { reconnect: false, transport });
+  const broad = await client.subscribe("r/#");
+  const narrow = await client.subscribe("r/x");
+  assert.equal(narrow.buffered, 1, "the retained message reached the new subscription");
+  assert.equal(broad.buffered, 1, "and the overlapping one too");
+  await client.close();
+});
+
+Deno.test("publish: with qos0WhenOffline false, QoS 0 rejects during a reconnect attempt too", async () => {
+  await using broker = new Broker();
+  const { port } = await broker.listen({ port: 0 });
+  const link = cuttable(port);
+  let opens = 0;
+  const attempting = Promise.withResolvers<void>();
+  const silent = scripted(() => []); // reconnect attempts that never get a CONNACK
+  const client = await connect(`mqtt://127.0.0.1:${port}`, {
+    reconnect: { minDelay: 1, maxDelay: 5 },
+    queue: { qos0WhenOffline: false },
+    transport: () => {
+      if (opens++ === 0) return link.open();
+      attempting.resolve();
+      return silent();
+    },
+  });
+  link.cut();
+  await attempting.promise;
+  await new Promise((resolve) => setTimeout(resolve, 10)); // CONNECT sent, no CONNACK
+  await assert.rejects(
+    client.publish("t", "x"),
+    (err: unknown) => err instanceof MqttError && err.code === "CONNECTION_CLOSED",
+  );
+  await client.close();
 });

@@ -128,6 +128,7 @@ class Connection implements SessionHandler {
   #readAt = 0;
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -147,8 +148,9 @@ class Connection implements SessionHandler {
     });
     this.#writer = writer.writable.getWriter();
     this.session = new Session(sessionOptions(options), state, this);
+    this.#reader = transport.readable.getReader();
     this.finished = this.#readLoop(
-      transport.readable.getReader(),
+      this.#reader,
       new PacketFramer({ maxPacketSize: options.maxPacketSize }),
     );
   }
@@ -229,6 +231,8 @@ class Connection implements SessionHandler {
     this.#batchWritten?.resolve();
     this.#batchWritten = undefined;
     this.#transport.close();
+    // A user transport's close() may leave its readable open: the read loop must end anyway.
+    this.#reader.cancel().catch(noop);
     this.#writer.abort().catch(noop);
     if (this.session.state !== "disconnected") {
       this.session.connectionLost(
@@ -425,6 +429,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       this.#shutdown(error, error);
       throw error;
     }
+    if (this.#closed) {
+      // Accepted, then lost before connect() could return (reconnect off): say so.
+      throw new MqttError("CONNECTION_CLOSED", "the connection closed right after CONNACK");
+    }
     const userSignal = this.#options.signal;
     if (userSignal) {
       this.#abortListener = () => void this.close().catch(noop);
@@ -571,7 +579,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         encodedLength({ type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message });
       }
       const connection = this.#connection;
-      if (connection === undefined || connection.ended) {
+      if (connection === undefined || connection.ended || !connection.accepted) {
         if (qos === 0 && !this.#options.queue.qos0WhenOffline) {
           throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
         }
@@ -628,34 +636,53 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#subscribing++;
     this.#heldReady?.resolve();
     this.#heldReady = undefined;
-    const codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
-      connection.session.subscribe(
-        list.map((filter) => ({ filter, qos })),
-        now(),
-        (error, returnCodes) => error ? reject(error) : resolve(returnCodes!),
-      );
-      this.armTimer();
-    }).finally(() => this.#subscribing--);
-    const refused = codes.indexOf(0x80);
-    if (refused !== -1) {
-      // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
-      const granted = list.filter((f, i) => codes[i] !== 0x80 && !this.#filterCounts.has(f));
-      if (granted.length > 0) await this.#sendUnsubscribe(granted).catch(noop);
-      throw new SubscribeError(list[refused]);
-    }
-    const sub = new Subscription(list, codes as QoS[], {
-      bufferSize,
-      unsubscribe: (s) => this.#release(s),
-    });
-    if (this.#closed) {
-      sub.end();
-      return sub;
-    }
-    this.#subscriptions.add(sub);
+    // Counted from the SUBSCRIBE on, so that unsubscribing another subscription with the same
+    // filter meanwhile does not UNSUBSCRIBE it at the broker under the new one.
     for (const filter of list) {
       this.#filterCounts.set(filter, (this.#filterCounts.get(filter) ?? 0) + 1);
     }
-    this.#drainHeld(sub);
+    const make = (codes: SubackReturnCode[]) =>
+      new Subscription(list, codes as QoS[], { bufferSize, unsubscribe: (s) => this.#release(s) });
+    let sub: Subscription | undefined;
+    let codes: SubackReturnCode[];
+    try {
+      codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
+        connection.session.subscribe(
+          list.map((filter) => ({ filter, qos })),
+          now(),
+          (error, returnCodes) => {
+            if (error) return reject(error);
+            // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in
+            // the same chunk, must reach this subscription, not only an older overlapping one.
+            if (!returnCodes!.includes(0x80) && !this.#closed) {
+              sub = make(returnCodes!);
+              this.#subscriptions.add(sub);
+              this.#drainHeld(sub);
+            }
+            resolve(returnCodes!);
+          },
+        );
+        this.armTimer();
+      });
+    } catch (err) {
+      for (const filter of list) this.#decrement(filter);
+      throw err;
+    } finally {
+      this.#subscribing--;
+    }
+    const refused = codes.indexOf(0x80);
+    if (refused !== -1) {
+      // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
+      const unused = list.filter((f, i) => this.#decrement(f) && codes[i] !== 0x80);
+      if (unused.length > 0) await this.#sendUnsubscribe(unused).catch(noop);
+      throw new SubscribeError(list[refused]);
+    }
+    if (sub === undefined) {
+      // The client closed while the SUBACK was on its way.
+      const ended = make(codes);
+      ended.end();
+      return ended;
+    }
     return sub;
   }
 
@@ -896,7 +923,12 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   async #release(sub: Subscription): Promise<void> {
     if (!this.#subscriptions.delete(sub)) return;
     const unused = sub.filters.filter((f) => this.#decrement(f));
-    if (unused.length > 0 && !this.#closed) await this.#sendUnsubscribe(unused);
+    if (unused.length === 0 || this.#closed) return;
+    const sending = this.#sendUnsubscribe(unused);
+    if (this.connected) return await sending;
+    // Offline, the UNSUBSCRIBE goes out after the reconnect; leaving a `for await` loop or
+    // disposing the subscription must not wait for that.
+    sending.catch(noop);
   }
 
   async #sendUnsubscribe(filters: string[]): Promise<void> {
