@@ -193,3 +193,22 @@ Deno.test("publish: with qos0WhenOffline false, QoS 0 rejects during a reconnect
   );
   await client.close();
 });
+
+Deno.test("unsubscribe: messages held for a filter nobody subscribes to again stop the reading until it is unsubscribed", async () => {
+  await using broker = new Broker();
+  const { port } = await broker.listen({ port: 0 });
+  const url = `mqtt://127.0.0.1:${port}`;
+  const old = await connect(url, { clientId: "held-old", clean: false });
+  await old.subscribe("old/#", { qos: 1 });
+  await old.close();
+  await using source = await connect(url, { clientId: "held-source" });
+  for (let i = 0; i < 30; i++) await source.publish("old/x", String(i), { qos: 1 });
+  // The resumed session delivers 30 messages for "old/#", which this program no longer wants.
+  await using client = await connect(url, { clientId: "held-old", clean: false, bufferSize: 5 });
+  await client.unsubscribe("old/#");
+  const sub = await client.subscribe("new/x", { qos: 1 });
+  await client.publish("new/x", "flows again", { qos: 1 });
+  const next = await sub[Symbol.asyncIterator]().next();
+  assert.equal(next.value?.text(), "flows again");
+  await sub.unsubscribe();
+});

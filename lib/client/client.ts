@@ -26,6 +26,7 @@ import type { Transport } from "../transports/transport.ts";
 import { Message } from "./message.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 import { Subscription } from "./subscription.ts";
+import { topicMatches } from "./topic_filter.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
 export interface PublishOptions {
@@ -379,6 +380,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   readonly #subscriptions = new Set<Subscription>();
   readonly #filterCounts = new Map<string, number>();
   #held: Message[] = [];
+  /** Filters given to `unsubscribe()` whose UNSUBACK has not come yet. */
+  readonly #unsubscribing = new Set<string>();
   #heldReady: PromiseWithResolvers<void> | undefined;
   /** SUBSCRIBEs awaiting their SUBACK; while any is, held messages do not stop the reading. */
   #subscribing = 0;
@@ -709,7 +712,24 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       }
     }
     for (const f of list) this.#filterCounts.delete(f);
-    await this.#sendUnsubscribe([...gone]);
+    for (const f of list) this.#unsubscribing.add(f);
+    this.#forgetHeld(list);
+    try {
+      await this.#sendUnsubscribe([...gone]);
+    } finally {
+      for (const f of list) this.#unsubscribing.delete(f);
+    }
+  }
+
+  /**
+   * Drops held messages of filters the user unsubscribes from (and, in
+   * `route`, those that still arrive until the UNSUBACK): nobody will take
+   * them, and they would otherwise keep the reading stopped.
+   */
+  #forgetHeld(filters: string[]): void {
+    if (this.#held.length === 0) return;
+    this.#held = this.#held.filter((m) => !filters.some((f) => topicMatches(f, m.topic)));
+    this.#heldShrank();
   }
 
   /**
@@ -829,6 +849,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (!sub.push(message)) this.#blocked.push(sub.ready());
     }
     if (matched) return;
+    if (this.#unsubscribing.size !== 0) {
+      for (const f of this.#unsubscribing) if (topicMatches(f, message.topic)) return;
+    }
     this.#held.push(message);
     if (this.#held.length >= this.#options.bufferSize && this.#subscribing === 0) {
       this.#heldReady ??= Promise.withResolvers();
@@ -902,7 +925,12 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       else keep.push(message);
     }
     this.#held = keep;
-    if (keep.length < this.#options.bufferSize && this.#heldReady) {
+    this.#heldShrank();
+  }
+
+  /** Lets a read loop stopped by held messages go on once fewer than `bufferSize` remain. */
+  #heldShrank(): void {
+    if (this.#held.length < this.#options.bufferSize && this.#heldReady) {
       this.#heldReady.resolve();
       this.#heldReady = undefined;
     }
