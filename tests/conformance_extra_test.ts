@@ -6,6 +6,11 @@
  *
  * @module
  */
+import {
+  brief as briefPackets,
+  Recorder,
+  sessionOptions as baseOptions,
+} from "./session_helpers.ts";
 import assert from "node:assert/strict";
 import { connect } from "../lib/client/connect.ts";
 import type { MqttClient } from "../lib/client/client.ts";
@@ -20,7 +25,7 @@ import type {
 } from "../lib/codec/packet.ts";
 import { MqttError, ProtocolError } from "../lib/errors.ts";
 import { Session, SessionState } from "../lib/session/session.ts";
-import type { SessionHandler, SessionOptions } from "../lib/session/types.ts";
+import type { SessionOptions } from "../lib/session/types.ts";
 import { brokerTest, startMosquitto } from "./broker/mosquitto.ts";
 import { closed, fresh, take, within } from "./client_helpers.ts";
 
@@ -156,37 +161,8 @@ Deno.test("MQTT-3.10.3-1: UNSUBSCRIBE topic filters are UTF-8 strings packed con
 
 // ---------------------------------------------------------------- session: packets and times
 
-class Recorder implements SessionHandler {
-  sent: Packet[] = [];
-  delivered: PublishPacket[] = [];
-  closes: (MqttError | undefined)[] = [];
-  send(packet: Packet): void {
-    this.sent.push(packet);
-  }
-  deliver(packet: PublishPacket): void {
-    this.delivered.push(packet);
-  }
-  connected(): void {}
-  closed(error: MqttError | undefined): void {
-    this.closes.push(error);
-  }
-  take(): Packet[] {
-    const sent = this.sent;
-    this.sent = [];
-    return sent;
-  }
-}
-
 function sessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions {
-  return {
-    clientId: "c1",
-    clean: true,
-    keepAlive: 0,
-    maxInflight: 65_535,
-    pingTimeout: 3000,
-    connectTimeout: 5000,
-    ...overrides,
-  };
+  return baseOptions({ keepAlive: 0, maxInflight: 65_535, ...overrides });
 }
 
 function connectedSession(
@@ -220,13 +196,7 @@ function incoming(packetId: number | undefined, qos: QoS, dup = false): PublishP
 
 /** Packets as short strings: "publish:3:q1", "pubrel:2", ... */
 function brief(packets: Packet[]): string[] {
-  return packets.map((p) =>
-    p.type === "publish"
-      ? `publish:${p.packetId ?? "-"}:q${p.qos}${p.dup ? ":dup" : ""}`
-      : "packetId" in p
-      ? `${p.type}:${p.packetId}`
-      : p.type
-  );
+  return briefPackets(packets, { topics: false });
 }
 
 function idsOf(packets: Packet[]): number[] {

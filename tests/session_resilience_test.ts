@@ -4,85 +4,25 @@
  * with packets and numeric times only (no sockets, no timers).
  */
 import assert from "node:assert/strict";
-import type {
-  ConnackPacket,
-  Packet,
-  PublishPacket,
-  QoS,
-  SubackReturnCode,
-} from "../lib/codec/packet.ts";
+import type { Packet, QoS, SubackReturnCode } from "../lib/codec/packet.ts";
 import { MqttError, SubscribeError } from "../lib/errors.ts";
 import { RESUBSCRIBE_BATCH, Session } from "../lib/session/session.ts";
 import { OutgoingPublish, SessionState } from "../lib/session/state.ts";
-import type { SessionHandler, SessionOptions } from "../lib/session/types.ts";
-
-class Recorder implements SessionHandler {
-  sent: Packet[] = [];
-  delivered: PublishPacket[] = [];
-  closes: (MqttError | undefined)[] = [];
-  failed: string[] = [];
-  errors: MqttError[] = [];
-  send(packet: Packet): void {
-    this.sent.push(packet);
-  }
-  deliver(packet: PublishPacket): void {
-    this.delivered.push(packet);
-  }
-  connected(_connack: ConnackPacket): void {}
-  closed(error: MqttError | undefined): void {
-    this.closes.push(error);
-  }
-  resubscribeFailed(filter: string, error: MqttError): void {
-    this.failed.push(`${filter}:${error.code}`);
-    this.errors.push(error);
-  }
-  take(): Packet[] {
-    const sent = this.sent;
-    this.sent = [];
-    return sent;
-  }
-}
-
-const enc = new TextEncoder();
+import type { SessionOptions } from "../lib/session/types.ts";
+import {
+  brief as briefPackets,
+  connack,
+  msg,
+  Recorder,
+  sessionOptions,
+} from "./session_helpers.ts";
 
 function opts(overrides: Partial<SessionOptions> = {}): SessionOptions {
-  return {
-    clientId: "c1",
-    clean: false,
-    keepAlive: 10,
-    maxInflight: 10,
-    pingTimeout: 3000,
-    connectTimeout: 5000,
-    ...overrides,
-  };
-}
-
-function msg(topic: string, qos: QoS, payload = topic) {
-  return { topic, payload: enc.encode(payload), qos, retain: false };
-}
-
-function connack(sessionPresent: boolean): ConnackPacket {
-  return { type: "connack", sessionPresent, returnCode: 0 };
+  return sessionOptions({ clean: false, ...overrides });
 }
 
 function brief(packets: Packet[]): string[] {
-  return packets.map((p) => {
-    switch (p.type) {
-      case "publish":
-        return `publish:${p.packetId ?? "-"}:q${p.qos}${p.dup ? ":dup" : ""}:${p.topic}`;
-      case "subscribe":
-        return `subscribe:${p.packetId}:${p.subscriptions.map((s) => `${s.filter}@${s.qos}`)}`;
-      case "unsubscribe":
-        return `unsubscribe:${p.packetId}:${p.filters}`;
-      case "puback":
-      case "pubrec":
-      case "pubrel":
-      case "pubcomp":
-        return `${p.type}:${p.packetId}`;
-      default:
-        return p.type;
-    }
-  });
+  return briefPackets(packets, { filters: true });
 }
 
 function start(

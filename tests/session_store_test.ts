@@ -4,35 +4,13 @@
  * discard the previous session state (MQTT-3.1.2-6). Packets and times only.
  */
 import assert from "node:assert/strict";
-import type { ConnackPacket, Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
+import type { PublishPacket, QoS } from "../lib/codec/packet.ts";
 import { MqttError } from "../lib/errors.ts";
 import { Session } from "../lib/session/session.ts";
 import { OutgoingPublish, SessionState } from "../lib/session/state.ts";
-import type { SessionHandler, SessionOptions } from "../lib/session/types.ts";
+import type { SessionOptions } from "../lib/session/types.ts";
+import { brief, msg as message, Recorder, sessionOptions } from "./session_helpers.ts";
 import { FileStore, MemoryStore, type PublishRecord } from "../lib/store/mod.ts";
-
-class Recorder implements SessionHandler {
-  sent: Packet[] = [];
-  delivered: PublishPacket[] = [];
-  closes: (MqttError | undefined)[] = [];
-  constructor(readonly log?: string[]) {}
-  send(packet: Packet): void {
-    this.sent.push(packet);
-    this.log?.push(`send:${brief([packet])[0]}`);
-  }
-  deliver(packet: PublishPacket): void {
-    this.delivered.push(packet);
-  }
-  connected(_connack: ConnackPacket): void {}
-  closed(error: MqttError | undefined): void {
-    this.closes.push(error);
-  }
-  take(): string[] {
-    const sent = this.sent;
-    this.sent = [];
-    return brief(sent);
-  }
-}
 
 /** A MemoryStore that logs each call into a log shared with the handler. */
 class LoggingStore extends MemoryStore {
@@ -80,19 +58,11 @@ class LoggingStore extends MemoryStore {
 const enc = new TextEncoder();
 
 function opts(overrides: Partial<SessionOptions> = {}): SessionOptions {
-  return {
-    clientId: "c1",
-    clean: false,
-    keepAlive: 10,
-    maxInflight: 10,
-    pingTimeout: 3000,
-    connectTimeout: 5000,
-    ...overrides,
-  };
+  return sessionOptions({ clean: false, ...overrides });
 }
 
 function msg(topic: string, qos: QoS) {
-  return { topic, payload: enc.encode(`${topic}-payload`), qos, retain: false };
+  return message(topic, qos, `${topic}-payload`);
 }
 
 function incoming(packetId: number, dup = false): PublishPacket {
@@ -107,22 +77,6 @@ function incoming(packetId: number, dup = false): PublishPacket {
   };
 }
 
-function brief(packets: Packet[]): string[] {
-  return packets.map((p) => {
-    switch (p.type) {
-      case "publish":
-        return `publish:${p.packetId ?? "-"}:q${p.qos}${p.dup ? ":dup" : ""}:${p.topic}`;
-      case "puback":
-      case "pubrec":
-      case "pubrel":
-      case "pubcomp":
-        return `${p.type}:${p.packetId}`;
-      default:
-        return p.type;
-    }
-  });
-}
-
 function start(
   state: SessionState,
   sessionPresent: boolean | undefined,
@@ -135,7 +89,7 @@ function start(
   if (sessionPresent !== undefined) {
     session.receive({ type: "connack", sessionPresent, returnCode: 0 }, 1);
   }
-  h.take();
+  brief(h.take());
   log?.splice(0);
   return { session, h };
 }
@@ -218,23 +172,23 @@ Deno.test("process restart with a FileStore: resume re-sends DUP PUBLISH and PUB
     const h = new Recorder();
     const sb = new Session(opts({ maxInflight: 3 }), b, h);
     sb.connect(10);
-    h.take();
+    brief(h.take());
     sb.receive({ type: "connack", sessionPresent: true, returnCode: 0 }, 11);
     // MQTT-4.4.0-1, MQTT-4.6.0-1, MQTT-3.3.1-1: original ids and order, DUP=1.
-    assert.deepEqual(h.take(), ["publish:1:q1:dup:P1", "pubrel:2", "publish:3:q2:dup:P3"]);
+    assert.deepEqual(brief(h.take()), ["publish:1:q1:dup:P1", "pubrel:2", "publish:3:q2:dup:P3"]);
     // MQTT-4.3.3-2: the broker re-sends id 7; B remembers it was delivered by A.
     sb.receive(incoming(7, true), 12);
     assert.equal(h.delivered.length, 0);
-    assert.deepEqual(h.take(), ["pubrec:7"]);
+    assert.deepEqual(brief(h.take()), ["pubrec:7"]);
     sb.receive({ type: "pubrel", packetId: 7 }, 12);
-    assert.deepEqual(h.take(), ["pubcomp:7"]);
+    assert.deepEqual(brief(h.take()), ["pubcomp:7"]);
     // Id 8 was released in A: a new PUBLISH with it is a new message.
     sb.receive(incoming(8), 12);
     assert.equal(h.delivered.length, 1);
     sb.receive({ type: "pubrel", packetId: 8 }, 12);
-    h.take();
+    brief(h.take());
     sb.receive({ type: "pubcomp", packetId: 2 }, 13);
-    assert.deepEqual(h.take(), ["publish:4:q1:P4", "publish:-:q0:P5"]);
+    assert.deepEqual(brief(h.take()), ["publish:4:q1:P4", "publish:-:q0:P5"]);
     sb.receive({ type: "puback", packetId: 1 }, 14);
     sb.receive({ type: "pubrec", packetId: 3 }, 14);
     sb.receive({ type: "pubcomp", packetId: 3 }, 14);
@@ -266,11 +220,11 @@ Deno.test("restart with a broker that lost the session: stored publishes go out 
   const h = new Recorder();
   const sb = new Session(opts({ maxInflight: 2 }), b, h);
   sb.connect(10);
-  h.take();
+  brief(h.take());
   sb.receive({ type: "connack", sessionPresent: false, returnCode: 0 }, 11);
   // P1 starts again (DUP=0), and so does P2 although it was past PUBREC: the broker may
   // forward QoS 2 only on PUBREL (Mosquitto does) and lost it with the session.
-  assert.deepEqual(h.take(), ["publish:1:q1:P1", "publish:2:q2:P2"]);
+  assert.deepEqual(brief(h.take()), ["publish:1:q1:P1", "publish:2:q2:P2"]);
   const s = store.load();
   assert.deepEqual(s.inflight.map((r) => `${r.packetId}:${r.topic}:${r.released}`), [
     "1:P1:false",
@@ -313,9 +267,9 @@ Deno.test("MQTT-3.1.2-6: clean session discards a previous process's in-flight a
   // This process's own publish made while connecting is kept.
   const done: (string | undefined)[] = [];
   session.publish(msg("mine", 1), 0, (e) => done.push(e?.code));
-  h.take();
+  brief(h.take());
   session.receive({ type: "connack", sessionPresent: false, returnCode: 0 }, 1);
-  assert.deepEqual(h.take(), ["publish:3:q1:old-queued", "publish:4:q1:mine"]);
+  assert.deepEqual(brief(h.take()), ["publish:3:q1:old-queued", "publish:4:q1:mine"]);
   const s = store.load();
   assert.deepEqual(s.inflight.map((r) => r.topic), ["old-queued", "mine"]);
   assert.deepEqual(s.incoming, []);
@@ -334,9 +288,9 @@ Deno.test("clean session keeps this process's own in-flight publishes as fresh f
   const h = new Recorder();
   const session = new Session(opts({ clean: true }), state, h);
   session.connect(4);
-  h.take();
+  brief(h.take());
   session.receive({ type: "connack", sessionPresent: false, returnCode: 0 }, 5);
-  assert.deepEqual(h.take(), ["publish:1:q1:a"]);
+  assert.deepEqual(brief(h.take()), ["publish:1:q1:a"]);
   session.receive({ type: "puback", packetId: 1 }, 6);
   assert.deepEqual(done, [undefined]);
   assert.equal(store.load().inflight.length, 0);
@@ -358,7 +312,7 @@ Deno.test("a store write that fails leaves the session state unchanged and settl
   const results: (string | undefined)[] = [];
   session.publish(msg("a", 1), 2, (e) => results.push(e?.code ?? "a"));
   session.publish(msg("b", 1), 2, (e) => results.push(e?.code ?? "b"));
-  h.take();
+  brief(h.take());
   store.failPut = true;
   // PUBACK completes a; moving b into flight fails in the store: a is still settled, b waits.
   assert.throws(() => session.receive({ type: "puback", packetId: 1 }, 3), /disk full/);
@@ -373,5 +327,5 @@ Deno.test("a store write that fails leaves the session state unchanged and settl
   const second = start(fresh, false, { maxInflight: 5 });
   assert.throws(() => second.session.publish(msg("c", 1), 4, () => {}), /disk full/);
   assert.equal(fresh.inflightCount, 0);
-  assert.deepEqual(second.h.take(), []);
+  assert.deepEqual(brief(second.h.take()), []);
 });

@@ -3,71 +3,15 @@
  * times only (no sockets, no timers).
  */
 import assert from "node:assert/strict";
-import type {
-  ConnackPacket,
-  ConnackReturnCode,
-  Packet,
-  PublishPacket,
-  QoS,
-  SubackReturnCode,
-} from "../lib/codec/packet.ts";
+import type { Packet, PublishPacket, QoS, SubackReturnCode } from "../lib/codec/packet.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError } from "../lib/errors.ts";
 import { Session, SessionState } from "../lib/session/session.ts";
-import type { SessionHandler, SessionOptions } from "../lib/session/types.ts";
-
-class Recorder implements SessionHandler {
-  sent: Packet[] = [];
-  delivered: PublishPacket[] = [];
-  connacks: ConnackPacket[] = [];
-  closes: (MqttError | undefined)[] = [];
-  onConnected?: (connack: ConnackPacket) => void;
-  send(packet: Packet): void {
-    this.sent.push(packet);
-  }
-  deliver(packet: PublishPacket): void {
-    this.delivered.push(packet);
-  }
-  connected(connack: ConnackPacket): void {
-    this.connacks.push(connack);
-    this.onConnected?.(connack);
-  }
-  closed(error: MqttError | undefined): void {
-    this.closes.push(error);
-  }
-  /** Returns and clears the packets sent so far. */
-  take(): Packet[] {
-    const sent = this.sent;
-    this.sent = [];
-    return sent;
-  }
-}
+import type { SessionOptions } from "../lib/session/types.ts";
+import { brief, connack, msg, Recorder, sessionOptions } from "./session_helpers.ts";
 
 const enc = new TextEncoder();
 
-function opts(overrides: Partial<SessionOptions> = {}): SessionOptions {
-  return {
-    clientId: "c1",
-    clean: true,
-    keepAlive: 10,
-    maxInflight: 10,
-    pingTimeout: 3000,
-    connectTimeout: 5000,
-    ...overrides,
-  };
-}
-
-function msg(topic: string, qos: QoS, payload = topic): {
-  topic: string;
-  payload: Uint8Array;
-  qos: QoS;
-  retain: boolean;
-} {
-  return { topic, payload: enc.encode(payload), qos, retain: false };
-}
-
-function connack(sessionPresent = false, returnCode: ConnackReturnCode = 0): ConnackPacket {
-  return { type: "connack", sessionPresent, returnCode };
-}
+const opts = sessionOptions;
 
 function incoming(packetId: number | undefined, qos: QoS, dup = false): PublishPacket {
   const p: PublishPacket = {
@@ -95,27 +39,6 @@ function connected(
   assert.equal(session.state, "connected");
   h.take();
   return { session, h, state };
-}
-
-/** Packets as short strings for order assertions, e.g. "publish:3:q1:dup". */
-function brief(packets: Packet[]): string[] {
-  return packets.map((p) => {
-    switch (p.type) {
-      case "publish":
-        return `publish:${p.packetId ?? "-"}:q${p.qos}${p.dup ? ":dup" : ""}:${p.topic}`;
-      case "puback":
-      case "pubrec":
-      case "pubrel":
-      case "pubcomp":
-      case "suback":
-      case "unsuback":
-      case "subscribe":
-      case "unsubscribe":
-        return `${p.type}:${p.packetId}`;
-      default:
-        return p.type;
-    }
-  });
 }
 
 function closeCode(h: Recorder): string | undefined {
