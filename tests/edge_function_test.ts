@@ -14,6 +14,7 @@ import {
   type PublishHandlerOptions,
 } from "../examples/edge_function.ts";
 import { brokerTest, type Mosquitto, startMosquitto } from "./broker/mosquitto.ts";
+import { trustForWebSocket } from "./broker/certs.ts";
 
 const TIMEOUT_MS = 5_000;
 
@@ -27,25 +28,6 @@ async function within<T>(promise: Promise<T>, what: string): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * Makes the global `WebSocket` trust `caCert` until the returned function is called: the
- * web-standard WebSocket takes no TLS settings, so Deno's non-standard `client` option is used.
- */
-function trustForWebSocket(caCert: string): () => void {
-  const http = Deno.createHttpClient({ caCerts: [caCert] });
-  const Native = globalThis.WebSocket;
-  class TrustingWebSocket extends Native {
-    constructor(url: string | URL, protocols?: string | string[] | WebSocketOptions) {
-      super(url, { protocols: protocols as string | string[] | undefined, client: http });
-    }
-  }
-  globalThis.WebSocket = TrustingWebSocket;
-  return () => {
-    globalThis.WebSocket = Native;
-    http.close();
-  };
 }
 
 /** Serves `handler` on a free loopback port until the returned server is disposed. */

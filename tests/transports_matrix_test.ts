@@ -26,6 +26,7 @@ import { MqttError } from "../lib/errors.ts";
 import { connectTcp } from "../lib/transports/tcp.ts";
 import type { Transport } from "../lib/transports/transport.ts";
 import { connectWebSocket } from "../lib/transports/websocket.ts";
+import { trustForWebSocket } from "./broker/certs.ts";
 import { type BrokerName, FEATURES, type Target, targetTest } from "./targets.ts";
 
 type Scheme = "mqtt" | "mqtts" | "ws" | "wss";
@@ -114,25 +115,6 @@ function endpointFor(scheme: Scheme, broker: Target): Endpoint {
         open: (url) => connectWebSocket(url),
       };
   }
-}
-
-/**
- * Makes the global `WebSocket` trust `caCert` (through Deno's `client` option) until the
- * returned function is called.
- */
-function trustForWebSocket(caCert: string): () => void {
-  const http = Deno.createHttpClient({ caCerts: [caCert] });
-  const Native = globalThis.WebSocket;
-  class TrustingWebSocket extends Native {
-    constructor(url: string | URL, protocols?: string | string[] | WebSocketOptions) {
-      super(url, { protocols: protocols as string | string[] | undefined, client: http });
-    }
-  }
-  globalThis.WebSocket = TrustingWebSocket;
-  return () => {
-    globalThis.WebSocket = Native;
-    http.close();
-  };
 }
 
 /** Connects a client to the target; the caller closes it. */

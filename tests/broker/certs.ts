@@ -220,3 +220,32 @@ export function sharedCerts(): Promise<Certs> {
   })();
   return shared;
 }
+
+/**
+ * Makes the global `WebSocket` trust `caCert` until the returned function is called: the
+ * web-standard WebSocket takes no TLS settings, so Deno's non-standard `client` option is used.
+ *
+ * @example
+ * ```ts ignore
+ * const untrust = trustForWebSocket(certs.ca.cert);
+ * try {
+ *   // connect to a wss:// URL served with a certificate signed by certs.ca
+ * } finally {
+ *   untrust();
+ * }
+ * ```
+ */
+export function trustForWebSocket(caCert: string): () => void {
+  const http = Deno.createHttpClient({ caCerts: [caCert] });
+  const Native = globalThis.WebSocket;
+  class TrustingWebSocket extends Native {
+    constructor(url: string | URL, protocols?: string | string[] | WebSocketOptions) {
+      super(url, { protocols: protocols as string | string[] | undefined, client: http });
+    }
+  }
+  globalThis.WebSocket = TrustingWebSocket;
+  return () => {
+    globalThis.WebSocket = Native;
+    http.close();
+  };
+}
