@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { PacketFramer } from "../lib/streams/packet_reader.ts";
 import {
   brief as briefPackets,
   Recorder,
@@ -297,7 +298,12 @@ Deno.test("MQTT-3.1.2-6: a clean session reuses no state of the previous one", (
 /** One accepted TCP connection of a scripted server, read packet by packet. */
 class Peer {
   readonly #conn: Deno.Conn;
-  #buf = new Uint8Array(0);
+  readonly #framer = new PacketFramer();
+  readonly #packets: Packet[] = [];
+  readonly #take = (packet: Packet): boolean => {
+    this.#packets.push(packet);
+    return true;
+  };
   #eof = false;
 
   constructor(conn: Deno.Conn) {
@@ -307,12 +313,8 @@ class Peer {
   /** The next packet the client sent, or `"eof"` once it closed the connection. */
   async next(what = "a packet from the client"): Promise<Packet | "eof"> {
     while (true) {
-      const total = packetLength(this.#buf, 0, this.#buf.length);
-      if (total >= 0 && total <= this.#buf.length) {
-        const packet = decodePacket(this.#buf, 0, total);
-        this.#buf = this.#buf.slice(total);
-        return packet;
-      }
+      const packet = this.#packets.shift();
+      if (packet !== undefined) return packet;
       if (this.#eof) return "eof";
       const chunk = new Uint8Array(4096);
       let n: number | null;
@@ -326,10 +328,7 @@ class Peer {
         this.#eof = true;
         continue;
       }
-      const joined = new Uint8Array(this.#buf.length + n);
-      joined.set(this.#buf);
-      joined.set(chunk.subarray(0, n), this.#buf.length);
-      this.#buf = joined;
+      this.#framer.push(chunk.subarray(0, n), this.#take);
     }
   }
 

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { decodePacket, packetLength } from "../../lib/codec/decode.ts";
 import { encodePacket } from "../../lib/codec/encode.ts";
 import type { Packet } from "../../lib/codec/packet.ts";
+import { PacketFramer } from "../../lib/streams/packet_reader.ts";
 
 /** What came back: a packet, the end of the connection, or nothing in time. */
 export type Reply = Packet | "closed" | "timeout";
@@ -15,7 +15,12 @@ export type Reply = Packet | "closed" | "timeout";
 /** A connection to a broker that sends packets and reads replies. */
 export class Probe {
   readonly #conn: Deno.Conn;
-  #buf = new Uint8Array(0);
+  readonly #framer = new PacketFramer();
+  readonly #packets: Packet[] = [];
+  readonly #take = (packet: Packet): boolean => {
+    this.#packets.push(packet);
+    return true;
+  };
   #closed = false;
 
   private constructor(conn: Deno.Conn) {
@@ -56,12 +61,8 @@ export class Probe {
   async reply(ms = 3000): Promise<Reply> {
     const deadline = Date.now() + ms;
     while (true) {
-      const total = packetLength(this.#buf, 0, this.#buf.length);
-      if (total >= 0 && total <= this.#buf.length) {
-        const packet = decodePacket(this.#buf, 0, total);
-        this.#buf = this.#buf.slice(total);
-        return packet;
-      }
+      const packet = this.#packets.shift();
+      if (packet !== undefined) return packet;
       if (this.#closed) return "closed";
       const chunk = new Uint8Array(4096);
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -81,10 +82,7 @@ export class Probe {
         this.#closed = true;
         continue;
       }
-      const joined = new Uint8Array(this.#buf.length + n);
-      joined.set(this.#buf);
-      joined.set(chunk.subarray(0, n), this.#buf.length);
-      this.#buf = joined;
+      this.#framer.push(chunk.subarray(0, n), this.#take);
     }
   }
 
