@@ -42,7 +42,7 @@ export {
 export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
 export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
-export { topicMatches } from "./lib/client/topic_filter.ts";
+export { topicMatches } from "./lib/util/topic_filter.ts";
 export * from "./lib/errors.ts";
 export * from "./lib/codec/mod.ts";
 export { type PacketCallback, PacketFramer, PacketReader } from "./lib/streams/packet_reader.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Queue } from "../lib/session/queue.ts";
+import { Queue } from "../lib/util/queue.ts";
 
 Deno.test("Queue keeps FIFO order across compaction and interleaved push/shift", () => {
   const q = new Queue<number>();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { topicMatches } from "../lib/client/topic_filter.ts";
+import { topicMatches } from "../lib/util/topic_filter.ts";
 
 // [filter, topic, expected], worked out by hand from section 4.7.
 const TABLE: [string, string, boolean][] = [

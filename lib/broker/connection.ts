@@ -19,7 +19,7 @@ import {
   type Will,
 } from "../codec/packet.ts";
 import { ProtocolError } from "../errors.ts";
-import { Queue } from "../session/queue.ts";
+import { Queue } from "../util/queue.ts";
 import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
 import type { BrokerClient, ResolvedBrokerOptions } from "./options.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
-import { topicMatches } from "../client/topic_filter.ts";
+import { topicMatches } from "../util/topic_filter.ts";
 
 /** One retained message. */
 export interface RetainedMessage {

@@ -26,7 +26,7 @@ import type { Transport } from "../transports/transport.ts";
 import { Message } from "./message.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 import { Subscription } from "./subscription.ts";
-import { topicMatches } from "./topic_filter.ts";
+import { topicMatches } from "../util/topic_filter.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
 export interface PublishOptions {

@@ -7,7 +7,7 @@
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import type { Message } from "./message.ts";
-import { topicMatches } from "./topic_filter.ts";
+import { topicMatches } from "../util/topic_filter.ts";
 
 /** How a {@linkcode Subscription} is wired to its client. */
 export interface SubscriptionOptions {

@@ -21,7 +21,7 @@ import type {
 import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
-import { Queue } from "./queue.ts";
+import { Queue } from "../util/queue.ts";
 import type {
   OutgoingMessage,
   PublishCallback,

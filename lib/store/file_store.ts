@@ -24,7 +24,7 @@
  */
 import { MqttError } from "../errors.ts";
 import type { QoS } from "../codec/packet.ts";
-import { Queue } from "../session/queue.ts";
+import { Queue } from "../util/queue.ts";
 import type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
 
 /** Options of {@linkcode FileStore.open}. */

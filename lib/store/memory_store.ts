@@ -7,7 +7,7 @@
  * @module
  */
 import type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
-import { Queue } from "../session/queue.ts";
+import { Queue } from "../util/queue.ts";
 
 /**
  * Keeps session records in memory.
