@@ -16,7 +16,7 @@
  * @module
  */
 import type { Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
-import { Session, SessionState } from "../lib/session/session.ts";
+import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { OutgoingMessage, SessionHandler } from "../lib/session/types.ts";
 
 /** Round trips per bench iteration. */
@@ -49,7 +49,7 @@ class Rig implements SessionHandler {
         pingTimeout: 10_000,
         connectTimeout: 10_000,
       },
-      new SessionState(),
+      new ClientSessionState(),
       this,
     );
     this.session.connect(0);

@@ -25,7 +25,7 @@ import type {
   SubscribePacket,
 } from "../lib/codec/packet.ts";
 import { MqttError, ProtocolError } from "../lib/errors.ts";
-import { Session, SessionState } from "../lib/session/session.ts";
+import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import { brokerTest, startMosquitto } from "./broker/mosquitto.ts";
 import { closed, fresh, take, within } from "./client_helpers.ts";
@@ -168,7 +168,7 @@ function sessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions
 
 function connectedSession(
   overrides: Partial<SessionOptions> = {},
-  state: SessionState = new SessionState(),
+  state: ClientSessionState = new ClientSessionState(),
 ): { session: Session; h: Recorder } {
   const h = new Recorder();
   const session = new Session(sessionOptions(overrides), state, h);
@@ -266,7 +266,7 @@ Deno.test("MQTT-4.6.0-4: PUBRELs go out in the order the PUBRECs arrived", () =>
 });
 
 Deno.test("MQTT-3.1.2-6: a clean session reuses no state of the previous one", () => {
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const first = connectedSession({ clean: true }, state);
   first.session.receive(incoming(7, 2), 2); // held until PUBREL
   first.session.publish(message("a", 1), 2, () => {});

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import type { Packet, QoS, SubackReturnCode } from "../lib/codec/packet.ts";
 import { MqttError, SubscribeError } from "../lib/errors.ts";
 import { RESUBSCRIBE_BATCH, Session } from "../lib/session/session.ts";
-import { OutgoingPublish, SessionState } from "../lib/session/state.ts";
+import { OutgoingPublish } from "../lib/session/state.ts";
+import { ClientSessionState } from "../lib/session/client_state.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import {
   brief as briefPackets,
@@ -26,7 +27,7 @@ function brief(packets: Packet[]): string[] {
 }
 
 function start(
-  state: SessionState,
+  state: ClientSessionState,
   overrides: Partial<SessionOptions> = {},
   now = 0,
 ): { session: Session; h: Recorder } {
@@ -56,8 +57,8 @@ function subscribe(
 }
 
 /** Session 1 subscribed to a/#, b/+ (b refused), c; has publishes in flight and waiting; link lost. */
-function live(): { state: SessionState; done: string[] } {
-  const state = new SessionState();
+function live(): { state: ClientSessionState; done: string[] } {
+  const state = new ClientSessionState();
   const { session, h } = start(state);
   session.receive(connack(false), 1);
   subscribe(session, h, [["a/#", 1], ["b/+", 2], ["c", 2]], [1, 0x80, 1]);
@@ -105,7 +106,7 @@ Deno.test("re-registration: session present 1 re-sends no SUBSCRIBE (the broker 
 });
 
 Deno.test("re-registration: clean session (always session present 0) re-subscribes too", () => {
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const first = start(state, { clean: true });
   first.session.receive(connack(false), 1);
   subscribe(first.session, first.h, [["x", 0]], [0]);
@@ -116,7 +117,7 @@ Deno.test("re-registration: clean session (always session present 0) re-subscrib
 });
 
 Deno.test("re-registration: many subscriptions go out in order in batches", () => {
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const first = start(state);
   first.session.receive(connack(false), 1);
   const n = RESUBSCRIBE_BATCH * 2 + 3;
@@ -194,7 +195,7 @@ Deno.test("UNSUBSCRIBE removes filters from re-registration, also before its UNS
 });
 
 Deno.test("an UNSUBSCRIBE sent before the SUBACK of the same filter keeps it forgotten", () => {
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const { session, h } = start(state);
   session.receive(connack(false), 1);
   session.subscribe([{ filter: "x", qos: 1 }, { filter: "y", qos: 1 }], 2, () => {});
@@ -222,7 +223,7 @@ Deno.test("an UNSUBSCRIBE while a re-registration SUBACK is due keeps the filter
 
 // ---- offline queue bounds ----
 
-function queued(state: SessionState, topic: string, bytes: number, log: string[]): void {
+function queued(state: ClientSessionState, topic: string, bytes: number, log: string[]): void {
   state.enqueue(
     new OutgoingPublish(
       { topic, payload: new Uint8Array(bytes), qos: 1, retain: false },
@@ -236,7 +237,7 @@ function assertQueueFull(fn: () => void): void {
 }
 
 Deno.test("queue bound by count: reject throws QUEUE_FULL and leaves the queue intact", () => {
-  const state = new SessionState({ maxQueued: 2 });
+  const state = new ClientSessionState({ maxQueued: 2 });
   const log: string[] = [];
   queued(state, "a", 1, log);
   queued(state, "b", 1, log);
@@ -248,7 +249,7 @@ Deno.test("queue bound by count: reject throws QUEUE_FULL and leaves the queue i
 });
 
 Deno.test("queue bound by bytes counts topic UTF-8 and payload bytes", () => {
-  const state = new SessionState({ maxQueuedBytes: 20 });
+  const state = new ClientSessionState({ maxQueuedBytes: 20 });
   const log: string[] = [];
   queued(state, "é", 8, log); // 2 + 8
   queued(state, "ab", 8, log); // 2 + 8
@@ -262,7 +263,11 @@ Deno.test("queue bound by bytes counts topic UTF-8 and payload bytes", () => {
 });
 
 Deno.test("drop-oldest fails the oldest waiting publishes with QUEUE_FULL and accepts the new one", () => {
-  const state = new SessionState({ maxQueued: 3, maxQueuedBytes: 100, overflow: "drop-oldest" });
+  const state = new ClientSessionState({
+    maxQueued: 3,
+    maxQueuedBytes: 100,
+    overflow: "drop-oldest",
+  });
   const log: string[] = [];
   queued(state, "a", 9, log);
   queued(state, "b", 9, log);
@@ -278,14 +283,14 @@ Deno.test("drop-oldest fails the oldest waiting publishes with QUEUE_FULL and ac
   assert.equal(state.pendingCount, 1);
 });
 
-function* drain(state: SessionState): Generator<string> {
+function* drain(state: ClientSessionState): Generator<string> {
   for (let e = state.shiftWaiting(); e !== undefined; e = state.shiftWaiting()) {
     yield e.message.topic;
   }
 }
 
 Deno.test("Session.publish throws QUEUE_FULL synchronously and the session keeps working", () => {
-  const state = new SessionState({ maxQueued: 1 });
+  const state = new ClientSessionState({ maxQueued: 1 });
   const { session, h } = start(state, { maxInflight: 1 });
   session.receive(connack(false), 1);
   const done: string[] = [];
@@ -302,7 +307,7 @@ Deno.test("Session.publish throws QUEUE_FULL synchronously and the session keeps
 });
 
 Deno.test("publish while connecting is bounded by the same queue", () => {
-  const state = new SessionState({ maxQueued: 1 });
+  const state = new ClientSessionState({ maxQueued: 1 });
   const { session } = start(state);
   session.publish(msg("a", 1), 1, () => {});
   assertQueueFull(() => session.publish(msg("b", 1), 1, () => {}));
@@ -312,7 +317,7 @@ Deno.test("publish while connecting is bounded by the same queue", () => {
 Deno.test("invalid queue bounds are rejected with INVALID_OPTION", () => {
   for (const o of [{ maxQueued: -1 }, { maxQueuedBytes: 1.5 }, { overflow: "drop" as "reject" }]) {
     assert.throws(
-      () => new SessionState(o),
+      () => new ClientSessionState(o),
       (e: unknown) => e instanceof MqttError && e.code === "INVALID_OPTION",
     );
   }

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import type { PublishPacket, QoS } from "../lib/codec/packet.ts";
 import { MqttError } from "../lib/errors.ts";
 import { Session } from "../lib/session/session.ts";
-import { OutgoingPublish, SessionState } from "../lib/session/state.ts";
+import { OutgoingPublish } from "../lib/session/state.ts";
+import { ClientSessionState } from "../lib/session/client_state.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import { brief, msg as message, Recorder, sessionOptions } from "./session_helpers.ts";
 import { FileStore, MemoryStore, type PublishRecord } from "../lib/store/mod.ts";
@@ -78,7 +79,7 @@ function incoming(packetId: number, dup = false): PublishPacket {
 }
 
 function start(
-  state: SessionState,
+  state: ClientSessionState,
   sessionPresent: boolean | undefined,
   overrides: Partial<SessionOptions> = {},
   log?: string[],
@@ -96,7 +97,7 @@ function start(
 
 Deno.test("each change reaches the store before the packet that depends on it (MQTT-4.3.3-2)", () => {
   const log: string[] = [];
-  const state = new SessionState({ store: new LoggingStore(log) });
+  const state = new ClientSessionState({ store: new LoggingStore(log) });
   const { session } = start(state, false, { maxInflight: 1 }, log);
   session.publish(msg("a", 2), 2, () => {});
   session.publish(msg("b", 1), 2, () => {});
@@ -125,7 +126,7 @@ Deno.test("each change reaches the store before the packet that depends on it (M
 Deno.test("drop-oldest records the dropped publish leaving the stored queue", () => {
   const log: string[] = [];
   const store = new LoggingStore(log);
-  const state = new SessionState({ store, maxQueued: 1, overflow: "drop-oldest" });
+  const state = new ClientSessionState({ store, maxQueued: 1, overflow: "drop-oldest" });
   state.enqueue(new OutgoingPublish(msg("a", 1), () => {}));
   state.enqueue(new OutgoingPublish(msg("b", 1), () => {}));
   assert.deepEqual(log, ["store:pushWaiting:a", "store:shiftWaiting", "store:pushWaiting:b"]);
@@ -134,7 +135,7 @@ Deno.test("drop-oldest records the dropped publish leaving the stored queue", ()
 
 Deno.test("a rejected publish leaves the store untouched", () => {
   const log: string[] = [];
-  const state = new SessionState({ store: new LoggingStore(log), maxQueued: 1 });
+  const state = new ClientSessionState({ store: new LoggingStore(log), maxQueued: 1 });
   state.enqueue(new OutgoingPublish(msg("a", 1), () => {}));
   assert.throws(() => state.enqueue(new OutgoingPublish(msg("b", 1), () => {})));
   assert.deepEqual(log, ["store:pushWaiting:a"]);
@@ -146,7 +147,7 @@ Deno.test("process restart with a FileStore: resume re-sends DUP PUBLISH and PUB
   try {
     // ---- process A ----
     const storeA = await FileStore.open(path);
-    const a = new SessionState({ store: storeA });
+    const a = new ClientSessionState({ store: storeA });
     const { session: sa, h: ha } = start(a, false, { maxInflight: 3 });
     sa.publish(msg("P1", 1), 2, () => {});
     sa.publish(msg("P2", 2), 2, () => {});
@@ -165,7 +166,7 @@ Deno.test("process restart with a FileStore: resume re-sends DUP PUBLISH and PUB
 
     // ---- process B: same clientId and store ----
     const storeB = await FileStore.open(path);
-    const b = new SessionState({ store: storeB });
+    const b = new ClientSessionState({ store: storeB });
     assert.equal(b.inflightCount, 3);
     assert.equal(b.pendingCount, 2);
     assert.equal(b.incomingCount, 1);
@@ -208,14 +209,14 @@ Deno.test("process restart with a FileStore: resume re-sends DUP PUBLISH and PUB
 
 Deno.test("restart with a broker that lost the session: stored publishes go out as fresh flows", () => {
   const store = new MemoryStore();
-  const a = new SessionState({ store });
+  const a = new ClientSessionState({ store });
   const { session: sa } = start(a, false, { maxInflight: 2 });
   sa.publish(msg("P1", 1), 2, () => {});
   sa.publish(msg("P2", 2), 2, () => {});
   sa.publish(msg("P3", 1), 2, () => {});
   sa.receive({ type: "pubrec", packetId: 2 }, 3);
   sa.receive(incoming(7), 3);
-  const b = new SessionState({ store });
+  const b = new ClientSessionState({ store });
   assert.equal(b.incomingCount, 1);
   const h = new Recorder();
   const sb = new Session(opts({ maxInflight: 2 }), b, h);
@@ -237,7 +238,7 @@ Deno.test("restart with a broker that lost the session: stored publishes go out 
 Deno.test("abandon keeps stored records for a persistent session and clears them after a clean one", () => {
   for (const clean of [false, true]) {
     const store = new MemoryStore();
-    const state = new SessionState({ store });
+    const state = new ClientSessionState({ store });
     const { session } = start(state, false, { clean });
     const errors: (string | undefined)[] = [];
     session.publish(msg("a", 1), 2, (e) => errors.push(e?.code));
@@ -249,7 +250,7 @@ Deno.test("abandon keeps stored records for a persistent session and clears them
   // Never connected: nothing says the session is clean, so a previous process's records stay.
   const store = new MemoryStore();
   store.pushWaiting(msg("old", 1));
-  new SessionState({ store }).abandon(new MqttError("ABORTED", "connect failed"));
+  new ClientSessionState({ store }).abandon(new MqttError("ABORTED", "connect failed"));
   assert.equal(store.load().waiting.length, 1);
 });
 
@@ -260,7 +261,7 @@ Deno.test("MQTT-3.1.2-6: clean session discards a previous process's in-flight a
   store.markReleased(2);
   store.pushWaiting(msg("old-queued", 1));
   store.addIncoming(7);
-  const state = new SessionState({ store });
+  const state = new ClientSessionState({ store });
   const h = new Recorder();
   const session = new Session(opts({ clean: true }), state, h);
   session.connect(0);
@@ -280,7 +281,7 @@ Deno.test("MQTT-3.1.2-6: clean session discards a previous process's in-flight a
 
 Deno.test("clean session keeps this process's own in-flight publishes as fresh flows", () => {
   const store = new MemoryStore();
-  const state = new SessionState({ store });
+  const state = new ClientSessionState({ store });
   const first = start(state, false, { clean: true });
   const done: (string | undefined)[] = [];
   first.session.publish(msg("a", 1), 2, (e) => done.push(e?.code));
@@ -307,7 +308,7 @@ class FailingStore extends MemoryStore {
 
 Deno.test("a store write that fails leaves the session state unchanged and settles what completed", () => {
   const store = new FailingStore();
-  const state = new SessionState({ store });
+  const state = new ClientSessionState({ store });
   const { session, h } = start(state, false, { maxInflight: 1 });
   const results: (string | undefined)[] = [];
   session.publish(msg("a", 1), 2, (e) => results.push(e?.code ?? "a"));
@@ -323,7 +324,7 @@ Deno.test("a store write that fails leaves the session state unchanged and settl
   // A publish the store refused is not in flight either: it never goes out.
   const refusing = new FailingStore();
   refusing.failPut = true;
-  const fresh = new SessionState({ store: refusing });
+  const fresh = new ClientSessionState({ store: refusing });
   const second = start(fresh, false, { maxInflight: 5 });
   assert.throws(() => second.session.publish(msg("c", 1), 4, () => {}), /disk full/);
   assert.equal(fresh.inflightCount, 0);

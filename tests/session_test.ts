@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Packet, PublishPacket, QoS, SubackReturnCode } from "../lib/codec/packet.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError } from "../lib/errors.ts";
-import { Session, SessionState } from "../lib/session/session.ts";
+import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import { brief, connack, msg, Recorder, sessionOptions } from "./session_helpers.ts";
 
@@ -29,9 +29,9 @@ function incoming(packetId: number | undefined, qos: QoS, dup = false): PublishP
 /** A connected session: CONNECT at t=0, CONNACK at t=1; the sent log is cleared. */
 function connected(
   overrides: Partial<SessionOptions> = {},
-  state = new SessionState(),
+  state = new ClientSessionState(),
   sessionPresent = false,
-): { session: Session; h: Recorder; state: SessionState } {
+): { session: Session; h: Recorder; state: ClientSessionState } {
   const h = new Recorder();
   const session = new Session(opts(overrides), state, h);
   session.connect(0);
@@ -65,7 +65,7 @@ Deno.test("connect sends CONNECT built from the options (MQTT-3.1.2-1 protocol M
   const password = enc.encode("pw");
   const session = new Session(
     opts({ clean: false, keepAlive: 30, username: "u", password, will }),
-    new SessionState(),
+    new ClientSessionState(),
     h,
   );
   assert.equal(session.state, "disconnected");
@@ -88,7 +88,7 @@ Deno.test("connect sends CONNECT built from the options (MQTT-3.1.2-1 protocol M
 
 Deno.test("connect without credentials or will leaves those fields out", () => {
   const h = new Recorder();
-  new Session(opts(), new SessionState(), h).connect(0);
+  new Session(opts(), new ClientSessionState(), h).connect(0);
   const p = h.sent[0];
   assert.equal(p.type, "connect");
   assert.ok(!("username" in p) && !("password" in p) && !("will" in p));
@@ -96,7 +96,7 @@ Deno.test("connect without credentials or will leaves those fields out", () => {
 
 Deno.test("CONNACK accepted: connected, handler.connected gets the CONNACK", () => {
   const h = new Recorder();
-  const session = new Session(opts(), new SessionState(), h);
+  const session = new Session(opts(), new ClientSessionState(), h);
   session.connect(0);
   const ack = connack(false, 0);
   session.receive(ack, 5);
@@ -109,7 +109,7 @@ Deno.test("CONNACK accepted: connected, handler.connected gets the CONNACK", () 
 for (const code of [1, 2, 3, 4, 5] as const) {
   Deno.test(`CONNACK refused with return code ${code} closes with ConnectionRefusedError`, () => {
     const h = new Recorder();
-    const state = new SessionState();
+    const state = new ClientSessionState();
     const session = new Session(opts(), state, h);
     session.connect(0);
     session.receive(connack(false, code), 5);
@@ -128,7 +128,7 @@ for (const code of [1, 2, 3, 4, 5] as const) {
 
 Deno.test("connect timeout: no CONNACK within connectTimeout closes with CONNECT_TIMEOUT", () => {
   const h = new Recorder();
-  const session = new Session(opts({ connectTimeout: 5000 }), new SessionState(), h);
+  const session = new Session(opts({ connectTimeout: 5000 }), new ClientSessionState(), h);
   session.connect(1000);
   session.tick(5999);
   assert.deepEqual(h.closes, []);
@@ -144,7 +144,7 @@ Deno.test("connect timeout: no CONNACK within connectTimeout closes with CONNECT
 
 Deno.test("MQTT-3.2.0-1: a packet other than CONNACK first closes with UNEXPECTED_PACKET", () => {
   const h = new Recorder();
-  const session = new Session(opts(), new SessionState(), h);
+  const session = new Session(opts(), new ClientSessionState(), h);
   session.connect(0);
   session.receive(incoming(undefined, 0), 1);
   assert.equal(session.state, "disconnected");
@@ -154,7 +154,7 @@ Deno.test("MQTT-3.2.0-1: a packet other than CONNACK first closes with UNEXPECTE
 
 Deno.test("MQTT-3.2.2-1: session present with clean session set closes with UNEXPECTED_PACKET", () => {
   const h = new Recorder();
-  const session = new Session(opts({ clean: true }), new SessionState(), h);
+  const session = new Session(opts({ clean: true }), new ClientSessionState(), h);
   session.connect(0);
   session.receive(connack(true), 1);
   assert.equal(session.state, "disconnected");
@@ -166,7 +166,7 @@ Deno.test("invalid options are rejected with INVALID_OPTION", () => {
     const bad of [{ maxInflight: 0 }, { maxInflight: 1.5 }, { keepAlive: -1 }, { keepAlive: 65536 }]
   ) {
     assert.throws(
-      () => new Session(opts(bad), new SessionState(), new Recorder()),
+      () => new Session(opts(bad), new ClientSessionState(), new Recorder()),
       (e: unknown) => e instanceof MqttError && e.code === "INVALID_OPTION",
     );
   }
@@ -426,7 +426,7 @@ Deno.test("MQTT-3.8.3-3 / MQTT-3.10.3-2: empty SUBSCRIBE or UNSUBSCRIBE throws",
 
 Deno.test("publish and subscribe while connecting are queued and sent after CONNACK", () => {
   const h = new Recorder();
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const session = new Session(opts(), state, h);
   session.connect(0);
   h.take();
@@ -599,7 +599,7 @@ Deno.test("disconnect with nothing in flight sends DISCONNECT at once", () => {
 
 Deno.test("commands in a wrong state throw INVALID_STATE", () => {
   const h = new Recorder();
-  const session = new Session(opts(), new SessionState(), h);
+  const session = new Session(opts(), new ClientSessionState(), h);
   assertInvalidState(() => session.publish(msg("a", 0), 0, () => {}));
   assertInvalidState(() => session.subscribe([{ filter: "a", qos: 0 }], 0, () => {}));
   assertInvalidState(() => session.unsubscribe(["a"], 0, () => {}));
@@ -612,7 +612,7 @@ Deno.test("commands in a wrong state throw INVALID_STATE", () => {
 });
 
 Deno.test("two live sessions cannot share one SessionState", () => {
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const first = new Session(opts(), state, new Recorder());
   first.connect(0);
   const second = new Session(opts(), state, new Recorder());
@@ -668,7 +668,7 @@ Deno.test("acks for unknown packet ids are ignored", () => {
  * D q1 (id 4) in flight; E q1 waiting (window 4); incoming QoS 2 id 7 not
  * yet released; then the link dies.
  */
-function interrupted(): { state: SessionState; done: string[]; subFailures: unknown[] } {
+function interrupted(): { state: ClientSessionState; done: string[]; subFailures: unknown[] } {
   const { session, h, state } = connected({ clean: false, maxInflight: 4 });
   const done: string[] = [];
   for (const [t, q] of [["A", 1], ["B", 2], ["C", 2], ["D", 1], ["E", 1]] as const) {
@@ -704,7 +704,7 @@ function interrupted(): { state: SessionState; done: string[]; subFailures: unkn
 
 /** A new Session over `state`: CONNECT at 10, CONNACK at 11; returns what CONNACK made it send. */
 function reconnect(
-  state: SessionState,
+  state: ClientSessionState,
   sessionPresent: boolean,
   overrides: Partial<SessionOptions> = { clean: false, maxInflight: 4 },
 ): { session: Session; h: Recorder; resent: string[] } {
@@ -792,7 +792,7 @@ Deno.test("resume: a publish made from handler.connected() queues behind the re-
 });
 
 Deno.test("a publish queued while connecting survives a lost connection and goes out on the next", () => {
-  const state = new SessionState();
+  const state = new ClientSessionState();
   const h = new Recorder();
   const first = new Session(opts({ clean: false }), state, h);
   first.connect(0);

@@ -1,7 +1,8 @@
 /**
- * One client connection of the embedded broker: reads packets, applies the
- * server side of MQTT 3.1.1, and writes answers and deliveries with
- * backpressure.
+ * One client connection of the embedded broker: the driver of a
+ * {@linkcode ServerSession}. It reads packets into the machine, makes the
+ * server's decisions (authentication, authorization, routing, subscriptions),
+ * and writes answers and deliveries with backpressure.
  *
  * @module
  */
@@ -18,7 +19,13 @@ import {
   type UnsubscribePacket,
   type Will,
 } from "../codec/packet.ts";
-import { ProtocolError } from "../errors.ts";
+import { type MqttError, ProtocolError } from "../errors.ts";
+import {
+  type ServerCloseReason,
+  ServerSession,
+  type ServerSessionHandler,
+} from "../session/server_session.ts";
+import { DeadlineTimer } from "../util/deadline_timer.ts";
 import { Queue } from "../util/queue.ts";
 import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
@@ -58,6 +65,7 @@ type CloseReason =
   | "io";
 
 const NOOP = (): void => {};
+const now = (): number => performance.now();
 
 /** What {@linkcode Connection.#untilClosed} gives when the connection closed first. */
 const CLOSED: unique symbol = Symbol("closed");
@@ -72,7 +80,7 @@ const CLOSED: unique symbol = Symbol("closed");
  * await connection.done;
  * ```
  */
-export class Connection implements SessionOwner, BrokerClient {
+export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler {
   /** Peer address, when the transport told it. */
   readonly remoteAddress: string | undefined;
   /** Settles once the connection is closed and its loops have stopped. */
@@ -88,16 +96,14 @@ export class Connection implements SessionOwner, BrokerClient {
   readonly #reader: ReadableStreamDefaultReader<Packet>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #outbox = new Queue<Packet>();
+  readonly #machine: ServerSession;
+  readonly #timer: DeadlineTimer;
   #session: BrokerSession | undefined = undefined;
   #will: Will | undefined = undefined;
   #closed = false;
   #connected = false;
   #wakeup: (() => void) | undefined = undefined;
   #drained: PromiseWithResolvers<void> | undefined = undefined;
-  #connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #keepAliveTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #keepAliveLimit = 0;
-  #lastReceived = 0;
   #loops: Promise<unknown> | undefined = undefined;
   #resolveDone!: () => void;
   /** Settles when the connection closes, so a hook that never answers cannot hold a loop. */
@@ -115,6 +121,11 @@ export class Connection implements SessionOwner, BrokerClient {
       .pipeThrough(new PacketReader({ maxPacketSize: this.#options.maxPacketSize }))
       .getReader();
     this.#writer = transport.writable.getWriter();
+    this.#machine = new ServerSession(this.#options, this);
+    this.#timer = new DeadlineTimer(now, () => {
+      this.#machine.tick(now());
+      this.#armTimer();
+    });
   }
 
   /** Whether CONNECT was accepted and the connection is still open. */
@@ -124,10 +135,8 @@ export class Connection implements SessionOwner, BrokerClient {
 
   /** Starts the read and write loops and the CONNECT deadline. */
   start(): void {
-    this.#connectTimer = setTimeout(() => {
-      this.#connectTimer = undefined;
-      this.close("connect-timeout");
-    }, this.#options.connectTimeout);
+    this.#machine.start(now());
+    this.#armTimer();
     this.#loops = Promise.all([this.#readLoop(), this.#writeLoop()]);
   }
 
@@ -152,9 +161,8 @@ export class Connection implements SessionOwner, BrokerClient {
   close(reason: CloseReason, error?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
-    if (this.#keepAliveTimer !== undefined) clearTimeout(this.#keepAliveTimer);
-    this.#connectTimer = this.#keepAliveTimer = undefined;
+    this.#timer.clear();
+    this.#machine.closed();
     this.wake();
     this.#drained?.resolve();
     this.#closedSignal.resolve(CLOSED);
@@ -218,9 +226,9 @@ export class Connection implements SessionOwner, BrokerClient {
         const { value, done } = await reader.read();
         if (done) return this.close("peer");
         if (this.#closed) return;
-        this.#lastReceived = Date.now();
-        const pending = this.#handle(value);
+        const pending = this.#machine.receive(value, now());
         if (pending !== undefined) await pending;
+        this.#armTimer();
         if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
           // The client does not read its acknowledgements: stop reading its requests.
           this.#drained = Promise.withResolvers();
@@ -244,67 +252,71 @@ export class Connection implements SessionOwner, BrokerClient {
     this.#protocolError(`${err.code}, ${err.message}`);
   }
 
-  /** Handles one packet; returns a promise only when a hook made it asynchronous. */
-  #handle(packet: Packet): void | Promise<void> {
-    if (!this.#connected) {
-      // MQTT-3.1.0-1: the first packet must be CONNECT.
-      if (packet.type === "connect") return this.#onConnect(packet);
-      return this.#protocolError(`first packet is ${packet.type}, not CONNECT (MQTT-3.1.0-1)`);
-    }
-    switch (packet.type) {
-      case "publish":
-        return this.#onPublish(packet);
-      case "puback": {
-        const state = this.#session!.state;
-        const entry = state.getInflight(packet.packetId);
-        if (entry !== undefined && entry.message.qos === 1) {
-          state.complete(packet.packetId);
-          this.wake();
-        }
-        return;
-      }
-      case "pubrec": {
-        const state = this.#session!.state;
-        const entry = state.getInflight(packet.packetId);
-        if (entry !== undefined && entry.message.qos === 2) {
-          // MQTT-4.3.3-1: from now on the PUBLISH is not sent again, PUBREL is.
-          if (!entry.released) state.release(entry);
-          this.#send({ type: "pubrel", packetId: packet.packetId });
-        }
-        return;
-      }
-      case "pubcomp": {
-        const state = this.#session!.state;
-        const entry = state.getInflight(packet.packetId);
-        if (entry !== undefined && entry.message.qos === 2 && entry.released) {
-          state.complete(packet.packetId);
-          this.wake();
-        }
-        return;
-      }
-      case "pubrel":
-        // MQTT-4.3.3-2: answer PUBCOMP even for an id we no longer hold.
-        this.#session!.state.releaseIncoming(packet.packetId);
-        return this.#send({ type: "pubcomp", packetId: packet.packetId });
-      case "subscribe":
-        return this.#onSubscribe(packet);
-      case "unsubscribe":
-        return this.#onUnsubscribe(packet);
-      case "pingreq":
-        return this.#send({ type: "pingresp" }); // MQTT-3.12.4-1
-      case "disconnect":
-        this.#will = undefined; // MQTT-3.1.2-10
-        return this.close("disconnect"); // MQTT-3.14.4-1
-      case "connect":
-        return this.#protocolError("second CONNECT (MQTT-3.1.0-2)");
-      default:
-        return this.#protocolError(`${packet.type} is not sent by clients`);
-    }
+  // ---- the machine's handler: what the server decides ----
+
+  /** @internal The machine's output: queues a packet for the write loop. */
+  send(packet: Packet): void {
+    this.#outbox.push(packet);
+    this.wake();
+  }
+
+  /** @internal CONNECT arrived. */
+  connect(packet: ConnectPacket): Promise<void> {
+    return this.#onConnect(packet);
+  }
+
+  /** @internal A PUBLISH arrived: authorize it, then let the machine acknowledge it. */
+  publish(packet: PublishPacket): void | Promise<void> {
+    const hook = this.#options.authorizePublish;
+    if (hook === undefined) return this.#machine.acceptPublish(packet, true, now());
+    return this.#authorizePublish(packet, hook);
+  }
+
+  /** @internal Routes an accepted application message. */
+  deliver(packet: PublishPacket): void {
+    this.#host.router.publish({
+      topic: packet.topic,
+      payload: packet.payload,
+      qos: packet.qos,
+      retain: packet.retain,
+    });
+  }
+
+  /** @internal A SUBSCRIBE arrived. */
+  subscribe(packet: SubscribePacket): Promise<void> {
+    return this.#onSubscribe(packet);
+  }
+
+  /** @internal An UNSUBSCRIBE arrived. */
+  unsubscribe(packet: UnsubscribePacket): void {
+    const session = this.#session!;
+    for (const filter of packet.filters) this.#host.router.unsubscribe(session, filter);
+    // MQTT-3.10.4-4/-5: UNSUBACK even when nothing matched.
+    this.send({ type: "unsuback", packetId: packet.packetId });
+  }
+
+  /** @internal The client sent DISCONNECT. */
+  disconnected(): void {
+    this.#will = undefined; // MQTT-3.1.2-10
+    this.close("disconnect");
+  }
+
+  /** @internal The machine ends the connection. */
+  abort(reason: ServerCloseReason, message: string): void {
+    if (reason === "protocol") this.#protocolError(message);
+    else this.close(reason);
+  }
+
+  /** @internal A QoS flow to this client failed (it answered a QoS 2 PUBLISH with PUBACK). */
+  flowFailed(error: MqttError): void {
+    this.#host.log(`Client ${this.id}: ${error.message}.`);
+  }
+
+  #armTimer(): void {
+    if (!this.#closed) this.#timer.arm(this.#machine.deadline);
   }
 
   async #onConnect(packet: ConnectPacket): Promise<void> {
-    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
-    this.#connectTimer = undefined;
     const options = this.#options;
     let clientId = packet.clientId;
     // MQTT-3.1.3-6: an empty identifier (with clean session, checked by the codec) gets one.
@@ -336,23 +348,15 @@ export class Connection implements SessionOwner, BrokerClient {
     this.#will = packet.will;
     this.#session = session;
     this.#connected = true;
-    // MQTT-3.2.2-1/-2/-3: session present only when a held session is resumed.
-    this.#send({ type: "connack", sessionPresent: present, returnCode: 0 });
-    if (packet.keepAlive > 0) {
-      this.#keepAliveLimit = packet.keepAlive * 1500; // MQTT-3.1.2-24
-      this.#armKeepAlive(this.#keepAliveLimit);
-    }
+    // MQTT-3.2.2-1/-2/-3: session present only when a held session is resumed. The machine
+    // sends CONNACK, then resends what was in flight (MQTT-4.4.0-1).
+    const connack = { type: "connack", sessionPresent: present, returnCode: 0 } as const;
+    this.#machine.accept(session.state, connack, packet.keepAlive, now());
     const user = packet.username === undefined ? "" : `, u'${packet.username}'`;
     this.#host.log(
       `New client connected from ${this.remoteAddress ?? "unknown"} as ${clientId} ` +
         `(c${packet.clean ? 1 : 0}, k${packet.keepAlive}${user}).`,
     );
-    // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP=1) and PUBREL, in order.
-    for (const entry of session.state.inflight()) {
-      const sent = entry.packet!;
-      if (entry.released) this.#outbox.push({ type: "pubrel", packetId: sent.packetId! });
-      else this.#outbox.push({ ...sent, dup: true });
-    }
     session.owner = this;
     this.wake();
   }
@@ -377,12 +381,6 @@ export class Connection implements SessionOwner, BrokerClient {
     this.close("refused");
   }
 
-  #onPublish(packet: PublishPacket): void | Promise<void> {
-    const hook = this.#options.authorizePublish;
-    if (hook === undefined) return this.#accept(packet, true);
-    return this.#authorizePublish(packet, hook);
-  }
-
   async #authorizePublish(
     packet: PublishPacket,
     hook: NonNullable<ResolvedBrokerOptions["authorizePublish"]>,
@@ -395,30 +393,7 @@ export class Connection implements SessionOwner, BrokerClient {
     }
     if (this.#closed) return;
     if (!allowed) this.#host.log(`Denied PUBLISH from ${this.id} to "${packet.topic}".`);
-    this.#accept(packet, allowed);
-  }
-
-  /** Routes an incoming PUBLISH (if allowed) and acknowledges it either way. */
-  #accept(packet: PublishPacket, allowed: boolean): void {
-    const qos = packet.qos;
-    const packetId = packet.packetId!;
-    if (qos === 2) {
-      const state = this.#session!.state;
-      // MQTT-4.3.3-2 (method A): deliver on first receipt, then only answer
-      // PUBREC to a resent PUBLISH with the same id until PUBREL arrives.
-      if (state.hasIncoming(packetId)) return this.#send({ type: "pubrec", packetId });
-      state.addIncoming(packetId);
-    }
-    if (allowed) {
-      this.#host.router.publish({
-        topic: packet.topic,
-        payload: packet.payload,
-        qos,
-        retain: packet.retain,
-      });
-    }
-    if (qos === 1) this.#send({ type: "puback", packetId }); // MQTT-4.3.2-2
-    else if (qos === 2) this.#send({ type: "pubrec", packetId });
+    this.#machine.acceptPublish(packet, allowed, now());
   }
 
   async #onSubscribe(packet: SubscribePacket): Promise<void> {
@@ -451,15 +426,8 @@ export class Connection implements SessionOwner, BrokerClient {
     const router = this.#host.router;
     for (const [filter, qos] of granted) router.subscribe(session, filter, qos);
     // MQTT-3.8.4-1/-5: one return code per filter, in order.
-    this.#send({ type: "suback", packetId: packet.packetId, returnCodes });
+    this.send({ type: "suback", packetId: packet.packetId, returnCodes });
     router.sendRetained(session, granted);
-  }
-
-  #onUnsubscribe(packet: UnsubscribePacket): void {
-    const session = this.#session!;
-    for (const filter of packet.filters) this.#host.router.unsubscribe(session, filter);
-    // MQTT-3.10.4-4/-5: UNSUBACK even when nothing matched.
-    this.#send({ type: "unsuback", packetId: packet.packetId });
   }
 
   /** A hook's answer, or {@linkcode CLOSED} if the connection closes first. */
@@ -468,22 +436,7 @@ export class Connection implements SessionOwner, BrokerClient {
     return Promise.race([answer, this.#closedSignal.promise]);
   }
 
-  #armKeepAlive(delay: number): void {
-    this.#keepAliveTimer = setTimeout(() => {
-      this.#keepAliveTimer = undefined;
-      if (this.#closed) return;
-      const idle = Date.now() - this.#lastReceived;
-      if (idle >= this.#keepAliveLimit) this.close("keepalive");
-      else this.#armKeepAlive(this.#keepAliveLimit - idle);
-    }, delay);
-  }
-
   // ---- writing ----
-
-  #send(packet: Packet): void {
-    this.#outbox.push(packet);
-    this.wake();
-  }
 
   async #writeLoop(): Promise<void> {
     const writer = this.#writer;
@@ -541,26 +494,14 @@ export class Connection implements SessionOwner, BrokerClient {
    */
   #takeDeliveries(packets: Packet[], bytes: number): number {
     const session = this.#session;
-    if (session === undefined || session.owner !== this) return bytes;
-    const state = session.state;
-    const maxInflight = this.#options.maxInflight;
+    const flows = this.#machine.flows;
+    if (session === undefined || session.owner !== this || flows === undefined) return bytes;
     while (bytes < BATCH_BYTES) {
-      const entry = state.peekWaiting();
+      // In order and within the window (MQTT-4.6.0-6): a QoS 1/2 message at the head waiting
+      // for a window slot holds back everything behind it.
+      const entry = flows.takeNext();
       if (entry === undefined) break;
-      const { topic, payload, qos, retain } = entry.message;
-      // Messages leave the queue in order (MQTT-4.6.0-6): a QoS 1/2 message
-      // at the head waiting for a window slot holds back everything behind it.
-      if (qos > 0 && state.inflightCount >= maxInflight) break;
-      state.shiftWaiting();
-      let packet: PublishPacket;
-      if (qos === 0) {
-        packet = { type: "publish", topic, payload, qos, retain, dup: false };
-      } else {
-        const packetId = state.allocatePacketId();
-        packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
-        entry.packet = packet;
-        state.addInflight(entry);
-      }
+      const packet = entry.packet!;
       packets.push(packet);
       bytes += encodedLength(packet);
     }

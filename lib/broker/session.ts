@@ -31,6 +31,8 @@ export interface SessionOwner {
   wake(): void;
   /** Another connection takes this session over: close this one (MQTT-3.1.4-2). */
   evict(): void;
+  /** A QoS flow to the client ended in error (a QoS 2 PUBLISH answered with PUBACK). */
+  flowFailed(error: MqttError): void;
 }
 
 /**
@@ -64,9 +66,11 @@ export class BrokerSession {
   owner: SessionOwner | undefined = undefined;
   /** Messages dropped from this session's full queue. */
   dropped = 0;
-  /** Called by the session state for each waiting message it drops to make room. */
+  /** Called when a message's flow ends: counts those dropped to make room, reports failed flows. */
   readonly #onDone = (error?: MqttError): void => {
-    if (error !== undefined) this.dropped++;
+    if (error === undefined) return;
+    if (error.code === "QUEUE_FULL") this.dropped++;
+    else this.owner?.flowFailed(error);
   };
 
   /** Creates an empty session whose queue holds at most `limits` messages and bytes. */

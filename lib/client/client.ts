@@ -18,7 +18,8 @@ import { encodedLength } from "../codec/encode.ts";
 import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
 import { Session } from "../session/session.ts";
-import { OutgoingPublish, SessionState } from "../session/state.ts";
+import { OutgoingPublish } from "../session/state.ts";
+import { ClientSessionState } from "../session/client_state.ts";
 import type { SessionHandler } from "../session/types.ts";
 import { PacketFramer } from "../streams/packet_reader.ts";
 import { PacketWriter } from "../streams/packet_writer.ts";
@@ -107,7 +108,7 @@ async function openTransport(options: ResolvedOptions, signal: AbortSignal): Pro
 
 /**
  * One transport's life: its streams, its session and its read loop. A new one
- * is made for every connection; the {@linkcode SessionState} outlives it.
+ * is made for every connection; the {@linkcode ClientSessionState} outlives it.
  */
 class Connection implements SessionHandler {
   readonly session: Session;
@@ -139,7 +140,7 @@ class Connection implements SessionHandler {
     client: MqttClient,
     transport: Transport,
     options: ResolvedOptions,
-    state: SessionState,
+    state: ClientSessionState,
   ) {
     this.#client = client;
     this.#transport = transport;
@@ -364,7 +365,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   /** The client identifier sent in CONNECT. */
   readonly clientId: string;
   readonly #options: ResolvedOptions;
-  readonly #state: SessionState;
+  readonly #state: ClientSessionState;
   #connection: Connection | undefined;
   #sessionPresent = false;
   #closed = false;
@@ -394,7 +395,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#options = options;
     this.clientId = options.clientId;
     const { maxMessages, maxBytes, overflow } = options.queue;
-    this.#state = new SessionState({
+    this.#state = new ClientSessionState({
       maxQueued: maxMessages,
       maxQueuedBytes: maxBytes,
       overflow,

@@ -1,5 +1,7 @@
 /**
- * One connection's MQTT 3.1.1 session state machine, without I/O.
+ * The client's side of one connection: the MQTT 3.1.1 connection state
+ * machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE, DISCONNECT),
+ * without I/O. The QoS flows it shares with the broker live in `flows.ts`.
  *
  * The driver feeds it packets read from the transport, user commands and the
  * current time; the machine answers through a {@linkcode SessionHandler}
@@ -15,13 +17,14 @@ import type {
   DisconnectPacket,
   Packet,
   PingreqPacket,
-  PublishPacket,
   SubackPacket,
   SubackReturnCode,
   SubscriptionRequest,
 } from "../codec/packet.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
-import { OutgoingPublish, PendingRequest, type SessionState } from "./state.ts";
+import { type ClientSessionState, isFailure, PendingRequest } from "./client_state.ts";
+import { OutgoingPublish } from "./state.ts";
+import { Flows } from "./flows.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -83,16 +86,11 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  *   answers it; none within `pingTimeout` closes with KEEPALIVE_TIMEOUT.
  * - Packet ids count up 1..65535 and wrap, skipping ids in use, rather than
  *   reusing the lowest free one, so a late duplicate ack rarely meets a new flow.
- * - Acks (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) for ids not in flight, or
- *   of the wrong kind for the flow, are ignored: after a resume the broker may
- *   acknowledge both the original and the DUP resend. One exception: PUBACK
- *   for a QoS 2 PUBLISH not yet past PUBREC means the server took it at QoS 1;
- *   the flow ends and its callback gets a ProtocolError (UNEXPECTED_PACKET).
- * - On CONNACK without session present, in-flight QoS 1/2 are sent again as
- *   fresh flows (DUP=0), QoS 2 past PUBREC included (the broker may forward
- *   only on PUBREL and have dropped it with its session): no loss, but a QoS 2
- *   message may then arrive twice. This also applies with `clean: true`, since
- *   the application still awaits them; exactly once needs `clean: false`.
+ * - The QoS 1/2 flows (acks, window, resend) follow {@linkcode Flows}. On
+ *   CONNACK without session present, in-flight QoS 1/2 are sent again as fresh
+ *   flows (DUP=0), QoS 2 past PUBREC included: no loss, but a QoS 2 message
+ *   may then arrive twice. This also applies with `clean: true`, since the
+ *   application still awaits them; exactly once needs `clean: false`.
  * - When the session closes itself (`handler.closed(error)`), it is already
  *   `disconnected`, pending SUBSCRIBE/UNSUBSCRIBE callbacks have failed with
  *   `error`, and QoS 1/2 publishes stay in the {@linkcode SessionState}.
@@ -100,13 +98,13 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  * @example
  * ```ts
  * import { Session } from "./session.ts";
- * import { SessionState } from "./state.ts";
+ * import { ClientSessionState } from "./client_state.ts";
  * import type { Packet } from "../codec/packet.ts";
  *
  * const sent: Packet[] = [];
  * const session = new Session(
  *   { clientId: "c1", clean: true, keepAlive: 30, maxInflight: 10, pingTimeout: 5000, connectTimeout: 10000 },
- *   new SessionState(),
+ *   new ClientSessionState(),
  *   {
  *     send: (p) => sent.push(p),
  *     deliver: (p) => console.log(p.topic),
@@ -123,8 +121,9 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  */
 export class Session {
   #options: SessionOptions;
-  #data: SessionState;
+  #data: ClientSessionState;
   #handler: SessionHandler;
+  readonly #flows: Flows;
   #name: SessionStateName = "disconnected";
   #keepAliveMs: number;
   #connectDeadline = Infinity;
@@ -133,13 +132,11 @@ export class Session {
   #pingOutstanding = false;
   #pingTimeoutAt = Infinity;
   #readPaused = false;
-  /** Set while CONNACK handling or the window refill runs, so re-entrant publishes queue behind. */
-  #flushing = false;
   /** SUBSCRIBE/UNSUBSCRIBE made while connecting (ids already reserved in the state). */
   #queuedRequests: PendingRequest[] = [];
 
   /** Creates a disconnected session over `state`; `connect` starts it. */
-  constructor(options: SessionOptions, state: SessionState, handler: SessionHandler) {
+  constructor(options: SessionOptions, state: ClientSessionState, handler: SessionHandler) {
     const { maxInflight, keepAlive } = options;
     if (!Number.isInteger(maxInflight) || maxInflight < 1 || maxInflight > 65535) {
       throw new MqttError("INVALID_OPTION", `maxInflight must be 1..65535, got ${maxInflight}`);
@@ -151,6 +148,10 @@ export class Session {
     this.#data = state;
     this.#handler = handler;
     this.#keepAliveMs = keepAlive * 1000;
+    this.#flows = new Flows(state, maxInflight, {
+      send: (packet, now) => this.#send(packet, now),
+      deliver: (packet) => handler.deliver(packet),
+    });
   }
 
   /** The connection-level state. */
@@ -210,53 +211,14 @@ export class Session {
     const data = this.#data;
     switch (packet.type) {
       case "publish":
-        this.#onPublish(packet, now);
+        this.#flows.receivePublish(packet, now);
         return;
-      case "puback": {
-        // Acks for unknown ids are ignored: after a resume the broker may
-        // acknowledge a message twice (the original and the DUP resend).
-        const entry = data.getInflight(packet.packetId);
-        if (entry === undefined || entry.released) return;
-        data.complete(packet.packetId);
-        if (entry.message.qos === 1) {
-          this.#completed(entry, now);
-          return;
-        }
-        // MQTT-4.3.3-1: a QoS 2 PUBLISH is answered by PUBREC. A server that
-        // answers PUBACK has taken it at QoS 1 (RabbitMQ does): end the flow,
-        // freeing its id and window slot, and tell the caller exactly-once was not had.
-        this.#completed(
-          entry,
-          now,
-          new ProtocolError(
-            "UNEXPECTED_PACKET",
-            `the server answered the QoS 2 PUBLISH ${packet.packetId} with PUBACK, not PUBREC ` +
-              "(MQTT-4.3.3-1): it accepted the message at QoS 1, without exactly-once delivery",
-            "puback",
-          ),
-        );
-        return;
-      }
-      case "pubrec": {
-        const entry = data.getInflight(packet.packetId);
-        if (entry === undefined || entry.message.qos !== 2) return;
-        if (!entry.released) data.release(entry);
-        // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
-        this.#send({ type: "pubrel", packetId: packet.packetId }, now);
-        return;
-      }
-      case "pubcomp": {
-        const entry = data.getInflight(packet.packetId);
-        if (entry === undefined || !entry.released) return;
-        data.complete(packet.packetId);
-        this.#completed(entry, now);
-        return;
-      }
+      case "puback":
+      case "pubrec":
       case "pubrel":
-        // MQTT-4.3.3-2: forget the id and answer PUBCOMP, also for an id we do
-        // not know (our PUBCOMP may have been lost before a reconnect).
-        data.releaseIncoming(packet.packetId);
-        this.#send({ type: "pubcomp", packetId: packet.packetId }, now);
+      case "pubcomp":
+        this.#flows.receiveAck(packet, now);
+        this.#checkDrained(now);
         return;
       case "suback":
         this.#onSuback(packet, now);
@@ -293,19 +255,7 @@ export class Session {
   publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
     const name = this.#name;
     if (name === "connected") {
-      const data = this.#data;
-      if (!this.#flushing && data.pendingCount === 0) {
-        if (message.qos === 0) {
-          this.#send(qos0Packet(message), now);
-          done();
-          return;
-        }
-        if (data.inflightCount < this.#options.maxInflight) {
-          this.#start(new OutgoingPublish(message, done), now);
-          return;
-        }
-      }
-      data.enqueue(new OutgoingPublish(message, done));
+      this.#flows.publish(message, now, done);
       return;
     }
     if (name === "connecting") {
@@ -431,58 +381,6 @@ export class Session {
     this.#handler.send(packet);
   }
 
-  /** Moves a publish into the in-flight window and sends it (MQTT-4.3.2-1, MQTT-4.3.3-1: DUP=0). */
-  #start(entry: OutgoingPublish, now: number, dequeued = false): void {
-    const m = entry.message;
-    const packet: PublishPacket = {
-      type: "publish",
-      topic: m.topic,
-      payload: m.payload,
-      qos: m.qos,
-      retain: m.retain,
-      dup: false,
-      packetId: this.#data.allocatePacketId(),
-    };
-    entry.packet = packet;
-    this.#data.addInflight(entry, dequeued);
-    this.#send(packet, now);
-  }
-
-  /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
-  #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
-    try {
-      if (this.#data.pendingCount !== 0) this.#fillWindow(now);
-    } finally {
-      // Settled even when refilling threw (a store error): its flow did complete.
-      entry.done(error);
-    }
-    this.#checkDrained(now);
-  }
-
-  /** Sends waiting publishes in order while the window has room. */
-  #fillWindow(now: number): void {
-    const data = this.#data;
-    const max = this.#options.maxInflight;
-    this.#flushing = true;
-    try {
-      while (this.#name === "connected" || this.#name === "disconnecting") {
-        const head = data.peekWaiting();
-        if (head === undefined) break;
-        if (head.message.qos === 0) {
-          data.shiftWaiting();
-          this.#send(qos0Packet(head.message), now);
-          head.done();
-          continue;
-        }
-        if (data.inflightCount >= max) break;
-        // The entry leaves the queue inside #start, after its id is allocated and stored.
-        this.#start(head, now, true);
-      }
-    } finally {
-      this.#flushing = false;
-    }
-  }
-
   #request(
     type: "subscribe" | "unsubscribe",
     done: SubscribeCallback | UnsubscribeCallback,
@@ -493,7 +391,7 @@ export class Session {
     const name = this.#name;
     if (name !== "connected" && name !== "connecting") throw invalidState(type, name);
     const data = this.#data;
-    const packetId = data.allocatePacketId();
+    const packetId = data.allocatePacketId(true);
     const request = new PendingRequest(
       type === "subscribe"
         ? { type, packetId, subscriptions: subscriptions! }
@@ -503,29 +401,6 @@ export class Session {
     data.addRequest(request);
     if (name === "connected") this.#send(request.packet, now);
     else this.#queuedRequests.push(request);
-  }
-
-  #onPublish(packet: PublishPacket, now: number): void {
-    const qos = packet.qos;
-    if (qos === 0) {
-      this.#handler.deliver(packet);
-      return;
-    }
-    const packetId = packet.packetId!;
-    if (qos === 1) {
-      // MQTT-4.3.2-2: deliver (accept ownership), then PUBACK, in arrival order (MQTT-4.6.0-2).
-      this.#handler.deliver(packet);
-      this.#send({ type: "puback", packetId }, now);
-      return;
-    }
-    // MQTT-4.3.3-2: deliver once per id; until PUBREL, a PUBLISH with the same
-    // id (the DUP resend) is acknowledged with PUBREC but not delivered again.
-    const data = this.#data;
-    if (!data.hasIncoming(packetId)) {
-      this.#handler.deliver(packet);
-      data.addIncoming(packetId);
-    }
-    this.#send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
   }
 
   #onConnack(packet: ConnackPacket, now: number): void {
@@ -548,11 +423,12 @@ export class Session {
     const data = this.#data;
     if (!packet.sessionPresent || data.resubscribing !== 0) this.#resubscribe(now);
     // Publishes made from inside `connected()` must queue behind the resends.
-    this.#flushing = true;
+    const flows = this.#flows;
+    flows.holding = true;
     try {
       this.#handler.connected(packet);
     } finally {
-      this.#flushing = false;
+      flows.holding = false;
     }
     // `connected()` may have closed the session (TS narrows #name too eagerly here).
     if ((this.#name as SessionStateName) === "disconnected") return;
@@ -562,7 +438,7 @@ export class Session {
       this.#queuedRequests = [];
       for (const request of queued) this.#send(request.packet, now);
     }
-    this.#fillWindow(now);
+    flows.fillWindow(now);
     this.#checkDrained(now);
   }
 
@@ -574,25 +450,9 @@ export class Session {
     if (!sessionPresent) data.clearIncoming();
     // MQTT-3.1.2-6: a clean session discards the previous session state on our side too.
     if (this.#options.clean) data.discardRestoredInflight();
-    if (data.inflightCount === 0) return;
-    for (const entry of data.inflight()) {
-      const packet = entry.packet!;
-      if (sessionPresent) {
-        // MQTT-4.4.0-1 and MQTT-4.6.0-1: PUBLISH (with DUP=1, MQTT-3.3.1-1) and
-        // PUBREL again with their original ids, in original order.
-        if (entry.released) this.#send({ type: "pubrel", packetId: packet.packetId! }, now);
-        else this.#send({ ...packet, dup: true }, now);
-      } else {
-        // No session on the broker: a fresh flow (DUP=0) with the same id,
-        // which is free again on its side. This also covers clean=true, where
-        // the application still expects its pending publishes to go out. A QoS 2
-        // flow past PUBREC starts over too: a broker may forward only on PUBREL
-        // (Mosquitto does) and has dropped the message with the session; one that
-        // forwarded at PUBREC may deliver it twice, which is all a lost session allows.
-        if (entry.released) data.unrelease(entry);
-        this.#send(packet, now);
-      }
-    }
+    // Without a session on the broker this also covers clean=true, where the
+    // application still expects its pending publishes to go out.
+    this.#flows.resume(sessionPresent, now);
   }
 
   #onSuback(packet: SubackPacket, now: number): void {
@@ -642,7 +502,7 @@ export class Session {
       const request = new PendingRequest(
         {
           type: "subscribe",
-          packetId: data.allocatePacketId(),
+          packetId: data.allocatePacketId(true),
           subscriptions: all.slice(i, i + RESUBSCRIBE_BATCH),
         },
         IGNORE_SUBACK,
@@ -667,7 +527,7 @@ export class Session {
     for (let i = 0; i < subs.length; i++) {
       const filter = subs[i].filter;
       const code = codes?.[i];
-      if (!data.resubscribed(filter, code) || (code !== undefined && code !== 0x80)) continue;
+      if (!data.resubscribed(filter, code) || (code !== undefined && !isFailure(code))) continue;
       this.#handler.resubscribeFailed?.(
         filter,
         error ?? new SubscribeError(filter),
@@ -691,7 +551,7 @@ export class Session {
     this.#connectDeadline = Infinity;
     this.#pingOutstanding = false;
     this.#pingTimeoutAt = Infinity;
-    this.#flushing = false;
+    this.#flows.holding = false;
   }
 
   #enterDisconnected(error: MqttError): void {
@@ -709,15 +569,4 @@ export class Session {
   }
 }
 
-function qos0Packet(m: OutgoingMessage): PublishPacket {
-  return {
-    type: "publish",
-    topic: m.topic,
-    payload: m.payload,
-    qos: 0,
-    retain: m.retain,
-    dup: false,
-  };
-}
-
-export { SessionState } from "./state.ts";
+export { ClientSessionState } from "./client_state.ts";

@@ -1,8 +1,10 @@
 /**
- * The MQTT session state that outlives one network connection: packet
- * identifiers, outgoing QoS 1/2 messages in flight or waiting for a window
- * slot (with their completion callbacks), pending SUBSCRIBE/UNSUBSCRIBE, and
- * the identifiers of incoming QoS 2 messages not yet released.
+ * The MQTT session state that outlives one network connection, the same for
+ * the client's and the broker's side: packet identifiers, outgoing QoS 1/2
+ * messages in flight or waiting for a window slot (with their completion
+ * callbacks), and the identifiers of incoming QoS 2 messages not yet released.
+ * What only a client keeps (pending SUBSCRIBE/UNSUBSCRIBE, the subscriptions
+ * to re-register) is in `client_state.ts`.
  *
  * Every change to state that must survive a restart goes through a method
  * here (`addInflight`, `release`, `complete`, `addIncoming`, ...), so a
@@ -10,24 +12,12 @@
  *
  * @module
  */
-import type {
-  PublishPacket,
-  QoS,
-  SubackReturnCode,
-  SubscribePacket,
-  SubscriptionRequest,
-  UnsubscribePacket,
-} from "../codec/packet.ts";
+import type { PublishPacket } from "../codec/packet.ts";
 import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { Queue } from "../util/queue.ts";
-import type {
-  OutgoingMessage,
-  PublishCallback,
-  SubscribeCallback,
-  UnsubscribeCallback,
-} from "./types.ts";
+import type { OutgoingMessage, PublishCallback } from "./types.ts";
 
 /** Largest packet identifier (identifiers are 16-bit and non-zero, MQTT-2.3.1-1). */
 export const MAX_PACKET_ID = 65535;
@@ -62,45 +52,6 @@ export class OutgoingPublish {
   constructor(message: OutgoingMessage, done: PublishCallback) {
     this.message = message;
     this.done = done;
-  }
-}
-
-/**
- * A SUBSCRIBE or UNSUBSCRIBE sent and awaiting its SUBACK or UNSUBACK.
- *
- * @example
- * ```ts
- * import { PendingRequest } from "./state.ts";
- * import type { MqttError } from "../errors.ts";
- * const req = new PendingRequest(
- *   { type: "unsubscribe", packetId: 1, filters: ["a/#"] },
- *   (err?: MqttError) => console.log("unsubscribed", err),
- * );
- * console.log(req.packet.type); // unsubscribe
- * ```
- */
-export class PendingRequest {
-  /** The packet sent. */
-  readonly packet: SubscribePacket | UnsubscribePacket;
-  /** Its completion callback (a SubscribeCallback for SUBSCRIBE). */
-  readonly done: SubscribeCallback | UnsubscribeCallback;
-  /** A SUBSCRIBE the session sent itself to re-register remembered subscriptions. */
-  readonly resubscribe: boolean;
-  /**
-   * Filters of this SUBSCRIBE unsubscribed before its SUBACK: the broker
-   * handles the UNSUBSCRIBE after it, so the SUBACK must not revive them.
-   */
-  cancelled: Set<string> | undefined = undefined;
-
-  /** Creates a pending request. */
-  constructor(
-    packet: SubscribePacket | UnsubscribePacket,
-    done: SubscribeCallback | UnsubscribeCallback,
-    resubscribe = false,
-  ) {
-    this.packet = packet;
-    this.done = done;
-    this.resubscribe = resubscribe;
   }
 }
 
@@ -145,12 +96,13 @@ function checkBound(name: string, value: number | undefined, fallback: number): 
 
 /**
  * The MQTT session state that survives connections (packet ids, outgoing
- * in-flight and waiting publishes with their callbacks, incoming QoS 2 ids,
- * the live subscriptions to re-register). One per client; each connection's
- * {@linkcode Session} borrows it.
+ * in-flight and waiting publishes with their callbacks, incoming QoS 2 ids).
+ * One per client session, on either side; each connection's protocol machine
+ * borrows it. The client's side extends it with its own tables
+ * (`ClientSessionState`).
  *
- * The methods other than `enqueue`, `abandon` and the getters are the session
- * machine's interface; application code has no reason to call them.
+ * The methods other than `enqueue`, `abandon` and the getters are the
+ * protocol machine's interface; application code has no reason to call them.
  *
  * With a {@linkcode Store}, every change to the in-flight window, the waiting
  * queue and the incoming QoS 2 ids is recorded in it when it happens, so a
@@ -172,12 +124,10 @@ export class SessionState {
   /** Publishes waiting for a window slot, FIFO. */
   #waiting = new Queue<OutgoingPublish>();
   #queuedBytes = 0;
-  /** SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, by packet id. */
-  #requests = new Map<number, PendingRequest>();
+  /** Packet ids held by something other than a publish (a client's SUBSCRIBE/UNSUBSCRIBE). */
+  #reserved = new Set<number>();
   /** Ids of incoming QoS 2 PUBLISH delivered but not yet released by PUBREL (MQTT-4.3.3-2). */
   #incoming = new Set<number>();
-  /** Live subscriptions, filter → granted QoS, in subscribe order. */
-  #subscriptions = new Map<string, QoS>();
   #nextId = 1;
   #owner: object | undefined = undefined;
   /** Clean session flag of the latest connection; undefined before the first one. */
@@ -186,12 +136,6 @@ export class SessionState {
   readonly #maxQueued: number;
   readonly #maxQueuedBytes: number;
   readonly #dropOldest: boolean;
-  /**
-   * Re-registration SUBSCRIBEs sent and not yet acknowledged. Left non-zero
-   * when the connection drops before their SUBACKs, so the next connection
-   * re-registers even if the broker reports a session present.
-   */
-  resubscribing = 0;
 
   /**
    * Creates a session state, empty or loaded from `options.store`.
@@ -250,19 +194,9 @@ export class SessionState {
     return this.#queuedBytes;
   }
 
-  /** SUBSCRIBE/UNSUBSCRIBE sent and awaiting acknowledgement. */
-  get requestCount(): number {
-    return this.#requests.size;
-  }
-
   /** Incoming QoS 2 ids remembered until their PUBREL. */
   get incomingCount(): number {
     return this.#incoming.size;
-  }
-
-  /** Live subscriptions (filter → granted QoS) in subscribe order, to re-register when lost. */
-  get subscriptions(): ReadonlyMap<string, QoS> {
-    return this.#subscriptions;
   }
 
   /**
@@ -284,19 +218,26 @@ export class SessionState {
   }
 
   /**
-   * Returns a packet id that no in-flight PUBLISH, SUBSCRIBE or UNSUBSCRIBE
-   * holds (MQTT-2.3.1-2), counting 1..65535 and wrapping around.
+   * Returns a packet id that no in-flight PUBLISH and no reserved id
+   * (a SUBSCRIBE or UNSUBSCRIBE) holds (MQTT-2.3.1-2), counting 1..65535 and
+   * wrapping around. With `reserve`, the id stays taken until {@linkcode freeId}.
    */
-  allocatePacketId(): number {
+  allocatePacketId(reserve = false): number {
     const inflight = this.#inflight;
-    const requests = this.#requests;
-    if (inflight.size + requests.size >= MAX_PACKET_ID) {
+    const reserved = this.#reserved;
+    if (inflight.size + reserved.size >= MAX_PACKET_ID) {
       throw new MqttError("QUEUE_FULL", "all 65535 packet identifiers are in use");
     }
     let id = this.#nextId;
-    while (inflight.has(id) || requests.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
+    while (inflight.has(id) || reserved.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
     this.#nextId = id === MAX_PACKET_ID ? 1 : id + 1;
+    if (reserve) reserved.add(id);
     return id;
+  }
+
+  /** Frees an id taken with `allocatePacketId(true)`. */
+  freeId(packetId: number): void {
+    this.#reserved.delete(packetId);
   }
 
   // ---- outgoing publishes ----
@@ -423,78 +364,6 @@ export class SessionState {
     }
   }
 
-  // ---- subscribe / unsubscribe ----
-
-  /** Records a sent SUBSCRIBE/UNSUBSCRIBE under its packet id. */
-  addRequest(request: PendingRequest): void {
-    this.#requests.set(request.packet.packetId, request);
-  }
-
-  /** The pending request with this id, if any. */
-  getRequest(packetId: number): PendingRequest | undefined {
-    return this.#requests.get(packetId);
-  }
-
-  /** Forgets an acknowledged request, freeing its packet id. */
-  completeRequest(packetId: number): void {
-    this.#requests.delete(packetId);
-  }
-
-  /**
-   * Fails every pending SUBSCRIBE/UNSUBSCRIBE: they are not resent on a new
-   * connection (re-registration covers the subscriptions already granted).
-   */
-  failRequests(error: MqttError): void {
-    if (this.#requests.size === 0) return;
-    const requests = [...this.#requests.values()];
-    this.#requests.clear();
-    for (const request of requests) request.done(error);
-  }
-
-  /** Remembers the filters a SUBACK granted (return code not 0x80), in subscribe order. */
-  subscribed(request: PendingRequest, returnCodes: readonly SubackReturnCode[]): void {
-    const subs = (request.packet as SubscribePacket).subscriptions;
-    const cancelled = request.cancelled;
-    for (let i = 0; i < subs.length; i++) {
-      const code = returnCodes[i];
-      const filter = subs[i].filter;
-      if (code === 0x80 || cancelled?.has(filter)) continue;
-      this.#subscriptions.set(filter, code);
-    }
-  }
-
-  /** Forgets filters an UNSUBSCRIBE is being sent for, also ones whose SUBACK is still due. */
-  unsubscribed(filters: readonly string[]): void {
-    for (const filter of filters) this.#subscriptions.delete(filter);
-    for (const request of this.#requests.values()) {
-      if (request.packet.type !== "subscribe") continue;
-      for (const filter of filters) {
-        if (request.packet.subscriptions.some((s) => s.filter === filter)) {
-          (request.cancelled ??= new Set()).add(filter);
-        }
-      }
-    }
-  }
-
-  /**
-   * Re-registration SUBACK for one filter: keeps the new granted QoS, or
-   * forgets the filter (the broker refused it). Returns whether the filter was
-   * still remembered (it may have been unsubscribed meanwhile).
-   */
-  resubscribed(filter: string, code: SubackReturnCode | undefined): boolean {
-    if (!this.#subscriptions.has(filter)) return false;
-    if (code === undefined || code === 0x80) this.#subscriptions.delete(filter);
-    else this.#subscriptions.set(filter, code);
-    return true;
-  }
-
-  /** The remembered subscriptions as SUBSCRIBE entries, in subscribe order. */
-  subscriptionRequests(): SubscriptionRequest[] {
-    const out: SubscriptionRequest[] = [];
-    for (const [filter, qos] of this.#subscriptions) out.push({ filter, qos });
-    return out;
-  }
-
   // ---- incoming QoS 2 ----
 
   /** Whether an incoming QoS 2 id was delivered and awaits PUBREL. */
@@ -517,16 +386,17 @@ export class SessionState {
     this.#incoming.delete(packetId);
   }
 
-  /** Forgets every incoming QoS 2 id (the broker has no session for us). */
+  /** Forgets every incoming QoS 2 id (the peer has no session for us). */
   clearIncoming(): void {
     if (this.#incoming.size === 0) return;
-    this.#incoming.clear();
+    // The store first, as everywhere: if it throws, memory still holds the ids.
     this.#store?.clearIncoming();
+    this.#incoming.clear();
   }
 
   /**
-   * Fails every pending publish, subscribe and unsubscribe callback with
-   * `error` and empties the state; used when the client closes for good.
+   * Fails every pending publish callback with `error` and empties the
+   * state; used when the session ends for good.
    * The store keeps its records when the session is persistent (the latest
    * connection had `clean: false`, or there was none yet), so a later process
    * resumes them; after a clean session it is cleared.
@@ -536,10 +406,8 @@ export class SessionState {
     this.#inflight.clear();
     this.#queuedBytes = 0;
     this.#incoming.clear();
-    this.#subscriptions.clear();
-    this.resubscribing = 0;
+    this.#reserved.clear();
     if (this.#clean === true) this.#store?.clear();
-    this.failRequests(error);
     for (const entry of entries) entry.done(error);
   }
 }

@@ -1,0 +1,199 @@
+/**
+ * What only the client's side of a session keeps across connections: the
+ * SUBSCRIBE and UNSUBSCRIBE requests awaiting their acknowledgement, and the
+ * subscriptions the server granted, to register again when the server has
+ * lost them. The broker's sessions never carry these tables.
+ *
+ * @module
+ */
+import type {
+  QoS,
+  SubackReturnCode,
+  SubscribePacket,
+  SubscriptionRequest,
+  UnsubscribePacket,
+} from "../codec/packet.ts";
+import type { MqttError } from "../errors.ts";
+import { SessionState, type SessionStateOptions } from "./state.ts";
+import type { SubscribeCallback, UnsubscribeCallback } from "./types.ts";
+
+/**
+ * A SUBSCRIBE or UNSUBSCRIBE sent and awaiting its SUBACK or UNSUBACK.
+ *
+ * @example
+ * ```ts
+ * import { PendingRequest } from "./client_state.ts";
+ * import type { MqttError } from "../errors.ts";
+ * const req = new PendingRequest(
+ *   { type: "unsubscribe", packetId: 1, filters: ["a/#"] },
+ *   (err?: MqttError) => console.log("unsubscribed", err),
+ * );
+ * console.log(req.packet.type); // unsubscribe
+ * ```
+ */
+export class PendingRequest {
+  /** The packet sent. */
+  readonly packet: SubscribePacket | UnsubscribePacket;
+  /** Its completion callback (a SubscribeCallback for SUBSCRIBE). */
+  readonly done: SubscribeCallback | UnsubscribeCallback;
+  /** A SUBSCRIBE the session sent itself to re-register remembered subscriptions. */
+  readonly resubscribe: boolean;
+  /**
+   * Filters of this SUBSCRIBE unsubscribed before its SUBACK: the server
+   * handles the UNSUBSCRIBE after it, so the SUBACK must not revive them.
+   */
+  cancelled: Set<string> | undefined = undefined;
+
+  /** Creates a pending request. */
+  constructor(
+    packet: SubscribePacket | UnsubscribePacket,
+    done: SubscribeCallback | UnsubscribeCallback,
+    resubscribe = false,
+  ) {
+    this.packet = packet;
+    this.done = done;
+    this.resubscribe = resubscribe;
+  }
+}
+
+/**
+ * The client's session state: the shared {@linkcode SessionState} plus the
+ * pending SUBSCRIBE/UNSUBSCRIBE requests (their packet ids reserved in the
+ * shared table, MQTT-2.3.1-2) and the granted subscriptions to re-register.
+ *
+ * @example
+ * ```ts
+ * import { ClientSessionState } from "./client_state.ts";
+ * import { MqttError } from "../errors.ts";
+ * const state = new ClientSessionState({ maxQueued: 100, overflow: "drop-oldest" });
+ * console.log(state.requestCount, state.subscriptions.size); // 0 0
+ * state.abandon(new MqttError("ABORTED", "client closed"));
+ * ```
+ */
+export class ClientSessionState extends SessionState {
+  /** SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, by packet id. */
+  #requests = new Map<number, PendingRequest>();
+  /** Live subscriptions, filter → granted QoS, in subscribe order. */
+  #subscriptions = new Map<string, QoS>();
+  /**
+   * Re-registration SUBSCRIBEs sent and not yet acknowledged. Left non-zero
+   * when the connection drops before their SUBACKs, so the next connection
+   * re-registers even if the server reports a session present.
+   */
+  resubscribing = 0;
+
+  /** Creates an empty client state, or one loaded from `options.store`. */
+  constructor(options: SessionStateOptions = {}) {
+    super(options);
+  }
+
+  /** SUBSCRIBE/UNSUBSCRIBE sent and awaiting acknowledgement. */
+  get requestCount(): number {
+    return this.#requests.size;
+  }
+
+  /** Live subscriptions (filter → granted QoS) in subscribe order, to re-register when lost. */
+  get subscriptions(): ReadonlyMap<string, QoS> {
+    return this.#subscriptions;
+  }
+
+  /** Records a sent SUBSCRIBE/UNSUBSCRIBE under its packet id (taken with `allocatePacketId(true)`). */
+  addRequest(request: PendingRequest): void {
+    this.#requests.set(request.packet.packetId, request);
+  }
+
+  /** The pending request with this id, if any. */
+  getRequest(packetId: number): PendingRequest | undefined {
+    return this.#requests.get(packetId);
+  }
+
+  /** Forgets an acknowledged request, freeing its packet id. */
+  completeRequest(packetId: number): void {
+    this.#requests.delete(packetId);
+    this.freeId(packetId);
+  }
+
+  /**
+   * Fails every pending SUBSCRIBE/UNSUBSCRIBE: they are not resent on a new
+   * connection (re-registration covers the subscriptions already granted).
+   */
+  failRequests(error: MqttError): void {
+    if (this.#requests.size === 0) return;
+    const requests = [...this.#requests.values()];
+    this.#requests.clear();
+    for (const request of requests) {
+      this.freeId(request.packet.packetId);
+      request.done(error);
+    }
+  }
+
+  /** Whether an UNSUBSCRIBE for a filter matching `matches` is awaiting its UNSUBACK. */
+  unsubscribing(matches: (filter: string) => boolean): boolean {
+    for (const request of this.#requests.values()) {
+      if (request.packet.type === "unsubscribe" && request.packet.filters.some(matches)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Remembers the filters a SUBACK granted (a success code), in subscribe order. */
+  subscribed(request: PendingRequest, returnCodes: readonly SubackReturnCode[]): void {
+    const subs = (request.packet as SubscribePacket).subscriptions;
+    const cancelled = request.cancelled;
+    for (let i = 0; i < subs.length; i++) {
+      const code = returnCodes[i];
+      const filter = subs[i].filter;
+      if (isFailure(code) || cancelled?.has(filter)) continue;
+      this.#subscriptions.set(filter, code as QoS);
+    }
+  }
+
+  /** Forgets filters an UNSUBSCRIBE is being sent for, also ones whose SUBACK is still due. */
+  unsubscribed(filters: readonly string[]): void {
+    for (const filter of filters) this.#subscriptions.delete(filter);
+    for (const request of this.#requests.values()) {
+      if (request.packet.type !== "subscribe") continue;
+      for (const filter of filters) {
+        if (request.packet.subscriptions.some((s) => s.filter === filter)) {
+          (request.cancelled ??= new Set()).add(filter);
+        }
+      }
+    }
+  }
+
+  /**
+   * Re-registration SUBACK for one filter: keeps the new granted QoS, or
+   * forgets the filter (the server refused it). Returns whether the filter was
+   * still remembered (it may have been unsubscribed meanwhile).
+   */
+  resubscribed(filter: string, code: SubackReturnCode | undefined): boolean {
+    if (!this.#subscriptions.has(filter)) return false;
+    if (code === undefined || isFailure(code)) this.#subscriptions.delete(filter);
+    else this.#subscriptions.set(filter, code as QoS);
+    return true;
+  }
+
+  /** The remembered subscriptions as SUBSCRIBE entries, in subscribe order. */
+  subscriptionRequests(): SubscriptionRequest[] {
+    const out: SubscriptionRequest[] = [];
+    for (const [filter, qos] of this.#subscriptions) out.push({ filter, qos });
+    return out;
+  }
+
+  /**
+   * Fails every pending publish, subscribe and unsubscribe callback with
+   * `error` and empties the state; used when the client closes for good.
+   */
+  override abandon(error: MqttError): void {
+    this.#subscriptions.clear();
+    this.resubscribing = 0;
+    this.failRequests(error);
+    super.abandon(error);
+  }
+}
+
+/** Whether a SUBACK return code (or, later, a reason code) reports a failure: 0x80 and above. */
+export function isFailure(code: number): boolean {
+  return code >= 0x80;
+}

@@ -1,0 +1,296 @@
+/**
+ * The QoS 1 and QoS 2 flows of one connection, the same for both roles: the
+ * client's {@linkcode Session} and the broker's `ServerSession` feed them the
+ * PUBLISH, PUBACK, PUBREC, PUBREL and PUBCOMP they read and the publishes they
+ * want sent; the flows keep the in-flight window over a {@linkcode SessionState}
+ * and answer through the sender given at construction. No I/O, no clock.
+ *
+ * @module
+ */
+import type { Packet, PublishPacket } from "../codec/packet.ts";
+import { type MqttError, ProtocolError } from "../errors.ts";
+import { OutgoingPublish, type SessionState } from "./state.ts";
+import type { OutgoingMessage, PublishCallback } from "./types.ts";
+
+/** Where the flows' packets and messages go; `now` is the caller's clock, passed through. */
+export interface FlowOutput {
+  /** Writes a packet to the peer. */
+  send(packet: Packet, now: number): void;
+  /** Hands an application message to the application; once per QoS 2 message. */
+  deliver(packet: PublishPacket): void;
+}
+
+/** The acknowledgement packets a flow consumes. */
+export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" | "pubcomp" }>;
+
+/**
+ * The QoS flows of one connection over a long-lived {@linkcode SessionState}.
+ *
+ * Rules kept here, for the client and the server alike:
+ * - Incoming: QoS 1 is delivered, then PUBACK (MQTT-4.3.2-2); QoS 2 is
+ *   recorded (in the store first), then delivered once, then PUBREC; a
+ *   resent PUBLISH with an id still recorded is answered with PUBREC and not
+ *   delivered again until PUBREL releases the id (MQTT-4.3.3-2); PUBREL is
+ *   answered with PUBCOMP even for an unknown id. Acknowledgements go out in
+ *   arrival order (MQTT-4.6.0-2/3).
+ * - Outgoing: never more than `maxInflight` QoS 1/2 publishes unacknowledged;
+ *   the rest wait in the state's queue and leave it in order (MQTT-4.6.0-6);
+ *   PUBREC is answered with PUBREL, a repeated one too (MQTT-4.3.3-1); acks
+ *   for unknown ids, or of the wrong kind, are ignored (after a resume the peer
+ *   may acknowledge the original and the DUP resend). A QoS 2 PUBLISH answered
+ *   with PUBACK ends its flow with a `ProtocolError` (UNEXPECTED_PACKET): the
+ *   receiver took it at QoS 1.
+ * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
+ *   before the message is delivered, so a store that throws delivers nothing
+ *   and the peer's resend delivers it once.
+ *
+ * @example
+ * ```ts
+ * import { Flows } from "./flows.ts";
+ * import { SessionState } from "./state.ts";
+ * import type { Packet } from "../codec/packet.ts";
+ *
+ * const sent: Packet[] = [];
+ * const flows = new Flows(new SessionState(), 10, {
+ *   send: (p) => sent.push(p),
+ *   deliver: (p) => console.log("deliver", p.topic),
+ * });
+ * flows.publish({ topic: "a", payload: new Uint8Array(), qos: 2, retain: false }, 0, () => {});
+ * flows.receive({ type: "pubrec", packetId: 1 }, 1);
+ * console.log(sent.map((p) => p.type)); // [ "publish", "pubrel" ]
+ * ```
+ */
+export class Flows {
+  readonly #state: SessionState;
+  readonly #out: FlowOutput;
+  /** Most QoS 1/2 publishes unacknowledged at once. */
+  maxInflight: number;
+  /**
+   * While true, new publishes queue behind those waiting instead of going out
+   * at once: set while a resume or a window refill runs, and by the caller
+   * around a callback that may publish from inside it.
+   */
+  holding = false;
+
+  /** Flows over `state`, sending through `out`. */
+  constructor(state: SessionState, maxInflight: number, out: FlowOutput) {
+    this.#state = state;
+    this.maxInflight = maxInflight;
+    this.#out = out;
+  }
+
+  /** The state the flows run over. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /**
+   * Publishes a message: a QoS 0 one is sent and `done()` called at once, a
+   * QoS 1/2 one is sent when a window slot is free and `done()` is called when
+   * its flow completes; a message that must wait is queued in the state (which
+   * may throw `QUEUE_FULL` and change nothing).
+   */
+  publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
+    const state = this.#state;
+    if (!this.holding && state.pendingCount === 0) {
+      if (message.qos === 0) {
+        this.#out.send(qos0Packet(message), now);
+        done();
+        return;
+      }
+      if (state.inflightCount < this.maxInflight) {
+        this.#start(new OutgoingPublish(message, done), now, false);
+        return;
+      }
+    }
+    state.enqueue(new OutgoingPublish(message, done));
+  }
+
+  /**
+   * Takes the oldest waiting publish that may go out now, moving a QoS 1/2
+   * one into the in-flight window (with a fresh packet id); undefined when
+   * nothing waits or the head waits for a window slot. Its PUBLISH is
+   * `entry.packet`. The caller sends it, and for QoS 0 calls `done()`.
+   * For a driver that pulls what it writes (the broker fills each write up to a size).
+   */
+  takeNext(): OutgoingPublish | undefined {
+    const state = this.#state;
+    const head = state.peekWaiting();
+    if (head === undefined) return undefined;
+    if (head.message.qos === 0) {
+      state.shiftWaiting();
+      head.packet = qos0Packet(head.message);
+      return head;
+    }
+    if (state.inflightCount >= this.maxInflight) return undefined;
+    // The entry leaves the queue inside addInflight, after its id is allocated and stored.
+    this.#assign(head);
+    state.addInflight(head, true);
+    return head;
+  }
+
+  /** Sends waiting publishes in order while the window has room. */
+  fillWindow(now: number): void {
+    if (this.#state.pendingCount === 0) return;
+    const out = this.#out;
+    const holding = this.holding;
+    this.holding = true;
+    try {
+      for (let entry = this.takeNext(); entry !== undefined; entry = this.takeNext()) {
+        out.send(entry.packet!, now);
+        if (entry.message.qos === 0) entry.done();
+      }
+    } finally {
+      this.holding = holding;
+    }
+  }
+
+  /**
+   * Handles an incoming PUBLISH: the output's `deliver` gets the message when
+   * it is new. A publish the server `refused` (not authorized) is
+   * acknowledged all the same (MQTT 3.1.1 has no way to say no) and not delivered.
+   */
+  receivePublish(packet: PublishPacket, now: number, refused = false): void {
+    const qos = packet.qos;
+    const out = this.#out;
+    if (qos === 0) {
+      if (!refused) out.deliver(packet);
+      return;
+    }
+    const packetId = packet.packetId!;
+    if (qos === 1) {
+      // MQTT-4.3.2-2: deliver (accept ownership), then PUBACK, in arrival order (MQTT-4.6.0-2).
+      if (!refused) out.deliver(packet);
+      this.#out.send({ type: "puback", packetId }, now);
+      return;
+    }
+    // MQTT-4.3.3-2: deliver once per id; until PUBREL, a PUBLISH with the same
+    // id (the DUP resend) is acknowledged with PUBREC but not delivered again.
+    // The id is recorded before delivery: if the store fails, nothing was
+    // delivered and the resend is delivered once.
+    const state = this.#state;
+    if (!state.hasIncoming(packetId)) {
+      state.addIncoming(packetId);
+      if (!refused) out.deliver(packet);
+    }
+    this.#out.send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
+  }
+
+  /**
+   * Handles PUBACK, PUBREC, PUBREL or PUBCOMP. A completed flow's `done` is
+   * called after the window is refilled, so a publish made from `done` queues
+   * behind those already waiting.
+   */
+  receiveAck(packet: AckPacket, now: number): void {
+    const state = this.#state;
+    const packetId = packet.packetId;
+    switch (packet.type) {
+      case "puback": {
+        const entry = state.getInflight(packetId);
+        if (entry === undefined || entry.released) return;
+        state.complete(packetId);
+        if (entry.message.qos === 1) return this.#completed(entry, now);
+        // MQTT-4.3.3-1: a QoS 2 PUBLISH is answered by PUBREC. A receiver that
+        // answers PUBACK has taken it at QoS 1 (RabbitMQ does): end the flow,
+        // freeing its id and window slot, and tell the sender exactly-once was not had.
+        return this.#completed(
+          entry,
+          now,
+          new ProtocolError(
+            "UNEXPECTED_PACKET",
+            `the server answered the QoS 2 PUBLISH ${packetId} with PUBACK, not PUBREC ` +
+              "(MQTT-4.3.3-1): it accepted the message at QoS 1, without exactly-once delivery",
+            "puback",
+          ),
+        );
+      }
+      case "pubrec": {
+        const entry = state.getInflight(packetId);
+        if (entry === undefined || entry.message.qos !== 2) return;
+        if (!entry.released) state.release(entry);
+        // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
+        this.#out.send({ type: "pubrel", packetId }, now);
+        return;
+      }
+      case "pubcomp": {
+        const entry = state.getInflight(packetId);
+        if (entry === undefined || !entry.released) return;
+        state.complete(packetId);
+        return this.#completed(entry, now);
+      }
+      case "pubrel":
+        // MQTT-4.3.3-2: forget the id and answer PUBCOMP, also for an id we do
+        // not know (our PUBCOMP may have been lost before a reconnect).
+        state.releaseIncoming(packetId);
+        this.#out.send({ type: "pubcomp", packetId }, now);
+        return;
+    }
+  }
+
+  /**
+   * Sends again what was in flight on the previous connection, in original
+   * order (MQTT-4.6.0-1). With `sessionPresent`, the peer kept its side:
+   * PUBLISH goes again with DUP=1 and PUBREL for flows past PUBREC, with their
+   * original ids (MQTT-4.4.0-1, MQTT-3.3.1-1). Without, every flow starts over
+   * as a fresh PUBLISH (DUP=0) with the same id, free again on the peer's side,
+   * QoS 2 past PUBREC included: a receiver may forward only on PUBREL
+   * (Mosquitto does) and has dropped the message with its session; one that
+   * forwarded at PUBREC may deliver it twice, which is all a lost session allows.
+   */
+  resume(sessionPresent: boolean, now: number): void {
+    const state = this.#state;
+    if (state.inflightCount === 0) return;
+    const out = this.#out;
+    for (const entry of state.inflight()) {
+      const packet = entry.packet!;
+      if (sessionPresent) {
+        if (entry.released) out.send({ type: "pubrel", packetId: packet.packetId! }, now);
+        else out.send({ ...packet, dup: true }, now);
+      } else {
+        if (entry.released) state.unrelease(entry);
+        out.send(packet, now);
+      }
+    }
+  }
+
+  /** Moves a publish into the in-flight window and sends it (MQTT-4.3.2-1, MQTT-4.3.3-1: DUP=0). */
+  #start(entry: OutgoingPublish, now: number, dequeued: boolean): void {
+    this.#assign(entry);
+    this.#state.addInflight(entry, dequeued);
+    this.#out.send(entry.packet!, now);
+  }
+
+  #assign(entry: OutgoingPublish): void {
+    const m = entry.message;
+    entry.packet = {
+      type: "publish",
+      topic: m.topic,
+      payload: m.payload,
+      qos: m.qos,
+      retain: m.retain,
+      dup: false,
+      packetId: this.#state.allocatePacketId(),
+    };
+  }
+
+  /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
+  #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
+    try {
+      this.fillWindow(now);
+    } finally {
+      // Settled even when refilling threw (a store error): its flow did complete.
+      entry.done(error);
+    }
+  }
+}
+
+function qos0Packet(m: OutgoingMessage): PublishPacket {
+  return {
+    type: "publish",
+    topic: m.topic,
+    payload: m.payload,
+    qos: 0,
+    retain: m.retain,
+    dup: false,
+  };
+}
