@@ -161,11 +161,11 @@ Deno.test("connect() and mod.ts reach tcp.ts only through a dynamic import", asy
       .flatMap((s) => denoUses(new URL(s)));
     assert.deepEqual(uses, [], `${entry} loads modules that use Deno.*`);
   }
-  const client = (await moduleGraph("lib/client/client.ts"))
-    .get(new URL("lib/client/client.ts", ROOT).href)!;
+  const client = (await moduleGraph("lib/client/connection.ts"))
+    .get(new URL("lib/client/connection.ts", ROOT).href)!;
   const toTcp = client.dependencies?.filter((d) => d.code?.specifier === TCP) ?? [];
-  assert.equal(toTcp.length, 1, "client.ts imports tcp.ts once");
-  assert.equal(toTcp[0].isDynamic, true, "client.ts imports tcp.ts dynamically");
+  assert.equal(toTcp.length, 1, "connection.ts imports tcp.ts once");
+  assert.equal(toTcp[0].isDynamic, true, "connection.ts imports tcp.ts dynamically");
 });
 
 /**
