@@ -26,6 +26,8 @@ export {
   type CloseEventDetail,
   type ConnectEventDetail,
   MqttClient,
+  type MqttClientEventMap,
+  type MqttClientListener,
   type PublishOptions,
   type ReconnectEventDetail,
   type SubscribeOptions,

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import type { QoS } from "../lib/codec/packet.ts";
 import { MqttError } from "../lib/errors.ts";
 import { Message } from "../lib/client/message.ts";
-import { Subscription } from "../lib/client/subscription.ts";
+import {
+  createSubscription,
+  endSubscription,
+  pushMessage,
+  type Subscription,
+  whenReady,
+} from "../lib/client/subscription.ts";
 
 const encoder = new TextEncoder();
 
@@ -19,7 +25,7 @@ function message(topic: string, body: string, qos: QoS = 0): Message {
 
 function subscription(bufferSize = 4, filters = ["a/#"]) {
   const calls: Subscription[] = [];
-  const sub = new Subscription(filters, filters.map(() => 1 as QoS), {
+  const sub = createSubscription(filters, filters.map(() => 1 as QoS), {
     bufferSize,
     unsubscribe: (s) => {
       calls.push(s);
@@ -56,7 +62,7 @@ Deno.test("Message copies the PUBLISH fields and decodes text and JSON", () => {
 });
 
 Deno.test("Subscription exposes filters and granted QoS, and matches any of its filters", () => {
-  const sub = new Subscription(["a/+", "b/#", "$SYS/+"], [0, 1, 2], {
+  const sub = createSubscription(["a/+", "b/#", "$SYS/+"], [0, 1, 2], {
     bufferSize: 1,
     unsubscribe: () => Promise.resolve(),
   });
@@ -74,7 +80,7 @@ Deno.test("Subscription exposes filters and granted QoS, and matches any of its 
 Deno.test("Subscription rejects a bufferSize below 1", () => {
   for (const bufferSize of [0, -1, 1.5, NaN]) {
     assert.throws(
-      () => new Subscription(["a"], [0], { bufferSize, unsubscribe: () => Promise.resolve() }),
+      () => createSubscription(["a"], [0], { bufferSize, unsubscribe: () => Promise.resolve() }),
       (e) => e instanceof MqttError && e.code === "INVALID_OPTION",
     );
   }
@@ -82,7 +88,7 @@ Deno.test("Subscription rejects a bufferSize below 1", () => {
 
 Deno.test("Subscription delivers buffered messages in order", async () => {
   const { sub, calls } = subscription(10);
-  for (let i = 0; i < 5; i++) assert.equal(sub.push(message("a/b", `m${i}`)), true);
+  for (let i = 0; i < 5; i++) assert.equal(pushMessage(sub, message("a/b", `m${i}`)), true);
   assert.equal(sub.buffered, 5);
   const it = sub[Symbol.asyncIterator]();
   for (let i = 0; i < 5; i++) {
@@ -91,7 +97,7 @@ Deno.test("Subscription delivers buffered messages in order", async () => {
     assert.equal((r.value as Message).text(), `m${i}`);
   }
   assert.equal(sub.buffered, 0);
-  sub.end();
+  endSubscription(sub);
   assert.deepEqual(await it.next(), { done: true, value: undefined });
   assert.equal(calls.length, 0); // ending is not unsubscribing
 });
@@ -101,33 +107,33 @@ Deno.test("Subscription hands a message straight to a waiting consumer", async (
   const it = sub[Symbol.asyncIterator]();
   const pending = it.next();
   // The buffer stays empty, so a bufferSize of 1 is not reached.
-  assert.equal(sub.push(message("a/1", "x")), true);
+  assert.equal(pushMessage(sub, message("a/1", "x")), true);
   assert.equal(sub.buffered, 0);
   const r = await pending;
   assert.equal(r.done, false);
   assert.equal((r.value as Message).text(), "x");
-  sub.end();
+  endSubscription(sub);
 });
 
 Deno.test("Subscription.push signals backpressure at bufferSize and ready() waits for the consumer", async () => {
   const { sub } = subscription(3);
-  assert.equal(sub.ready(), sub.ready()); // shared resolved promise while not full
-  assert.equal(sub.push(message("a/1", "1")), true);
-  assert.equal(sub.push(message("a/2", "2")), true);
-  assert.equal(sub.push(message("a/3", "3")), false); // buffer reached bufferSize
+  assert.equal(whenReady(sub), whenReady(sub)); // shared resolved promise while not full
+  assert.equal(pushMessage(sub, message("a/1", "1")), true);
+  assert.equal(pushMessage(sub, message("a/2", "2")), true);
+  assert.equal(pushMessage(sub, message("a/3", "3")), false); // buffer reached bufferSize
   let ready = false;
-  const waiting = sub.ready().then(() => {
+  const waiting = whenReady(sub).then(() => {
     ready = true;
   });
-  assert.equal(sub.ready(), sub.ready()); // one promise per stall, not one per call
+  assert.equal(whenReady(sub), whenReady(sub)); // one promise per stall, not one per call
   await Promise.resolve();
   assert.equal(ready, false);
   const it = sub[Symbol.asyncIterator]();
   assert.equal(((await it.next()).value as Message).text(), "1");
   await waiting;
   assert.equal(ready, true);
-  assert.equal(sub.push(message("a/4", "4")), false); // full again
-  sub.end();
+  assert.equal(pushMessage(sub, message("a/4", "4")), false); // full again
+  endSubscription(sub);
 });
 
 Deno.test("Subscription never drops: pushes past bufferSize are kept, in order", async () => {
@@ -137,16 +143,16 @@ Deno.test("Subscription never drops: pushes past bufferSize are kept, in order",
   let pushed = 0;
   let received = 0;
   for (let round = 0; round < 50; round++) {
-    for (let k = 0; k < 3; k++) sub.push(message("a/x", String(pushed++)));
+    for (let k = 0; k < 3; k++) pushMessage(sub, message("a/x", String(pushed++)));
     for (let k = 0; k < 2; k++) {
       assert.equal(((await it.next()).value as Message).text(), String(received++));
     }
   }
   const results: boolean[] = [];
-  for (let k = 0; k < 1000; k++) results.push(sub.push(message("a/x", String(pushed++))));
+  for (let k = 0; k < 1000; k++) results.push(pushMessage(sub, message("a/x", String(pushed++))));
   assert.ok(results.every((r) => r === false));
   assert.equal(sub.buffered, pushed - received);
-  sub.end();
+  endSubscription(sub);
   for await (const msg of { [Symbol.asyncIterator]: () => it }) {
     assert.equal(msg.text(), String(received++));
   }
@@ -155,10 +161,10 @@ Deno.test("Subscription never drops: pushes past bufferSize are kept, in order",
 
 Deno.test("Subscription.end() finishes the iteration after the buffered messages", async () => {
   const { sub, calls } = subscription(10);
-  sub.push(message("a/1", "1"));
-  sub.push(message("a/2", "2"));
-  sub.end();
-  assert.equal(sub.push(message("a/3", "3")), true); // after end: discarded, no backpressure
+  pushMessage(sub, message("a/1", "1"));
+  pushMessage(sub, message("a/2", "2"));
+  endSubscription(sub);
+  assert.equal(pushMessage(sub, message("a/3", "3")), true); // after end: discarded, no backpressure
   const got: string[] = [];
   for await (const msg of sub) got.push(msg.text());
   assert.deepEqual(got, ["1", "2"]);
@@ -167,10 +173,10 @@ Deno.test("Subscription.end() finishes the iteration after the buffered messages
 
 Deno.test("Subscription.end(error) throws the error to the consumer after the buffered messages", async () => {
   const { sub } = subscription(10);
-  sub.push(message("a/1", "1"));
+  pushMessage(sub, message("a/1", "1"));
   const error = new MqttError("CONNECTION_CLOSED", "connection lost");
-  sub.end(error);
-  sub.end(new Error("second end is ignored"));
+  endSubscription(sub, error);
+  endSubscription(sub, new Error("second end is ignored"));
   const got: string[] = [];
   await assert.rejects(async () => {
     for await (const msg of sub) got.push(msg.text());
@@ -183,29 +189,29 @@ Deno.test("Subscription.end(error) throws the error to the consumer after the bu
 Deno.test("Subscription.end() wakes a waiting consumer, with or without an error", async () => {
   const a = subscription(1).sub;
   const pendingA = a[Symbol.asyncIterator]().next();
-  a.end();
+  endSubscription(a);
   assert.deepEqual(await pendingA, { done: true, value: undefined });
 
   const b = subscription(1).sub;
   const pendingB = b[Symbol.asyncIterator]().next();
   const error = new Error("boom");
-  b.end(error);
+  endSubscription(b, error);
   await assert.rejects(pendingB, (e) => e === error);
 });
 
 Deno.test("Subscription.end() releases a reader waiting in ready()", async () => {
   const { sub } = subscription(1);
-  assert.equal(sub.push(message("a/1", "1")), false);
-  const waiting = sub.ready();
-  sub.end();
+  assert.equal(pushMessage(sub, message("a/1", "1")), false);
+  const waiting = whenReady(sub);
+  endSubscription(sub);
   await waiting;
-  assert.equal(sub.ready(), sub.ready()); // ended: always ready
+  assert.equal(whenReady(sub), whenReady(sub)); // ended: always ready
 });
 
 Deno.test("Subscription: breaking out of for await unsubscribes once", async () => {
   const { sub, calls } = subscription(10);
-  sub.push(message("a/1", "1"));
-  sub.push(message("a/2", "2"));
+  pushMessage(sub, message("a/1", "1"));
+  pushMessage(sub, message("a/2", "2"));
   for await (const msg of sub) {
     assert.equal(msg.text(), "1");
     break;
@@ -213,14 +219,14 @@ Deno.test("Subscription: breaking out of for await unsubscribes once", async () 
   assert.deepEqual(calls, [sub]);
   assert.equal(sub.ended, true);
   assert.equal(sub.buffered, 0); // the rest is discarded: nobody will read it
-  assert.equal(sub.push(message("a/3", "3")), true);
+  assert.equal(pushMessage(sub, message("a/3", "3")), true);
   await sub.unsubscribe();
   assert.equal(calls.length, 1);
 });
 
 Deno.test("Subscription: an exception thrown in the loop body unsubscribes", async () => {
   const { sub, calls } = subscription(10);
-  sub.push(message("a/1", "1"));
+  pushMessage(sub, message("a/1", "1"));
   await assert.rejects(async () => {
     for await (const _ of sub) throw new Error("consumer failed");
   }, /consumer failed/);
@@ -231,7 +237,7 @@ Deno.test("Subscription: await using unsubscribes at scope exit", async () => {
   const { sub, calls } = subscription(10);
   {
     await using s = sub;
-    s.push(message("a/1", "1"));
+    pushMessage(s, message("a/1", "1"));
   }
   assert.deepEqual(calls, [sub]);
   assert.equal(sub.ended, true);
@@ -250,8 +256,8 @@ Deno.test("Subscription.unsubscribe() is idempotent and ends a waiting consumer"
 
 Deno.test("Subscription.unsubscribe() after end(error) drops the rest and the error", async () => {
   const { sub, calls } = subscription(10);
-  sub.push(message("a/1", "1"));
-  sub.end(new Error("lost"));
+  pushMessage(sub, message("a/1", "1"));
+  endSubscription(sub, new Error("lost"));
   await sub.unsubscribe();
   assert.equal(calls.length, 1);
   assert.deepEqual(await sub[Symbol.asyncIterator]().next(), { done: true, value: undefined });
@@ -259,12 +265,12 @@ Deno.test("Subscription.unsubscribe() after end(error) drops the rest and the er
 
 Deno.test("Subscription.unsubscribe() passes on the client's failure", async () => {
   const error = new MqttError("CONNECTION_CLOSED", "not connected");
-  const rejecting = new Subscription(["a"], [0], {
+  const rejecting = createSubscription(["a"], [0], {
     bufferSize: 1,
     unsubscribe: () => Promise.reject(error),
   });
   await assert.rejects(rejecting.unsubscribe(), (e) => e === error);
-  const throwing = new Subscription(["a"], [0], {
+  const throwing = createSubscription(["a"], [0], {
     bufferSize: 1,
     unsubscribe: () => {
       throw error;
@@ -277,14 +283,14 @@ Deno.test("Subscription.unsubscribe() passes on the client's failure", async () 
 Deno.test("Subscription: break does not throw a failed UNSUBSCRIBE; unsubscribe() reports it", async () => {
   const error = new MqttError("CONNECTION_CLOSED", "not connected");
   let calls = 0;
-  const sub = new Subscription(["a"], [0], {
+  const sub = createSubscription(["a"], [0], {
     bufferSize: 2,
     unsubscribe: () => {
       calls++;
       return Promise.reject(error);
     },
   });
-  sub.push(message("a", "1"));
+  pushMessage(sub, message("a", "1"));
   for await (const _ of sub) break;
   assert.equal(calls, 1);
   await assert.rejects(sub.unsubscribe(), (e) => e === error);
@@ -298,9 +304,9 @@ Deno.test("Subscription allows one consumer at a time (INVALID_STATE)", async ()
   // A second next() before the first settles is also refused.
   const pending = first.next();
   await assert.rejects(first.next(), isInvalidState);
-  sub.push(message("a/1", "1"));
+  pushMessage(sub, message("a/1", "1"));
   assert.equal(((await pending).value as Message).text(), "1");
-  sub.end();
+  endSubscription(sub);
   assert.deepEqual(await first.next(), { done: true, value: undefined });
   // Drained: a new iterator is allowed and is simply done.
   assert.deepEqual(await sub[Symbol.asyncIterator]().next(), { done: true, value: undefined });
@@ -309,7 +315,7 @@ Deno.test("Subscription allows one consumer at a time (INVALID_STATE)", async ()
 Deno.test("Subscription iterator is done after return()", async () => {
   const { sub, calls } = subscription(10);
   const it = sub[Symbol.asyncIterator]();
-  sub.push(message("a/1", "1"));
+  pushMessage(sub, message("a/1", "1"));
   assert.deepEqual(await it.return!(), { done: true, value: undefined });
   assert.deepEqual(await it.next(), { done: true, value: undefined });
   assert.equal(calls.length, 1);

@@ -17,7 +17,7 @@ import type { OutgoingMessage, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { Subscription } from "./subscription.ts";
+import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
 export interface PublishOptions {
@@ -57,10 +57,40 @@ export interface CloseEventDetail {
   error: MqttError | undefined;
 }
 
+/**
+ * The events of an {@linkcode MqttClient}, by name, so that
+ * `client.addEventListener("connect", (e) => e.detail.sessionPresent)` type-checks.
+ *
+ * @example
+ * ```ts ignore
+ * client.addEventListener("reconnect", (e) => console.log(`attempt ${e.detail.attempt} in ${e.detail.delay} ms`));
+ * client.addEventListener("error", (e) => console.error(e.detail.code, e.detail.message));
+ * ```
+ */
+export interface MqttClientEventMap {
+  /** CONNACK accepted a connection (the first and every reconnect). */
+  connect: CustomEvent<ConnectEventDetail>;
+  /** An accepted connection ended. */
+  disconnect: CustomEvent<CloseEventDetail>;
+  /** A reconnect attempt is scheduled. */
+  reconnect: CustomEvent<ReconnectEventDetail>;
+  /** A connection or a reconnect attempt failed. */
+  error: CustomEvent<MqttError>;
+  /** The client is closed for good. */
+  close: CustomEvent<CloseEventDetail>;
+}
+
+/** A listener of one of the {@linkcode MqttClientEventMap} events. */
+export type MqttClientListener<K extends keyof MqttClientEventMap> = (
+  event: MqttClientEventMap[K],
+) => void;
+
 const encoder = new TextEncoder();
 /** Topic length prefix and bytes (at most 65,535) plus packet identifier: a PUBLISH's overhead. */
 const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
 const noop = () => {};
+// Lets connect() make and open a client without a public method for it.
+let open: (options: ResolvedOptions) => Promise<MqttClient>;
 
 function checkQos(qos: unknown): QoS {
   if (qos !== 0 && qos !== 1 && qos !== 2) {
@@ -134,8 +164,16 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   readonly #host: ConnectionHost;
   #abortListener: (() => void) | undefined;
 
-  /** @internal Use {@linkcode connect}. */
-  constructor(options: ResolvedOptions) {
+  static {
+    open = async (options) => {
+      const client = new MqttClient(options);
+      await client.#open();
+      return client;
+    };
+  }
+
+  /** Made by `connect()`, which opens it. */
+  private constructor(options: ResolvedOptions) {
     super();
     this.#options = options;
     this.clientId = options.clientId;
@@ -155,6 +193,63 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         this.dispatchEvent(new CustomEvent("error", { detail: error }));
       },
     };
+  }
+
+  /**
+   * Listens to a client event; the listener's event is typed by its name
+   * (see {@linkcode MqttClientEventMap}).
+   *
+   * @example
+   * ```ts ignore
+   * client.addEventListener("connect", (e) => console.log("session present:", e.detail.sessionPresent));
+   * ```
+   */
+  override addEventListener<K extends keyof MqttClientEventMap>(
+    type: K,
+    listener: MqttClientListener<K> | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Listens to any event, as on every `EventTarget`. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * Removes a listener added with {@linkcode addEventListener}.
+   *
+   * @example
+   * ```ts ignore
+   * const onError = (e: CustomEvent<MqttError>) => console.error(e.detail);
+   * client.addEventListener("error", onError);
+   * client.removeEventListener("error", onError);
+   * ```
+   */
+  override removeEventListener<K extends keyof MqttClientEventMap>(
+    type: K,
+    listener: MqttClientListener<K> | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes any listener, as on every `EventTarget`. */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
   }
 
   /** Whether the server had a session for this client (CONNACK's session present flag, latest connection). */
@@ -177,8 +272,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#state.pendingCount;
   }
 
-  /** @internal Opens the first connection; `connect()` calls it once. */
-  async open(): Promise<void> {
+  /** Opens the first connection. */
+  async #open(): Promise<void> {
     try {
       await this.#connectOnce();
     } catch (err) {
@@ -381,7 +476,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     const inbox = this.#inbox;
     inbox.subscribing(list);
     const make = (codes: SubackReturnCode[]) =>
-      new Subscription(list, codes as QoS[], { bufferSize, unsubscribe: (s) => this.#release(s) });
+      createSubscription(list, codes as QoS[], {
+        bufferSize,
+        unsubscribe: (s) => this.#release(s),
+      });
     let sub: Subscription | undefined;
     let codes: SubackReturnCode[];
     try {
@@ -413,7 +511,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (sub === undefined) {
       // The client closed while the SUBACK was on its way.
       const ended = make(codes);
-      ended.end();
+      endSubscription(ended);
       return ended;
     }
     return sub;
@@ -564,4 +662,19 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       this.#state.enqueue(new OutgoingPublish(message, done));
     }
   }
+}
+
+/**
+ * Makes a client over resolved options and opens its first connection; what
+ * `connect()` does after resolving its options. Not part of the public API.
+ *
+ * @example
+ * ```ts ignore
+ * import { openClient } from "./client.ts";
+ * import { resolveOptions } from "./options.ts";
+ * const client = await openClient(resolveOptions("mqtt://localhost"));
+ * ```
+ */
+export function openClient(options: ResolvedOptions): Promise<MqttClient> {
+  return open(options);
 }

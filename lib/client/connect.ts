@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { MqttClient } from "./client.ts";
+import { type MqttClient, openClient } from "./client.ts";
 import { type ConnectOptions, resolveOptions } from "./options.ts";
 
 /**
@@ -33,7 +33,5 @@ export async function connect(
   url: string | URL,
   options: ConnectOptions = {},
 ): Promise<MqttClient> {
-  const client = new MqttClient(resolveOptions(url, options));
-  await client.open();
-  return client;
+  return await openClient(resolveOptions(url, options));
 }

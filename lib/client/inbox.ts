@@ -9,7 +9,7 @@ import type { ClientSessionState } from "../session/client_state.ts";
 import type { MqttError } from "../errors.ts";
 import { topicMatches } from "../util/topic_filter.ts";
 import type { Message } from "./message.ts";
-import type { Subscription } from "./subscription.ts";
+import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
 const READ_AHEAD_FACTOR = 4;
@@ -66,7 +66,7 @@ export class Inbox {
     for (const sub of this.#subscriptions) {
       if (!sub.matches(topic)) continue;
       matched = true;
-      if (!sub.push(message)) this.#blocked.push(sub.ready());
+      if (!pushMessage(sub, message)) this.#blocked.push(whenReady(sub));
     }
     if (matched) return;
     // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK.
@@ -126,7 +126,7 @@ export class Inbox {
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
-      if (sub.matches(message.topic)) sub.push(message);
+      if (sub.matches(message.topic)) pushMessage(sub, message);
       else keep.push(message);
     }
     this.#held = keep;
@@ -163,7 +163,7 @@ export class Inbox {
     for (const sub of [...this.#subscriptions]) {
       if (!sub.filters.some((f) => gone.has(f))) continue;
       this.#subscriptions.delete(sub);
-      sub.end();
+      endSubscription(sub);
       for (const f of sub.filters) {
         if (!gone.has(f) && this.release(f)) gone.add(f);
       }
@@ -189,13 +189,13 @@ export class Inbox {
       if (!sub.filters.includes(filter)) continue;
       this.#subscriptions.delete(sub);
       for (const f of sub.filters) this.release(f);
-      sub.end(error);
+      endSubscription(sub, error);
     }
   }
 
   /** Ends every subscription (with `error`, if any) and lets a stopped reading go. */
   close(error: MqttError | undefined): void {
-    for (const sub of this.#subscriptions) sub.end(error);
+    for (const sub of this.#subscriptions) endSubscription(sub, error);
     this.#subscriptions.clear();
     this.#releaseHeld();
   }

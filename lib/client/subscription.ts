@@ -25,16 +25,21 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
 const DONE_PROMISE: Promise<IteratorResult<Message, undefined>> = Promise.resolve(DONE);
 const INITIAL_CAPACITY = 16; // a power of two: ring indexes wrap with a mask
 
-// Lets the iterator reach the subscription's private state without a public method.
+// Let the iterator and the client reach the subscription's private side without public methods.
 let nextOf: (sub: Subscription) => Promise<IteratorResult<Message, undefined>>;
+let make: (filters: string[], granted: QoS[], options: SubscriptionOptions) => Subscription;
+let pushOf: (sub: Subscription, message: Message) => boolean;
+let readyOf: (sub: Subscription) => Promise<void>;
+let endOf: (sub: Subscription, error?: Error) => void;
 
 /**
  * The messages of one SUBSCRIBE, as an async iterable with backpressure.
  *
- * The client's read loop {@linkcode push}es each matching message; once the
- * buffer holds `bufferSize` messages `push` returns `false` and the loop awaits
- * {@linkcode ready} before reading more from the socket, so a slow consumer
- * slows the connection instead of growing memory or losing messages.
+ * The client's read loop hands it each matching message; once the buffer
+ * holds `bufferSize` messages the loop waits for the consumer before reading
+ * more from the socket, so a slow consumer slows the connection instead of
+ * growing memory or losing messages. Subscriptions are made by
+ * `client.subscribe()`.
  *
  * Breaking out of `for await`, `await using`, or {@linkcode unsubscribe} sends
  * UNSUBSCRIBE and ends the iteration. One consumer at a time: a second
@@ -64,27 +69,19 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   #error: Error | undefined;
   #consumer: SubscriptionIterator | undefined;
   #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | undefined;
-  #ready: PromiseWithResolvers<void> | undefined;
+  #readyWaiter: PromiseWithResolvers<void> | undefined;
   #unsubscribed: Promise<void> | undefined;
 
   static {
     nextOf = (sub) => sub.#next();
+    make = (filters, granted, options) => new Subscription(filters, granted, options);
+    pushOf = (sub, message) => sub.#push(message);
+    readyOf = (sub) => sub.#ready();
+    endOf = (sub, error) => sub.#end(error);
   }
 
-  /**
-   * Creates a subscription; the client does this after a successful SUBACK.
-   *
-   * @example
-   * ```ts
-   * import { Subscription } from "./subscription.ts";
-   * const sub = new Subscription(["a/+"], [1], {
-   *   bufferSize: 100,
-   *   unsubscribe: async () => {},
-   * });
-   * console.log(sub.matches("a/b")); // true
-   * ```
-   */
-  constructor(filters: string[], granted: QoS[], options: SubscriptionOptions) {
+  /** Made by the client after a successful SUBACK; see {@linkcode createSubscription}. */
+  private constructor(filters: string[], granted: QoS[], options: SubscriptionOptions) {
     const { bufferSize } = options;
     if (!Number.isInteger(bufferSize) || bufferSize < 1) {
       throw new MqttError(
@@ -113,8 +110,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Subscription } from "./subscription.ts";
-   * const sub = new Subscription(["a/#", "b/+"], [0, 0], { bufferSize: 1, unsubscribe: async () => {} });
+   * import { createSubscription } from "./subscription.ts";
+   * const sub = createSubscription(["a/#", "b/+"], [0, 0], { bufferSize: 1, unsubscribe: async () => {} });
    * console.log(sub.matches("a"), sub.matches("b/c/d")); // true false
    * ```
    */
@@ -126,19 +123,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return false;
   }
 
-  /**
-   * Hands a message to the consumer. Never drops it: the buffer may exceed
-   * `bufferSize`; the return value is the backpressure signal. Returns `false`
-   * when the buffer is full, and the caller must then `await ready()` before
-   * reading more. A message pushed after the subscription ended is discarded
-   * (nobody will consume it) and `true` is returned.
-   *
-   * @example
-   * ```ts ignore
-   * if (!sub.push(new Message(packet))) await sub.ready();
-   * ```
-   */
-  push(message: Message): boolean {
+  /** See {@linkcode pushMessage}. */
+  #push(message: Message): boolean {
     if (this.#ended) return true;
     const waiting = this.#waiting;
     if (waiting !== undefined) {
@@ -154,32 +140,15 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return this.#length < this.#bufferSize;
   }
 
-  /**
-   * Resolves once the buffer is below `bufferSize` or the subscription has
-   * ended. Returns one shared, already-resolved promise when that is already so.
-   *
-   * @example
-   * ```ts ignore
-   * if (!sub.push(message)) await sub.ready();
-   * ```
-   */
-  ready(): Promise<void> {
+  /** See {@linkcode whenReady}. */
+  #ready(): Promise<void> {
     if (this.#ended || this.#length < this.#bufferSize) return RESOLVED;
-    this.#ready ??= Promise.withResolvers<void>();
-    return this.#ready.promise;
+    this.#readyWaiter ??= Promise.withResolvers<void>();
+    return this.#readyWaiter.promise;
   }
 
-  /**
-   * Ends the subscription: no more messages are accepted; the consumer gets
-   * the buffered ones, then the iteration finishes, or throws `error` if one is
-   * given (for example the connection was lost). Idempotent: the first call wins.
-   *
-   * @example
-   * ```ts ignore
-   * sub.end(new MqttError("CONNECTION_CLOSED", "connection lost"));
-   * ```
-   */
-  end(error?: Error): void {
+  /** See {@linkcode endSubscription}. */
+  #end(error?: Error): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
@@ -210,7 +179,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     if (this.#unsubscribed !== undefined) return this.#unsubscribed;
     this.#clear();
     this.#error = undefined; // the caller asked to stop: an earlier end(error) is moot
-    this.end();
+    this.#end();
     try {
       this.#unsubscribed = this.#unsubscribeFn(this);
     } catch (error) {
@@ -260,7 +229,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
       ring[this.#head] = undefined;
       this.#head = (this.#head + 1) & (ring.length - 1);
       this.#length--;
-      if (this.#ready !== undefined && this.#length < this.#bufferSize) this.#releaseReady();
+      if (this.#readyWaiter !== undefined && this.#length < this.#bufferSize) this.#releaseReady();
       return Promise.resolve({ done: false, value: message });
     }
     if (this.#ended) {
@@ -296,9 +265,9 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #releaseReady(): void {
-    const ready = this.#ready;
+    const ready = this.#readyWaiter;
     if (ready !== undefined) {
-      this.#ready = undefined;
+      this.#readyWaiter = undefined;
       ready.resolve();
     }
   }
@@ -327,4 +296,75 @@ class SubscriptionIterator implements AsyncIterator<Message, undefined> {
     }
     return DONE;
   }
+}
+
+/**
+ * Creates a subscription; the client does this after a successful SUBACK.
+ * Not part of the public API.
+ *
+ * @example
+ * ```ts
+ * import { createSubscription } from "./subscription.ts";
+ * const sub = createSubscription(["a/+"], [1], { bufferSize: 100, unsubscribe: async () => {} });
+ * console.log(sub.matches("a/b")); // true
+ * ```
+ */
+export function createSubscription(
+  filters: string[],
+  granted: QoS[],
+  options: SubscriptionOptions,
+): Subscription {
+  return make(filters, granted, options);
+}
+
+/**
+ * Hands a message to the subscription's consumer. Never drops it: the buffer
+ * may exceed `bufferSize`; the return value is the backpressure signal.
+ * Returns `false` when the buffer is full, and the caller must then await
+ * {@linkcode whenReady} before reading more. A message pushed after the
+ * subscription ended is discarded (nobody will consume it) and `true` is returned.
+ *
+ * @example
+ * ```ts
+ * import { createSubscription, pushMessage } from "./subscription.ts";
+ * import { Message } from "./message.ts";
+ * const sub = createSubscription(["a"], [0], { bufferSize: 1, unsubscribe: async () => {} });
+ * const msg = new Message({ type: "publish", topic: "a", payload: new Uint8Array(), qos: 0, retain: false, dup: false });
+ * console.log(pushMessage(sub, msg)); // false: the buffer of 1 is full
+ * ```
+ */
+export function pushMessage(sub: Subscription, message: Message): boolean {
+  return pushOf(sub, message);
+}
+
+/**
+ * Resolves once the subscription's buffer is below `bufferSize` or it has
+ * ended; one shared, already-resolved promise when that is already so.
+ *
+ * @example
+ * ```ts
+ * import { createSubscription, whenReady } from "./subscription.ts";
+ * const sub = createSubscription(["a"], [0], { bufferSize: 1, unsubscribe: async () => {} });
+ * await whenReady(sub); // empty: ready at once
+ * ```
+ */
+export function whenReady(sub: Subscription): Promise<void> {
+  return readyOf(sub);
+}
+
+/**
+ * Ends a subscription: no more messages are accepted; the consumer gets the
+ * buffered ones, then the iteration finishes, or throws `error` if one is
+ * given (for example the connection was lost). Idempotent: the first call wins.
+ *
+ * @example
+ * ```ts
+ * import { createSubscription, endSubscription } from "./subscription.ts";
+ * const sub = createSubscription(["a"], [0], { bufferSize: 1, unsubscribe: async () => {} });
+ * endSubscription(sub);
+ * console.log(sub.ended); // true
+ * ```
+ */
+export function endSubscription(sub: Subscription, error?: Error): void {
+  endOf(sub, error);
 }
