@@ -82,12 +82,14 @@ export interface FileStoreOptions {
    * a {@linkcode StoreCorruptionError} when records in the journal cannot be
    * read, and leaves the files as they are. With it, `open` loads every record
    * it can read, keeps a copy of the damaged journal at `<path>.corrupt-<n>`
-   * (the error's `keptAt`), calls this with the error, and returns the store.
+   * (the error's `keptAt`), calls this with the error, and then compacts the
+   * journal and returns the store.
    * If no copy can be written, the store never compacts, so the damaged bytes
    * stay in the journal. What the skipped records did is missing from the
    * loaded state, and later records may refer to it (a `shiftWaiting` after a
    * lost `pushWaiting` drops the publish before it). If this throws, `open`
-   * closes the store and rejects with that exception.
+   * rejects with that exception and leaves the journal as it was (the copy
+   * stays).
    */
   onCorruption?: (error: StoreCorruptionError) => void;
 }
@@ -719,6 +721,8 @@ export class FileStore implements Store {
           failure = err;
         }
         corruption = new StoreCorruptionError(real, damaged, keptAt, failure);
+        // Before any compaction: a callback that refuses leaves the journal as it was.
+        onCorruption(corruption);
       }
       const mayCompact = corruption === undefined || corruption.keptAt !== undefined;
       store = new FileStore(real, image, fsync, compactBytes, mayCompact);
@@ -733,7 +737,6 @@ export class FileStore implements Store {
         }
       }
       if (!compacted) store.#appendTo(buf, end);
-      if (corruption !== undefined) onCorruption!(corruption);
       return store;
     } catch (err) {
       if (store !== undefined) store.close();
