@@ -82,14 +82,15 @@ export interface FileStoreOptions {
    * a {@linkcode StoreCorruptionError} when records in the journal cannot be
    * read, and leaves the files as they are. With it, `open` loads every record
    * it can read, keeps a copy of the damaged journal at `<path>.corrupt-<n>`
-   * (the error's `keptAt`), calls this with the error, and then compacts the
-   * journal and returns the store.
-   * If no copy can be written, the store never compacts, so the damaged bytes
-   * stay in the journal. What the skipped records did is missing from the
-   * loaded state, and later records may refer to it (a `shiftWaiting` after a
-   * lost `pushWaiting` drops the publish before it). If this throws, `open`
+   * (the error's `keptAt`), calls this with the error, then compacts the
+   * journal and returns the store. If no copy can be written, the store never
+   * compacts, so the damaged bytes stay in the journal. If this throws, `open`
    * rejects with that exception and leaves the journal as it was (the copy
    * stays).
+   *
+   * What the skipped records did is missing from the loaded state, and later
+   * records may refer to it: a `shiftWaiting` after a lost `pushWaiting`
+   * drops the publish before it.
    */
   onCorruption?: (error: StoreCorruptionError) => void;
 }
@@ -217,7 +218,7 @@ const RECORD_NAMES = [
   "removeIncoming",
   "clearIncoming",
   "clear",
-  "next packet id",
+  "nextPacketId",
   "putSubscription",
   "removeSubscription",
 ];
@@ -420,6 +421,7 @@ function describe(buf: Uint8Array, view: DataView, from: number, to: number): Da
   let key = "";
   if (type === PUT || type === PUSH) {
     const head = type === PUT ? 6 : 4;
+    if (to - from < FRAME + head) return region;
     const topicLen = view.getUint16(start + head - 2, true);
     const topic = decoder.decode(
       buf.subarray(start + head, Math.min(start + head + topicLen, to - 4)),
