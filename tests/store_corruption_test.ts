@@ -225,6 +225,10 @@ Deno.test("FileStore: onCorruption throwing makes open reject and leaves the jou
     const path = `${dir}/s.journal`;
     const starts = await journalOfPublishes(path, 4);
     const damaged = await damage(path, starts[1] + 6);
+    await assert.rejects(
+      () => FileStore.open(path, { onCorruption: "log" as never }),
+      (e: unknown) => e instanceof MqttError && e.code === "INVALID_OPTION",
+    );
     const refusal = new Error("not today");
     await assert.rejects(
       () =>
