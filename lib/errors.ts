@@ -46,7 +46,8 @@ export type MqttErrorCode =
   | "TRANSPORT_ERROR"
   | "INVALID_OPTION"
   | "CLOSE_TIMEOUT"
-  | "STORE_ERROR";
+  | "STORE_ERROR"
+  | "STORE_CORRUPT";
 
 /**
  * Base class of every error this module throws.

@@ -1,12 +1,14 @@
 /**
  * Tests of the stores: MemoryStore and FileStore round trips against a
- * model, FileStore torn-record recovery, compaction, and a real `kill -9` of
- * a process writing the journal.
+ * model, subscriptions, a journal in the first format, FileStore torn-record
+ * recovery, compaction, and a real `kill -9` of a process writing the journal.
+ * Damage, a full disk and symbolic links: store_corruption_test.ts.
  */
 import assert from "node:assert/strict";
 import { FileStore, MemoryStore, type Store, type StoredSession } from "../lib/store/mod.ts";
 import { MqttError } from "../lib/errors.ts";
 import type { QoS } from "../lib/codec/packet.ts";
+import { crc32 } from "node:zlib";
 
 const enc = new TextEncoder();
 
@@ -30,6 +32,12 @@ function script(store: Store): StoredSession {
   store.addIncoming(7);
   store.addIncoming(8);
   store.removeIncoming(7);
+  store.putSubscription("a/+", 1);
+  store.putSubscription("b/#", 2);
+  store.putSubscription("a/+", 0); // a new QoS, same place (MQTT-3.8.4-3)
+  store.putSubscription("ünï/✓", 2);
+  store.removeSubscription("b/#");
+  store.removeSubscription("never/subscribed"); // unknown: no-op
   return {
     inflight: [
       { packetId: 2, ...rec("w2", 2, "ünïcode ✓", true), released: true },
@@ -38,8 +46,17 @@ function script(store: Store): StoredSession {
     waiting: [rec("w4", 1, "x".repeat(1000))],
     incoming: [8],
     nextPacketId: 4,
+    subscriptions: [{ filter: "a/+", qos: 0 }, { filter: "ünï/✓", qos: 2 }],
   };
 }
+
+const EMPTY: StoredSession = {
+  inflight: [],
+  waiting: [],
+  incoming: [],
+  nextPacketId: 1,
+  subscriptions: [],
+};
 
 function normal(s: StoredSession): unknown {
   return {
@@ -47,6 +64,7 @@ function normal(s: StoredSession): unknown {
     waiting: s.waiting.map((r) => ({ ...r, payload: [...r.payload] })),
     incoming: [...s.incoming].sort((a, b) => a - b),
     nextPacketId: s.nextPacketId,
+    subscriptions: s.subscriptions,
   };
 }
 
@@ -66,20 +84,14 @@ Deno.test("MemoryStore round trip of every change", () => {
   store.clearIncoming();
   assert.deepEqual(store.load().incoming, []);
   store.clear();
-  assert.deepEqual(
-    normal(store.load()),
-    normal({ inflight: [], waiting: [], incoming: [], nextPacketId: 1 }),
-  );
+  assert.deepEqual(normal(store.load()), normal(EMPTY));
 });
 
 Deno.test("FileStore round trip: a reopened journal loads what was written", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/s.journal`;
     const a = await FileStore.open(path);
-    assert.deepEqual(
-      normal(a.load()),
-      normal({ inflight: [], waiting: [], incoming: [], nextPacketId: 1 }),
-    );
+    assert.deepEqual(normal(a.load()), normal(EMPTY));
     const expected = script(a);
     assert.deepEqual(normal(a.load()), normal(expected));
     a.close();
@@ -92,6 +104,7 @@ Deno.test("FileStore round trip: a reopened journal loads what was written", asy
     const c = await FileStore.open(path);
     assert.deepEqual(c.load().waiting.map((r) => r.topic), ["after-clear"]);
     assert.deepEqual(c.load().inflight, []);
+    assert.deepEqual(c.load().subscriptions, []);
     c.close();
   });
 });
@@ -112,7 +125,7 @@ Deno.test("FileStore matches MemoryStore over a long random sequence with compac
         f(file);
         f(model);
       };
-      const op = rand(8);
+      const op = rand(10);
       const live = [...model.load().inflight];
       if (op === 0) {
         const r = rec(`t/${i}`, rand(3) as QoS, `${i}`, rand(2) === 1);
@@ -136,7 +149,16 @@ Deno.test("FileStore matches MemoryStore over a long random sequence with compac
         const id = 1 + rand(20);
         both((s) => s.removeIncoming(id));
       } else if (op === 7 && rand(50) === 0) both((s) => s.clearIncoming());
+      else if (op === 8) {
+        const filter = `f/${rand(15)}/#`;
+        const qos = rand(3) as QoS;
+        both((s) => s.putSubscription(filter, qos));
+      } else if (op === 9) {
+        const filter = `f/${rand(15)}/#`;
+        both((s) => s.removeSubscription(filter));
+      }
     }
+    assert.ok(model.load().subscriptions.length > 0);
     assert.deepEqual(normal(file.load()), normal(model.load()));
     file.close();
     // Compaction kept the journal near the live state's size.
@@ -175,24 +197,6 @@ Deno.test("FileStore: a torn last record (crash mid-write) is ignored at every c
       assert.deepEqual(again.load().incoming, [5, 6]);
       again.close();
     }
-  });
-});
-
-Deno.test("FileStore: a corrupt record (CRC mismatch) ends the journal there", async () => {
-  await withDir(async (dir) => {
-    const path = `${dir}/s.journal`;
-    const a = await FileStore.open(path);
-    a.addIncoming(1);
-    const cleanSize = (await Deno.stat(path)).size;
-    a.addIncoming(2);
-    a.addIncoming(3);
-    a.close();
-    const bytes = await Deno.readFile(path);
-    bytes[cleanSize + 5] ^= 0xff; // inside the body of the record adding 2
-    await Deno.writeFile(path, bytes);
-    const b = await FileStore.open(path);
-    assert.deepEqual(b.load().incoming, [1]);
-    b.close();
   });
 });
 
@@ -364,5 +368,145 @@ Deno.test("FileStore: a second store on the same file is refused while the first
     a.close();
     const b = await FileStore.open(path);
     b.close();
+  });
+});
+
+// ---- subscriptions ----
+
+Deno.test("stores keep subscriptions in order; a new QoS keeps the place; clear drops them", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const file = await FileStore.open(path, { compactBytes: 0 }); // compacts at every change
+    for (const store of [new MemoryStore(), file]) {
+      store.putSubscription("z/#", 2);
+      store.putSubscription("a", 1);
+      store.putSubscription("m/+/x", 0);
+      store.putSubscription("z/#", 0);
+      store.removeSubscription("a");
+      store.putSubscription("a", 2); // back again: now last
+      assert.deepEqual(store.load().subscriptions, [
+        { filter: "z/#", qos: 0 },
+        { filter: "m/+/x", qos: 0 },
+        { filter: "a", qos: 2 },
+      ]);
+    }
+    file.close();
+    const again = await FileStore.open(path);
+    assert.deepEqual(again.load().subscriptions.map((s) => s.filter), ["z/#", "m/+/x", "a"]);
+    again.clear();
+    assert.deepEqual(again.load().subscriptions, []);
+    again.close();
+    const cleared = await FileStore.open(path);
+    assert.deepEqual(cleared.load().subscriptions, []);
+    cleared.close();
+  });
+});
+
+Deno.test("FileStore: a subscription with QoS 3 is refused with INVALID_QOS and not recorded", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const store = await FileStore.open(path);
+    assert.throws(
+      () => store.putSubscription("a", 3 as QoS),
+      (e: unknown) => e instanceof MqttError && e.code === "INVALID_QOS",
+    );
+    store.putSubscription("b", 1);
+    store.close();
+    const again = await FileStore.open(path); // would report damage had a bad record been written
+    assert.deepEqual(again.load().subscriptions, [{ filter: "b", qos: 1 }]);
+    again.close();
+  });
+});
+
+// ---- the first journal format ----
+
+/**
+ * A journal as the first format (`MQTTSJ1\n`, before subscriptions were
+ * stored) wrote it, byte for byte: the snapshot `open` wrote into a new file,
+ * then one record per store call. Each record: u32 LE body length, body
+ * (type byte, fields), u32 LE CRC-32 of the body.
+ */
+const FIRST_FORMAT: [string, string][] = [
+  ["magic MQTTSJ1\\n", "4d 51 54 54 53 4a 31 0a"],
+  ["next packet id 1 (type 10)", "03 00 00 00 0a 01 00 85 6d cd eb"],
+  ["addIncoming(5) (type 6)", "03 00 00 00 06 05 00 e5 51 bb 86"],
+  ["clear() (type 9)", "01 00 00 00 09 29 57 de ab"],
+  // flags 0x12: QoS 1 in bits 4-5, retain (bit 1); topic length 3, "a/b", payload "hi"
+  ["pushWaiting a/b qos 1 retain (type 4)", "09 00 00 00 04 12 03 00 61 2f 62 68 69 e1 af 89 3a"],
+  ["pushWaiting c qos 0, empty payload", "05 00 00 00 04 00 01 00 63 08 0b db e6"],
+  // flags 0x23: QoS 2, retain, dequeued (bit 0); packet id 1
+  [
+    "putInflight(1, a/b qos 2 retain, dequeued) (type 1)",
+    "0b 00 00 00 01 23 01 00 03 00 61 2f 62 68 69 a9 1e ea a6",
+  ],
+  ["markReleased(1) (type 2)", "03 00 00 00 02 01 00 3d 3c de e5"],
+  ["shiftWaiting() (type 5)", "01 00 00 00 05 02 1b 68 a2"],
+  ["putInflight(2, d qos 1 'x')", "08 00 00 00 01 10 02 00 01 00 64 78 fa d2 6d 64"],
+  ["removeInflight(2) (type 3)", "03 00 00 00 03 02 00 c9 05 31 cf"],
+  ["addIncoming(7)", "03 00 00 00 06 07 00 67 33 8d b4"],
+  ["addIncoming(8)", "03 00 00 00 06 08 00 a8 2f 15 33"],
+  ["removeIncoming(7) (type 7)", "03 00 00 00 07 07 00 50 59 4f b5"],
+  ["clearIncoming() (type 8)", "01 00 00 00 08 bf 67 d9 dc"],
+  ["addIncoming(300)", "03 00 00 00 06 2c 01 98 fe fa b5"],
+];
+
+function firstFormatJournal(): Uint8Array {
+  const parts = FIRST_FORMAT.map(([what, hex]) => {
+    const bytes = new Uint8Array(hex.split(" ").map((h) => parseInt(h, 16)));
+    if (what.startsWith("magic")) return bytes;
+    // The fixture checks itself: length and CRC-32 (zlib's, not the store's) frame the body.
+    const view = new DataView(bytes.buffer);
+    const body = bytes.subarray(4, bytes.length - 4);
+    assert.equal(view.getUint32(0, true), body.length, what);
+    assert.equal(view.getUint32(bytes.length - 4, true), crc32(body), what);
+    return bytes;
+  });
+  return new Uint8Array(parts.flatMap((p) => [...p]));
+}
+
+const FIRST_FORMAT_STATE: StoredSession = {
+  inflight: [{ packetId: 1, ...rec("a/b", 2, "hi", true), released: true }],
+  waiting: [],
+  incoming: [300],
+  nextPacketId: 3,
+  subscriptions: [],
+};
+
+Deno.test("FileStore loads a journal of the first format, and rewrites it in the current one", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    await Deno.writeFile(path, firstFormatJournal());
+    const store = await FileStore.open(path);
+    assert.deepEqual(normal(store.load()), normal(FIRST_FORMAT_STATE));
+    store.putSubscription("news/#", 1);
+    store.close();
+    const header = (await Deno.readFile(path)).subarray(0, 8);
+    assert.equal(new TextDecoder().decode(header), "MQTTSJ2\n");
+    const again = await FileStore.open(path);
+    assert.deepEqual(
+      normal(again.load()),
+      normal({ ...FIRST_FORMAT_STATE, subscriptions: [{ filter: "news/#", qos: 1 }] }),
+    );
+    again.close();
+  });
+});
+
+Deno.test("FileStore: a first-format journal that cannot be compacted gets the new magic in place", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/s.journal`;
+    const old = firstFormatJournal();
+    await Deno.writeFile(path, old);
+    await Deno.mkdir(`${path}.tmp`); // no snapshot can be written
+    const store = await FileStore.open(path);
+    store.putSubscription("news/#", 1);
+    store.close();
+    const now = await Deno.readFile(path);
+    // Older versions must refuse it now, not stop at the subscription record.
+    assert.equal(new TextDecoder().decode(now.subarray(0, 8)), "MQTTSJ2\n");
+    assert.deepEqual(now.subarray(8, old.length), old.subarray(8));
+    const again = await FileStore.open(path);
+    assert.deepEqual(again.load().subscriptions, [{ filter: "news/#", qos: 1 }]);
+    assert.deepEqual(normal({ ...again.load(), subscriptions: [] }), normal(FIRST_FORMAT_STATE));
+    again.close();
   });
 });

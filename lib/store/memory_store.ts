@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { QoS } from "../codec/packet.ts";
 import type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
 import { Queue } from "../util/queue.ts";
 
@@ -25,6 +26,7 @@ export class MemoryStore implements Store {
   #waiting = new Queue<PublishRecord>();
   #incoming = new Set<number>();
   #nextId = 1;
+  #subscriptions = new Map<string, QoS>();
 
   /** Creates an empty store. */
   constructor() {}
@@ -36,6 +38,7 @@ export class MemoryStore implements Store {
       waiting: [...this.#waiting],
       incoming: [...this.#incoming],
       nextPacketId: this.#nextId,
+      subscriptions: [...this.#subscriptions].map(([filter, qos]) => ({ filter, qos })),
     };
   }
 
@@ -83,12 +86,23 @@ export class MemoryStore implements Store {
     this.#incoming.clear();
   }
 
-  /** Forgets everything. */
+  /** Records a subscription (a filter held already keeps its place). */
+  putSubscription(filter: string, qos: QoS): void {
+    this.#subscriptions.set(filter, qos);
+  }
+
+  /** Records an unsubscription. */
+  removeSubscription(filter: string): void {
+    this.#subscriptions.delete(filter);
+  }
+
+  /** Forgets everything, subscriptions included. */
   clear(): void {
     this.#inflight.clear();
     this.#waiting.drain();
     this.#incoming.clear();
     this.#nextId = 1;
+    this.#subscriptions.clear();
   }
 
   /** Nothing to release. */

@@ -14,6 +14,17 @@
  *
  * @module
  */
-export type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
+export type {
+  InflightRecord,
+  PublishRecord,
+  Store,
+  StoredSession,
+  SubscriptionRecord,
+} from "./store.ts";
 export { MemoryStore } from "./memory_store.ts";
-export { FileStore, type FileStoreOptions } from "./file_store.ts";
+export {
+  type DamagedRegion,
+  FileStore,
+  type FileStoreOptions,
+  StoreCorruptionError,
+} from "./file_store.ts";

@@ -1,7 +1,8 @@
 /**
  * The contract between the session state and a store that keeps what must
- * survive a process restart: outgoing publishes in flight and waiting, and
- * the ids of incoming QoS 2 messages awaiting PUBREL.
+ * survive a process restart: outgoing publishes in flight and waiting, the
+ * ids of incoming QoS 2 messages awaiting PUBREL, and the subscriptions the
+ * session holds on the server.
  *
  * The session is synchronous and sans-IO, so the store is too: the
  * {@linkcode SessionState} calls one method per change, at the moment of the
@@ -36,6 +37,19 @@ export interface InflightRecord extends PublishRecord {
   readonly released: boolean;
 }
 
+/**
+ * A subscription the session holds on the server. A process restarting with
+ * `clean: false` learns from these which filters its session still has, so it
+ * can recreate their `Subscription` objects (the broker kept them,
+ * MQTT-3.1.2-4).
+ */
+export interface SubscriptionRecord {
+  /** Topic filter as subscribed. */
+  readonly filter: string;
+  /** Maximum QoS requested for it. */
+  readonly qos: QoS;
+}
+
 /** Everything a store holds, as {@linkcode Store.load} returns it. */
 export interface StoredSession {
   /** In-flight publishes in send order (the order they must be re-sent in, MQTT-4.6.0-1). */
@@ -46,6 +60,11 @@ export interface StoredSession {
   incoming: number[];
   /** Packet id to try next (1..65535). */
   nextPacketId: number;
+  /**
+   * Subscriptions held, in the order they were first subscribed (a filter
+   * subscribed again keeps its place and takes the new QoS).
+   */
+  subscriptions: SubscriptionRecord[];
 }
 
 /**
@@ -62,7 +81,9 @@ export interface StoredSession {
  * const msg = { topic: "a", payload: new Uint8Array([1]), qos: 1 as const, retain: false };
  * store.pushWaiting(msg);
  * store.putInflight(1, msg, true); // leaves the queue and enters flight in one step
+ * store.putSubscription("sensors/#", 1);
  * console.log(store.load().inflight.length, store.load().waiting.length); // 1 0
+ * console.log(store.load().subscriptions); // [ { filter: "sensors/#", qos: 1 } ]
  * ```
  */
 export interface Store {
@@ -88,7 +109,15 @@ export interface Store {
   removeIncoming(packetId: number): void;
   /** The server has no session for us: every incoming QoS 2 id is forgotten. */
   clearIncoming(): void;
-  /** Forgets everything. */
+  /**
+   * The session subscribed to `filter` with maximum QoS `qos`, or changed the
+   * QoS of a filter it holds (a SUBSCRIBE to the same filter replaces the
+   * subscription, MQTT-3.8.4-3).
+   */
+  putSubscription(filter: string, qos: QoS): void;
+  /** The session unsubscribed from `filter`. */
+  removeSubscription(filter: string): void;
+  /** Forgets everything, subscriptions included. */
   clear(): void;
   /** Releases the store's resources; no method may be called afterwards. */
   close(): void;
