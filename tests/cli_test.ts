@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { brokerTest, type Mosquitto, startMosquitto } from "./broker/mosquitto.ts";
 import { mosquittoPub, startMosquittoSub } from "./broker/cli.ts";
+import { startProxy } from "./broker/proxy.ts";
 import { main as subMain } from "../lib/cli/sub.ts";
 import { main as pubMain } from "../lib/cli/pub.ts";
 
@@ -282,6 +283,28 @@ Deno.test("pub/sub: bad arguments exit 2 with the usage, broker errors exit 1 wi
   assert.equal(wildcard.code, 1);
 });
 
+brokerTest(
+  "SIGINT while connecting: sub exits 0, pub -m exits 1 (its message was not sent)",
+  async () => {
+    await using broker = await startMosquitto();
+    await using proxy = await startProxy({ target: { hostname: broker.host, port: broker.port } });
+    // A black hole accepts the connection and never answers CONNECT.
+    proxy.blackhole(true);
+    for (
+      const [script, args, code] of [
+        ["lib/cli/sub.ts", ["-t", "a"], 0],
+        ["lib/cli/pub.ts", ["-t", "a", "-m", "x"], 1],
+      ] as const
+    ) {
+      await using tool = spawnTool(script, ["-L", proxy.url, "-d", ...args]);
+      await tool.waitFor("connecting to");
+      tool.child.kill("SIGINT");
+      assert.equal((await tool.child.status).code, code, tool.stderr());
+      if (code === 1) assert.match(tool.stderr(), /ABORTED/);
+    }
+  },
+);
+
 const USERS = { alice: "S3CRET pass" };
 
 brokerTest("pub/sub -d and URL errors print the URL with the password redacted", async () => {
@@ -290,6 +313,7 @@ brokerTest("pub/sub -d and URL errors print the URL with the password redacted",
   const shown = `mqtt://alice:***@${broker.host}:${broker.port}`;
   const pub = await run("lib/cli/pub.ts", ["-L", url, "-t", "cli/a", "-m", "x", "-d"]);
   assert.equal(pub.code, 0, pub.stderr);
+  assert.ok(pub.stderr.includes(`connecting to ${shown}`), pub.stderr);
   assert.ok(pub.stderr.includes(`connected to ${shown}`), pub.stderr);
   const sub = await run("lib/cli/sub.ts", ["-L", url, "-t", "cli/a", "-W", "0.2", "-d"]);
   assert.equal(sub.code, 0, sub.stderr);

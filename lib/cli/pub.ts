@@ -7,15 +7,15 @@
  * ```
  *
  * Exit codes: 0 published, 1 connection or publish error, 2 bad arguments,
- * 130 interrupted twice. On Ctrl-C or SIGTERM it stops reading its input,
- * finishes the publishes under way (up to the client's `closeTimeout`), sends
- * DISCONNECT and exits 0, or 1 if one of those publishes failed; a second
+ * 130 interrupted twice. On Ctrl-C or SIGTERM it stops taking input (-l,
+ * -s), lets the publishes under way finish (up to the client's
+ * `closeTimeout`), sends DISCONNECT and exits 0, or 1 if a publish under way
+ * failed or the message of -m, -n or -f was not published. A second
  * interrupt exits at once.
  *
  * @module
  */
-import { connect } from "../../mod.ts";
-import { MqttError } from "../errors.ts";
+import { connect, MqttError } from "../../mod.ts";
 import { redactUrl } from "../client/options.ts";
 import {
   COMMON_HELP,
@@ -94,13 +94,18 @@ export async function main(args: string[]): Promise<number> {
   const debug = flags.has("debug") ? (line: string) => console.error(line) : () => {};
   const retain = flags.has("retain");
   const topic = topics[0];
+  // -m, -n and -f name their message up front: an interrupt cannot take it back.
+  const streaming = flags.has("stdin-line") || flags.has("stdin-file");
   using interrupts = trapInterrupts(debug);
   const { signal } = interrupts;
   try {
+    debug(`connecting to ${redactUrl(url)}`);
     // The signal makes the client close itself (DISCONNECT) on an interrupt.
     await using client = await connect(url, { ...options, signal });
     debug(`connected to ${redactUrl(url)} as ${client.clientId}`);
     const send = async (payload: string | Uint8Array) => {
+      // Once interrupted, nothing more is taken from standard input, not even what was read.
+      if (streaming && signal.aborted) return;
       const what = `${payload.length} bytes to ${topic} (q${qos}${retain ? ", r" : ""})`;
       debug(`sending ${what}`);
       await client.publish(topic, payload, { qos, retain });
@@ -112,8 +117,7 @@ export async function main(args: string[]): Promise<number> {
     else if (flags.has("stdin-file")) {
       const chunks: Uint8Array<ArrayBuffer>[] = [];
       for await (const chunk of stdinChunks(signal)) chunks.push(chunk);
-      // Interrupted before the end of the input: there is no whole message to send.
-      if (!signal.aborted) await send(new Uint8Array(await new Blob(chunks).arrayBuffer()));
+      await send(new Uint8Array(await new Blob(chunks).arrayBuffer()));
     } else {
       const decoder = new TextDecoder();
       let rest = "";
@@ -121,19 +125,16 @@ export async function main(args: string[]): Promise<number> {
         rest += decoder.decode(chunk, { stream: true });
         const parts = rest.split("\n");
         rest = parts.pop()!;
-        for (const line of parts) {
-          if (signal.aborted) break;
-          await send(line.replace(/\r$/, ""));
-        }
+        for (const line of parts) await send(line.replace(/\r$/, ""));
       }
-      // A last line without newline is sent at the end of the input, not on an interrupt.
       rest += decoder.decode();
-      if (rest !== "" && !signal.aborted) await send(rest);
+      if (rest !== "") await send(rest);
     }
     return EXIT.ok;
   } catch (err) {
-    // Interrupted while connecting: nothing was under way, so nothing failed.
-    if (signal.aborted && err instanceof MqttError && err.code === "ABORTED") return EXIT.ok;
+    // Interrupted while connecting: no input had been taken, so nothing failed.
+    const aborted = err instanceof MqttError && err.code === "ABORTED";
+    if (streaming && signal.aborted && aborted) return EXIT.ok;
     return runtimeFailure(err);
   }
 }

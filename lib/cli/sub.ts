@@ -89,6 +89,7 @@ export async function main(
   let timer: ReturnType<typeof setTimeout> | undefined;
   using interrupts = trapInterrupts(debug);
   try {
+    debug(`connecting to ${redactUrl(url)}`);
     // The signal makes the client close itself (DISCONNECT) on an interrupt, which ends the loop.
     await using client = await connect(url, { ...options, signal: interrupts.signal });
     debug(`connected to ${redactUrl(url)} as ${client.clientId}`);
