@@ -3,8 +3,9 @@
  * child processes, against Mosquitto (an independent broker) and the embedded one.
  */
 import assert from "node:assert/strict";
-import { brokerTest, startMosquitto } from "./broker/mosquitto.ts";
+import { brokerTest, type Mosquitto, startMosquitto } from "./broker/mosquitto.ts";
 import { mosquittoPub, startMosquittoSub } from "./broker/cli.ts";
+import { startProxy } from "./broker/proxy.ts";
 import { main as subMain } from "../lib/cli/sub.ts";
 import { main as pubMain } from "../lib/cli/pub.ts";
 
@@ -15,9 +16,11 @@ async function run(
   script: string,
   args: string[],
   stdin?: string,
+  env?: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(script, root).pathname, ...args],
+    env,
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -90,42 +93,183 @@ brokerTest("sub: -C and -v print what mosquitto_pub sends, then exit 0", async (
   assert.deepEqual(out.text().trim().split("\n").sort(), ["cli/a alpha", "cli/b beta"]);
 });
 
-brokerTest("sub: a will set with --will-* is published when the process is killed", async () => {
-  await using broker = await startMosquitto();
-  await using watcher = await startMosquittoSub(
-    ["-p", String(broker.port), "-h", broker.host, "-t", "cli/will", "-v", "-q", "1"],
-    { count: 1 },
-  );
+/** A CLI tool as a child process whose `-d` lines on stderr the test can wait for. */
+interface Tool extends AsyncDisposable {
+  child: Deno.ChildProcess;
+  /** Resolves once stderr has had `count` lines containing `text`; rejects if it ends before. */
+  waitFor(text: string, count?: number): Promise<void>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+}
+
+function spawnTool(script: string, args: string[], stdin: "piped" | "null" = "null"): Tool {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("lib/cli/sub.ts", root).pathname,
-      "-L",
-      broker.url,
-      "-t",
-      "cli/never",
-      "-d",
-      "--will-topic",
-      "cli/will",
-      "--will-payload",
-      "gone",
-      "--will-qos",
-      "1",
-    ],
+    args: ["run", "-A", new URL(script, root).pathname, ...args],
+    stdin,
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  // `-d` prints "subscribed to ..." once CONNECT (with the will) has been accepted.
   let log = "";
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    log += chunk;
-    if (log.includes("subscribed to")) break;
+  let changed = Promise.withResolvers<boolean>();
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      log += chunk;
+      changed.resolve(true);
+      changed = Promise.withResolvers<boolean>();
+    }
+    changed.resolve(false);
+  })();
+  return {
+    child,
+    async waitFor(text, count = 1) {
+      while (log.split(text).length - 1 < count) {
+        if (!await changed.promise) {
+          throw new Error(`${script} ended before printing "${text}" ${count}x:\n${log}`);
+        }
+      }
+    },
+    stderr: () => log,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await child.status;
+      await reading;
+    },
+  };
+}
+
+/** `sub` connected to `broker` with a will on cli/will, once its subscription is in place. */
+async function subWithWill(broker: Mosquitto, clientId: string): Promise<Tool> {
+  const tool = spawnTool("lib/cli/sub.ts", [
+    "-L",
+    broker.url,
+    "-i",
+    clientId,
+    "-t",
+    "cli/never",
+    "-d",
+    "--will-topic",
+    "cli/will",
+    "--will-payload",
+    "gone",
+    "--will-qos",
+    "1",
+  ]);
+  // `-d` prints "subscribed to ..." once CONNECT (with the will) has been accepted.
+  await tool.waitFor("subscribed to");
+  return tool;
+}
+
+/** Waits until Mosquitto's log tells how `clientId`'s connection ended, and returns that line. */
+async function disconnectLine(broker: Mosquitto, clientId: string): Promise<string> {
+  const pattern = new RegExp(`Client ${clientId} (disconnected|closed its connection)[^\n]*`);
+  for (;;) {
+    const line = pattern.exec(await broker.log())?.[0];
+    if (line) return line;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  child.kill("SIGKILL");
-  await child.status;
+}
+
+/** A watcher on cli/will for one message; a marker that comes first proves no will came. */
+function willWatcher(broker: Mosquitto) {
+  return startMosquittoSub(
+    ["-p", String(broker.port), "-h", broker.host, "-t", "cli/will", "-v", "-q", "1"],
+    { count: 1 },
+  );
+}
+
+async function publishMarker(broker: Mosquitto): Promise<void> {
+  const r = await mosquittoPub(["-p", String(broker.port), "-t", "cli/will", "-m", "marker"]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+brokerTest("sub: a will set with --will-* is published when the process is killed", async () => {
+  await using broker = await startMosquitto();
+  await using watcher = await willWatcher(broker);
+  await using sub = await subWithWill(broker, "cli-killed");
+  sub.child.kill("SIGKILL");
+  await sub.child.status;
   assert.deepEqual(await watcher.done, ["cli/will gone"]);
+  // The control for the SIGINT and SIGTERM tests: without DISCONNECT, Mosquitto logs this.
+  assert.match(await disconnectLine(broker, "cli-killed"), /closed its connection/);
 });
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  brokerTest(
+    `sub: ${signal} sends DISCONNECT, so the will is discarded (MQTT-3.14.4-3), and exits 0`,
+    async () => {
+      await using broker = await startMosquitto();
+      await using watcher = await willWatcher(broker);
+      const clientId = `cli-${signal.toLowerCase()}`;
+      await using sub = await subWithWill(broker, clientId);
+      sub.child.kill(signal);
+      assert.equal((await sub.child.status).code, 0, sub.stderr());
+      // Mosquitto logs "disconnected" for a DISCONNECT, "closed its connection" without one.
+      assert.match(await disconnectLine(broker, clientId), /disconnected/);
+      // The will would have been published when the connection ended, before this marker.
+      await publishMarker(broker);
+      assert.deepEqual(await watcher.done, ["cli/will marker"]);
+    },
+  );
+}
+
+brokerTest(
+  "pub -l: SIGINT publishes the lines read so far, sends DISCONNECT, exits 0",
+  async () => {
+    await using broker = await startMosquitto();
+    await using watcher = await willWatcher(broker);
+    await using lines = await startMosquittoSub(
+      ["-p", String(broker.port), "-h", broker.host, "-t", "cli/lines", "-q", "1"],
+      { count: 2 },
+    );
+    await using pub = spawnTool("lib/cli/pub.ts", [
+      ...["-L", broker.url, "-i", "cli-pub", "-t", "cli/lines", "-l", "-q", "1", "-d"],
+      ...["--will-topic", "cli/will", "--will-payload", "gone"],
+    ], "piped");
+    const stdin = pub.child.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode("one\ntwo\n"));
+    await pub.waitFor("published", 2);
+    // stdin stays open: only the interrupt can end the tool.
+    pub.child.kill("SIGINT");
+    assert.equal((await pub.child.status).code, 0, pub.stderr());
+    await stdin.close().catch(() => {});
+    assert.deepEqual(await lines.done, ["one", "two"]);
+    assert.match(await disconnectLine(broker, "cli-pub"), /disconnected/);
+    await publishMarker(broker);
+    assert.deepEqual(await watcher.done, ["cli/will marker"]);
+  },
+);
+
+brokerTest(
+  "pub: a second SIGINT while closing waits on an unacknowledged publish exits 130",
+  async () => {
+    await using broker = await startMosquitto();
+    await using pub = spawnTool(
+      "lib/cli/pub.ts",
+      ["-L", broker.url, "-t", "cli/lines", "-l", "-q", "1", "-d"],
+      "piped",
+    );
+    const stdin = pub.child.stdin.getWriter();
+    try {
+      await stdin.write(new TextEncoder().encode("one\n"));
+      await pub.waitFor("published");
+      // A paused broker never sends the PUBACK, so close() waits for it (up to closeTimeout, 5 s).
+      await broker.pause();
+      await stdin.write(new TextEncoder().encode("two\n"));
+      await pub.waitFor("sending", 2);
+      pub.child.kill("SIGINT");
+      await pub.waitFor("interrupted: closing");
+      pub.child.kill("SIGINT");
+      assert.equal((await pub.child.status).code, 130, pub.stderr());
+    } finally {
+      await broker.resume();
+      await stdin.close().catch(() => {});
+    }
+  },
+);
 
 Deno.test("pub/sub: bad arguments exit 2 with the usage, broker errors exit 1 with the code", async () => {
   assert.equal(await pubMain(["-t", "a"]), 2); // no message source
@@ -137,6 +281,100 @@ Deno.test("pub/sub: bad arguments exit 2 with the usage, broker errors exit 1 wi
   assert.match(refused.stderr, /TRANSPORT_ERROR/);
   const wildcard = await run("lib/cli/pub.ts", ["-t", "a/+", "-m", "x", "-p", "1"]);
   assert.equal(wildcard.code, 1);
+});
+
+brokerTest(
+  "SIGINT while connecting: sub exits 0, pub -m exits 1 (its message was not sent)",
+  async () => {
+    await using broker = await startMosquitto();
+    await using proxy = await startProxy({ target: { hostname: broker.host, port: broker.port } });
+    // A black hole accepts the connection and never answers CONNECT.
+    proxy.blackhole(true);
+    for (
+      const [script, args, code] of [
+        ["lib/cli/sub.ts", ["-t", "a"], 0],
+        ["lib/cli/pub.ts", ["-t", "a", "-m", "x"], 1],
+      ] as const
+    ) {
+      await using tool = spawnTool(script, ["-L", proxy.url, "-d", ...args]);
+      await tool.waitFor("connecting to");
+      tool.child.kill("SIGINT");
+      assert.equal((await tool.child.status).code, code, tool.stderr());
+      if (code === 1) assert.match(tool.stderr(), /ABORTED/);
+    }
+  },
+);
+
+const USERS = { alice: "S3CRET pass" };
+
+brokerTest("pub/sub -d and URL errors print the URL with the password redacted", async () => {
+  await using broker = await startMosquitto({ auth: "password", users: USERS });
+  const url = `mqtt://alice:${encodeURIComponent(USERS.alice)}@${broker.host}:${broker.port}`;
+  const shown = `mqtt://alice:***@${broker.host}:${broker.port}`;
+  const pub = await run("lib/cli/pub.ts", ["-L", url, "-t", "cli/a", "-m", "x", "-d"]);
+  assert.equal(pub.code, 0, pub.stderr);
+  assert.ok(pub.stderr.includes(`connecting to ${shown}`), pub.stderr);
+  assert.ok(pub.stderr.includes(`connected to ${shown}`), pub.stderr);
+  const sub = await run("lib/cli/sub.ts", ["-L", url, "-t", "cli/a", "-W", "0.2", "-d"]);
+  assert.equal(sub.code, 0, sub.stderr);
+  assert.ok(sub.stderr.includes(`connected to ${shown}`), sub.stderr);
+  // Port 99999 does not parse: the error repeats the URL, redacted.
+  const bad = await run("lib/cli/pub.ts", ["-L", `${url}9`, "-t", "a", "-m", "x"]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /INVALID_OPTION.*alice:\*\*\*@/);
+  const badEscape = await run("lib/cli/sub.ts", ["-L", "mqtt://alice:S3%zzCRET@h", "-t", "a"]);
+  assert.equal(badEscape.code, 2);
+  assert.match(badEscape.stderr, /the password in broker URL "mqtt:\/\/alice:\*\*\*@h"/);
+  for (const out of [pub, sub, bad, badEscape]) assert.doesNotMatch(out.stderr, /S3CRET|S3%/);
+});
+
+brokerTest("pub: the password comes from -P, --pw-file or MQTT_PASSWORD", async (t) => {
+  await using broker = await startMosquitto({ auth: "password", users: USERS });
+  const dir = await Deno.makeTempDir();
+  try {
+    const right = `${dir}/right`;
+    const wrong = `${dir}/wrong`;
+    await Deno.writeTextFile(right, `${USERS.alice}\n`);
+    await Deno.writeTextFile(wrong, "nope\n");
+    const hostUrl = broker.url;
+    const userUrl = `mqtt://alice@${broker.host}:${broker.port}`;
+    const pub = (args: string[], env: Record<string, string> = {}) =>
+      run("lib/cli/pub.ts", ["-t", "cli/a", "-m", "x", ...args], undefined, env);
+    const cases: [string, string[], Record<string, string>, number][] = [
+      ["no password: refused (auth is on)", ["-L", hostUrl, "-u", "alice"], {}, 1],
+      ["-P", ["-L", hostUrl, "-u", "alice", "-P", USERS.alice], {}, 0],
+      ["--pw-file", ["-L", hostUrl, "-u", "alice", "--pw-file", right], {}, 0],
+      ["--pw-file, wrong", ["-L", hostUrl, "-u", "alice", "--pw-file", wrong], {}, 1],
+      ["--pw-file, user in the URL", ["-L", userUrl, "--pw-file", right], {}, 0],
+      ["MQTT_PASSWORD", ["-L", hostUrl, "-u", "alice"], { MQTT_PASSWORD: USERS.alice }, 0],
+      ["MQTT_PASSWORD, user in the URL", ["-L", userUrl], { MQTT_PASSWORD: USERS.alice }, 0],
+      [
+        "-P wins over MQTT_PASSWORD",
+        ["-L", userUrl, "-P", "nope"],
+        { MQTT_PASSWORD: USERS.alice },
+        1,
+      ],
+      ["--pw-file wins over MQTT_PASSWORD", ["-L", userUrl, "--pw-file", right], {
+        MQTT_PASSWORD: "nope",
+      }, 0],
+      ["-P and --pw-file together", ["-L", userUrl, "-P", "x", "--pw-file", right], {}, 2],
+      ["--pw-file missing", ["-L", userUrl, "--pw-file", `${dir}/none`], {}, 2],
+    ];
+    for (const [name, args, env, code] of cases) {
+      await t.step(name, async () => {
+        const result = await pub(args, env);
+        assert.equal(result.code, code, result.stderr);
+        if (code === 1) assert.match(result.stderr, /CONNECTION_REFUSED/);
+        assert.ok(!result.stderr.includes(USERS.alice), result.stderr);
+      });
+    }
+    // The help names the environment variable and the flag.
+    const help = await run("lib/cli/sub.ts", ["--help"]);
+    assert.match(help.stdout, /MQTT_PASSWORD/);
+    assert.match(help.stdout, /--pw-file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("deno task demo: runs every step against the embedded broker and exits 0", async () => {

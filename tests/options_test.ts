@@ -5,6 +5,7 @@ import {
   DEFAULTS,
   generateClientId,
   parseBrokerUrl,
+  redactUrl,
   resolveOptions,
   sessionOptions,
 } from "../lib/client/options.ts";
@@ -83,6 +84,64 @@ Deno.test("parseBrokerUrl rejects bad URLs with INVALID_OPTION", () => {
   assert.throws(() => parseBrokerUrl("mqtt://"), invalidOption(/no host/));
   assert.throws(() => parseBrokerUrl("mqtt://broker/topic"), invalidOption(/has a path/));
   assert.throws(() => parseBrokerUrl("mqtts://broker?x=1"), invalidOption(/has a path/));
+});
+
+Deno.test("redactUrl hides the password of URLs and of text that does not parse", () => {
+  const cases: [string, string][] = [
+    ["mqtt://alice:S3CRET@broker:1883", "mqtt://alice:***@broker:1883"],
+    ["wss://alice:S3CRET@broker/mqtt?x=1", "wss://alice:***@broker/mqtt?x=1"],
+    ["mqtt://alice:S3CRET@broker:99999", "mqtt://alice:***@broker:99999"],
+    ["mqtt://alice:S3C@RET@broker", "mqtt://alice:***@broker"],
+    // An unescaped "/" splits the password off into the path; the text is redacted up to the "@".
+    ["mqtt://alice:12/S3CRET@broker", "mqtt://alice:***@broker"],
+    // Without "//" the user name parses as the scheme and the password as the path.
+    ["alice:S3CRET@broker:1883", "alice:***@broker:1883"],
+    ["mqtt://alice@broker", "mqtt://alice@broker"],
+    ["ws://broker/p@th", "ws://broker/p@th"],
+    ["localhost:1883", "localhost:1883"],
+  ];
+  for (const [input, shown] of cases) assert.equal(redactUrl(input), shown, input);
+  assert.equal(redactUrl(new URL("mqtt://alice:S3CRET@broker")), "mqtt://alice:***@broker");
+});
+
+Deno.test("parseBrokerUrl and resolveOptions errors show the URL without its password", () => {
+  const cases: [string, RegExp][] = [
+    ["mqtt://alice:S3CRET@broker:99999", /invalid broker URL "mqtt:\/\/alice:\*\*\*@broker:99999"/],
+    ["mqtt://alice:S3CRET@", /invalid broker URL "mqtt:\/\/alice:\*\*\*@"/],
+    ["http://alice:S3CRET@broker", /unsupported URL scheme "http:" in "http:\/\/alice:\*\*\*@/],
+    ["alice:S3CRET@broker:1883", /unsupported URL scheme "alice:" in "alice:\*\*\*@broker:1883"/],
+    ["mqtt://alice:S3CRET@broker:0", /"mqtt:\/\/alice:\*\*\*@broker:0" has port 0/],
+    ["mqtt://alice:S3CRET@broker/t", /"mqtt:\/\/alice:\*\*\*@broker\/t" has a path/],
+  ];
+  for (const [url, pattern] of cases) {
+    for (const parse of [() => parseBrokerUrl(url), () => resolveOptions(url)]) {
+      assert.throws(parse, (e: unknown) => {
+        invalidOption(pattern)(e);
+        const err = e as MqttError;
+        assert.doesNotMatch(`${err.message} ${String(err.cause)}`, /S3CRET/, url);
+        return true;
+      });
+    }
+  }
+});
+
+Deno.test("a malformed % escape in URL credentials is INVALID_OPTION naming the field", () => {
+  const cases: [string, RegExp][] = [
+    ["mqtt://us%er:p%zz@host", /the user name in broker URL "mqtt:\/\/us%er:\*\*\*@host"/],
+    ["mqtt://user:S3%zzCRET@host", /the password in broker URL "mqtt:\/\/user:\*\*\*@host"/],
+    // Escapes that are well-formed but not UTF-8 are as malformed to decodeURIComponent.
+    ["mqtt://user:S3%FFCRET@host", /the password .*malformed % escape: write "%" as %25/],
+  ];
+  for (const [url, pattern] of cases) {
+    assert.throws(() => resolveOptions(url), (e: unknown) => {
+      invalidOption(pattern)(e);
+      assert.doesNotMatch(String((e as MqttError).message), /S3|zz/, url);
+      assert.equal((e as MqttError).cause, undefined);
+      return true;
+    });
+  }
+  // Credentials given as options are not decoded, so a bad escape in the URL is never read.
+  assert.equal(resolveOptions("mqtt://us%er@host", { username: "u" }).username, "u");
 });
 
 Deno.test("resolveOptions keeps given values and converts strings to bytes", () => {

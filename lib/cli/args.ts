@@ -6,6 +6,7 @@
  * @module
  */
 import { type ConnectOptions, MqttError, type QoS } from "../../mod.ts";
+import { urlCredentials } from "../client/options.ts";
 
 /** A flag error: the CLI prints it with the usage and exits with code 2. */
 export class UsageError extends Error {
@@ -47,6 +48,7 @@ const CONNECTION_FLAGS: FlagSpec[] = [
   { name: "disable-clean-session", short: "c", value: false },
   { name: "username", short: "u", value: true },
   { name: "pw", short: "P", value: true },
+  { name: "pw-file", value: true },
   { name: "cafile", value: true },
   { name: "cert", value: true },
   { name: "key", value: true },
@@ -69,6 +71,76 @@ function toInt(name: string, value: string, min: number, max: number): number {
 
 function toQos(name: string, value: string): QoS {
   return toInt(name, value, 0, 2) as QoS;
+}
+
+/** Environment variable read for the password when no flag or URL gives one. */
+export const PASSWORD_ENV = "MQTT_PASSWORD";
+
+/** Help text on the password sources and the signals, shared by both tools' usage. */
+export const COMMON_HELP: string =
+  `  --pw-file file  read the password from file (one trailing newline is ignored), so it
+                  does not show in the process list as -P does
+  Environment: ${PASSWORD_ENV}  the password, used with a user name (-u or in the URL)
+                  when neither -P, --pw-file nor the URL gives one
+  Ctrl-C or SIGTERM closes the connection cleanly (DISCONNECT: no will) and exits 0;
+  a second one exits at once with 130.`;
+
+async function readPasswordFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new UsageError(`cannot read --pw-file "${path}": ${(err as Error).message}`);
+  }
+  // Files written by editors and `echo` end in a newline that is not part of the password.
+  return text.replace(/\r?\n$/, "");
+}
+
+function passwordFromEnv(): string | undefined {
+  try {
+    return Deno.env.get(PASSWORD_ENV) || undefined;
+  } catch {
+    return undefined; // without --allow-env the variable is simply not read
+  }
+}
+
+/** The user name and password of `url`; none when it does not parse (connect() says why). */
+function credentialsOf(url: string): { username?: string; password?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return {};
+  }
+  try {
+    return urlCredentials(parsed);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * User name and password from -u, -P, --pw-file, the URL and the environment. URL
+ * credentials are left in the URL for connect(), unless a password given otherwise
+ * needs the URL's user name.
+ */
+async function credentials(
+  url: string,
+  get: (name: string) => string | undefined,
+): Promise<{ username?: string; password?: string }> {
+  const pw = get("pw");
+  const pwFile = get("pw-file");
+  if (pw !== undefined && pwFile !== undefined) {
+    throw new UsageError("give the password with -P or with --pw-file, not both");
+  }
+  let username = get("username");
+  let password = pw ?? (pwFile === undefined ? undefined : await readPasswordFile(pwFile));
+  const fromUrl = credentialsOf(url);
+  if (password === undefined && (username ?? fromUrl.username) !== undefined) {
+    if (username !== undefined || fromUrl.password === undefined) password = passwordFromEnv();
+  }
+  if (password !== undefined) username ??= fromUrl.username;
+  return { username, password };
 }
 
 /**
@@ -129,10 +201,9 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   if (values.has("disable-clean-session")) options.clean = false;
   const keepalive = get("keepalive");
   if (keepalive !== undefined) options.keepAlive = toInt("keepalive", keepalive, 0, 65535);
-  const username = get("username");
+  const { username, password } = await credentials(url, get);
   if (username !== undefined) options.username = username;
-  const pw = get("pw");
-  if (pw !== undefined) options.password = pw;
+  if (password !== undefined) options.password = password;
   if (tlsWanted || get("insecure-servername") !== undefined) {
     options.tls = {};
     if (cafile !== undefined) options.tls.caCerts = [await Deno.readTextFile(cafile)];
@@ -157,12 +228,62 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   return { url, options, topics, qos, flags: values };
 }
 
-/** Exit codes of the CLI tools. */
-export const EXIT: { readonly ok: 0; readonly error: 1; readonly usage: 2 } = {
+/** Exit codes of the CLI tools; `interrupted` is the shell's 128 + SIGINT. */
+export const EXIT: {
+  readonly ok: 0;
+  readonly error: 1;
+  readonly usage: 2;
+  readonly interrupted: 130;
+} = {
   ok: 0,
   error: 1,
   usage: 2,
+  interrupted: 130,
 };
+
+/** What {@linkcode trapInterrupts} returns: the signal to close on, and the handlers' removal. */
+export interface Interrupts extends Disposable {
+  /** Aborted by the first SIGINT or SIGTERM. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Handles SIGINT (Ctrl-C) and SIGTERM as `mosquitto_sub` does: the first aborts
+ * `signal`, so the tool closes its client cleanly (DISCONNECT, so the broker
+ * discards the will) and exits 0; a second exits at once with 130, for when
+ * closing hangs. `notice` is told of the first. Disposing removes the handlers.
+ *
+ * @example
+ * ```ts ignore
+ * import { trapInterrupts } from "./args.ts";
+ * import { connect } from "../../mod.ts";
+ * using interrupts = trapInterrupts();
+ * await using client = await connect("mqtt://localhost", { signal: interrupts.signal });
+ * ```
+ */
+export function trapInterrupts(notice: (line: string) => void = () => {}): Interrupts {
+  const controller = new AbortController();
+  const handler = () => {
+    if (controller.signal.aborted) Deno.exit(EXIT.interrupted);
+    notice("interrupted: closing the connection (interrupt again to exit at once)");
+    controller.abort(new MqttError("ABORTED", "interrupted by a signal"));
+  };
+  const installed: Deno.Signal[] = [];
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, handler);
+      installed.push(signal);
+    } catch {
+      // Windows has no SIGTERM; Ctrl-C is still handled.
+    }
+  }
+  return {
+    signal: controller.signal,
+    [Symbol.dispose]() {
+      for (const signal of installed) Deno.removeSignalListener(signal, handler);
+    },
+  };
+}
 
 /**
  * Prints a usage error with the usage text and returns exit code 2; rethrows

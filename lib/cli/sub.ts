@@ -7,21 +7,34 @@
  * ```
  *
  * Exit codes: 0 done (count reached, or interrupted), 1 connection or
- * subscription error, 2 bad arguments.
+ * subscription error, 2 bad arguments, 130 interrupted twice. On Ctrl-C or
+ * SIGTERM it sends DISCONNECT (so the broker discards the will) and exits 0,
+ * as `mosquitto_sub` does; a second interrupt exits at once.
  *
  * @module
  */
 import { connect } from "../../mod.ts";
-import { EXIT, parseArgs, runtimeFailure, UsageError, usageFailure } from "./args.ts";
+import { redactUrl } from "../client/options.ts";
+import {
+  COMMON_HELP,
+  EXIT,
+  parseArgs,
+  runtimeFailure,
+  trapInterrupts,
+  UsageError,
+  usageFailure,
+} from "./args.ts";
 
 const USAGE =
   `Usage: sub [-h host] [-p port] [-L url] -t topic [-t topic ...] [-q qos] [-v] [-C count]
-           [-i id] [-c] [-u user] [-P password] [-k keepalive] [-N] [-R] [-W seconds]
+           [-i id] [-c] [-u user] [-P password | --pw-file file] [-k keepalive]
+           [-N] [-R] [-W seconds]
            [--cafile file] [--cert file --key file] [--insecure-servername name]
            [--will-topic t --will-payload p --will-qos q --will-retain] [-d]
   -v         print "topic payload"        -C count   exit after count messages
   -N         no newline after payloads    -R         skip retained messages
-  -W secs    exit after secs seconds      -d         print what is done to stderr`;
+  -W secs    exit after secs seconds      -d         print what is done to stderr
+${COMMON_HELP}`;
 
 /**
  * Runs the tool with `args`, writing messages to `out`; returns the exit code.
@@ -74,9 +87,12 @@ export async function main(
   const encoder = new TextEncoder();
   const writer = out.getWriter();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  using interrupts = trapInterrupts(debug);
   try {
-    await using client = await connect(url, options);
-    debug(`connected to ${url} as ${client.clientId}`);
+    debug(`connecting to ${redactUrl(url)}`);
+    // The signal makes the client close itself (DISCONNECT) on an interrupt, which ends the loop.
+    await using client = await connect(url, { ...options, signal: interrupts.signal });
+    debug(`connected to ${redactUrl(url)} as ${client.clientId}`);
     const sub = await client.subscribe(topics, { qos });
     debug(`subscribed to ${topics.join(", ")} (granted ${sub.granted.join(", ")})`);
     if (timeout !== undefined) timer = setTimeout(() => void sub.unsubscribe(), timeout * 1000);
@@ -94,6 +110,8 @@ export async function main(
     }
     return EXIT.ok;
   } catch (err) {
+    // Closing on an interrupt ends a connect or subscribe under way: the way out, not a failure.
+    if (interrupts.signal.aborted) return EXIT.ok;
     return runtimeFailure(err);
   } finally {
     clearTimeout(timer);

@@ -330,7 +330,77 @@ export function generateClientId(): string {
 }
 
 /**
- * Parses and checks a broker URL: scheme, host, port, path.
+ * The URL as text with its password replaced by `***`, for error messages and
+ * logs. Text that does not parse as a URL is redacted too: everything between
+ * the scheme and the last `@` that could be a password is hidden.
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "./options.ts";
+ * console.log(redactUrl("mqtt://alice:S3CRET@broker:1883")); // "mqtt://alice:***@broker:1883"
+ * console.log(redactUrl("mqtt://alice:S3CRET@broker:99999")); // "mqtt://alice:***@broker:99999"
+ * ```
+ */
+export function redactUrl(url: string | URL): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not a URL: fall through to the textual redaction.
+  }
+  // An "@" after the host means a password with an unescaped "/", "?" or "#" may have been
+  // split off into the path; only the textual redaction catches that.
+  if (
+    parsed && parsed.host !== "" && !(parsed.pathname + parsed.search + parsed.hash).includes("@")
+  ) {
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.href;
+  }
+  const text = String(url);
+  const at = text.lastIndexOf("@");
+  if (at === -1) return text;
+  const start = /^[a-z][a-z\d+.-]*:[/\\]*/i.exec(text)?.[0] ?? "";
+  const userinfo = text.slice(start.length, at);
+  const colon = userinfo.indexOf(":");
+  // Without "//", "alice:pw@host" parses as scheme "alice": the whole user info is the password.
+  if (colon === -1 && /[/\\]$/.test(start)) return text;
+  return `${start}${colon === -1 ? "" : userinfo.slice(0, colon + 1)}***${text.slice(at)}`;
+}
+
+/**
+ * The user name and password of a URL, percent-decoded; an empty one is
+ * `undefined`. Throws `INVALID_OPTION` naming the field (never its value) when
+ * its `%` escapes are not valid percent-encoded UTF-8.
+ *
+ * @example
+ * ```ts
+ * import { urlCredentials } from "./options.ts";
+ * const { username, password } = urlCredentials(new URL("mqtt://us%40er:p%3Ass@broker"));
+ * console.log(username, password); // "us@er" "p:ss"
+ * ```
+ */
+export function urlCredentials(url: URL): { username?: string; password?: string } {
+  const decode = (field: string, value: string): string | undefined => {
+    if (value === "") return undefined;
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      // The URIError would only repeat the value; the cause is left out so it cannot leak.
+      throw invalid(
+        `the ${field} in broker URL "${redactUrl(url)}" has a malformed % escape: ` +
+          `write "%" as %25 and each other escape as % and two hex digits of UTF-8`,
+      );
+    }
+  };
+  return {
+    username: decode("user name", url.username),
+    password: decode("password", url.password),
+  };
+}
+
+/**
+ * Parses and checks a broker URL: scheme, host, port, path. Error messages
+ * show the URL with its password redacted.
  *
  * @example
  * ```ts
@@ -343,25 +413,29 @@ export function parseBrokerUrl(url: string | URL): BrokerUrl {
   let parsed: URL;
   try {
     parsed = new URL(url);
-  } catch (cause) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    throw new MqttError("INVALID_OPTION", `invalid broker URL "${String(url)}": ${reason}`, {
-      cause,
-    });
+  } catch {
+    // The URL parser's error repeats the input, password included: it is not passed on.
+    throw invalid(
+      `invalid broker URL "${redactUrl(url)}": it does not parse as a URL ` +
+        `(expected e.g. mqtt://host:1883, with a port up to 65535)`,
+    );
   }
+  const shown = redactUrl(parsed);
   const scheme = parsed.protocol.slice(0, -1);
   if (scheme !== "mqtt" && scheme !== "mqtts" && scheme !== "ws" && scheme !== "wss") {
     throw invalid(
-      `unsupported URL scheme "${parsed.protocol}" in "${parsed.href}": use mqtt:, mqtts:, ws: or wss:`,
+      `unsupported URL scheme "${parsed.protocol}" in "${
+        redactUrl(url)
+      }": use mqtt:, mqtts:, ws: or wss:`,
     );
   }
   // Non-special schemes (mqtt:, mqtts:) keep the host's case; host names are case-insensitive.
   let hostname = parsed.hostname.toLowerCase();
   if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
-  if (hostname === "") throw invalid(`broker URL "${parsed.href}" has no host`);
+  if (hostname === "") throw invalid(`broker URL "${shown}" has no host`);
   const port = parsed.port === "" ? DEFAULT_PORTS[scheme] : Number(parsed.port);
   if (port < 1 || port > 65535) {
-    throw invalid(`broker URL "${parsed.href}" has port ${port}; use 1..65535`);
+    throw invalid(`broker URL "${shown}" has port ${port}; use 1..65535`);
   }
   let path = "";
   if (scheme === "ws" || scheme === "wss") {
@@ -371,7 +445,7 @@ export function parseBrokerUrl(url: string | URL): BrokerUrl {
     path = pathname + parsed.search;
   } else if ((parsed.pathname !== "" && parsed.pathname !== "/") || parsed.search !== "") {
     throw invalid(
-      `broker URL "${parsed.href}" has a path; ${scheme}: URLs take none (paths are for ws: and wss:)`,
+      `broker URL "${shown}" has a path; ${scheme}: URLs take none (paths are for ws: and wss:)`,
     );
   }
   const href = new URL(parsed.href);
@@ -424,8 +498,9 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     : checkString("username", options.username);
   let password = options.password === undefined ? undefined : toBytes("password", options.password);
   if (username === undefined && password === undefined) {
-    if (parsed.username !== "") username = decodeURIComponent(parsed.username);
-    if (parsed.password !== "") password = encoder.encode(decodeURIComponent(parsed.password));
+    const fromUrl = urlCredentials(parsed);
+    username = fromUrl.username;
+    if (fromUrl.password !== undefined) password = encoder.encode(fromUrl.password);
   }
   if (password !== undefined && username === undefined) {
     throw invalid("a password needs a username (MQTT-3.1.2-22)");
