@@ -318,3 +318,10 @@ Deno.test("sessionOptions picks the session's fields", () => {
     "pingTimeout",
   ]);
 });
+
+Deno.test("pingTimeout defaults to the keep-alive, at most 10 s, so a dead link is noticed within about two periods", () => {
+  assert.equal(resolveOptions("mqtt://h", { keepAlive: 2 }).pingTimeout, 2_000);
+  assert.equal(resolveOptions("mqtt://h", { keepAlive: 30 }).pingTimeout, 10_000);
+  assert.equal(resolveOptions("mqtt://h", { keepAlive: 0 }).pingTimeout, 10_000);
+  assert.equal(resolveOptions("mqtt://h", { keepAlive: 2, pingTimeout: 500 }).pingTimeout, 500);
+});

@@ -267,6 +267,23 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#closed;
   }
 
+  /**
+   * The topic filters the session holds at the server, with their granted
+   * QoS, in subscribe order: those granted on this client, and, with a
+   * `store` and `clean: false`, those a previous process left in the store.
+   * Messages for a filter with no live {@linkcode Subscription} are held until
+   * `subscribe()` is called for it again.
+   *
+   * @example
+   * ```ts ignore
+   * const client = await connect(url, { clean: false, store: await FileStore.open("session.journal") });
+   * for (const [filter, qos] of client.sessionSubscriptions) await client.subscribe(filter, { qos });
+   * ```
+   */
+  get sessionSubscriptions(): ReadonlyMap<string, QoS> {
+    return this.#state.subscriptions;
+  }
+
   /** Publishes waiting for the connection or for an in-flight window slot. */
   get queued(): number {
     return this.#state.pendingCount;

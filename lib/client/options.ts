@@ -84,8 +84,10 @@ export interface ConnectOptions {
   connectTimeout?: number;
   /**
    * Milliseconds to wait for PINGRESP (or any packet) after a PINGREQ before
-   * the connection is declared dead with `KEEPALIVE_TIMEOUT`.
-   * @default {10000}
+   * the connection is declared dead with `KEEPALIVE_TIMEOUT`. The default is
+   * the keep-alive interval, at most 10 s, so a dead link is noticed within
+   * about two keep-alive periods.
+   * @default {min(keepAlive × 1000, 10000)}
    */
   pingTimeout?: number;
   /** Most outgoing QoS 1 and 2 messages awaiting acknowledgement at once, 1..65535. @default {100} */
@@ -557,8 +559,9 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   const connectTimeout = options.connectTimeout === undefined
     ? DEFAULTS.connectTimeout
     : checkMillis("connectTimeout", options.connectTimeout, 1);
+  // A dead link is noticed within about two keep-alive periods, as with other clients.
   const pingTimeout = options.pingTimeout === undefined
-    ? DEFAULTS.pingTimeout
+    ? (keepAlive === 0 ? DEFAULTS.pingTimeout : Math.min(keepAlive * 1000, DEFAULTS.pingTimeout))
     : checkMillis("pingTimeout", options.pingTimeout, 1);
   const closeTimeout = options.closeTimeout === undefined
     ? DEFAULTS.closeTimeout

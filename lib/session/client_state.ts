@@ -75,6 +75,8 @@ export class ClientSessionState extends SessionState {
   #requests = new Map<number, PendingRequest>();
   /** Live subscriptions, filter → granted QoS, in subscribe order. */
   #subscriptions = new Map<string, QoS>();
+  /** Filters loaded from the store and not subscribed again by this process. */
+  #restored = new Set<string>();
   /**
    * Re-registration SUBSCRIBEs sent and not yet acknowledged. Left non-zero
    * when the connection drops before their SUBACKs, so the next connection
@@ -82,9 +84,27 @@ export class ClientSessionState extends SessionState {
    */
   resubscribing = 0;
 
-  /** Creates an empty client state, or one loaded from `options.store`. */
+  /**
+   * Creates an empty client state, or one loaded from `options.store`,
+   * subscriptions included (a new process learns which filters its session holds).
+   */
   constructor(options: SessionStateOptions = {}) {
     super(options);
+    const stored = options.store?.load().subscriptions ?? [];
+    for (const { filter, qos } of stored) {
+      this.#subscriptions.set(filter, qos);
+      this.#restored.add(filter);
+    }
+  }
+
+  /**
+   * MQTT-3.1.2-6: a clean session discards the previous session's state, so
+   * subscriptions loaded from a previous process's store are forgotten (this
+   * process's own are kept and registered again).
+   */
+  discardRestoredSubscriptions(): void {
+    if (this.#restored.size === 0) return;
+    this.unsubscribed([...this.#restored]);
   }
 
   /** SUBSCRIBE/UNSUBSCRIBE sent and awaiting acknowledgement. */
@@ -145,13 +165,22 @@ export class ClientSessionState extends SessionState {
       const code = returnCodes[i];
       const filter = subs[i].filter;
       if (isFailure(code) || cancelled?.has(filter)) continue;
+      // The store first, as everywhere: if it throws, memory is unchanged.
+      this.store?.putSubscription(filter, code as QoS);
       this.#subscriptions.set(filter, code as QoS);
+      this.#restored.delete(filter);
     }
   }
 
   /** Forgets filters an UNSUBSCRIBE is being sent for, also ones whose SUBACK is still due. */
   unsubscribed(filters: readonly string[]): void {
-    for (const filter of filters) this.#subscriptions.delete(filter);
+    const store = this.store;
+    for (const filter of filters) {
+      if (!this.#subscriptions.has(filter)) continue;
+      store?.removeSubscription(filter);
+      this.#subscriptions.delete(filter);
+      this.#restored.delete(filter);
+    }
     for (const request of this.#requests.values()) {
       if (request.packet.type !== "subscribe") continue;
       for (const filter of filters) {
@@ -169,8 +198,14 @@ export class ClientSessionState extends SessionState {
    */
   resubscribed(filter: string, code: SubackReturnCode | undefined): boolean {
     if (!this.#subscriptions.has(filter)) return false;
-    if (code === undefined || isFailure(code)) this.#subscriptions.delete(filter);
-    else this.#subscriptions.set(filter, code as QoS);
+    const store = this.store;
+    if (code === undefined || isFailure(code)) {
+      store?.removeSubscription(filter);
+      this.#subscriptions.delete(filter);
+    } else {
+      store?.putSubscription(filter, code as QoS);
+      this.#subscriptions.set(filter, code as QoS);
+    }
     return true;
   }
 
@@ -187,6 +222,7 @@ export class ClientSessionState extends SessionState {
    */
   override abandon(error: MqttError): void {
     this.#subscriptions.clear();
+    this.#restored.clear();
     this.resubscribing = 0;
     this.failRequests(error);
     super.abandon(error);

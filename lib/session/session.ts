@@ -421,6 +421,8 @@ export class Session {
     // order, so the subscriptions are active before resent and queued publishes
     // (which may be answered by messages on those topics) arrive.
     const data = this.#data;
+    // MQTT-3.1.2-6: a clean session starts without a previous process's subscriptions.
+    if (this.#options.clean) data.discardRestoredSubscriptions();
     if (!packet.sessionPresent || data.resubscribing !== 0) this.#resubscribe(now);
     // Publishes made from inside `connected()` must queue behind the resends.
     const flows = this.#flows;

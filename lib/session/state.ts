@@ -179,6 +179,11 @@ export class SessionState {
     this.#nextId = Number.isInteger(next) && next >= 1 && next <= MAX_PACKET_ID ? next : 1;
   }
 
+  /** The store changes are recorded in, if any. */
+  protected get store(): Store | undefined {
+    return this.#store;
+  }
+
   /** Outgoing QoS 1/2 publishes sent and not yet completed. */
   get inflightCount(): number {
     return this.#inflight.size;
