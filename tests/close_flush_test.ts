@@ -28,10 +28,13 @@ const MESSAGES = 10;
 const decoder = new TextDecoder();
 
 /**
- * `Connection.closed()` in lib/client/client.ts must wait for the pipe into the transport's
- * writable (not only for its own writer's close) before tearing the transport down; until it
- * does, `client.close()` resolves with the frames still queued and these tests fail for ws and
- * wss. See the report of branch `wsclose` for the change.
+ * Whether the client waits for the transport's flush. `Connection.closed()` in
+ * lib/client/client.ts must wait for the pipe into the transport's writable (not only for its own
+ * writer's close) before tearing the transport down, and its read loop must not report the
+ * server's hang-up after DISCONNECT as an error. Until then `client.close()` resolves with the
+ * frames still queued, so the ws and wss client tests are registered as ignored; the mqtt
+ * control runs either way. The change is in the report of branch `wsclose`; set this to `true`
+ * with it.
  */
 const CLIENT_WAITS_FOR_TRANSPORT_CLOSE = false;
 
@@ -178,17 +181,16 @@ for (const scheme of ["mqtt", "ws", "wss"] as const) {
 }
 
 for (const scheme of ["mqtt", "ws", "wss"] as const) {
-  Deno.test({
-    name:
-      `MQTT-3.1.2-8, MQTT-3.14.4-3: a process that exits right after \`await client.close()\` ` +
-      `over ${scheme}:// has sent its ${MESSAGES} QoS 0 messages and its DISCONNECT (no will)`,
-    ignore: scheme !== "mqtt" && !CLIENT_WAITS_FOR_TRANSPORT_CLOSE,
-    async fn() {
-      const { data, wills } = await countDelivered(CLIENT_CHILD, scheme);
-      assert.equal(data, MESSAGES, `${data} of ${MESSAGES} QoS 0 messages arrived`);
-      assert.equal(wills, 0, "the broker published the will: the DISCONNECT never arrived");
-    },
-  });
+  const name = `MQTT-3.1.2-8, MQTT-3.14.4-3: a process that exits right after ` +
+    `\`await client.close()\` over ${scheme}:// has sent its ${MESSAGES} QoS 0 messages and its ` +
+    `DISCONNECT (no will, no error event)`;
+  const fn = async () => {
+    const { data, wills } = await countDelivered(CLIENT_CHILD, scheme);
+    assert.equal(data, MESSAGES, `${data} of ${MESSAGES} QoS 0 messages arrived`);
+    assert.equal(wills, 0, "the broker published the will: the DISCONNECT never arrived");
+  };
+  if (scheme === "mqtt" || CLIENT_WAITS_FOR_TRANSPORT_CLOSE) brokerTest(name, fn);
+  else Deno.test({ name: `${name} (pending the client change)`, ignore: true, fn });
 }
 
 /** A WebSocket server (no TLS) on a free port counting the bytes it receives. */
