@@ -19,8 +19,14 @@
 export interface Transport {
   /** Bytes from the peer. Ends when the peer closes; errors when the link fails. */
   readonly readable: ReadableStream<Uint8Array>;
-  /** Bytes to the peer. */
+  /**
+   * Bytes to the peer. Closing it flushes: the close settles once everything
+   * written has left (or could not), so a process may exit right after it.
+   */
   readonly writable: WritableStream<Uint8Array>;
-  /** Tears the link down at once. Safe to call more than once. */
+  /**
+   * Tears the link down at once. Safe to call more than once. Bytes a flush
+   * under way has already handed on are not recalled.
+   */
   close(): void;
 }
