@@ -27,17 +27,6 @@ type Scheme = "mqtt" | "ws" | "wss";
 const MESSAGES = 10;
 const decoder = new TextDecoder();
 
-/**
- * Whether the client waits for the transport's flush. `Connection.closed()` in
- * lib/client/client.ts must wait for the pipe into the transport's writable (not only for its own
- * writer's close) before tearing the transport down, and its read loop must not report the
- * server's hang-up after DISCONNECT as an error. Until then `client.close()` resolves with the
- * frames still queued, so the ws and wss client tests are registered as ignored; the mqtt
- * control runs either way. The change is in the report of branch `wsclose`; set this to `true`
- * with it.
- */
-const CLIENT_WAITS_FOR_TRANSPORT_CLOSE = false;
-
 const imports = {
   mod: JSON.stringify(new URL("../mod.ts", import.meta.url).href),
   tcp: JSON.stringify(new URL("../lib/transports/tcp.ts", import.meta.url).href),
@@ -189,8 +178,7 @@ for (const scheme of ["mqtt", "ws", "wss"] as const) {
     assert.equal(data, MESSAGES, `${data} of ${MESSAGES} QoS 0 messages arrived`);
     assert.equal(wills, 0, "the broker published the will: the DISCONNECT never arrived");
   };
-  if (scheme === "mqtt" || CLIENT_WAITS_FOR_TRANSPORT_CLOSE) brokerTest(name, fn);
-  else Deno.test({ name: `${name} (pending the client change)`, ignore: true, fn });
+  brokerTest(name, fn);
 }
 
 /** A WebSocket server (no TLS) on a free port counting the bytes it receives. */

@@ -83,6 +83,10 @@ export class Connection implements SessionHandler {
   readonly #timer: DeadlineTimer;
   readonly #transport: Transport;
   readonly #writer: WritableStreamDefaultWriter<Packet | readonly Packet[]>;
+  /** Settles once the transport's writable is closed: everything written has left. */
+  readonly #piped: Promise<void>;
+  /** DISCONNECT is queued: the server ending the connection now is the expected end. */
+  #disconnecting = false;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
   /** Packets sent this tick, written together by `#flush`. */
@@ -114,7 +118,8 @@ export class Connection implements SessionHandler {
     this.#inbox = host.inbox;
     this.#transport = transport;
     const writer = new PacketWriter();
-    writer.readable.pipeTo(transport.writable).catch((err) => {
+    this.#piped = writer.readable.pipeTo(transport.writable);
+    this.#piped.catch((err) => {
       this.end(asMqttError(err, "writing to the connection failed"));
     });
     this.#writer = writer.writable.getWriter();
@@ -240,9 +245,11 @@ export class Connection implements SessionHandler {
       this.end(error);
       return;
     }
-    // A DISCONNECT was queued: let it reach the wire before tearing down.
+    // A DISCONNECT was queued: the transport's writable closes only once everything written
+    // has left (a WebSocket drains its buffer and closes its handshake), then the teardown.
+    this.#disconnecting = true;
     this.#flush();
-    this.#writer.close().catch(noop).finally(() => this.end(undefined));
+    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => this.end(undefined));
   }
 
   /** Tears the transport down once; the session learns the connection is gone. */
@@ -297,7 +304,9 @@ export class Connection implements SessionHandler {
         const { value, done } = await reader.read();
         if (done) {
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
-          error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+          if (!this.#disconnecting) {
+            error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+          }
           break;
         }
         this.#readAt = now();
