@@ -15,20 +15,7 @@ import {
 } from "../examples/edge_function.ts";
 import { brokerTest, type Mosquitto, startMosquitto } from "./broker/mosquitto.ts";
 import { trustForWebSocket } from "./broker/certs.ts";
-
-const TIMEOUT_MS = 5_000;
-
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { within } from "./client_helpers.ts";
 
 /** Serves `handler` on a free loopback port until the returned server is disposed. */
 function serve(handler: PublishHandler): Promise<{ origin: string } & AsyncDisposable> {

@@ -28,6 +28,7 @@ import type { Transport } from "../lib/transports/transport.ts";
 import { connectWebSocket } from "../lib/transports/websocket.ts";
 import { trustForWebSocket } from "./broker/certs.ts";
 import { type BrokerName, FEATURES, type Target, targetTest } from "./targets.ts";
+import { within } from "./client_helpers.ts";
 
 type Scheme = "mqtt" | "mqtts" | "ws" | "wss";
 
@@ -43,26 +44,12 @@ interface Endpoint {
   open(url: URL): Promise<Transport>;
 }
 
-const TIMEOUT_MS = 5_000;
 const encoder = new TextEncoder();
 let unique = 0;
 
 /** A topic (and client id stem) used by one test only. */
 function fresh(stem: string): string {
   return `${stem}-${Date.now().toString(36)}-${unique++}`;
-}
-
-/** Rejects after `ms` unless `promise` settles first; clears its timer either way. */
-async function within<T>(promise: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Reads `count` messages from a subscription (without ending it). */

@@ -56,7 +56,7 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  *   deliver: (p) => console.log("deliver", p.topic),
  * });
  * flows.publish({ topic: "a", payload: new Uint8Array(), qos: 2, retain: false }, 0, () => {});
- * flows.receive({ type: "pubrec", packetId: 1 }, 1);
+ * flows.receiveAck({ type: "pubrec", packetId: 1 }, 1);
  * console.log(sent.map((p) => p.type)); // [ "publish", "pubrel" ]
  * ```
  */
