@@ -24,12 +24,12 @@ import type {
   SubscriptionRequest,
 } from "./packet.ts";
 import type { CodecOptions } from "./options.ts";
-import { protocolVersionOf } from "./options.ts";
+import { DEFAULT_PROTOCOL_VERSION, protocolVersionOf } from "./options.ts";
 import { MAX_PACKET_SIZE, readRemainingLength } from "./remaining_length.ts";
 import { decodeTopicName, topicFilterLength } from "./topic.ts";
 import { readString } from "./utf8.ts";
 
-/** Packet type names by the 4-bit type of the fixed header (0 and 15 are forbidden). */
+/** Packet type names by the 4-bit type of the fixed header (0 is forbidden, 15 is 5.0 only). */
 const TYPE_NAMES: readonly (PacketTypeName | undefined)[] = [
   undefined,
   "connect",
@@ -46,7 +46,7 @@ const TYPE_NAMES: readonly (PacketTypeName | undefined)[] = [
   "pingreq",
   "pingresp",
   "disconnect",
-  undefined,
+  "auth",
 ];
 
 /**
@@ -54,9 +54,11 @@ const TYPE_NAMES: readonly (PacketTypeName | undefined)[] = [
  * the packet that starts at `offset`, or -1 if its fixed header is not
  * complete yet. Reads at most 5 bytes.
  *
- * Throws `MALFORMED_REMAINING_LENGTH` when the length field would need a
- * fifth byte (section 2.2.3), and `PACKET_TOO_LARGE` when the packet exceeds
- * `maxPacketSize`, both as soon as the header is known, before the body
+ * Throws `INVALID_PACKET_TYPE` for a reserved type (0, and 15 unless
+ * `protocolVersion` is 5: AUTH exists only in MQTT 5.0) from the first byte,
+ * `MALFORMED_REMAINING_LENGTH` when the length field would need a fifth byte
+ * (section 2.2.3), and `PACKET_TOO_LARGE` when the packet exceeds
+ * `maxPacketSize`, all as soon as the header is known, before the body
  * arrives.
  *
  * @example
@@ -71,11 +73,13 @@ export function packetLength(
   offset: number,
   end: number,
   maxPacketSize: number = MAX_PACKET_SIZE,
+  protocolVersion: ProtocolVersion = DEFAULT_PROTOCOL_VERSION,
 ): number {
   if (end - offset < 1) return -1;
   // A reserved type is known from the first byte: refuse it before buffering a body.
-  const type = TYPE_NAMES[buf[offset] >> 4];
-  if (type === undefined) throw reservedType(buf[offset] >> 4);
+  const typeId = buf[offset] >> 4;
+  const type = TYPE_NAMES[typeId];
+  if (type === undefined || (typeId === 15 && protocolVersion !== 5)) throw reservedType(typeId);
   if (end - offset < 2) return -1;
   const r = readRemainingLength(buf, offset + 1, end, type);
   if (r < 0) return -1;
@@ -85,10 +89,13 @@ export function packetLength(
 }
 
 function reservedType(typeId: number): ProtocolError {
-  // Section 2.2.1, Table 2.1: types 0 and 15 are reserved, forbidden.
+  // 3.1.1 section 2.2.1, Table 2.1: types 0 and 15 are reserved, forbidden;
+  // 5.0 section 2.1.2, Table 2-1: 0 is reserved, 15 is AUTH.
   return new ProtocolError(
     "INVALID_PACKET_TYPE",
-    `packet type ${typeId} is reserved (section 2.2.1)`,
+    typeId === 15
+      ? "packet type 15 (AUTH) exists only in MQTT 5.0 (3.1.1 section 2.2.1)"
+      : `packet type ${typeId} is reserved (section 2.2.1)`,
   );
 }
 
@@ -136,7 +143,8 @@ export function decodePacket(
   const first = buf[offset];
   const typeId = first >> 4;
   const type = TYPE_NAMES[typeId];
-  if (type === undefined) throw reservedType(typeId);
+  const version = protocolVersionOf(options);
+  if (type === undefined || (typeId === 15 && version !== 5)) throw reservedType(typeId);
   const r = readRemainingLength(buf, offset + 1, end, type);
   if (r < 0) throw truncated(type);
   const start = offset + (r & 3) + 2;
@@ -146,7 +154,6 @@ export function decodePacket(
   if (stop > end) throw truncated(type);
   if (stop < end) throw trailing(type);
   const flags = first & 0x0f;
-  const version = protocolVersionOf(options);
   if (typeId === 3) return decodePublish(buf, flags, start, stop, version);
   // MQTT-2.2.2-1/-2: reserved flags have fixed values (Table 2.2).
   const expected = typeId === 6 || typeId === 8 || typeId === 10 ? 0b0010 : 0;

@@ -18,3 +18,4 @@ export { decodePacket, packetLength } from "./decode.ts";
 export { validateTopicFilter, validateTopicName } from "./topic.ts";
 export { MAX_PACKET_SIZE, MAX_REMAINING_LENGTH } from "./remaining_length.ts";
 export * from "./packet.ts";
+export * from "./reason_codes.ts";

@@ -10,9 +10,10 @@ import { MAX_PACKET_SIZE } from "./remaining_length.ts";
 /** Options of the codec functions. */
 export interface CodecOptions {
   /**
-   * Protocol level of the connection: 4 is MQTT 3.1.1 (the only one built).
-   * MQTT 5.0 will branch on this where properties and reason codes go.
-   * Default 4.
+   * Protocol level of the connection: 4 is MQTT 3.1.1, 5 is MQTT 5.0
+   * (properties, reason codes, the AUTH packet). A CONNECT carries its own
+   * level, which the decoder reads from the packet: this option is then the
+   * highest level accepted. Default 4.
    */
   protocolVersion?: ProtocolVersion;
   /**

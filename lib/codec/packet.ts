@@ -10,8 +10,8 @@
 /** Quality of service level of a PUBLISH or a subscription. */
 export type QoS = 0 | 1 | 2;
 
-/** Protocol level carried in CONNECT: 4 is MQTT 3.1.1 (5 is reserved for MQTT 5.0, not built yet). */
-export type ProtocolVersion = 4;
+/** Protocol level carried in CONNECT: 4 is MQTT 3.1.1, 5 is MQTT 5.0. */
+export type ProtocolVersion = 4 | 5;
 
 /** Name of a control packet type, the discriminant of {@linkcode Packet}. */
 export type PacketTypeName =
@@ -28,7 +28,8 @@ export type PacketTypeName =
   | "unsuback"
   | "pingreq"
   | "pingresp"
-  | "disconnect";
+  | "disconnect"
+  | "auth";
 
 /** The Last Will message a CONNECT asks the server to publish if the client vanishes. */
 export interface Will {
