@@ -30,7 +30,7 @@ export { MAX_PACKET_SIZE };
 
 /**
  * Returns the protocol level of `options`, refusing levels this codec does
- * not speak with `UNSUPPORTED_PROTOCOL` (only 4, MQTT 3.1.1, today).
+ * not speak (only 4, MQTT 3.1.1, and 5, MQTT 5.0) with `UNSUPPORTED_PROTOCOL`.
  *
  * @example
  * ```ts
@@ -40,11 +40,11 @@ export { MAX_PACKET_SIZE };
  */
 export function protocolVersionOf(options: CodecOptions | undefined): ProtocolVersion {
   const version = options?.protocolVersion ?? DEFAULT_PROTOCOL_VERSION;
-  // MQTT 5.0 (level 5) plugs in here once built.
-  if (version !== 4) {
+  if (version !== 4 && version !== 5) {
     throw new ProtocolError(
       "UNSUPPORTED_PROTOCOL",
-      `protocol level ${version} is not supported by this codec (MQTT-3.1.2-2)`,
+      `protocol level ${version} is not supported by this codec: 4 (MQTT 3.1.1) or 5 ` +
+        `(MQTT 5.0) (MQTT-3.1.2-2)`,
     );
   }
   return version;
