@@ -299,6 +299,8 @@ function invalidFlags(type: PacketTypeName, flags: number, expected: number): Pr
     ? ", MQTT-3.10.1-1"
     : type === "disconnect"
     ? ", MQTT-3.14.1-1"
+    : type === "auth"
+    ? ", MQTT-3.15.1-1"
     : "";
   return new ProtocolError(
     "INVALID_FLAGS",
