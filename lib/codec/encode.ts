@@ -340,8 +340,9 @@ function only5(present: boolean, type: PacketTypeName, what: string): void {
   if (present) {
     throw new ProtocolError(
       "PROTOCOL_VERSION_MISMATCH",
-      `${type.toUpperCase()} ${what} exists only in MQTT 5.0, but the codec runs at ` +
-        `protocolVersion 4 (MQTT 3.1.1): set protocolVersion 5 or remove it`,
+      `${type.toUpperCase()} ${what} exists only in MQTT 5.0, but the packet is encoded as ` +
+        `MQTT 3.1.1 (protocolVersion 4${type === "connect" ? " or protocolLevel 4" : ""}): ` +
+        `use protocolVersion 5 or remove it`,
       type,
     );
   }

@@ -25,7 +25,7 @@ import type {
   DisconnectReasonCode,
   PubackReasonCode,
   PubrelReasonCode,
-  SubackReasonCode as SubackReasonCode5,
+  SubackReasonCode,
   UnsubackReasonCode,
 } from "./reason_codes.ts";
 
@@ -224,7 +224,7 @@ export interface SubackPacket {
    */
   returnCodes: SubackReturnCode[];
   /** MQTT 5.0: one reason code per filter, in order (5.0 MQTT-3.9.3-1). */
-  reasonCodes?: SubackReasonCode5[];
+  reasonCodes?: SubackReasonCode[];
   /** MQTT 5.0 properties; absent when there are none. */
   properties?: AckProperties;
 }

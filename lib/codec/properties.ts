@@ -167,7 +167,15 @@ export type AuthProperties = Pick<
  */
 export type PropertyContext = number;
 
-/** {@linkcode PropertyContext} of the Will Properties. */
+/**
+ * {@linkcode PropertyContext} of the Will Properties.
+ *
+ * @example
+ * ```ts
+ * import { propertiesLength, WILL_PROPERTIES } from "./properties.ts";
+ * console.log(propertiesLength({ willDelayInterval: 5 }, WILL_PROPERTIES, "connect")); // 5
+ * ```
+ */
 export const WILL_PROPERTIES: PropertyContext = 0;
 
 // Value types of Table 2-4 (section 1.5) and the extra rule each property has.
@@ -340,12 +348,29 @@ function hex(n: number): string {
   return n.toString(16).padStart(2, "0");
 }
 
-/** Bytes a Variable Byte Integer takes for `value` (section 1.5.5). */
+/**
+ * Bytes a Variable Byte Integer takes for `value` (section 1.5.5).
+ *
+ * @example
+ * ```ts
+ * import { varIntSize } from "./properties.ts";
+ * console.log(varIntSize(127), varIntSize(16_384)); // 1 3
+ * ```
+ */
 export function varIntSize(value: number): number {
   return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x20_0000 ? 3 : 4;
 }
 
-/** Writes `value` as a Variable Byte Integer at `pos`; returns the position after it. */
+/**
+ * Writes `value` as a Variable Byte Integer at `pos`; returns the position after it.
+ *
+ * @example
+ * ```ts
+ * import { writeVarInt } from "./properties.ts";
+ * const buf = new Uint8Array(4);
+ * console.log(writeVarInt(buf, 0, 200), buf); // 2 [0xc8, 0x01, 0, 0]
+ * ```
+ */
 export function writeVarInt(buf: Uint8Array, pos: number, value: number): number {
   while (value >= 0x80) {
     buf[pos++] = (value & 0x7f) | 0x80;
@@ -363,6 +388,12 @@ let after = 0;
  * Reads a Variable Byte Integer at `pos` that must end before `stop`; the
  * position after it is then {@linkcode readEnd}. Refuses a fifth byte and a
  * value not in the fewest bytes (MQTT-1.5.5-1).
+ *
+ * @example
+ * ```ts
+ * import { readEnd, readVarInt } from "./properties.ts";
+ * console.log(readVarInt(new Uint8Array([0xc8, 0x01]), 0, 2, "publish"), readEnd()); // 200 2
+ * ```
  */
 export function readVarInt(
   buf: Uint8Array,
@@ -395,7 +426,16 @@ export function readVarInt(
   );
 }
 
-/** Position after the last {@linkcode readVarInt} or {@linkcode readProperties}. */
+/**
+ * Position after the last {@linkcode readVarInt} or {@linkcode readProperties}.
+ *
+ * @example
+ * ```ts
+ * import { readEnd, readProperties } from "./properties.ts";
+ * readProperties(new Uint8Array([0x00, 0xff]), 0, 2, 4, "puback"); // no properties
+ * console.log(readEnd()); // 1
+ * ```
+ */
 export function readEnd(): number {
   return after;
 }
@@ -412,6 +452,14 @@ export function readEnd(): number {
  * Subscription Identifier, Receive Maximum or Maximum Packet Size, a flag
  * other than 0 or 1), `TRUNCATED_PACKET` when a value or the block runs past
  * `stop`, and the string errors for a bad string.
+ *
+ * @example
+ * ```ts
+ * import { readProperties } from "./properties.ts";
+ * // Property Length 3, Topic Alias (0x23) 5, in a PUBLISH (context 3).
+ * const bytes = new Uint8Array([0x03, 0x23, 0x00, 0x05]);
+ * console.log(readProperties(bytes, 0, bytes.length, 3, "publish")); // { topicAlias: 5 }
+ * ```
  */
 export function readProperties(
   buf: Uint8Array,
@@ -547,6 +595,12 @@ function readStringAt(buf: Uint8Array, pos: number, end: number, type: PacketTyp
  * Throws `INVALID_PROPERTY` for an unknown name or a value of the wrong type
  * or range, `PROPERTY_NOT_ALLOWED` for a property `context` does not allow,
  * and the string errors for a bad string.
+ *
+ * @example
+ * ```ts
+ * import { propertiesLength } from "./properties.ts";
+ * console.log(propertiesLength({ topicAlias: 5, contentType: "json" }, 3, "publish")); // 10
+ * ```
  */
 export function propertiesLength(
   props: Properties | undefined,
@@ -652,6 +706,15 @@ function varIntValue(p: PropertyInfo, v: unknown, type: PacketTypeName): number 
  * Writes the Property Length `length` (from {@linkcode propertiesLength})
  * and the properties of validated `props` at `pos`; returns the position
  * after them.
+ *
+ * @example
+ * ```ts
+ * import { propertiesLength, writeProperties } from "./properties.ts";
+ * const props = { topicAlias: 5 };
+ * const buf = new Uint8Array(4);
+ * writeProperties(props, propertiesLength(props, 3, "publish"), buf, 0);
+ * console.log(buf); // [0x03, 0x23, 0x00, 0x05]
+ * ```
  */
 export function writeProperties(
   props: Properties | undefined,
@@ -715,6 +778,12 @@ export function writeProperties(
 /**
  * Whether `props` holds at least one defined value, that is, whether an
  * encoder must write it.
+ *
+ * @example
+ * ```ts
+ * import { hasProperties } from "./properties.ts";
+ * console.log(hasProperties({}), hasProperties({ reasonString: "x" })); // false true
+ * ```
  */
 export function hasProperties(props: Properties | undefined): boolean {
   if (props === undefined) return false;
