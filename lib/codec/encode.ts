@@ -23,7 +23,7 @@ import {
   WILL_PROPERTIES,
   writeProperties,
 } from "./properties.ts";
-import { isReasonCodeOf } from "./reason_codes.ts";
+import { checkReasonCode } from "./reason_codes.ts";
 import type { CodecOptions } from "./options.ts";
 import { protocolVersionOf } from "./options.ts";
 import {
@@ -347,31 +347,6 @@ function only5(present: boolean, type: PacketTypeName, what: string): void {
     );
   }
 }
-
-function checkReasonCode(code: number, type: PacketTypeName): void {
-  if (!isReasonCodeOf(code, type)) {
-    throw new ProtocolError(
-      "INVALID_REASON_CODE",
-      `reason code ${code} is not one of the ${type.toUpperCase()} reason codes (${
-        REASON_RULES[type]
-      })`,
-      type,
-    );
-  }
-}
-
-/** Normative id of "the sender MUST use one of the <packet> Reason Codes". */
-const REASON_RULES: Partial<Record<PacketTypeName, string>> = {
-  connack: "MQTT-3.2.2-8",
-  puback: "MQTT-3.4.2-1",
-  pubrec: "MQTT-3.5.2-1",
-  pubrel: "MQTT-3.6.2-1",
-  pubcomp: "MQTT-3.7.2-1",
-  suback: "MQTT-3.9.3-2",
-  unsuback: "MQTT-3.11.3-2",
-  disconnect: "MQTT-3.14.2-1",
-  auth: "MQTT-3.15.2-1",
-};
 
 /** Body of a 5.0 PUBACK, PUBREC, PUBREL or PUBCOMP, omitting what the spec lets go. */
 function ackLength(

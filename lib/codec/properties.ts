@@ -12,6 +12,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import type { PacketTypeName } from "./packet.ts";
+import { remainingLengthSize, writeRemainingLength } from "./remaining_length.ts";
 import { decodeTopicName, topicNameLength } from "./topic.ts";
 import { MAX_STRING_BYTES, readString, utf8Length, writeBinary, writeString } from "./utf8.ts";
 
@@ -349,7 +350,7 @@ function hex(n: number): string {
 }
 
 /**
- * Bytes a Variable Byte Integer takes for `value` (section 1.5.5).
+ * Bytes a Variable Byte Integer takes (section 1.5.5): the Remaining Length's encoding.
  *
  * @example
  * ```ts
@@ -357,12 +358,10 @@ function hex(n: number): string {
  * console.log(varIntSize(127), varIntSize(16_384)); // 1 3
  * ```
  */
-export function varIntSize(value: number): number {
-  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x20_0000 ? 3 : 4;
-}
+export const varIntSize: (value: number) => number = remainingLengthSize;
 
 /**
- * Writes `value` as a Variable Byte Integer at `pos`; returns the position after it.
+ * Writes a Variable Byte Integer (section 1.5.5) at `pos`; returns the position after it.
  *
  * @example
  * ```ts
@@ -371,14 +370,8 @@ export function varIntSize(value: number): number {
  * console.log(writeVarInt(buf, 0, 200), buf); // 2 [0xc8, 0x01, 0, 0]
  * ```
  */
-export function writeVarInt(buf: Uint8Array, pos: number, value: number): number {
-  while (value >= 0x80) {
-    buf[pos++] = (value & 0x7f) | 0x80;
-    value >>>= 7;
-  }
-  buf[pos++] = value;
-  return pos;
-}
+export const writeVarInt: (buf: Uint8Array, pos: number, value: number) => number =
+  writeRemainingLength;
 
 // Position after the last Variable Byte Integer or property block read.
 // Safe: decoding is synchronous and never re-entered.

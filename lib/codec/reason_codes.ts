@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ProtocolError } from "../errors.ts";
 import type { PacketTypeName } from "./packet.ts";
 
 /**
@@ -285,4 +286,46 @@ export function reasonCodeName(code: number, packetType?: PacketTypeName): strin
       : "success";
   }
   return NAMES[code & 0xff] || `unknown reason code 0x${code.toString(16)}`;
+}
+
+/** Normative id of "the sender MUST use one of the <packet> Reason Codes". */
+const REASON_RULES: Partial<Record<PacketTypeName, string>> = {
+  connack: "MQTT-3.2.2-8",
+  puback: "MQTT-3.4.2-1",
+  pubrec: "MQTT-3.5.2-1",
+  pubrel: "MQTT-3.6.2-1",
+  pubcomp: "MQTT-3.7.2-1",
+  suback: "MQTT-3.9.3-2",
+  unsuback: "MQTT-3.11.3-2",
+  disconnect: "MQTT-3.14.2-1",
+  auth: "MQTT-3.15.2-1",
+};
+
+/**
+ * Throws an `INVALID_REASON_CODE` {@linkcode ProtocolError} citing the rule
+ * of `packetType` unless it may carry `code` ({@linkcode isReasonCodeOf}).
+ * The encoder and the decoder share it.
+ *
+ * @example
+ * ```ts
+ * import { checkReasonCode } from "./reason_codes.ts";
+ * checkReasonCode(0x10, "puback"); // fine
+ * try {
+ *   checkReasonCode(0x10, "pubrel");
+ * } catch (err) {
+ *   console.log((err as Error).message); // reason code 0x10 is not one of the PUBREL reason codes (MQTT-3.6.2-1)
+ * }
+ * ```
+ */
+export function checkReasonCode(code: number, packetType: PacketTypeName): void {
+  if (!isReasonCodeOf(code, packetType)) {
+    const shown = typeof code === "number" ? `0x${code.toString(16)}` : JSON.stringify(code);
+    throw new ProtocolError(
+      "INVALID_REASON_CODE",
+      `reason code ${shown} is not one of the ${packetType.toUpperCase()} reason codes (${
+        REASON_RULES[packetType]
+      })`,
+      packetType,
+    );
+  }
 }
