@@ -30,7 +30,13 @@ export type ProtocolErrorCode =
   | "TRAILING_BYTES"
   | "INVALID_CLIENT_ID"
   | "INVALID_KEEPALIVE"
-  | "UNEXPECTED_PACKET";
+  | "UNEXPECTED_PACKET"
+  | "MALFORMED_VARIABLE_BYTE_INTEGER"
+  | "PROPERTY_NOT_ALLOWED"
+  | "DUPLICATE_PROPERTY"
+  | "INVALID_PROPERTY"
+  | "INVALID_REASON_CODE"
+  | "PROTOCOL_VERSION_MISMATCH";
 
 /** Every stable error code of this module. */
 export type MqttErrorCode =

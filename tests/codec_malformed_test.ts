@@ -1043,8 +1043,8 @@ Deno.test("validateTopicFilter accepts legal filters and rejects the rest with c
   }
 });
 
-Deno.test("[MQTT-3.1.2-2] options.protocolVersion other than 4 is refused on both sides", () => {
-  const options = { protocolVersion: 5 } as unknown as CodecOptions;
+Deno.test("[MQTT-3.1.2-2] options.protocolVersion other than 4 or 5 is refused on both sides", () => {
+  const options = { protocolVersion: 6 } as unknown as CodecOptions;
   const bytes = new Uint8Array([0xc0, 0x00]);
   for (
     const run of [

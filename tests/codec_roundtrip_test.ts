@@ -11,7 +11,7 @@ import {
   type Packet,
   packetLength,
 } from "../lib/codec/mod.ts";
-import { int, mulberry32, randomPacket } from "./fuzz.ts";
+import { int, mulberry32, randomPacket, randomPacket5 } from "./fuzz.ts";
 
 const SEED = 0x5eed_0001;
 const COUNT = 20_000;
@@ -121,5 +121,59 @@ Deno.test("round trip: decoded topic cache returns the right topic after collisi
       const p = decodePacket(encoded[j], 0, encoded[j].length);
       assert(p.type === "publish" && p.topic === names[j], names[j]);
     }
+  }
+});
+
+// MQTT 5.0
+
+const V5 = { protocolVersion: 5 } as const;
+
+Deno.test(`5.0 round trip of ${COUNT} random valid packets of all 15 types (seed ${SEED})`, () => {
+  const rng = mulberry32(SEED + 5);
+  const seen = new Set<string>();
+  let withProperties = 0;
+  for (let i = 0; i < COUNT; i++) {
+    const packet = randomPacket5(rng);
+    seen.add(packet.type);
+    if ((packet as { properties?: object }).properties !== undefined) withProperties++;
+    const bytes = encodePacket(packet, V5);
+    const where = `packet #${i} ${JSON.stringify(packet.type)}`;
+    assert.equal(encodedLength(packet, V5), bytes.length, where);
+    assert.equal(packetLength(bytes, 0, bytes.length, undefined, 5), bytes.length, where);
+    assert.deepStrictEqual(decodePacket(bytes, 0, bytes.length, V5), packet, where);
+  }
+  assert.equal(seen.size, 15);
+  assert(withProperties > COUNT / 4, `${withProperties} packets with properties`);
+});
+
+Deno.test("5.0 round trip: many packets back to back in one buffer via encodeInto", () => {
+  const rng = mulberry32(SEED + 6);
+  const packets: Packet[] = [];
+  let size = 0;
+  for (let i = 0; i < 2_000; i++) {
+    const p = randomPacket(rng, 300, 5);
+    packets.push(p);
+    size += encodedLength(p, V5);
+  }
+  const buf = new Uint8Array(size + 5);
+  let offset = 5;
+  for (const p of packets) offset += encodeInto(p, buf, offset, V5);
+  assert.equal(offset, buf.length);
+  let pos = 5;
+  for (const p of packets) {
+    const total = packetLength(buf, pos, buf.length, undefined, 5);
+    assert.deepStrictEqual(decodePacket(buf, pos, pos + total, V5), p);
+    pos += total;
+  }
+  assert.equal(pos, buf.length);
+});
+
+Deno.test("round trip: an explicit protocolVersion 4 encodes and decodes as the default", () => {
+  const rng = mulberry32(SEED);
+  for (let i = 0; i < 2_000; i++) {
+    const p = randomPacket(rng);
+    const bytes = encodePacket(p, { protocolVersion: 4 });
+    assert.deepStrictEqual(Array.from(bytes), Array.from(encodePacket(p)));
+    assert.deepStrictEqual(decodePacket(bytes, 0, bytes.length, { protocolVersion: 4 }), p);
   }
 });

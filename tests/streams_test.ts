@@ -4,6 +4,7 @@ import type { Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
 import { ProtocolError, type ProtocolErrorCode } from "../lib/errors.ts";
 import { PacketFramer, PacketReader } from "../lib/streams/packet_reader.ts";
 import { PacketWriter } from "../lib/streams/packet_writer.ts";
+import { mulberry32, randomPacket5 } from "./fuzz.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -643,4 +644,184 @@ Deno.test("PacketWriter: an array of packets becomes one chunk with each packet'
     [...chunks[0]],
     [0xc0, 0x00, 0x40, 0x02, 0x00, 0x07, 0x30, 0x07, 0x00, 0x03, 0x61, 0x2f, 0x62, 0x01, 0x02],
   );
+});
+
+// ---------------------------------------------------------------------------
+// MQTT 5.0: framing at 5.0, and a version switched after the CONNECT
+
+const V5: CodecOptions = { protocolVersion: 5 };
+
+/** One random 5.0 packet of each of the 15 types (seeded), with properties where they go. */
+function samples5(): Packet[] {
+  const rng = mulberry32(0x5);
+  const byType = new Map<string, Packet>();
+  while (byType.size < 15) {
+    const p = randomPacket5(rng, 40);
+    const props = (p as { properties?: object }).properties;
+    // Prefer samples that carry properties (PINGs have none to carry).
+    if (!byType.has(p.type) || (props !== undefined && !hasProps(byType.get(p.type)!))) {
+      byType.set(p.type, p);
+    }
+  }
+  return [...byType.values()];
+}
+
+function hasProps(p: Packet): boolean {
+  return (p as { properties?: object }).properties !== undefined;
+}
+
+const SAMPLES5 = samples5();
+const SAMPLE_BYTES5 = SAMPLES5.map((p) => encodePacket(p, V5));
+
+Deno.test("5.0: PacketReader decodes each of the 15 packet types split once at every byte boundary", async () => {
+  assert.equal(new Set(SAMPLES5.map((p) => p.type)).size, 15);
+  for (let k = 0; k < SAMPLES5.length; k++) {
+    const data = SAMPLE_BYTES5[k];
+    for (let at = 0; at <= data.length; at++) {
+      assertPackets(await read(cut(data, [at]), V5), [SAMPLES5[k]], `${SAMPLES5[k].type} at ${at}`);
+    }
+  }
+});
+
+Deno.test("5.0: PacketReader decodes all 15 types in one stream cut at every boundary and byte by byte", async () => {
+  const data = concat(SAMPLE_BYTES5);
+  for (let at = 0; at <= data.length; at++) {
+    assertPackets(await read(cut(data, [at]), V5), SAMPLES5, `cut at ${at}`);
+  }
+  const offsets = Array.from({ length: data.length - 1 }, (_, i) => i + 1);
+  assertPackets(await read(cut(data, offsets), V5), SAMPLES5, "byte by byte");
+});
+
+Deno.test("5.0: a PUBLISH with a 2-byte property length reassembles across chunks", async () => {
+  const packet: Packet = {
+    type: "publish",
+    topic: "t",
+    payload: bytes(300),
+    qos: 2,
+    retain: false,
+    dup: true,
+    packetId: 77,
+    properties: { userProperties: [["k", "v".repeat(200)]], subscriptionIdentifiers: [16_384] },
+  };
+  const data = encodePacket(packet, V5);
+  for (let at = 0; at <= 20; at++) assertPackets(await read(cut(data, [at]), V5), [packet]);
+});
+
+Deno.test("5.0: PacketFramer at 5.0 accepts a 3.1.1 CONNECT, then frames 3.1.1 after switching to 4", () => {
+  // A broker that speaks both versions learns the version from the CONNECT
+  // (MQTT-3.1.2-2): the PUBLISH after it in the same chunk is 3.1.1, whose
+  // payload byte 0x68 would be read as a property length at 5.0.
+  const connect: Packet = {
+    type: "connect",
+    protocolName: "MQTT",
+    protocolLevel: 4,
+    clientId: "c",
+    clean: true,
+    keepAlive: 60,
+  };
+  const publish: Packet = {
+    type: "publish",
+    topic: "t",
+    payload: text.encode("hi"),
+    qos: 0,
+    retain: false,
+    dup: false,
+    packetId: undefined,
+  };
+  const chunk = concat([encodePacket(connect), encodePacket(publish)]);
+  const framer = new PacketFramer(V5);
+  const packets: Packet[] = [];
+  framer.push(chunk, (packet) => {
+    packets.push(packet);
+    if (packet.type === "connect") framer.protocolVersion = packet.protocolLevel as 4 | 5;
+  });
+  framer.end();
+  assert.equal(framer.protocolVersion, 4);
+  assert.deepStrictEqual(packets, [connect, publish]);
+  // Without the switch, the same bytes are not a 5.0 PUBLISH.
+  const stale = new PacketFramer(V5);
+  assert.throws(() => stale.push(chunk, () => {}), isProtocolError("TRUNCATED_PACKET"));
+});
+
+Deno.test("5.0: PacketFramer switched to 5 after a 5.0 CONNECT frames AUTH and properties, also cut", () => {
+  const connect: Packet = {
+    type: "connect",
+    protocolName: "MQTT",
+    protocolLevel: 5,
+    clientId: "c",
+    clean: true,
+    keepAlive: 60,
+    properties: { authenticationMethod: "SCRAM-SHA-256" },
+  };
+  const auth: Packet = {
+    type: "auth",
+    reasonCode: 0x18,
+    properties: { authenticationMethod: "SCRAM-SHA-256", authenticationData: bytes(5) },
+  };
+  const puback: Packet = { type: "puback", packetId: 3, reasonCode: 0x10 };
+  const data = concat([
+    encodePacket(connect, V5),
+    encodePacket(auth, V5),
+    encodePacket(puback, V5),
+  ]);
+  const first = encodePacket(connect, V5).length;
+  // Every cut in the AUTH's fixed header, where only the switched version tells 0xf0 is legal.
+  for (let at = first; at <= first + 3; at++) {
+    const framer = new PacketFramer(V5);
+    const packets: Packet[] = [];
+    for (const chunk of cut(data, [at])) {
+      framer.push(chunk, (packet) => {
+        packets.push(packet);
+        if (packet.type === "connect") framer.protocolVersion = packet.protocolLevel as 4 | 5;
+      });
+    }
+    framer.end();
+    assertPackets(packets, [connect, auth, puback], `cut at ${at}`);
+  }
+  // At 3.1.1 the same AUTH byte is a reserved packet type, refused from the first byte.
+  const v4 = new PacketFramer();
+  assert.throws(
+    () => v4.push(encodePacket(auth, V5).subarray(0, 1), () => {}),
+    isProtocolError("INVALID_PACKET_TYPE"),
+  );
+});
+
+Deno.test("5.0: the protocolVersion setters refuse a level the codec does not speak", () => {
+  const framer = new PacketFramer();
+  assert.throws(() => {
+    framer.protocolVersion = 3 as 4;
+  }, isProtocolError("UNSUPPORTED_PROTOCOL"));
+  assert.equal(framer.protocolVersion, 4);
+  const writer = new PacketWriter();
+  assert.throws(() => {
+    writer.protocolVersion = 6 as 5;
+  }, isProtocolError("UNSUPPORTED_PROTOCOL"));
+  assert.equal(writer.protocolVersion, 4);
+});
+
+Deno.test("5.0: PacketReader and PacketWriter switch version between packets", async () => {
+  const writer = new PacketWriter();
+  const reader = new PacketReader();
+  const done = writer.readable.pipeTo(reader.writable);
+  const out = reader.readable.getReader();
+  const w = writer.writable.getWriter();
+  await w.write({ type: "puback", packetId: 1 });
+  assert.deepStrictEqual((await out.read()).value, { type: "puback", packetId: 1 });
+  writer.protocolVersion = 5;
+  reader.protocolVersion = 5;
+  assert.equal(reader.protocolVersion, 5);
+  const puback: Packet = {
+    type: "puback",
+    packetId: 2,
+    reasonCode: 0x97,
+    properties: { reasonString: "quota" },
+  };
+  await w.write(puback);
+  assert.deepStrictEqual((await out.read()).value, puback);
+  await w.write([{ type: "auth", reasonCode: 0x19 }, { type: "disconnect", reasonCode: 0x8e }]);
+  assert.deepStrictEqual((await out.read()).value, { type: "auth", reasonCode: 0x19 });
+  assert.deepStrictEqual((await out.read()).value, { type: "disconnect", reasonCode: 0x8e });
+  await w.close();
+  assert.equal((await out.read()).done, true);
+  await done;
 });

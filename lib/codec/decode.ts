@@ -13,6 +13,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import type {
+  ConnackPacket,
   ConnackReturnCode,
   ConnectPacket,
   Packet,
@@ -23,13 +24,15 @@ import type {
   SubackReturnCode,
   SubscriptionRequest,
 } from "./packet.ts";
+import { type Properties, readEnd, readProperties, WILL_PROPERTIES } from "./properties.ts";
+import { checkReasonCode } from "./reason_codes.ts";
 import type { CodecOptions } from "./options.ts";
-import { protocolVersionOf } from "./options.ts";
+import { DEFAULT_PROTOCOL_VERSION, protocolVersionOf } from "./options.ts";
 import { MAX_PACKET_SIZE, readRemainingLength } from "./remaining_length.ts";
 import { decodeTopicName, topicFilterLength } from "./topic.ts";
 import { readString } from "./utf8.ts";
 
-/** Packet type names by the 4-bit type of the fixed header (0 and 15 are forbidden). */
+/** Packet type names by the 4-bit type of the fixed header (0 is forbidden, 15 is 5.0 only). */
 const TYPE_NAMES: readonly (PacketTypeName | undefined)[] = [
   undefined,
   "connect",
@@ -46,7 +49,7 @@ const TYPE_NAMES: readonly (PacketTypeName | undefined)[] = [
   "pingreq",
   "pingresp",
   "disconnect",
-  undefined,
+  "auth",
 ];
 
 /**
@@ -54,9 +57,11 @@ const TYPE_NAMES: readonly (PacketTypeName | undefined)[] = [
  * the packet that starts at `offset`, or -1 if its fixed header is not
  * complete yet. Reads at most 5 bytes.
  *
- * Throws `MALFORMED_REMAINING_LENGTH` when the length field would need a
- * fifth byte (section 2.2.3), and `PACKET_TOO_LARGE` when the packet exceeds
- * `maxPacketSize`, both as soon as the header is known, before the body
+ * Throws `INVALID_PACKET_TYPE` for a reserved type (0, and 15 unless
+ * `protocolVersion` is 5: AUTH exists only in MQTT 5.0) from the first byte,
+ * `MALFORMED_REMAINING_LENGTH` when the length field would need a fifth byte
+ * (section 2.2.3), and `PACKET_TOO_LARGE` when the packet exceeds
+ * `maxPacketSize`, all as soon as the header is known, before the body
  * arrives.
  *
  * @example
@@ -71,11 +76,13 @@ export function packetLength(
   offset: number,
   end: number,
   maxPacketSize: number = MAX_PACKET_SIZE,
+  protocolVersion: ProtocolVersion = DEFAULT_PROTOCOL_VERSION,
 ): number {
   if (end - offset < 1) return -1;
   // A reserved type is known from the first byte: refuse it before buffering a body.
-  const type = TYPE_NAMES[buf[offset] >> 4];
-  if (type === undefined) throw reservedType(buf[offset] >> 4);
+  const typeId = buf[offset] >> 4;
+  const type = TYPE_NAMES[typeId];
+  if (type === undefined || (typeId === 15 && protocolVersion !== 5)) throw reservedType(typeId);
   if (end - offset < 2) return -1;
   const r = readRemainingLength(buf, offset + 1, end, type);
   if (r < 0) return -1;
@@ -85,10 +92,13 @@ export function packetLength(
 }
 
 function reservedType(typeId: number): ProtocolError {
-  // Section 2.2.1, Table 2.1: types 0 and 15 are reserved, forbidden.
+  // 3.1.1 section 2.2.1, Table 2.1: types 0 and 15 are reserved, forbidden;
+  // 5.0 section 2.1.2, Table 2-1: 0 is reserved, 15 is AUTH.
   return new ProtocolError(
     "INVALID_PACKET_TYPE",
-    `packet type ${typeId} is reserved (section 2.2.1)`,
+    typeId === 15
+      ? "packet type 15 (AUTH) exists only in MQTT 5.0 (3.1.1 section 2.2.1)"
+      : `packet type ${typeId} is reserved (section 2.2.1)`,
   );
 }
 
@@ -136,7 +146,8 @@ export function decodePacket(
   const first = buf[offset];
   const typeId = first >> 4;
   const type = TYPE_NAMES[typeId];
-  if (type === undefined) throw reservedType(typeId);
+  const version = protocolVersionOf(options);
+  if (type === undefined || (typeId === 15 && version !== 5)) throw reservedType(typeId);
   const r = readRemainingLength(buf, offset + 1, end, type);
   if (r < 0) throw truncated(type);
   const start = offset + (r & 3) + 2;
@@ -146,9 +157,8 @@ export function decodePacket(
   if (stop > end) throw truncated(type);
   if (stop < end) throw trailing(type);
   const flags = first & 0x0f;
-  const version = protocolVersionOf(options);
   if (typeId === 3) return decodePublish(buf, flags, start, stop, version);
-  // MQTT-2.2.2-1/-2: reserved flags have fixed values (Table 2.2).
+  // MQTT-2.2.2-1/-2 (5.0: MQTT-2.1.3-1): reserved flags have fixed values (Table 2.2).
   const expected = typeId === 6 || typeId === 8 || typeId === 10 ? 0b0010 : 0;
   if (flags !== expected) throw invalidFlags(type, flags, expected);
   switch (typeId) {
@@ -156,28 +166,89 @@ export function decodePacket(
     case 5:
     case 6:
     case 7:
-    case 11:
-      // MQTT 5.0: reason code and properties may follow the id when version === 5.
+      if (version === 5) return decodeAck(buf, start, stop, typeId, type);
       return {
-        type: type as "puback" | "pubrec" | "pubrel" | "pubcomp" | "unsuback",
+        type: type as "puback" | "pubrec" | "pubrel" | "pubcomp",
         packetId: exactId(buf, start, stop, type),
       };
+    case 11:
+      if (version === 5) return decodeSuback(buf, start, stop, version, "unsuback");
+      return { type: "unsuback", packetId: exactId(buf, start, stop, type) };
     case 8:
-      return decodeSubscribe(buf, start, stop);
+      return decodeSubscribe(buf, start, stop, version);
     case 9:
-      return decodeSuback(buf, start, stop);
+      return decodeSuback(buf, start, stop, version, "suback");
     case 10:
-      return decodeUnsubscribe(buf, start, stop);
+      return decodeUnsubscribe(buf, start, stop, version);
+    case 14:
+    case 15:
+      // 5.0 sections 3.14.2.1, 3.15.2.1: DISCONNECT and AUTH may omit both reason code and properties.
+      if (version === 5) return decodeDisconnectOrAuth(buf, start, stop, typeId, type);
+      if (stop !== start) throw trailing(type);
+      return { type: "disconnect" };
     case 12:
     case 13:
-    case 14:
       if (stop !== start) throw trailing(type);
-      return { type: type as "pingreq" | "pingresp" | "disconnect" };
+      return { type: type as "pingreq" | "pingresp" };
     case 2:
-      return decodeConnack(buf, start, stop);
+      return decodeConnack(buf, start, stop, version);
     default:
       return decodeConnect(buf, start, stop, version);
   }
+}
+
+/**
+ * A 5.0 PUBACK, PUBREC, PUBREL or PUBCOMP: packet id, then a reason code
+ * that a Remaining Length of 2 omits (success), then properties that a
+ * Remaining Length below 4 omits (sections 3.4.2.1, 3.4.2.2.1 and the same
+ * for the others).
+ */
+function decodeAck(
+  buf: Uint8Array,
+  start: number,
+  stop: number,
+  typeId: number,
+  type: PacketTypeName,
+): Packet {
+  const packetId = readId(buf, start, stop, type);
+  let reasonCode = 0;
+  let properties: Properties | undefined;
+  if (stop - start > 2) {
+    reasonCode = buf[start + 2];
+    checkReasonCode(reasonCode, type);
+    if (stop - start > 3) {
+      properties = readProperties(buf, start + 3, stop, typeId, type);
+      if (readEnd() !== stop) throw trailing(type);
+    }
+  }
+  const packet = { type, packetId, reasonCode } as Packet & { properties?: Properties };
+  if (properties !== undefined) packet.properties = properties;
+  return packet;
+}
+
+/** A 5.0 DISCONNECT or AUTH: Remaining Length 0 is reason code 0 without properties. */
+function decodeDisconnectOrAuth(
+  buf: Uint8Array,
+  start: number,
+  stop: number,
+  typeId: number,
+  type: PacketTypeName,
+): Packet {
+  let reasonCode = 0;
+  let properties: Properties | undefined;
+  if (stop > start) {
+    reasonCode = buf[start];
+    checkReasonCode(reasonCode, type);
+    // DISCONNECT: a Remaining Length below 2 has no Property Length (section
+    // 3.14.2.2.1); AUTH names no such case, so its properties must follow.
+    if (stop - start > 1 || typeId === 15) {
+      properties = readProperties(buf, start + 1, stop, typeId, type);
+      if (readEnd() !== stop) throw trailing(type);
+    }
+  }
+  const packet = { type, reasonCode } as Packet & { properties?: Properties };
+  if (properties !== undefined) packet.properties = properties;
+  return packet;
 }
 
 function truncated(type: PacketTypeName | undefined): ProtocolError {
@@ -205,6 +276,8 @@ function invalidFlags(type: PacketTypeName, flags: number, expected: number): Pr
     ? ", MQTT-3.10.1-1"
     : type === "disconnect"
     ? ", MQTT-3.14.1-1"
+    : type === "auth"
+    ? ", MQTT-3.15.1-1"
     : "";
   return new ProtocolError(
     "INVALID_FLAGS",
@@ -246,7 +319,7 @@ function decodePublish(
   flags: number,
   start: number,
   stop: number,
-  _version: ProtocolVersion,
+  version: ProtocolVersion,
 ): PublishPacket {
   const qos = (flags >> 1) & 3;
   // MQTT-3.3.1-4: both QoS bits set is malformed.
@@ -266,14 +339,46 @@ function decodePublish(
   const topicStart = start + 2;
   let pos = topicStart + ((buf[start] << 8) | buf[start + 1]);
   if (pos > stop) throw truncated("publish");
-  // MQTT-3.3.2-1/-2, MQTT-4.7.3-1/-2: a non-empty UTF-8 topic name without wildcards.
-  const topic = decodeTopicName(buf, topicStart, pos, "publish");
+  // MQTT-3.3.2-1/-2, MQTT-4.7.3-1/-2: a non-empty UTF-8 topic name without
+  // wildcards; 5.0 allows an empty one with a Topic Alias, checked below.
+  const topic = version === 5 && pos === topicStart
+    ? ""
+    : decodeTopicName(buf, topicStart, pos, "publish");
   let packetId: number | undefined;
   if (qos !== 0) {
     packetId = readId(buf, pos, stop, "publish");
     pos += 2;
   }
-  // MQTT 5.0: properties go here when version === 5.
+  if (version === 5) {
+    let properties: Properties | undefined;
+    if (pos < stop && buf[pos] === 0) {
+      // No properties: the common case, without a call.
+      pos++;
+    } else {
+      properties = readProperties(buf, pos, stop, 3, "publish");
+      pos = readEnd();
+    }
+    // 5.0 section 3.3.2.1: a zero length Topic Name needs a Topic Alias.
+    if (topic === "" && properties?.topicAlias === undefined) {
+      throw new ProtocolError(
+        "INVALID_TOPIC",
+        "empty topic name without a topic alias (section 3.3.2.1, MQTT-4.7.3-1)",
+        "publish",
+      );
+    }
+    // A literal of its own: a connection speaks one version, so each of its
+    // call sites still sees one PUBLISH shape.
+    return {
+      type: "publish",
+      topic,
+      payload: buf.subarray(pos, stop),
+      qos: qos as QoS,
+      retain: (flags & 0x01) !== 0,
+      dup,
+      packetId,
+      properties,
+    };
+  }
   // Same property order on every decoded PUBLISH keeps call sites monomorphic.
   return {
     type: "publish",
@@ -310,24 +415,38 @@ function readBinaryField(buf: Uint8Array, stop: number, type: PacketTypeName): U
   return buf.subarray(pos + 2, end);
 }
 
-function decodeSubscribe(buf: Uint8Array, start: number, stop: number): Packet {
+function decodeSubscribe(
+  buf: Uint8Array,
+  start: number,
+  stop: number,
+  version: ProtocolVersion,
+): Packet {
   const packetId = readId(buf, start, stop, "subscribe");
   cursor = start + 2;
+  let properties: Properties | undefined;
+  if (version === 5) {
+    properties = readProperties(buf, cursor, stop, 8, "subscribe");
+    cursor = readEnd();
+  }
   const subscriptions: SubscriptionRequest[] = [];
   while (cursor < stop) {
     const filter = readStringField(buf, stop, "subscribe");
     topicFilterLength(filter, "subscribe");
     if (cursor >= stop) throw truncated("subscribe");
-    const qos = buf[cursor++];
+    const options = buf[cursor++];
+    if (version === 5) {
+      subscriptions.push(subscriptionOptions(filter, options));
+      continue;
+    }
     // MQTT-3.8.3-4: reserved bits 0 and QoS 0, 1 or 2.
-    if (qos > 2) {
+    if (options > 2) {
       throw new ProtocolError(
         "INVALID_QOS",
-        `requested QoS byte 0x${qos.toString(16)} has reserved bits or QoS 3 (MQTT-3.8.3-4)`,
+        `requested QoS byte 0x${options.toString(16)} has reserved bits or QoS 3 (MQTT-3.8.3-4)`,
         "subscribe",
       );
     }
-    subscriptions.push({ filter, qos: qos as QoS });
+    subscriptions.push({ filter, qos: options as QoS });
   }
   // MQTT-3.8.3-3: at least one filter.
   if (subscriptions.length === 0) {
@@ -337,12 +456,54 @@ function decodeSubscribe(buf: Uint8Array, start: number, stop: number): Packet {
       "subscribe",
     );
   }
+  if (properties !== undefined) return { type: "subscribe", packetId, subscriptions, properties };
   return { type: "subscribe", packetId, subscriptions };
 }
 
-function decodeUnsubscribe(buf: Uint8Array, start: number, stop: number): Packet {
+/** The 5.0 Subscription Options byte (section 3.8.3.1). */
+function subscriptionOptions(filter: string, options: number): SubscriptionRequest {
+  let rule: string | undefined;
+  if ((options & 3) === 3) {
+    throw new ProtocolError(
+      "INVALID_QOS",
+      "subscription options with Maximum QoS 3 (section 3.8.3.1)",
+      "subscribe",
+    );
+  }
+  if (options & 0xc0) rule = "reserved bits 6-7 set (MQTT-3.8.3-5)";
+  else if ((options & 0x30) === 0x30) rule = "Retain Handling 3 (section 3.8.3.1)";
+  else if (options & 0x04 && filter.startsWith("$share/")) {
+    rule = "No Local on a shared subscription (MQTT-3.8.3-4)";
+  }
+  if (rule !== undefined) {
+    throw new ProtocolError(
+      "INVALID_FLAGS",
+      `subscription options 0x${options.toString(16)}: ${rule}`,
+      "subscribe",
+    );
+  }
+  return {
+    filter,
+    qos: (options & 3) as QoS,
+    noLocal: (options & 0x04) !== 0,
+    retainAsPublished: (options & 0x08) !== 0,
+    retainHandling: ((options >> 4) & 3) as 0 | 1 | 2,
+  };
+}
+
+function decodeUnsubscribe(
+  buf: Uint8Array,
+  start: number,
+  stop: number,
+  version: ProtocolVersion,
+): Packet {
   const packetId = readId(buf, start, stop, "unsubscribe");
   cursor = start + 2;
+  let properties: Properties | undefined;
+  if (version === 5) {
+    properties = readProperties(buf, cursor, stop, 10, "unsubscribe");
+    cursor = readEnd();
+  }
   const filters: string[] = [];
   while (cursor < stop) {
     const filter = readStringField(buf, stop, "unsubscribe");
@@ -357,12 +518,40 @@ function decodeUnsubscribe(buf: Uint8Array, start: number, stop: number): Packet
       "unsubscribe",
     );
   }
+  if (properties !== undefined) return { type: "unsubscribe", packetId, filters, properties };
   return { type: "unsubscribe", packetId, filters };
 }
 
-function decodeSuback(buf: Uint8Array, start: number, stop: number): Packet {
-  const packetId = readId(buf, start, stop, "suback");
-  // MQTT 5.0: properties go before the reason codes when version === 5.
+function decodeSuback(
+  buf: Uint8Array,
+  start: number,
+  stop: number,
+  version: ProtocolVersion,
+  type: "suback" | "unsuback",
+): Packet {
+  const packetId = readId(buf, start, stop, type);
+  if (version === 5) {
+    // 5.0 sections 3.9.2, 3.11.2: properties, then one reason code per filter.
+    const typeId = type === "suback" ? 9 : 11;
+    const properties = readProperties(buf, start + 2, stop, typeId, type);
+    const reasonCodes: number[] = [];
+    for (let pos = readEnd(); pos < stop; pos++) {
+      const c = buf[pos];
+      checkReasonCode(c, type);
+      reasonCodes.push(c);
+    }
+    if (reasonCodes.length === 0) {
+      throw new ProtocolError(
+        "EMPTY_SUBSCRIPTION",
+        `${type.toUpperCase()} needs one reason code per topic filter, so at least one ` +
+          `(${type === "suback" ? "MQTT-3.9.3-1" : "MQTT-3.11.3-1"}, section 2.3)`,
+        type,
+      );
+    }
+    const packet = { type, packetId, reasonCodes } as Packet & { properties?: Properties };
+    if (properties !== undefined) packet.properties = properties;
+    return packet;
+  }
   const returnCodes: SubackReturnCode[] = [];
   for (let pos = start + 2; pos < stop; pos++) {
     const c = buf[pos];
@@ -387,10 +576,15 @@ function decodeSuback(buf: Uint8Array, start: number, stop: number): Packet {
   return { type: "suback", packetId, returnCodes };
 }
 
-function decodeConnack(buf: Uint8Array, start: number, stop: number): Packet {
+function decodeConnack(
+  buf: Uint8Array,
+  start: number,
+  stop: number,
+  version: ProtocolVersion,
+): Packet {
   if (stop - start < 2) throw truncated("connack");
-  // MQTT 5.0: properties follow the return code when version === 5.
-  if (stop - start > 2) throw trailing("connack");
+  // 5.0 section 3.2.2.3: properties follow the reason code.
+  if (version === 4 && stop - start > 2) throw trailing("connack");
   const ack = buf[start];
   // Section 3.2.2.1: bits 7-1 of the acknowledge flags are reserved, 0.
   if (ack > 1) {
@@ -401,6 +595,17 @@ function decodeConnack(buf: Uint8Array, start: number, stop: number): Packet {
     );
   }
   const rc = buf[start + 1];
+  if (version === 5) {
+    // MQTT-3.2.2-1: bits 7-1 reserved (checked above); MQTT-3.2.2-8: a Connect Reason Code.
+    checkReasonCode(rc, "connack");
+    const properties = readProperties(buf, start + 2, stop, 2, "connack");
+    if (readEnd() !== stop) throw trailing("connack");
+    const packet = { type: "connack", sessionPresent: ack === 1, reasonCode: rc } as
+      & Omit<ConnackPacket, "returnCode">
+      & { properties?: Properties };
+    if (properties !== undefined) packet.properties = properties;
+    return packet as ConnackPacket;
+  }
   // Section 3.2.2.3: return codes 6..255 are reserved.
   if (rc > 5) {
     throw new ProtocolError(
@@ -422,25 +627,31 @@ function decodeConnect(
   const protocolName = readStringField(buf, stop, "connect");
   if (cursor >= stop) throw truncated("connect");
   const protocolLevel = buf[cursor++];
-  // MQTT-3.1.2-1, MQTT-3.1.2-2: "MQTT" at level 4 for 3.1.1.
-  if (protocolName !== "MQTT" || protocolLevel !== version) {
+  // MQTT-3.1.2-1, MQTT-3.1.2-2: "MQTT" at level 4 for 3.1.1, 5 for 5.0. The
+  // packet says its level; `version` is the highest this side accepts.
+  if (protocolName !== "MQTT" || (protocolLevel !== 4 && protocolLevel !== version)) {
     throw new ProtocolError(
       "UNSUPPORTED_PROTOCOL",
       `protocol ${JSON.stringify(protocolName)} level ${protocolLevel} is not MQTT level ` +
-        `${version} (MQTT-3.1.2-1, MQTT-3.1.2-2)`,
+        `${version === 5 ? "4 or 5" : "4"} (MQTT-3.1.2-1, MQTT-3.1.2-2)`,
       "connect",
     );
   }
+  const v5 = protocolLevel === 5;
   if (stop - cursor < 3) throw truncated("connect");
   const flags = buf[cursor];
   const keepAlive = (buf[cursor + 1] << 8) | buf[cursor + 2];
   cursor += 3;
-  checkConnectFlags(flags);
-  // MQTT 5.0: connect properties go here when version === 5.
+  checkConnectFlags(flags, v5);
+  let properties: Properties | undefined;
+  if (v5) {
+    properties = readProperties(buf, cursor, stop, 1, "connect");
+    cursor = readEnd();
+  }
   const clean = (flags & 0x02) !== 0;
   const clientId = readStringField(buf, stop, "connect");
-  // MQTT-3.1.3-7: a zero-byte client id needs CleanSession 1.
-  if (clientId.length === 0 && !clean) {
+  // 3.1.1 MQTT-3.1.3-7: a zero-byte client id needs CleanSession 1 (5.0 lets the server decide).
+  if (clientId.length === 0 && !clean && !v5) {
     throw new ProtocolError(
       "INVALID_CLIENT_ID",
       "empty client identifier requires clean session (MQTT-3.1.3-7)",
@@ -455,8 +666,14 @@ function decodeConnect(
     clean,
     keepAlive,
   };
+  if (properties !== undefined) packet.properties = properties;
   if (flags & 0x04) {
-    // MQTT-3.1.2-9: topic and message present with the will flag.
+    // MQTT-3.1.2-9: (5.0: will properties,) topic and message present with the will flag.
+    let willProperties: Properties | undefined;
+    if (v5) {
+      willProperties = readProperties(buf, cursor, stop, WILL_PROPERTIES, "connect");
+      cursor = readEnd();
+    }
     const pos = cursor;
     if (stop - pos < 2) throw truncated("connect");
     const topicEnd = pos + 2 + ((buf[pos] << 8) | buf[pos + 1]);
@@ -465,6 +682,7 @@ function decodeConnect(
     const topic = decodeTopicName(buf, pos + 2, topicEnd, "connect");
     const payload = readBinaryField(buf, stop, "connect");
     packet.will = { topic, payload, qos: ((flags >> 3) & 3) as QoS, retain: (flags & 0x20) !== 0 };
+    if (willProperties !== undefined) packet.will.properties = willProperties;
   }
   if (flags & 0x80) packet.username = readStringField(buf, stop, "connect");
   if (flags & 0x40) packet.password = readBinaryField(buf, stop, "connect");
@@ -472,7 +690,7 @@ function decodeConnect(
   return packet;
 }
 
-function checkConnectFlags(flags: number): void {
+function checkConnectFlags(flags: number, v5: boolean): void {
   let rule: string | undefined;
   if (flags & 0x01) {
     rule = "reserved flag set (MQTT-3.1.2-3)";
@@ -481,7 +699,7 @@ function checkConnectFlags(flags: number): void {
       "will QoS or will retain without will flag (MQTT-3.1.2-11, MQTT-3.1.2-13, MQTT-3.1.2-15)";
   } else if ((flags & 0x18) === 0x18) {
     rule = "will QoS 3 (MQTT-3.1.2-14)";
-  } else if ((flags & 0xc0) === 0x40) {
+  } else if ((flags & 0xc0) === 0x40 && !v5) {
     rule = "password without user name (MQTT-3.1.2-22)";
   }
   if (rule !== undefined) {

@@ -15,6 +15,15 @@ import type {
   SubscribePacket,
   UnsubscribePacket,
 } from "./packet.ts";
+import {
+  hasProperties,
+  type Properties,
+  propertiesLength,
+  varIntSize,
+  WILL_PROPERTIES,
+  writeProperties,
+} from "./properties.ts";
+import { checkReasonCode } from "./reason_codes.ts";
 import type { CodecOptions } from "./options.ts";
 import { protocolVersionOf } from "./options.ts";
 import {
@@ -44,6 +53,31 @@ const UNSUBACK = 0xb0;
 const PINGREQ = 0xc0;
 const PINGRESP = 0xd0;
 const DISCONNECT = 0xe0;
+const AUTH = 0xf0;
+
+/** Packet type numbers by name, for the property contexts of 5.0. */
+const TYPE_IDS: Record<PacketTypeName, number> = {
+  connect: 1,
+  connack: 2,
+  publish: 3,
+  puback: 4,
+  pubrec: 5,
+  pubrel: 6,
+  pubcomp: 7,
+  subscribe: 8,
+  suback: 9,
+  unsubscribe: 10,
+  unsuback: 11,
+  pingreq: 12,
+  pingresp: 13,
+  disconnect: 14,
+  auth: 15,
+};
+
+// Property lengths measured by bodyLength for the writePacket that follows
+// it. Safe: encoding is synchronous and never re-entered.
+let propLength = 0;
+let willPropLength = 0;
 
 /** Protocol name of MQTT 3.1.1 (MQTT-3.1.2-1). */
 const PROTOCOL_NAME = "MQTT";
@@ -184,13 +218,30 @@ function bodyLength(packet: Packet, version: ProtocolVersion): number {
     case "pubrec":
     case "pubrel":
     case "pubcomp":
+      checkPacketId(packet.packetId, packet.type);
+      if (version === 5) return ackLength(packet.type, packet.reasonCode, packet.properties);
+      only5(packet.reasonCode !== undefined && packet.reasonCode !== 0, packet.type, "reasonCode");
+      only5(hasProperties(packet.properties), packet.type, "properties");
+      return 2;
     case "unsuback":
       checkPacketId(packet.packetId, packet.type);
-      // MQTT 5.0: reason code and properties follow here when version === 5.
+      if (version === 5) {
+        return codesLength("unsuback", packet.reasonCodes, packet.properties, "MQTT-3.11.3-1");
+      }
+      only5(packet.reasonCodes !== undefined, packet.type, "reasonCodes");
+      only5(hasProperties(packet.properties), packet.type, "properties");
       return 2;
     case "subscribe":
-      return subscribeLength(packet);
+      return subscribeLength(packet, version);
     case "suback": {
+      if (version === 5) {
+        checkPacketId(packet.packetId, "suback");
+        // 3.1.1 return codes 0, 1, 2 and 0x80 mean the same as 5.0 reason codes.
+        const codes = packet.reasonCodes ?? packet.returnCodes;
+        return codesLength("suback", codes, packet.properties, "MQTT-3.9.3-1");
+      }
+      only5(packet.reasonCodes !== undefined, packet.type, "reasonCodes");
+      only5(hasProperties(packet.properties), packet.type, "properties");
       checkPacketId(packet.packetId, "suback");
       const codes = packet.returnCodes;
       if (codes.length === 0) {
@@ -215,10 +266,30 @@ function bodyLength(packet: Packet, version: ProtocolVersion): number {
       return 2 + codes.length;
     }
     case "unsubscribe":
-      return unsubscribeLength(packet);
+      return unsubscribeLength(packet, version);
     case "connect":
       return connectLength(packet, version);
     case "connack": {
+      if (version === 5) {
+        let rc: number | undefined = packet.reasonCode;
+        if (rc === undefined) {
+          // A 3.1.1-shaped CONNACK: only its success code means the same in 5.0.
+          if (packet.returnCode !== undefined && packet.returnCode !== 0) {
+            throw new ProtocolError(
+              "INVALID_REASON_CODE",
+              `a 5.0 CONNACK carries reasonCode, not the 3.1.1 returnCode ${packet.returnCode} ` +
+                `(MQTT-3.2.2-8)`,
+              "connack",
+            );
+          }
+          rc = 0;
+        }
+        checkReasonCode(rc, "connack");
+        propLength = propertiesLength(packet.properties, 2, "connack");
+        return 2 + varIntSize(propLength) + propLength;
+      }
+      only5(packet.reasonCode !== undefined, packet.type, "reasonCode");
+      only5(hasProperties(packet.properties), packet.type, "properties");
       const rc = packet.returnCode;
       // Section 3.2.2.3: return codes 0..5; 6..255 are reserved.
       if (rc !== 0 && rc !== 1 && rc !== 2 && rc !== 3 && rc !== 4 && rc !== 5) {
@@ -232,14 +303,83 @@ function bodyLength(packet: Packet, version: ProtocolVersion): number {
     }
     case "pingreq":
     case "pingresp":
-    case "disconnect":
       return 0;
+    case "disconnect":
+    case "auth": {
+      if (version === 5) {
+        const rc = packet.reasonCode ?? 0;
+        checkReasonCode(rc, packet.type);
+        propLength = propertiesLength(packet.properties, TYPE_IDS[packet.type], packet.type);
+        // Sections 3.14.2.1, 3.15.2.1: success without properties is an empty body;
+        // a DISCONNECT may also stop after its reason code (section 3.14.2.2.1).
+        if (propLength === 0) return rc === 0 ? 0 : packet.type === "auth" ? 2 : 1;
+        return 1 + varIntSize(propLength) + propLength;
+      }
+      if (packet.type === "auth") {
+        // 3.1.1 section 2.2.1: type 15 is reserved; AUTH exists only in 5.0.
+        throw new ProtocolError(
+          "INVALID_PACKET_TYPE",
+          "packet type 15 (AUTH) exists only in MQTT 5.0: set protocolVersion 5 (section 2.2.1)",
+          "auth",
+        );
+      }
+      only5(packet.reasonCode !== undefined && packet.reasonCode !== 0, "disconnect", "reasonCode");
+      only5(hasProperties(packet.properties), "disconnect", "properties");
+      return 0;
+    }
     default:
       throw new ProtocolError(
         "INVALID_PACKET_TYPE",
         `unknown packet type ${JSON.stringify((packet as { type: unknown }).type)} (section 2.2.1)`,
       );
   }
+}
+
+/** Throws when `present`: `what` exists only in MQTT 5.0 and would be lost under 3.1.1. */
+function only5(present: boolean, type: PacketTypeName, what: string): void {
+  if (present) {
+    throw new ProtocolError(
+      "PROTOCOL_VERSION_MISMATCH",
+      `${type.toUpperCase()} ${what} exists only in MQTT 5.0, but the packet is encoded as ` +
+        `MQTT 3.1.1 (protocolVersion 4${type === "connect" ? " or protocolLevel 4" : ""}): ` +
+        `use protocolVersion 5 or remove it`,
+      type,
+    );
+  }
+}
+
+/** Body of a 5.0 PUBACK, PUBREC, PUBREL or PUBCOMP, omitting what the spec lets go. */
+function ackLength(
+  type: PacketTypeName,
+  reasonCode: number | undefined,
+  properties: Properties | undefined,
+): number {
+  const rc = reasonCode ?? 0;
+  checkReasonCode(rc, type);
+  propLength = propertiesLength(properties, TYPE_IDS[type], type);
+  // Section 3.4.2.1 (and 3.5/3.6/3.7): Remaining Length 2 is success without
+  // properties; 3 is a reason code without properties (section 3.4.2.2.1).
+  if (propLength === 0) return rc === 0 ? 2 : 3;
+  return 3 + varIntSize(propLength) + propLength;
+}
+
+/** Body of a 5.0 SUBACK or UNSUBACK: id, properties, one reason code per filter. */
+function codesLength(
+  type: PacketTypeName,
+  codes: readonly number[] | undefined,
+  properties: Properties | undefined,
+  rule: string,
+): number {
+  if (codes === undefined || codes.length === 0) {
+    throw new ProtocolError(
+      "EMPTY_SUBSCRIPTION",
+      `${type.toUpperCase()} needs one reason code per topic filter, so at least one (${rule})`,
+      type,
+    );
+  }
+  for (let i = 0; i < codes.length; i++) checkReasonCode(codes[i], type);
+  propLength = propertiesLength(properties, TYPE_IDS[type], type);
+  return 2 + varIntSize(propLength) + propLength + codes.length;
 }
 
 function checkPacketId(id: number, type: PacketTypeName): void {
@@ -265,7 +405,7 @@ function checkQos(qos: number, type: PacketTypeName): void {
   }
 }
 
-function publishLength(p: PublishPacket, _version: ProtocolVersion): number {
+function publishLength(p: PublishPacket, version: ProtocolVersion): number {
   const qos = p.qos;
   checkQos(qos, "publish");
   // A packet identifier is written only when QoS > 0 (MQTT-2.3.1-5); for QoS 0
@@ -279,11 +419,21 @@ function publishLength(p: PublishPacket, _version: ProtocolVersion): number {
       "publish",
     );
   }
-  // MQTT 5.0: properties length and properties go after the packet id.
+  if (version === 5) {
+    const props = p.properties;
+    propLength = props === undefined ? 0 : propertiesLength(props, 3, "publish");
+    // 5.0 section 3.3.2.1: an empty topic name needs a Topic Alias.
+    const topicBytes = p.topic === "" && props?.topicAlias !== undefined
+      ? 0
+      : topicNameLength(p.topic, "publish");
+    return 2 + topicBytes + (qos === 0 ? 0 : 2) + varIntSize(propLength) + propLength +
+      p.payload.length;
+  }
+  if (p.properties !== undefined) only5(hasProperties(p.properties), "publish", "properties");
   return 2 + topicNameLength(p.topic, "publish") + (qos === 0 ? 0 : 2) + p.payload.length;
 }
 
-function subscribeLength(p: SubscribePacket): number {
+function subscribeLength(p: SubscribePacket, version: ProtocolVersion): number {
   checkPacketId(p.packetId, "subscribe");
   const subs = p.subscriptions;
   if (subs.length === 0) {
@@ -298,11 +448,39 @@ function subscribeLength(p: SubscribePacket): number {
     const s = subs[i];
     checkQos(s.qos, "subscribe");
     len += 3 + topicFilterLength(s.filter, "subscribe");
+    const rh = s.retainHandling;
+    if (version === 4) {
+      only5(s.noLocal === true, "subscribe", "noLocal");
+      only5(s.retainAsPublished === true, "subscribe", "retainAsPublished");
+      only5(rh !== undefined && rh !== 0, "subscribe", "retainHandling");
+      continue;
+    }
+    // Section 3.8.3.1: Retain Handling 3 is a Protocol Error.
+    if (rh !== undefined && rh !== 0 && rh !== 1 && rh !== 2) {
+      throw new ProtocolError(
+        "INVALID_FLAGS",
+        `retainHandling ${rh} is not 0, 1 or 2 (section 3.8.3.1)`,
+        "subscribe",
+      );
+    }
+    // MQTT-3.8.3-4: No Local on a shared subscription is a Protocol Error.
+    if (s.noLocal === true && s.filter.startsWith("$share/")) {
+      throw new ProtocolError(
+        "INVALID_FLAGS",
+        `noLocal on the shared subscription ${JSON.stringify(s.filter)} (MQTT-3.8.3-4)`,
+        "subscribe",
+      );
+    }
   }
+  if (version === 5) {
+    propLength = propertiesLength(p.properties, 8, "subscribe");
+    return len + varIntSize(propLength) + propLength;
+  }
+  only5(hasProperties(p.properties), "subscribe", "properties");
   return len;
 }
 
-function unsubscribeLength(p: UnsubscribePacket): number {
+function unsubscribeLength(p: UnsubscribePacket, version: ProtocolVersion): number {
   checkPacketId(p.packetId, "unsubscribe");
   const filters = p.filters;
   if (filters.length === 0) {
@@ -314,6 +492,11 @@ function unsubscribeLength(p: UnsubscribePacket): number {
   }
   let len = 2;
   for (let i = 0; i < filters.length; i++) len += 2 + topicFilterLength(filters[i], "unsubscribe");
+  if (version === 5) {
+    propLength = propertiesLength(p.properties, 10, "unsubscribe");
+    return len + varIntSize(propLength) + propLength;
+  }
+  only5(hasProperties(p.properties), "unsubscribe", "properties");
   return len;
 }
 
@@ -329,15 +512,18 @@ function checkBinary(data: Uint8Array, what: string): number {
 }
 
 function connectLength(p: ConnectPacket, version: ProtocolVersion): number {
-  // MQTT-3.1.2-1, MQTT-3.1.2-2: "MQTT" at level 4 for 3.1.1.
-  if (p.protocolName !== PROTOCOL_NAME || p.protocolLevel !== version) {
+  // MQTT-3.1.2-1, MQTT-3.1.2-2: "MQTT" at level 4 for 3.1.1, 5 for 5.0; the
+  // packet's level decides its format, up to the codec's version.
+  const level = p.protocolLevel;
+  if (p.protocolName !== PROTOCOL_NAME || (level !== 4 && level !== version)) {
     throw new ProtocolError(
       "UNSUPPORTED_PROTOCOL",
-      `protocol ${JSON.stringify(p.protocolName)} level ${p.protocolLevel} is not MQTT level ` +
-        `${version} (MQTT-3.1.2-1, MQTT-3.1.2-2)`,
+      `protocol ${JSON.stringify(p.protocolName)} level ${level} is not MQTT level ` +
+        `${version === 5 ? "4 or 5" : "4"} (MQTT-3.1.2-1, MQTT-3.1.2-2)`,
       "connect",
     );
   }
+  const v5 = level === 5;
   const ka = p.keepAlive;
   if ((ka & 0xffff) !== ka) {
     throw new ProtocolError(
@@ -347,18 +533,29 @@ function connectLength(p: ConnectPacket, version: ProtocolVersion): number {
     );
   }
   const clientIdBytes = utf8Length(p.clientId, "connect");
-  // MQTT-3.1.3-7: a zero-byte client id needs CleanSession 1.
-  if (clientIdBytes === 0 && !p.clean) {
+  // 3.1.1 MQTT-3.1.3-7: a zero-byte client id needs CleanSession 1 (5.0 lets the server decide).
+  if (clientIdBytes === 0 && !p.clean && !v5) {
     throw new ProtocolError(
       "INVALID_CLIENT_ID",
       "empty client identifier requires clean session (MQTT-3.1.3-7)",
       "connect",
     );
   }
-  // MQTT 5.0: connect properties go after keep alive.
   let len = 10 + 2 + clientIdBytes;
+  if (v5) {
+    propLength = propertiesLength(p.properties, 1, "connect");
+    len += varIntSize(propLength) + propLength;
+  } else {
+    only5(hasProperties(p.properties), "connect", "properties");
+  }
   const will = p.will;
   if (will !== undefined) {
+    if (v5) {
+      willPropLength = propertiesLength(will.properties, WILL_PROPERTIES, "connect");
+      len += varIntSize(willPropLength) + willPropLength;
+    } else {
+      only5(hasProperties(will.properties), "connect", "will properties");
+    }
     const q = will.qos;
     // MQTT-3.1.2-14: will QoS 0, 1 or 2, never 3.
     if (q !== 0 && q !== 1 && q !== 2) {
@@ -373,8 +570,8 @@ function connectLength(p: ConnectPacket, version: ProtocolVersion): number {
   }
   if (p.username !== undefined) len += 2 + utf8Length(p.username, "connect");
   if (p.password !== undefined) {
-    // MQTT-3.1.2-22: no password without a user name (3.1.1).
-    if (p.username === undefined) {
+    // MQTT-3.1.2-22: no password without a user name (3.1.1; 5.0 allows it).
+    if (p.username === undefined && !v5) {
       throw new ProtocolError(
         "INVALID_CONNECT_FLAGS",
         "password without user name (MQTT-3.1.2-22)",
@@ -392,7 +589,7 @@ function writePacket(
   buf: Uint8Array,
   pos: number,
   remaining: number,
-  _version: ProtocolVersion,
+  version: ProtocolVersion,
 ): number {
   switch (packet.type) {
     case "publish": {
@@ -400,22 +597,40 @@ function writePacket(
       buf[pos] = PUBLISH | (packet.dup ? 0x08 : 0) | (qos << 1) | (packet.retain ? 0x01 : 0);
       pos = writeString(packet.topic, buf, writeRemainingLength(buf, pos + 1, remaining));
       if (qos !== 0) pos = writeUint16(buf, pos, packet.packetId as number);
+      if (version === 5) pos = writeProperties(packet.properties, propLength, buf, pos);
       buf.set(packet.payload, pos);
       return pos + packet.payload.length;
     }
     case "puback":
-      return writeUint16(buf, writeHeader(buf, pos, PUBACK, 2), packet.packetId);
+      return writeAck(buf, pos, PUBACK, packet.packetId, remaining, packet);
     case "pubrec":
-      return writeUint16(buf, writeHeader(buf, pos, PUBREC, 2), packet.packetId);
+      return writeAck(buf, pos, PUBREC, packet.packetId, remaining, packet);
     case "pubrel":
-      return writeUint16(buf, writeHeader(buf, pos, PUBREL, 2), packet.packetId);
+      return writeAck(buf, pos, PUBREL, packet.packetId, remaining, packet);
     case "pubcomp":
-      return writeUint16(buf, writeHeader(buf, pos, PUBCOMP, 2), packet.packetId);
+      return writeAck(buf, pos, PUBCOMP, packet.packetId, remaining, packet);
     case "unsuback":
-      return writeUint16(buf, writeHeader(buf, pos, UNSUBACK, 2), packet.packetId);
+      pos = writeUint16(buf, writeHeader(buf, pos, UNSUBACK, remaining), packet.packetId);
+      if (version === 4) return pos;
+      return writeCodes(
+        buf,
+        writeProperties(packet.properties, propLength, buf, pos),
+        packet.reasonCodes!,
+      );
     case "subscribe": {
       pos = writeUint16(buf, writeHeader(buf, pos, SUBSCRIBE, remaining), packet.packetId);
       const subs = packet.subscriptions;
+      if (version === 5) {
+        pos = writeProperties(packet.properties, propLength, buf, pos);
+        for (let i = 0; i < subs.length; i++) {
+          const s = subs[i];
+          pos = writeString(s.filter, buf, pos);
+          // Section 3.8.3.1: QoS, No Local, Retain As Published, Retain Handling; bits 6-7 are 0.
+          buf[pos++] = s.qos | (s.noLocal ? 0x04 : 0) | (s.retainAsPublished ? 0x08 : 0) |
+            ((s.retainHandling ?? 0) << 4);
+        }
+        return pos;
+      }
       for (let i = 0; i < subs.length; i++) {
         pos = writeString(subs[i].filter, buf, pos);
         buf[pos++] = subs[i].qos;
@@ -424,12 +639,15 @@ function writePacket(
     }
     case "suback": {
       pos = writeUint16(buf, writeHeader(buf, pos, SUBACK, remaining), packet.packetId);
-      const codes = packet.returnCodes;
-      for (let i = 0; i < codes.length; i++) buf[pos++] = codes[i];
-      return pos;
+      if (version === 5) {
+        pos = writeProperties(packet.properties, propLength, buf, pos);
+        return writeCodes(buf, pos, packet.reasonCodes ?? packet.returnCodes);
+      }
+      return writeCodes(buf, pos, packet.returnCodes);
     }
     case "unsubscribe": {
       pos = writeUint16(buf, writeHeader(buf, pos, UNSUBSCRIBE, remaining), packet.packetId);
+      if (version === 5) pos = writeProperties(packet.properties, propLength, buf, pos);
       const filters = packet.filters;
       for (let i = 0; i < filters.length; i++) pos = writeString(filters[i], buf, pos);
       return pos;
@@ -437,19 +655,50 @@ function writePacket(
     case "connect":
       return writeConnect(packet, buf, writeHeader(buf, pos, CONNECT, remaining));
     case "connack": {
-      pos = writeHeader(buf, pos, CONNACK, 2);
+      pos = writeHeader(buf, pos, CONNACK, remaining);
       // Section 3.2.2.1: bits 7-1 of the acknowledge flags are reserved, 0.
       buf[pos] = packet.sessionPresent ? 1 : 0;
-      buf[pos + 1] = packet.returnCode;
-      return pos + 2;
+      if (version === 4) {
+        buf[pos + 1] = packet.returnCode;
+        return pos + 2;
+      }
+      buf[pos + 1] = packet.reasonCode ?? 0;
+      return writeProperties(packet.properties, propLength, buf, pos + 2);
     }
     case "pingreq":
       return writeHeader(buf, pos, PINGREQ, 0);
     case "pingresp":
       return writeHeader(buf, pos, PINGRESP, 0);
     case "disconnect":
-      return writeHeader(buf, pos, DISCONNECT, 0);
+    case "auth": {
+      pos = writeHeader(buf, pos, packet.type === "auth" ? AUTH : DISCONNECT, remaining);
+      if (remaining === 0) return pos;
+      buf[pos++] = packet.reasonCode ?? 0;
+      if (remaining === 1) return pos;
+      return writeProperties(packet.properties, propLength, buf, pos);
+    }
   }
+}
+
+/** Writes a PUBACK, PUBREC, PUBREL or PUBCOMP whose body is `remaining` bytes long. */
+function writeAck(
+  buf: Uint8Array,
+  pos: number,
+  first: number,
+  packetId: number,
+  remaining: number,
+  packet: { reasonCode?: number; properties?: Properties },
+): number {
+  pos = writeUint16(buf, writeHeader(buf, pos, first, remaining), packetId);
+  if (remaining === 2) return pos;
+  buf[pos++] = packet.reasonCode ?? 0;
+  if (remaining === 3) return pos;
+  return writeProperties(packet.properties, propLength, buf, pos);
+}
+
+function writeCodes(buf: Uint8Array, pos: number, codes: readonly number[]): number {
+  for (let i = 0; i < codes.length; i++) buf[pos++] = codes[i];
+  return pos;
 }
 
 function writeHeader(buf: Uint8Array, pos: number, first: number, remaining: number): number {
@@ -475,9 +724,12 @@ function writeConnect(p: ConnectPacket, buf: Uint8Array, pos: number): number {
   if (p.username !== undefined) flags |= 0x80;
   buf[pos++] = flags;
   pos = writeUint16(buf, pos, p.keepAlive);
+  const v5 = p.protocolLevel === 5;
+  if (v5) pos = writeProperties(p.properties, propLength, buf, pos);
   // Payload order is fixed (MQTT-3.1.3-1).
   pos = writeString(p.clientId, buf, pos);
   if (will !== undefined) {
+    if (v5) pos = writeProperties(will.properties, willPropLength, buf, pos);
     pos = writeString(will.topic, buf, pos);
     pos = writeBinary(will.payload, buf, pos);
   }

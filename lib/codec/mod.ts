@@ -18,3 +18,16 @@ export { decodePacket, packetLength } from "./decode.ts";
 export { validateTopicFilter, validateTopicName } from "./topic.ts";
 export { MAX_PACKET_SIZE, MAX_REMAINING_LENGTH } from "./remaining_length.ts";
 export * from "./packet.ts";
+export type {
+  AckProperties,
+  AuthProperties,
+  ConnackProperties,
+  ConnectProperties,
+  DisconnectProperties,
+  Properties,
+  PublishProperties,
+  SubscribeProperties,
+  UnsubscribeProperties,
+  WillProperties,
+} from "./properties.ts";
+export * from "./reason_codes.ts";

@@ -10,9 +10,10 @@ import { MAX_PACKET_SIZE } from "./remaining_length.ts";
 /** Options of the codec functions. */
 export interface CodecOptions {
   /**
-   * Protocol level of the connection: 4 is MQTT 3.1.1 (the only one built).
-   * MQTT 5.0 will branch on this where properties and reason codes go.
-   * Default 4.
+   * Protocol level of the connection: 4 is MQTT 3.1.1, 5 is MQTT 5.0
+   * (properties, reason codes, the AUTH packet). A CONNECT carries its own
+   * level, which the decoder reads from the packet: this option is then the
+   * highest level accepted. Default 4.
    */
   protocolVersion?: ProtocolVersion;
   /**
@@ -29,7 +30,7 @@ export { MAX_PACKET_SIZE };
 
 /**
  * Returns the protocol level of `options`, refusing levels this codec does
- * not speak with `UNSUPPORTED_PROTOCOL` (only 4, MQTT 3.1.1, today).
+ * not speak (only 4, MQTT 3.1.1, and 5, MQTT 5.0) with `UNSUPPORTED_PROTOCOL`.
  *
  * @example
  * ```ts
@@ -39,11 +40,11 @@ export { MAX_PACKET_SIZE };
  */
 export function protocolVersionOf(options: CodecOptions | undefined): ProtocolVersion {
   const version = options?.protocolVersion ?? DEFAULT_PROTOCOL_VERSION;
-  // MQTT 5.0 (level 5) plugs in here once built.
-  if (version !== 4) {
+  if (version !== 4 && version !== 5) {
     throw new ProtocolError(
       "UNSUPPORTED_PROTOCOL",
-      `protocol level ${version} is not supported by this codec (MQTT-3.1.2-2)`,
+      `protocol level ${version} is not supported by this codec: 4 (MQTT 3.1.1) or 5 ` +
+        `(MQTT 5.0) (MQTT-3.1.2-2)`,
     );
   }
   return version;

@@ -4,7 +4,8 @@
  * @module
  */
 import { type CodecOptions, decodePacket, packetLength } from "../codec/mod.ts";
-import type { Packet } from "../codec/packet.ts";
+import { DEFAULT_PROTOCOL_VERSION, protocolVersionOf } from "../codec/options.ts";
+import type { Packet, ProtocolVersion } from "../codec/packet.ts";
 import { ProtocolError } from "../errors.ts";
 
 /**
@@ -70,8 +71,9 @@ export type PacketCallback = (packet: Packet) => boolean | void;
  * ```
  */
 export class PacketFramer {
-  readonly #options: CodecOptions | undefined;
+  #options: CodecOptions | undefined;
   readonly #maxPacketSize: number | undefined;
+  #version: ProtocolVersion;
   /** Bytes of a fixed header cut by a chunk end; never handed to the decoder, so reused. */
   readonly #head: Uint8Array = new Uint8Array(MAX_HEADER_LENGTH);
   /** How many bytes of {@linkcode #head} are held; 0 when no header is pending. */
@@ -97,6 +99,36 @@ export class PacketFramer {
   constructor(options?: CodecOptions) {
     this.#options = options;
     this.#maxPacketSize = options?.maxPacketSize;
+    this.#version = options?.protocolVersion ?? DEFAULT_PROTOCOL_VERSION;
+  }
+
+  /**
+   * Protocol level the following packets are framed with. A broker learns it
+   * from the CONNECT (whose decoder reads the level from the packet itself)
+   * and sets it here before the next packet; a packet already held whole
+   * waits in its chunk and is decoded with the new level.
+   *
+   * @example
+   * ```ts
+   * import { PacketFramer } from "./packet_reader.ts";
+   * const framer = new PacketFramer({ protocolVersion: 5 }); // accepts level 4 and 5 CONNECTs
+   * framer.push(
+   *   new Uint8Array([0x10, 0x0d, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 60, 0, 1, 0x61]),
+   *   (packet) => {
+   *     if (packet.type === "connect") framer.protocolVersion = packet.protocolLevel as 4 | 5;
+   *   },
+   * );
+   * console.log(framer.protocolVersion); // 4
+   * ```
+   */
+  get protocolVersion(): ProtocolVersion {
+    return this.#version;
+  }
+
+  set protocolVersion(version: ProtocolVersion) {
+    protocolVersionOf({ protocolVersion: version }); // refuses a level the codec does not speak
+    this.#version = version;
+    this.#options = { ...this.#options, protocolVersion: version };
   }
 
   /** Whether bytes are held: the start of a packet, or the rest of a stopped chunk. */
@@ -166,17 +198,17 @@ export class PacketFramer {
   /** Frames `chunk` from `offset`; see {@linkcode PacketFramer.push}. */
   #frame(chunk: Uint8Array, offset: number, onPacket: PacketCallback): boolean {
     const end = chunk.length;
-    const options = this.#options;
     const maxPacketSize = this.#maxPacketSize;
     while (offset < end) {
       // Throws PACKET_TOO_LARGE before any byte of the body is held.
-      const length = packetLength(chunk, offset, end, maxPacketSize);
+      const length = packetLength(chunk, offset, end, maxPacketSize, this.#version);
       if (length < 0 || length > end - offset) {
         this.#hold(chunk, offset, end, length);
         return true;
       }
       // Whole packet in this chunk: decode in place; its payload aliases the chunk.
-      const packet = decodePacket(chunk, offset, offset + length, options);
+      // Read per packet: a callback may switch the version after a CONNECT.
+      const packet = decodePacket(chunk, offset, offset + length, this.#options);
       offset += length;
       if (onPacket(packet) === false) return this.#stop(chunk, offset);
     }
@@ -225,7 +257,7 @@ export class PacketFramer {
       const held = this.#headLength;
       const take = Math.min(MAX_HEADER_LENGTH - held, end);
       for (let i = 0; i < take; i++) head[held + i] = chunk[i];
-      const length = packetLength(head, 0, held + take, this.#maxPacketSize);
+      const length = packetLength(head, 0, held + take, this.#maxPacketSize, this.#version);
       if (length < 0) {
         this.#headLength = held + take;
         return -1;
@@ -278,11 +310,11 @@ export class PacketFramer {
  * nothing of its own.
  */
 class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
-  readonly #framer: PacketFramer;
+  readonly framer: PacketFramer;
   #enqueue: (packet: Packet) => void = noop;
 
   constructor(options: CodecOptions | undefined) {
-    this.#framer = new PacketFramer(options);
+    this.framer = new PacketFramer(options);
   }
 
   start(controller: TransformStreamDefaultController<Packet>): void {
@@ -290,15 +322,15 @@ class PacketReaderTransformer implements Transformer<Uint8Array, Packet> {
   }
 
   transform(chunk: Uint8Array): void {
-    this.#framer.push(chunk, this.#enqueue);
+    this.framer.push(chunk, this.#enqueue);
   }
 
   flush(): void {
-    this.#framer.end();
+    this.framer.end();
   }
 
   cancel(): void {
-    this.#framer.reset();
+    this.framer.reset();
   }
 }
 
@@ -353,6 +385,8 @@ const noop = (): void => {};
  * ```
  */
 export class PacketReader extends TransformStream<Uint8Array, Packet> {
+  readonly #framer: PacketFramer;
+
   /**
    * Creates a reader.
    *
@@ -360,11 +394,34 @@ export class PacketReader extends TransformStream<Uint8Array, Packet> {
    * memory one packet can take); `protocolVersion` selects the wire format.
    */
   constructor(options?: CodecOptions) {
+    const transformer = new PacketReaderTransformer(options);
     super(
-      new PacketReaderTransformer(options),
+      transformer,
       // Written out though they are the defaults: they are the backpressure contract.
       { highWaterMark: 1 },
       { highWaterMark: 0 },
     );
+    this.#framer = transformer.framer;
+  }
+
+  /**
+   * Protocol level of the packets read from now on (see
+   * {@linkcode PacketFramer.protocolVersion}): set it once the CONNECT is
+   * read. Packets already decoded into the readable side keep theirs.
+   *
+   * @example
+   * ```ts
+   * import { PacketReader } from "./packet_reader.ts";
+   * const reader = new PacketReader({ protocolVersion: 5 });
+   * reader.protocolVersion = 4; // the CONNECT said 3.1.1
+   * console.log(reader.protocolVersion); // 4
+   * ```
+   */
+  get protocolVersion(): ProtocolVersion {
+    return this.#framer.protocolVersion;
+  }
+
+  set protocolVersion(version: ProtocolVersion) {
+    this.#framer.protocolVersion = version;
   }
 }

@@ -4,14 +4,24 @@
  * @module
  */
 import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
-import type { Packet } from "../codec/packet.ts";
+import { DEFAULT_PROTOCOL_VERSION, protocolVersionOf } from "../codec/options.ts";
+import type { Packet, ProtocolVersion } from "../codec/packet.ts";
 
 /** The transformer behind {@linkcode PacketWriter}; a class so no closure is made per stream. */
 class PacketWriterTransformer implements Transformer<Packet | readonly Packet[], Uint8Array> {
-  readonly #options: CodecOptions | undefined;
+  #options: CodecOptions | undefined;
 
   constructor(options: CodecOptions | undefined) {
     this.#options = options;
+  }
+
+  get protocolVersion(): ProtocolVersion {
+    return this.#options?.protocolVersion ?? DEFAULT_PROTOCOL_VERSION;
+  }
+
+  set protocolVersion(version: ProtocolVersion) {
+    protocolVersionOf({ protocolVersion: version }); // refuses a level the codec does not speak
+    this.#options = { ...this.#options, protocolVersion: version };
   }
 
   transform(
@@ -78,11 +88,35 @@ export class PacketWriter extends TransformStream<Packet | readonly Packet[], Ui
    * selects the wire format.
    */
   constructor(options?: CodecOptions) {
+    const transformer = new PacketWriterTransformer(options);
     super(
-      new PacketWriterTransformer(options),
+      transformer,
       // Written out though they are the defaults: they are the backpressure contract.
       { highWaterMark: 1 },
       { highWaterMark: 0 },
     );
+    this.#transformer = transformer;
+  }
+
+  readonly #transformer: PacketWriterTransformer;
+
+  /**
+   * Protocol level of the packets written from now on: a broker sets it to
+   * the level of the CONNECT it read, before it writes the CONNACK.
+   *
+   * @example
+   * ```ts
+   * import { PacketWriter } from "./packet_writer.ts";
+   * const writer = new PacketWriter();
+   * writer.protocolVersion = 5;
+   * console.log(writer.protocolVersion); // 5
+   * ```
+   */
+  get protocolVersion(): ProtocolVersion {
+    return this.#transformer.protocolVersion;
+  }
+
+  set protocolVersion(version: ProtocolVersion) {
+    this.#transformer.protocolVersion = version;
   }
 }
