@@ -13,6 +13,7 @@ import type {
   SubscriptionRequest,
   UnsubscribePacket,
 } from "../codec/packet.ts";
+import { isFailure } from "../codec/reason_codes.ts";
 import type { MqttError } from "../errors.ts";
 import { SessionState, type SessionStateOptions } from "./state.ts";
 import type { SubscribeCallback, UnsubscribeCallback } from "./types.ts";
@@ -227,9 +228,4 @@ export class ClientSessionState extends SessionState {
     this.failRequests(error);
     super.abandon(error);
   }
-}
-
-/** Whether a SUBACK return code (or, later, a reason code) reports a failure: 0x80 and above. */
-export function isFailure(code: number): boolean {
-  return code >= 0x80;
 }

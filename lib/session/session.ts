@@ -22,7 +22,8 @@ import type {
   SubscriptionRequest,
 } from "../codec/packet.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
-import { type ClientSessionState, isFailure, PendingRequest } from "./client_state.ts";
+import { isFailure } from "../codec/reason_codes.ts";
+import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
 import type {
