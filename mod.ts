@@ -32,8 +32,8 @@ export {
   type ReconnectEventDetail,
   type SubscribeOptions,
 } from "./lib/client/client.ts";
+export type { BrokerProtocol } from "./lib/client/url.ts";
 export {
-  type BrokerProtocol,
   type ConnectOptions,
   DEFAULTS,
   type QueueOptions,

@@ -4,11 +4,10 @@ import {
   type ConnectOptions,
   DEFAULTS,
   generateClientId,
-  parseBrokerUrl,
-  redactUrl,
   resolveOptions,
   sessionOptions,
 } from "../lib/client/options.ts";
+import { parseBrokerUrl, redactUrl } from "../lib/client/url.ts";
 import type { Transport } from "../lib/transports/transport.ts";
 
 const encoder = new TextEncoder();

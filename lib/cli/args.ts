@@ -6,7 +6,7 @@
  * @module
  */
 import { type ConnectOptions, MqttError, type QoS } from "../../mod.ts";
-import { urlCredentials } from "../client/options.ts";
+import { urlCredentials } from "../client/url.ts";
 
 /** A flag error: the CLI prints it with the usage and exits with code 2. */
 export class UsageError extends Error {

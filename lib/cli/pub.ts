@@ -16,7 +16,7 @@
  * @module
  */
 import { connect, MqttError } from "../../mod.ts";
-import { redactUrl } from "../client/options.ts";
+import { redactUrl } from "../client/url.ts";
 import {
   COMMON_HELP,
   EXIT,

@@ -14,7 +14,7 @@
  * @module
  */
 import { connect } from "../../mod.ts";
-import { redactUrl } from "../client/options.ts";
+import { redactUrl } from "../client/url.ts";
 import {
   COMMON_HELP,
   EXIT,
