@@ -29,18 +29,18 @@ interface DenoConfig {
 }
 
 /**
- * Writes the package into `npm/` (replacing what was there) and returns the
- * path of the folder.
+ * Writes the package into `out` (default `npm/`, replacing what was there)
+ * and returns the path of the folder.
  *
  * @example
  * ```ts ignore
  * import { buildNpm } from "./build_npm.ts";
- * const dir = await buildNpm();
+ * const dir = await buildNpm(new URL("file:///tmp/mqtt-npm/"));
  * ```
  */
-export async function buildNpm(): Promise<string> {
+export async function buildNpm(out: URL = OUT): Promise<string> {
   const config: DenoConfig = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
-  await Deno.remove(OUT, { recursive: true }).catch((error) => {
+  await Deno.remove(out, { recursive: true }).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   });
 
@@ -51,7 +51,7 @@ export async function buildNpm(): Promise<string> {
       "tsc",
       "mod.ts",
       "--outDir",
-      "npm",
+      out.pathname,
       "--rootDir",
       ".",
       "--target",
@@ -71,7 +71,7 @@ export async function buildNpm(): Promise<string> {
     stderr: "inherit",
   }).output();
   if (!tsc.success) throw new Error(`tsc failed with exit code ${tsc.code}`);
-  await rewriteDeclarationSpecifiers(OUT);
+  await rewriteDeclarationSpecifiers(out);
 
   const packageJson = {
     name: config.name,
@@ -84,13 +84,13 @@ export async function buildNpm(): Promise<string> {
     sideEffects: false,
   };
   await Deno.writeTextFile(
-    new URL("package.json", OUT),
+    new URL("package.json", out),
     JSON.stringify(packageJson, null, 2) + "\n",
   );
   for (const file of ["README.md", "LICENSE"]) {
-    await Deno.copyFile(new URL(file, ROOT), new URL(file, OUT));
+    await Deno.copyFile(new URL(file, ROOT), new URL(file, out));
   }
-  return OUT.pathname;
+  return out.pathname;
 }
 
 /** A relative specifier ending in `.ts`, quoted. */
