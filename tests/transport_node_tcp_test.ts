@@ -7,72 +7,35 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { MqttError } from "../lib/errors.ts";
 import { connectNodeTcp } from "../lib/transports/node_tcp.ts";
 import type { Transport } from "../lib/transports/transport.ts";
 import { sharedCerts } from "./broker/certs.ts";
 import { brokerTest, startMosquitto } from "./broker/mosquitto.ts";
 import { freePort } from "./broker/ports.ts";
+import { hasCode } from "./client_helpers.ts";
+import { assertAbortDuringHandshake, echoServer, roundTrip } from "./transport_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function hasCode(code: string, pattern?: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof MqttError, `expected MqttError, got ${e}`);
-    assert.equal(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  };
-}
-
-/** Reads until `length` bytes came back (or the stream ended) and joins them. */
-async function readBytes(reader: ReadableStreamDefaultReader<Uint8Array>, length: number) {
-  const out = new Uint8Array(length);
-  let received = 0;
-  while (received < length) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out.set(value, received);
-    received += value.length;
-  }
-  return out.subarray(0, received);
-}
-
-/** Writes `bytes` and reads until `length` bytes came back. */
-async function roundTrip(
-  transport: Transport,
-  bytes: Uint8Array,
-  length = bytes.length,
-): Promise<Uint8Array> {
-  const writer = transport.writable.getWriter();
-  await writer.write(bytes);
-  writer.releaseLock();
-  const reader = transport.readable.getReader();
-  const back = await readBytes(reader, length);
-  reader.releaseLock();
-  return back;
-}
-
-/** A TCP or TLS echo server on a free port; `close()` stops it and its connections. */
-function echoServer(listener: Deno.Listener) {
-  const conns = new Set<Deno.Conn>();
-  const done = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      conn.readable.pipeTo(conn.writable).catch(() => {}).finally(() => conns.delete(conn));
-    }
-  })();
-  return {
+/** A transport connected to a plain TCP listener, and the listener's end of it. */
+async function connectedPair(): Promise<{ transport: Transport; peer: Deno.Conn; close(): void }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const transport = await connectNodeTcp({
+    hostname: "127.0.0.1",
     port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      await done;
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed by the pipe */ }
-      }
+  });
+  const peer = await accepted;
+  listener.close();
+  return {
+    transport,
+    peer,
+    close() {
+      transport.close();
+      try {
+        peer.close();
+      } catch { /* closed by the test */ }
     },
   };
 }
@@ -91,46 +54,35 @@ Deno.test("node_tcp: bytes round-trip through an echo server; chunks are plain U
   const server = echoServer(Deno.listen({ hostname: "127.0.0.1", port: 0 }));
   const transport = await connectNodeTcp({ hostname: "127.0.0.1", port: server.port });
   const bytes = new Uint8Array(100_000).map((_, i) => i & 0xff);
-  const writer = transport.writable.getWriter();
-  await writer.write(bytes);
-  writer.releaseLock();
+  assert.deepEqual(await roundTrip(transport, bytes), bytes);
   const reader = transport.readable.getReader();
-  const { value } = await reader.read();
+  const writer = transport.writable.getWriter();
+  await writer.write(bytes.subarray(0, 1));
   // Not a Buffer: its slice() would be a view, where a Uint8Array's is a copy.
-  assert.equal(Object.getPrototypeOf(value), Uint8Array.prototype);
-  const rest = await readBytes(reader, bytes.length - value!.length);
-  assert.deepEqual([...value!, ...rest], [...bytes]);
-  reader.releaseLock();
+  assert.equal(Object.getPrototypeOf((await reader.read()).value), Uint8Array.prototype);
   transport.close();
   transport.close(); // a second close never throws
   await server.close();
 });
 
 Deno.test("node_tcp: the readable ends when the peer closes, and at once on close()", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const accepted = listener.accept();
-  const first = await connectNodeTcp({ hostname: "127.0.0.1", port });
-  const peer = await accepted;
-  await peer.write(encoder.encode("bye"));
-  peer.close();
-  const reader = first.readable.getReader();
+  const first = await connectedPair();
+  await first.peer.write(encoder.encode("bye"));
+  first.peer.close();
+  const reader = first.transport.readable.getReader();
   assert.equal(decoder.decode((await reader.read()).value), "bye");
   assert.deepEqual(await reader.read(), { done: true, value: undefined });
   first.close();
 
-  const acceptedAgain = listener.accept();
-  const second = await connectNodeTcp({ hostname: "127.0.0.1", port });
-  const peerAgain = await acceptedAgain;
-  const pending = second.readable.getReader().read();
-  second.close(); // a pending read ends, it does not fail
+  const second = await connectedPair();
+  const pending = second.transport.readable.getReader().read();
+  second.transport.close(); // a pending read ends, it does not fail
   assert.deepEqual(await pending, { done: true, value: undefined });
   await assert.rejects(
-    second.writable.getWriter().write(encoder.encode("x")),
+    second.transport.writable.getWriter().write(encoder.encode("x")),
     hasCode("TRANSPORT_ERROR", /writing to 127\.0\.0\.1:\d+ failed/),
   );
-  peerAgain.close();
-  listener.close();
+  second.close();
 });
 
 Deno.test("node_tcp: a refused connection is a TRANSPORT_ERROR with the cause", async () => {
@@ -152,40 +104,15 @@ Deno.test("node_tcp: an aborted signal is ABORTED, before and while connecting",
     }),
     hasCode("ABORTED"),
   );
-  // A server that accepts and never answers the ClientHello.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const controller = new AbortController();
-  const connecting = connectNodeTcp({
-    hostname: "localhost",
-    port: (listener.addr as Deno.NetAddr).port,
-    tls: {},
-    signal: controller.signal,
-  });
-  const serverSide = await accepted;
-  controller.abort();
-  await assert.rejects(connecting, hasCode("ABORTED"));
-  // The client's socket is closed: the server reads the ClientHello, then EOF (or a reset).
-  const buf = new Uint8Array(4096);
-  try {
-    while ((await serverSide.read(buf)) !== null) { /* the ClientHello */ }
-  } catch (e) {
-    assert.ok(e instanceof Deno.errors.ConnectionReset, String(e));
-  }
-  serverSide.close();
-  listener.close();
   await server.close();
+  await assertAbortDuringHandshake((port, signal) =>
+    connectNodeTcp({ hostname: "localhost", port, tls: {}, signal })
+  );
 });
 
 Deno.test("node_tcp: a reader that stops reading pauses the socket, and no byte is lost", async () => {
   const total = 64 * 1024 * 1024;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const transport = await connectNodeTcp({
-    hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
-  });
-  const peer = await accepted;
+  const { transport, peer, close } = await connectedPair();
   const block = new Uint8Array(64 * 1024);
   let sent = 0;
   const sending = (async () => {
@@ -210,18 +137,11 @@ Deno.test("node_tcp: a reader that stops reading pauses the socket, and no byte 
   await sending;
   assert.equal(received, total);
   assert.equal(wrong, 0);
-  transport.close();
-  listener.close();
+  close();
 });
 
 Deno.test("node_tcp: a write waits while the peer does not read, then completes", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const transport = await connectNodeTcp({
-    hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
-  });
-  const peer = await accepted;
+  const { transport, peer, close } = await connectedPair();
   const chunk = new Uint8Array(1024 * 1024);
   const chunks = 64;
   const writer = transport.writable.getWriter();
@@ -241,9 +161,7 @@ Deno.test("node_tcp: a write waits while the peer does not read, then completes"
   for (let n = await peer.read(buf); n !== null; n = await peer.read(buf)) received += n;
   await writing;
   assert.equal(received, chunks * chunk.length);
-  peer.close();
-  transport.close();
-  listener.close();
+  close();
 });
 
 Deno.test("node_tcp: TLS trusts caCerts, verifies serverName, and fails on a wrong CA or host", async () => {
@@ -310,23 +228,8 @@ Deno.test("node_tcp: TLS trusts caCerts, verifies serverName, and fails on a wro
 });
 
 /** CONNECT, MQTT 3.1.1, clean session, keep-alive 60, client id "n" (worked out by hand). */
-const CONNECT = new Uint8Array([
-  0x10,
-  13,
-  0,
-  4,
-  0x4d,
-  0x51,
-  0x54,
-  0x54,
-  4,
-  0x02,
-  0,
-  60,
-  0,
-  1,
-  0x6e,
-]); // deno-fmt-ignore
+// deno-fmt-ignore
+const CONNECT = new Uint8Array([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 60, 0, 1, 0x6e]);
 /** CONNACK, session not present, accepted. */
 const CONNACK = new Uint8Array([0x20, 2, 0, 0]);
 
