@@ -15,6 +15,7 @@ import { freePort } from "./broker/ports.ts";
 import { hasCode } from "./client_helpers.ts";
 import { assertAbortDuringHandshake, echoServer, roundTrip } from "./transport_helpers.ts";
 
+const NODE_TCP = new URL("../lib/transports/node_tcp.ts", import.meta.url).href;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -253,4 +254,37 @@ brokerTest("node_tcp: mutual TLS with a client certificate and a serverName", as
   // throws that alert as an uncaught error instead of emitting it on the socket. Deno never uses
   // this module; tests/transport_test.ts checks the refusal on Deno's transport, and the npm
   // package test runs this module on Node and Bun.
+});
+
+Deno.test("node_tcp: where node:net cannot load (a browser), the error says to use ws:// or wss://", async () => {
+  // A child Deno whose import map makes `node:net` throw, as a browser cannot load it.
+  const dir = await Deno.makeTempDir({ prefix: "node-tcp-no-net-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/import_map.json`,
+      JSON.stringify({
+        imports: { "node:net": "data:text/javascript,throw new Error('no node:net')" },
+      }),
+    );
+    const child = `
+      const { connectNodeTcp } = await import(${JSON.stringify(NODE_TCP)});
+      const error = await connectNodeTcp({ hostname: "127.0.0.1", port: 1 }).catch((e) => e);
+      console.log(JSON.stringify({ code: error.code, message: error.message, cause: String(error.cause) }));
+    `;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", `--import-map=${dir}/import_map.json`, child],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, decoder.decode(out.stderr));
+    assert.deepEqual(JSON.parse(decoder.decode(out.stdout)), {
+      code: "TRANSPORT_ERROR",
+      message: "cannot connect to 127.0.0.1:1: mqtt:// and mqtts:// need TCP, which this runtime " +
+        "does not offer (Deno, Node and Bun do); in a browser, connect to the broker over ws:// " +
+        "or wss://",
+      cause: "Error: no node:net",
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,13 +1,17 @@
 /**
  * TCP and TLS transports over `node:net` and `node:tls`, for Node and Bun.
- * {@linkcode connectTcp} in `tcp.ts` loads this module by dynamic import when
- * there is no `Deno` global, so Deno never loads it and browsers never reach
- * it.
+ * `connectTcp` in `tcp.ts` loads this module by dynamic import when there is
+ * no `Deno` global, so Deno never loads it.
+ *
+ * `node:net` and `node:tls` are imported when a connection is made, not
+ * statically: a bundler inlines this module into a browser bundle (it cannot
+ * know that browsers never take the `mqtt:` path), and a static import of
+ * them would stop that bundle from loading at all.
  *
  * @module
  */
-import { connect as netConnect, isIP, type Socket } from "node:net";
-import { checkServerIdentity, connect as tlsConnect, rootCertificates } from "node:tls";
+import type { Socket } from "node:net";
+import { MqttError } from "../errors.ts";
 import { abortError, transportError } from "./connect_errors.ts";
 import type { TcpTlsOptions } from "./tcp.ts";
 import type { Transport } from "./transport.ts";
@@ -22,6 +26,24 @@ export interface NodeTcpConnectOptions {
   tls?: TcpTlsOptions;
   /** Aborts connecting; has no effect once the transport is returned. */
   signal?: AbortSignal;
+}
+
+/** `node:net` and `node:tls`, loaded on the first connection. */
+let builtins: Promise<[typeof import("node:net"), typeof import("node:tls")]> | undefined;
+
+function loadBuiltins(
+  where: string,
+): Promise<[typeof import("node:net"), typeof import("node:tls")]> {
+  builtins ??= Promise.all([import("node:net"), import("node:tls")]);
+  return builtins.catch((error) => {
+    builtins = undefined;
+    throw new MqttError(
+      "TRANSPORT_ERROR",
+      `cannot connect to ${where}: mqtt:// and mqtts:// need TCP, which this runtime does not ` +
+        "offer (Deno, Node and Bun do); in a browser, connect to the broker over ws:// or wss://",
+      { cause: error },
+    );
+  });
 }
 
 /**
@@ -52,16 +74,18 @@ export async function connectNodeTcp(options: NodeTcpConnectOptions): Promise<Tr
   const { hostname, port, tls, signal } = options;
   const where = `${hostname}:${port}`;
   if (signal?.aborted) throw abortError(signal);
+  const [net, nodeTls] = await loadBuiltins(where);
+  if (signal?.aborted) throw abortError(signal);
 
   const name = tls?.serverName ?? hostname;
-  const socket = tls === undefined ? netConnect({ host: hostname, port }) : tlsConnect({
+  const socket = tls === undefined ? net.connect({ host: hostname, port }) : nodeTls.connect({
     host: hostname,
     port,
     // SNI carries host names only; an address is still verified below.
-    servername: isIP(name) === 0 ? name : undefined,
-    checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert),
+    servername: net.isIP(name) === 0 ? name : undefined,
+    checkServerIdentity: (_host, cert) => nodeTls.checkServerIdentity(name, cert),
     // Node's `ca` replaces the default roots; Deno's `caCerts` add to them.
-    ca: tls.caCerts === undefined ? undefined : [...rootCertificates, ...tls.caCerts],
+    ca: tls.caCerts === undefined ? undefined : [...nodeTls.rootCertificates, ...tls.caCerts],
     cert: tls.cert,
     key: tls.key,
   });
