@@ -28,12 +28,12 @@ export interface NodeTcpConnectOptions {
   signal?: AbortSignal;
 }
 
-/** `node:net` and `node:tls`, loaded on the first connection. */
-let builtins: Promise<[typeof import("node:net"), typeof import("node:tls")]> | undefined;
+type Builtins = [typeof import("node:net"), typeof import("node:tls")];
 
-function loadBuiltins(
-  where: string,
-): Promise<[typeof import("node:net"), typeof import("node:tls")]> {
+/** `node:net` and `node:tls`, loaded on the first connection. */
+let builtins: Promise<Builtins> | undefined;
+
+function loadBuiltins(where: string): Promise<Builtins> {
   builtins ??= Promise.all([import("node:net"), import("node:tls")]);
   return builtins.catch((error) => {
     builtins = undefined;
