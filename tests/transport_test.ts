@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { MqttError } from "../lib/errors.ts";
 import { connectTcp } from "../lib/transports/tcp.ts";
 import { connectWebSocket } from "../lib/transports/websocket.ts";
-import type { Transport } from "../lib/transports/transport.ts";
+import { assertAbortDuringHandshake, echoServer, roundTrip } from "./transport_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -14,30 +14,6 @@ function hasCode(code: string, pattern?: RegExp) {
     if (pattern) assert.match(e.message, pattern);
     return true;
   };
-}
-
-/** Writes `bytes` and reads until `length` bytes came back. */
-async function roundTrip(transport: Transport, bytes: Uint8Array, length = bytes.length) {
-  const writer = transport.writable.getWriter();
-  await writer.write(bytes);
-  writer.releaseLock();
-  const reader = transport.readable.getReader();
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  while (received < length) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
-  }
-  reader.releaseLock();
-  const out = new Uint8Array(received);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 async function run(cmd: string, args: string[], cwd: string): Promise<void> {
@@ -132,29 +108,6 @@ async function makeCerts(): Promise<Certs> {
 
 let certsPromise: Promise<Certs> | undefined;
 const certs = () => certsPromise ??= makeCerts();
-
-/** A TCP or TLS echo server on a free port; `close()` stops it and its connections. */
-function echoServer(listener: Deno.Listener) {
-  const conns = new Set<Deno.Conn>();
-  const done = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      conn.readable.pipeTo(conn.writable).catch(() => {}).finally(() => conns.delete(conn));
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      await done;
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed by the pipe */ }
-      }
-    },
-  };
-}
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -292,28 +245,9 @@ Deno.test("connectTcp: TLS fails at connect time with a wrong CA or a wrong host
 });
 
 Deno.test("connectTcp: aborting during the TLS handshake is ABORTED and closes the socket", async () => {
-  // A server that accepts and never answers the ClientHello.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const controller = new AbortController();
-  const connecting = connectTcp({
-    hostname: "localhost",
-    port: (listener.addr as Deno.NetAddr).port,
-    tls: true,
-    signal: controller.signal,
-  });
-  const serverSide = await accepted;
-  controller.abort();
-  await assert.rejects(connecting, hasCode("ABORTED"));
-  // The client's socket is closed: the server reads the ClientHello, then EOF (or a reset).
-  const buf = new Uint8Array(4096);
-  try {
-    while ((await serverSide.read(buf)) !== null) { /* the ClientHello */ }
-  } catch (e) {
-    assert.ok(e instanceof Deno.errors.ConnectionReset, String(e));
-  }
-  serverSide.close();
-  listener.close();
+  await assertAbortDuringHandshake((port, signal) =>
+    connectTcp({ hostname: "localhost", port, tls: true, signal })
+  );
 });
 
 Deno.test("connectTcp: incomplete or unsupported TLS settings are INVALID_OPTION", async () => {

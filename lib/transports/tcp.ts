@@ -1,10 +1,13 @@
 /**
  * TCP and TLS transports over `Deno.connect`, `Deno.startTls` and
  * `Deno.connectTls`. The only module of the client that touches `Deno.*`.
+ * Without a `Deno` global (Node, Bun) it hands over to `node_tcp.ts`, which
+ * uses `node:net` and `node:tls`.
  *
  * @module
  */
 import { MqttError } from "../errors.ts";
+import { abortError, transportError } from "./connect_errors.ts";
 import type { Transport } from "./transport.ts";
 
 /** TLS settings of {@linkcode connectTcp}; all PEM strings. */
@@ -17,8 +20,9 @@ export interface TcpTlsOptions {
   key?: string;
   /**
    * Name to verify the server certificate against (and send as SNI) instead
-   * of `hostname`. Not supported together with `cert`/`key`: Deno can present
-   * a client certificate only when it verifies the host it connects to.
+   * of `hostname`. In Deno not supported together with `cert`/`key`: Deno can
+   * present a client certificate only when it verifies the host it connects
+   * to. Node and Bun have no such limit.
    */
   serverName?: string;
 }
@@ -41,16 +45,6 @@ function closeQuietly(conn: Deno.Conn | undefined): void {
   } catch {
     // Already closed: closing twice is not an error for a transport.
   }
-}
-
-function abortError(signal: AbortSignal): MqttError {
-  return new MqttError("ABORTED", "connect aborted", { cause: signal.reason });
-}
-
-function transportError(error: unknown, context: string): MqttError {
-  if (error instanceof MqttError) return error;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new MqttError("TRANSPORT_ERROR", `${context}: ${reason}`, { cause: error });
 }
 
 /** Settles like `promise`, or rejects with `ABORTED` at once on abort, after calling `onAbort`. */
@@ -89,6 +83,10 @@ function abortable<T>(
  * small packets would otherwise wait on Nagle's algorithm). With a client
  * certificate Deno gives no access to the socket option, so Nagle stays on.
  *
+ * Without a `Deno` global (Node, Bun) the connection is made with `node:net`
+ * and `node:tls` instead (module `node_tcp.ts`, loaded only then), with the
+ * same contract, codes and messages.
+ *
  * Fails with `MqttError` code `TRANSPORT_ERROR` (refused, unreachable, TLS
  * handshake failure; the original error is the `cause`), `ABORTED`, or
  * `INVALID_OPTION` (incomplete or unsupported TLS settings).
@@ -108,11 +106,24 @@ function abortable<T>(
 export async function connectTcp(options: TcpConnectOptions): Promise<Transport> {
   const { hostname, port, signal } = options;
   const tls = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
+  if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new MqttError("INVALID_OPTION", "tls.cert and tls.key must be given together");
+  }
+  if (typeof Deno === "undefined") {
+    const { connectNodeTcp } = await import("./node_tcp.ts");
+    return await connectNodeTcp({ hostname, port, tls, signal });
+  }
+  return await connectDeno(hostname, port, tls, signal);
+}
+
+async function connectDeno(
+  hostname: string,
+  port: number,
+  tls: TcpTlsOptions | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Transport> {
   const where = `${hostname}:${port}`;
   if (tls !== undefined) {
-    if ((tls.cert === undefined) !== (tls.key === undefined)) {
-      throw new MqttError("INVALID_OPTION", "tls.cert and tls.key must be given together");
-    }
     if (tls.cert !== undefined && tls.serverName !== undefined && tls.serverName !== hostname) {
       throw new MqttError(
         "INVALID_OPTION",
