@@ -457,7 +457,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         this.#publish(message, (error) => {
           if (error) reject(error);
           else if (qos !== 0) resolve();
-          // QoS 0 is done once written: a write that fails rejects it.
+          // QoS 0 is done once its batch is handed to the writer; a connection that ends first
+          // rejects it (a transport write failing after the hand-over is not seen here).
           else if (connection?.online) connection.lastWrite.then(() => resolve(), reject);
           else resolve();
         });
@@ -674,7 +675,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   /** Publishes through the live connection, or queues for the next one (one queue, the state's). */
   #publish(message: OutgoingMessage, done: PublishCallback): void {
     const connection = this.#connection;
-    if (connection !== undefined && !connection.ended && connection.live) {
+    if (connection?.live) {
       connection.publish(message, done);
     } else {
       this.#state.enqueue(new OutgoingPublish(message, done));

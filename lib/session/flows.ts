@@ -161,7 +161,7 @@ export class Flows {
     if (qos === 1) {
       // MQTT-4.3.2-2: deliver (accept ownership), then PUBACK, in arrival order (MQTT-4.6.0-2).
       if (!refused) out.deliver(packet);
-      this.#out.send({ type: "puback", packetId }, now);
+      out.send({ type: "puback", packetId }, now);
       return;
     }
     // MQTT-4.3.3-2: deliver once per id; until PUBREL, a PUBLISH with the same
@@ -173,7 +173,7 @@ export class Flows {
       state.addIncoming(packetId);
       if (!refused) out.deliver(packet);
     }
-    this.#out.send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
+    out.send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
   }
 
   /**
@@ -198,7 +198,7 @@ export class Flows {
           now,
           new ProtocolError(
             "UNEXPECTED_PACKET",
-            `the server answered the QoS 2 PUBLISH ${packetId} with PUBACK, not PUBREC ` +
+            `the receiver answered the QoS 2 PUBLISH ${packetId} with PUBACK, not PUBREC ` +
               "(MQTT-4.3.3-1): it accepted the message at QoS 1, without exactly-once delivery",
             "puback",
           ),
