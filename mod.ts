@@ -33,6 +33,7 @@ export {
   type SubscribeOptions,
 } from "./lib/client/client.ts";
 export type { BrokerProtocol } from "./lib/client/url.ts";
+export type { BrokerUrls } from "./lib/client/servers.ts";
 export {
   type ConnectOptions,
   DEFAULTS,

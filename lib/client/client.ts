@@ -18,6 +18,7 @@ import type { OutgoingMessage, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { ServerList } from "./servers.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
@@ -42,14 +43,21 @@ export interface ConnectEventDetail {
   sessionPresent: boolean;
   /** Whether this connection replaced a lost one. */
   reconnect: boolean;
+  /** The server's URL as given to `connect()`, its password replaced by `***`. */
+  url: string;
 }
 
 /** Detail of the `reconnect` event: a new attempt is scheduled. */
 export interface ReconnectEventDetail {
-  /** 1 for the first attempt after a loss, counting up until one succeeds. */
+  /**
+   * 1 for the first attempt after a loss, counting up until one succeeds; with
+   * several servers it counts rounds through the list.
+   */
   attempt: number;
   /** Milliseconds until the attempt. */
   delay: number;
+  /** The server the attempt goes to, its password replaced by `***`. */
+  url: string;
 }
 
 /** Detail of the `close` and `disconnect` events: the error that ended the connection, if any. */
@@ -91,7 +99,7 @@ const encoder = new TextEncoder();
 const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
 const noop = () => {};
 // Lets connect() make and open a client without a public method for it.
-let open: (options: ResolvedOptions) => Promise<MqttClient>;
+let open: (options: ResolvedOptions, servers: ServerList) => Promise<MqttClient>;
 
 function checkQos(qos: unknown): QoS {
   if (qos !== 0 && qos !== 1 && qos !== 2) {
@@ -148,7 +156,9 @@ function isFatal(error: MqttError | undefined): boolean {
 export class MqttClient extends EventTarget implements AsyncDisposable {
   /** The client identifier sent in CONNECT. */
   readonly clientId: string;
+  /** The options every server shares (those of the first). */
   readonly #options: ResolvedOptions;
+  readonly #servers: ServerList;
   readonly #state: ClientSessionState;
   #connection: Connection | undefined;
   #sessionPresent = false;
@@ -166,17 +176,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #abortListener: (() => void) | undefined;
 
   static {
-    open = async (options) => {
-      const client = new MqttClient(options);
+    open = async (options, servers) => {
+      const client = new MqttClient(options, servers);
       await client.#open();
       return client;
     };
   }
 
   /** Made by `connect()`, which opens it. */
-  private constructor(options: ResolvedOptions) {
+  private constructor(options: ResolvedOptions, servers: ServerList) {
     super();
     this.#options = options;
+    this.#servers = servers;
     this.clientId = options.clientId;
     const { maxMessages, maxBytes, overflow } = options.queue;
     this.#state = new ClientSessionState({
@@ -258,6 +269,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#sessionPresent;
   }
 
+  /**
+   * The server the client is on (or, while reconnecting, tries next): its URL
+   * as given to `connect()`, the password replaced by `***`.
+   */
+  get url(): string {
+    return this.#servers.url;
+  }
+
   /** Whether the client currently has an accepted connection. */
   get connected(): boolean {
     return this.#connection?.online === true;
@@ -290,15 +309,20 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#state.pendingCount;
   }
 
-  /** Opens the first connection. */
+  /** Opens the first connection: each server in turn, once, until one accepts. */
   async #open(): Promise<void> {
-    try {
-      await this.#connectOnce();
-    } catch (err) {
-      const error = asMqttError(err, "connect failed");
-      this.#closed = true;
-      this.#shutdown(error, error);
-      throw error;
+    for (;;) {
+      try {
+        await this.#connectOnce();
+        break;
+      } catch (err) {
+        const error = asMqttError(err, "connect failed");
+        if (error.code === "ABORTED" || isFatal(error) || this.#servers.failed()) {
+          this.#closed = true;
+          this.#shutdown(error, error);
+          throw error;
+        }
+      }
     }
     if (this.#closed) {
       // Accepted, then lost before connect() could return (reconnect off): say so.
@@ -311,7 +335,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: false },
+        detail: { sessionPresent: this.#sessionPresent, reconnect: false, url: this.url },
       }),
     );
   }
@@ -321,7 +345,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * `connectTimeout` and the user's signal. Leaves no connection behind on failure.
    */
   async #connectOnce(): Promise<void> {
-    const options = this.#options;
+    const options = this.#servers.current;
     const controller = new AbortController();
     this.#attemptController = controller;
     const userSignal = options.signal;
@@ -372,6 +396,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw error;
       }
       this.#sessionPresent = connack.sessionPresent;
+      this.#servers.connected();
       this.#connectedAt = now();
       this.#online?.resolve();
       this.#online = undefined;
@@ -384,14 +409,20 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
   }
 
-  /** Schedules the next reconnect attempt: exponential backoff with full jitter. */
-  #scheduleReconnect(backoff: { minDelay: number; maxDelay: number }): void {
-    const cap = Math.min(backoff.maxDelay, backoff.minDelay * 2 ** Math.min(this.#attempt, 30));
-    const delay = Math.random() * cap;
-    this.#attempt++;
+  /**
+   * Schedules the next reconnect attempt: exponential backoff with full jitter
+   * per round through the servers; the next server of a round goes at once.
+   */
+  #scheduleReconnect(backoff: { minDelay: number; maxDelay: number }, inRound = false): void {
+    let delay = 0;
+    if (!inRound) {
+      const cap = Math.min(backoff.maxDelay, backoff.minDelay * 2 ** Math.min(this.#attempt, 30));
+      delay = Math.random() * cap;
+      this.#attempt++;
+    }
     this.dispatchEvent(
       new CustomEvent<ReconnectEventDetail>("reconnect", {
-        detail: { attempt: this.#attempt, delay },
+        detail: { attempt: this.#attempt, delay, url: this.url },
       }),
     );
     this.#reconnectTimer = setTimeout(() => {
@@ -408,13 +439,13 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       const error = asMqttError(err, "reconnect failed");
       this.dispatchEvent(new CustomEvent("error", { detail: error }));
       if (isFatal(error)) this.#finish(error);
-      else this.#scheduleReconnect(backoff);
+      else this.#scheduleReconnect(backoff, !this.#servers.failed());
       return;
     }
     if (this.#closed) return;
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: true },
+        detail: { sessionPresent: this.#sessionPresent, reconnect: true, url: this.url },
       }),
     );
   }
@@ -637,6 +668,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (backoff === false || isFatal(error)) {
       this.#finish(error ?? new MqttError("CONNECTION_CLOSED", "the connection closed"));
     } else {
+      this.#servers.lost();
       this.#scheduleReconnect(backoff);
     }
   }
@@ -685,7 +717,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
 
 /**
  * Makes a client over resolved options and opens its first connection; what
- * `connect()` does after resolving its options. Not part of the public API.
+ * `connect()` does after resolving its options. `servers` are those to try
+ * (default: the one of `options`); `options` is what they share (the first's).
+ * Not part of the public API.
  *
  * @example
  * ```ts ignore
@@ -694,6 +728,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
  * const client = await openClient(resolveOptions("mqtt://localhost"));
  * ```
  */
-export function openClient(options: ResolvedOptions): Promise<MqttClient> {
-  return open(options);
+export function openClient(
+  options: ResolvedOptions,
+  servers: ServerList = ServerList.of(options),
+): Promise<MqttClient> {
+  return open(options, servers);
 }
