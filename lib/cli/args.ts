@@ -19,8 +19,10 @@ export class UsageError extends Error {
 
 /** Parsed command line: connection URL and options, and the tool-specific flags. */
 export interface ParsedArgs {
-  /** Broker URL. */
+  /** Broker URL (the first of `urls`). */
   url: string;
+  /** Every broker URL, from each `-L`, or from each `-h` with `-p`; tried in order. */
+  urls: string[];
   /** Options for `connect()`. */
   options: ConnectOptions;
   /** Topics given with `-t` (in order). */
@@ -78,7 +80,9 @@ export const PASSWORD_ENV = "MQTT_PASSWORD";
 
 /** Help text on the password sources and the signals, shared by both tools' usage. */
 export const COMMON_HELP: string =
-  `  --pw-file file  read the password from file (one trailing newline is ignored), so it
+  `  -L url and -h host may be given several times (nodes of a cluster): they are tried
+                  in order until one accepts the connection
+  --pw-file file  read the password from file (one trailing newline is ignored), so it
                   does not show in the process list as -P does
   Environment: ${PASSWORD_ENV}  the password, used with a user name (-u or in the URL)
                   when neither -P, --pw-file nor the URL gives one
@@ -161,6 +165,7 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string | true>();
   const topics: string[] = [];
+  const repeated = { url: [] as string[], host: [] as string[] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     let spec: FlagSpec | undefined;
@@ -181,6 +186,7 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
     }
     if (spec.name === "topic") topics.push(value as string);
     else values.set(spec.name, value);
+    if (spec.name === "url" || spec.name === "host") repeated[spec.name].push(value as string);
   }
 
   const get = (name: string) => values.get(name) as string | undefined;
@@ -188,13 +194,15 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   const cert = get("cert");
   const key = get("key");
   const tlsWanted = cafile !== undefined || cert !== undefined;
-  let url = get("url");
-  if (url === undefined) {
-    const host = get("host") ?? "localhost";
+  let urls = repeated.url;
+  if (urls.length === 0) {
     const port = get("port") ?? (tlsWanted ? "8883" : "1883");
     toInt("port", port, 1, 65535);
-    url = `${tlsWanted ? "mqtts" : "mqtt"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    urls = (repeated.host.length === 0 ? ["localhost"] : repeated.host).map((host) =>
+      `${tlsWanted ? "mqtts" : "mqtt"}://${host.includes(":") ? `[${host}]` : host}:${port}`
+    );
   }
+  const url = urls[0];
   const options: ConnectOptions = { reconnect: false };
   const id = get("id");
   if (id !== undefined) options.clientId = id;
@@ -225,7 +233,7 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   for (const name of CONNECTION_FLAGS) {
     if (name.name !== "help" && name.name !== "qos") values.delete(name.name);
   }
-  return { url, options, topics, qos, flags: values };
+  return { url, urls, options, topics, qos, flags: values };
 }
 
 /** Exit codes of the CLI tools; `interrupted` is the shell's 128 + SIGINT. */

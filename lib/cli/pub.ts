@@ -90,7 +90,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     return usageFailure(err, USAGE);
   }
-  const { url, options, topics, qos, flags } = parsed;
+  const { urls, options, topics, qos, flags } = parsed;
   const debug = flags.has("debug") ? (line: string) => console.error(line) : () => {};
   const retain = flags.has("retain");
   const topic = topics[0];
@@ -99,10 +99,10 @@ export async function main(args: string[]): Promise<number> {
   using interrupts = trapInterrupts(debug);
   const { signal } = interrupts;
   try {
-    debug(`connecting to ${redactUrl(url)}`);
+    debug(`connecting to ${urls.map((url) => redactUrl(url)).join(", ")}`);
     // The signal makes the client close itself (DISCONNECT) on an interrupt.
-    await using client = await connect(url, { ...options, signal });
-    debug(`connected to ${redactUrl(url)} as ${client.clientId}`);
+    await using client = await connect(urls, { ...options, signal });
+    debug(`connected to ${client.url} as ${client.clientId}`);
     const send = async (payload: string | Uint8Array) => {
       // Once interrupted, nothing more is taken from standard input, not even what was read.
       if (streaming && signal.aborted) return;

@@ -79,7 +79,7 @@ export async function main(
   } catch (err) {
     return usageFailure(err, USAGE);
   }
-  const { url, options, topics, qos, flags } = parsed;
+  const { urls, options, topics, qos, flags } = parsed;
   const debug = flags.has("debug") ? (line: string) => console.error(line) : () => {};
   const verbose = flags.has("verbose");
   const newline = flags.has("no-newline") ? "" : "\n";
@@ -89,10 +89,10 @@ export async function main(
   let timer: ReturnType<typeof setTimeout> | undefined;
   using interrupts = trapInterrupts(debug);
   try {
-    debug(`connecting to ${redactUrl(url)}`);
+    debug(`connecting to ${urls.map((url) => redactUrl(url)).join(", ")}`);
     // The signal makes the client close itself (DISCONNECT) on an interrupt, which ends the loop.
-    await using client = await connect(url, { ...options, signal: interrupts.signal });
-    debug(`connected to ${redactUrl(url)} as ${client.clientId}`);
+    await using client = await connect(urls, { ...options, signal: interrupts.signal });
+    debug(`connected to ${client.url} as ${client.clientId}`);
     const sub = await client.subscribe(topics, { qos });
     debug(`subscribed to ${topics.join(", ")} (granted ${sub.granted.join(", ")})`);
     if (timeout !== undefined) timer = setTimeout(() => void sub.unsubscribe(), timeout * 1000);
