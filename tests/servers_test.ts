@@ -3,18 +3,12 @@
  * server, and the rounds through the list that the reconnect backoff is applied to.
  */
 import assert from "node:assert/strict";
-import { connect, MqttError } from "../mod.ts";
+import { connect } from "../mod.ts";
+import { hasCode } from "./client_helpers.ts";
 import { resolveServers, ServerList } from "../lib/client/servers.ts";
 import { resolveOptions } from "../lib/client/options.ts";
 
-function invalidOption(pattern: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof MqttError, `expected MqttError, got ${e}`);
-    assert.equal(e.code, "INVALID_OPTION");
-    assert.match(e.message, pattern);
-    return true;
-  };
-}
+const invalidOption = (pattern: RegExp) => hasCode("INVALID_OPTION", pattern);
 
 Deno.test("servers: an empty list and entries that are not URLs are INVALID_OPTION", async () => {
   assert.throws(() => resolveServers([]), invalidOption(/empty/));

@@ -20,3 +20,4 @@ export * from "./certs.ts";
 export * from "./cli.ts";
 export * from "./ports.ts";
 export * from "./proxy.ts";
+export * from "./nats.ts";

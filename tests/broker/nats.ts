@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { findExecutable } from "./mosquitto.ts";
+import { findExecutable, inCi } from "./mosquitto.ts";
 import { freePorts, waitForPort } from "./ports.ts";
 
 /** Options of {@linkcode startNatsCluster}. */
@@ -91,11 +91,6 @@ export function natsAvailable(): boolean {
   const disabled = Deno.env.get("NATS_DISABLE");
   if (disabled !== undefined && disabled !== "" && disabled !== "0") return false;
   return findExecutable("nats-server") !== undefined;
-}
-
-function inCi(): boolean {
-  const ci = Deno.env.get("CI");
-  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
 }
 
 /**
