@@ -345,7 +345,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * `connectTimeout` and the user's signal. Leaves no connection behind on failure.
    */
   async #connectOnce(): Promise<void> {
-    const options = this.#servers.current;
+    const options = this.#servers.apply(this.#options);
     const controller = new AbortController();
     this.#attemptController = controller;
     const userSignal = options.signal;
