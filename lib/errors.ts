@@ -36,7 +36,9 @@ export type ProtocolErrorCode =
   | "DUPLICATE_PROPERTY"
   | "INVALID_PROPERTY"
   | "INVALID_REASON_CODE"
-  | "PROTOCOL_VERSION_MISMATCH";
+  | "PROTOCOL_VERSION_MISMATCH"
+  | "TOPIC_ALIAS_INVALID"
+  | "UNKNOWN_TOPIC_ALIAS";
 
 /** Every stable error code of this module. */
 export type MqttErrorCode =
@@ -53,7 +55,9 @@ export type MqttErrorCode =
   | "INVALID_OPTION"
   | "CLOSE_TIMEOUT"
   | "STORE_ERROR"
-  | "STORE_CORRUPT";
+  | "STORE_CORRUPT"
+  | "REQUEST_TIMEOUT"
+  | "AUTH_FAILED";
 
 /**
  * Base class of every error this module throws.
