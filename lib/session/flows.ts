@@ -71,6 +71,13 @@ export class Flows {
    * around a callback that may publish from inside it.
    */
   holding = false;
+  /**
+   * Checked on each waiting publish as it leaves the queue: an error fails
+   * that publish (`done(error)`) instead of sending it. The client's session
+   * sets it to the server's MQTT 5.0 limits (Maximum QoS, Retain Available,
+   * Maximum Packet Size), which a publish queued before CONNACK did not meet.
+   */
+  refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
 
   /** Flows over `state`, sending through `out`. */
   constructor(state: SessionState, maxInflight: number, out: FlowOutput) {
@@ -115,7 +122,15 @@ export class Flows {
    */
   takeNext(): OutgoingPublish | undefined {
     const state = this.#state;
-    const head = state.peekWaiting();
+    let head = state.peekWaiting();
+    const refuse = this.refuse;
+    while (head !== undefined && refuse !== undefined) {
+      const error = refuse(head.message);
+      if (error === undefined) break;
+      state.shiftWaiting();
+      head.done(error);
+      head = state.peekWaiting();
+    }
     if (head === undefined) return undefined;
     if (head.message.qos === 0) {
       state.shiftWaiting();
