@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { ConnackPacket, Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
 import type { ConnackProperties } from "../lib/codec/properties.ts";
-import { ConnectionRefusedError, MqttError } from "../lib/errors.ts";
+import { ConnectionRefusedError, MqttError, PublishRejectedError } from "../lib/errors.ts";
 import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import { msg, Recorder, sessionOptions } from "./session_helpers.ts";
@@ -240,4 +240,83 @@ Deno.test("incoming: a QoS 2 PUBLISH beyond our Receive Maximum is a protocol er
   assert.deepEqual(h.take(), [{ type: "disconnect", reasonCode: 0x93 }]);
   assert.equal(session.state, "disconnected");
   assert.equal(h.closes[0]?.code, "RECEIVE_MAXIMUM_EXCEEDED");
+});
+
+// ---------------------------------------------------------------- publish acknowledgements
+
+Deno.test("5.0 QoS 1: done gets the PUBACK's reason code and properties; 0x10 no matching subscribers is a success", () => {
+  const { session, h } = connected();
+  const results: unknown[] = [];
+  session.publish(msg("a", 1), 2, (error, ack) => results.push({ error, ack }));
+  session.publish(msg("b", 1), 2, (error, ack) => results.push({ error, ack }));
+  assert.deepEqual(types(h.take()), ["publish", "publish"]);
+  session.receive({ type: "puback", packetId: 1, reasonCode: 0 }, 3);
+  session.receive({
+    type: "puback",
+    packetId: 2,
+    reasonCode: 0x10,
+    properties: { userProperties: [["k", "v"]] },
+  }, 3);
+  assert.deepEqual(results, [
+    { error: undefined, ack: { reasonCode: 0, properties: {} } },
+    { error: undefined, ack: { reasonCode: 0x10, properties: { userProperties: [["k", "v"]] } } },
+  ]);
+});
+
+Deno.test("5.0 QoS 1: a PUBACK reason code >= 0x80 rejects with PUBLISH_REJECTED carrying .reasonCode", () => {
+  const { session, h } = connected();
+  const errors: (MqttError | undefined)[] = [];
+  session.publish(msg("secret", 1), 2, (e) => errors.push(e));
+  h.take();
+  session.receive({
+    type: "puback",
+    packetId: 1,
+    reasonCode: 0x87,
+    properties: { reasonString: "no" },
+  }, 3);
+  const err = errors[0];
+  assert.ok(err instanceof PublishRejectedError);
+  assert.equal(err.code, "PUBLISH_REJECTED");
+  assert.equal(err.reasonCode, 0x87);
+  assert.equal(err.reasonString, "no");
+  assert.equal(err.topic, "secret");
+});
+
+Deno.test("MQTT-4.3.3-4: 5.0 QoS 2: a PUBREC reason code >= 0x80 ends the flow without PUBREL and rejects", () => {
+  const { session, h, state } = connected();
+  const errors: (MqttError | undefined)[] = [];
+  session.publish(msg("q2", 2), 2, (e) => errors.push(e));
+  h.take();
+  session.receive({ type: "pubrec", packetId: 1, reasonCode: 0x97 }, 3);
+  assert.deepEqual(h.take(), []); // no PUBREL
+  assert.equal(state.inflightCount, 0);
+  assert.ok(errors[0] instanceof PublishRejectedError);
+  assert.equal((errors[0] as PublishRejectedError).reasonCode, 0x97);
+  // The id is free again: the next publish may use it.
+  session.publish(msg("next", 2), 4, () => {});
+  assert.equal((h.take()[0] as PublishPacket).packetId, 2);
+});
+
+Deno.test("5.0 QoS 2: a successful flow resolves with the PUBREC's reason code at PUBCOMP", () => {
+  const { session, h } = connected();
+  const results: unknown[] = [];
+  session.publish(msg("q2", 2), 2, (error, ack) => results.push({ error, ack }));
+  h.take();
+  session.receive({ type: "pubrec", packetId: 1, reasonCode: 0x10 }, 3);
+  assert.deepEqual(h.take(), [{ type: "pubrel", packetId: 1 }]);
+  assert.deepEqual(results, []);
+  session.receive({ type: "pubcomp", packetId: 1, reasonCode: 0 }, 4);
+  assert.deepEqual(results, [{ error: undefined, ack: { reasonCode: 0x10, properties: {} } }]);
+});
+
+Deno.test("5.0 publish properties travel in the PUBLISH, QoS 0 and QoS 1 alike", () => {
+  const { session, h } = connected();
+  const properties = {
+    contentType: "text/plain",
+    userProperties: [["a", "1"]] as [string, string][],
+  };
+  session.publish({ ...msg("a", 0), properties }, 2, () => {});
+  session.publish({ ...msg("b", 1), properties }, 2, () => {});
+  const sent = h.take() as PublishPacket[];
+  assert.deepEqual(sent.map((p) => p.properties), [properties, properties]);
 });

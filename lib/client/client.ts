@@ -7,6 +7,7 @@
  * @module
  */
 import type { ConnackPacket, QoS } from "../codec/packet.ts";
+import type { AckProperties, PublishProperties } from "../codec/properties.ts";
 import type { SubackCode } from "../session/types.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 import { encodedLength } from "../codec/encode.ts";
@@ -25,6 +26,7 @@ import {
   connackInfo,
   fallBackTo311,
   isFatalReason,
+  publishProperties,
 } from "./v5_client.ts";
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
@@ -41,6 +43,25 @@ export interface PublishOptions {
   qos?: QoS;
   /** Ask the server to retain the message for future subscribers. @default {false} */
   retain?: boolean;
+  /**
+   * MQTT 5.0 PUBLISH properties: messageExpiryInterval, contentType,
+   * responseTopic, correlationData, payloadFormatIndicator, userProperties.
+   * Refused with `INVALID_OPTION` under MQTT 3.1.1.
+   */
+  properties?: PublishProperties;
+}
+
+/**
+ * What a QoS 1 or 2 publish resolves with: the server's reason code (0x00
+ * success, 0x10 no matching subscribers, also a success) and the
+ * acknowledgement's properties (`{}` when none, and always under MQTT 3.1.1).
+ * A reason code of 0x80 or more rejects with `PublishRejectedError` instead.
+ */
+export interface PublishResult {
+  /** The PUBACK's (QoS 1) or PUBREC's (QoS 2) reason code, below 0x80. */
+  reasonCode: number;
+  /** Its properties: reasonString, userProperties. */
+  properties: AckProperties;
 }
 
 /** Options of {@linkcode MqttClient.subscribe}. */
@@ -492,7 +513,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     topic: string,
     payload: string | Uint8Array,
     options: PublishOptions = {},
-  ): Promise<void> {
+  ): Promise<PublishResult | undefined> {
     try {
       validateTopicName(topic);
       const qos = options.qos === undefined ? 0 : checkQos(options.qos);
@@ -501,7 +522,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
       }
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      const message = { topic, payload: bytes, qos, retain: options.retain === true };
+      const message: OutgoingMessage = {
+        topic,
+        payload: bytes,
+        qos,
+        retain: options.retain === true,
+      };
+      if (options.properties !== undefined) {
+        message.properties = publishProperties(options.properties, this.protocolVersion);
+      }
       // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
       // rather than let the writer fail the connection over it (and again after every reconnect).
       if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
@@ -511,14 +540,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }
-      return new Promise<void>((resolve, reject) => {
-        this.#publish(message, (error) => {
+      return new Promise<PublishResult | undefined>((resolve, reject) => {
+        this.#publish(message, (error, ack) => {
           if (error) reject(error);
-          else if (qos !== 0) resolve();
+          else if (qos !== 0) resolve(ack as PublishResult);
           // QoS 0 is done once its batch is handed to the writer; a connection that ends first
           // rejects it (a transport write failing after the hand-over is not seen here).
-          else if (connection?.online) connection.lastWrite.then(() => resolve(), reject);
-          else resolve();
+          else if (connection?.online) connection.lastWrite.then(() => resolve(undefined), reject);
+          else resolve(undefined);
         });
       });
     } catch (err) {

@@ -7,7 +7,9 @@
  * @module
  */
 import type { ConnackPacket } from "../codec/packet.ts";
-import type { ConnackProperties } from "../codec/properties.ts";
+import type { ConnackProperties, PublishProperties } from "../codec/properties.ts";
+import { MqttError } from "../errors.ts";
+import { checkMessageProperties } from "./v5_options.ts";
 import type { ResolvedOptions } from "./options.ts";
 
 /** `client.connack`: the latest CONNACK. */
@@ -123,4 +125,24 @@ const FATAL_DISCONNECTS = new Set([0x87, 0x8e, 0x98, 0x9c, 0x9d]);
  */
 export function isFatalReason(code: number, packet: "connack" | "disconnect"): boolean {
   return packet === "connack" ? !TRANSIENT_REFUSALS.has(code) : FATAL_DISCONNECTS.has(code);
+}
+
+/**
+ * Checks a publish's `properties` option: refused under MQTT 3.1.1 (there is
+ * nowhere to put them), validated and copied at 5.0.
+ *
+ * @example
+ * ```ts
+ * import { publishProperties } from "./v5_client.ts";
+ * console.log(publishProperties({ contentType: "text/plain" }, 5)); // { contentType: "text/plain" }
+ * ```
+ */
+export function publishProperties(properties: unknown, version: 4 | 5): PublishProperties {
+  if (version === 4) {
+    throw new MqttError(
+      "INVALID_OPTION",
+      "properties is an MQTT 5.0 option of publish; connect with protocolVersion: 5 to use it",
+    );
+  }
+  return checkMessageProperties("properties", properties);
 }
