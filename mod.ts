@@ -41,6 +41,12 @@ export {
   type TlsOptions,
   type WillOptions,
 } from "./lib/client/options.ts";
+export type {
+  ProtocolVersionOption,
+  UserProperties,
+  V5ConnectOptions,
+} from "./lib/client/v5_options.ts";
+export type { ConnackInfo } from "./lib/client/v5_client.ts";
 export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
 export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";

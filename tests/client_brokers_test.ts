@@ -183,7 +183,7 @@ brokersTest(
     const count = 2_000;
     const bufferSize = 10;
     const subscription = await sub.subscribe(topic, { qos: 1, bufferSize });
-    const sent: Promise<void>[] = [];
+    const sent: Promise<unknown>[] = [];
     for (let i = 0; i < count; i++) sent.push(pub.publish(topic, String(i), { qos: 1 }));
     await within(Promise.all(sent), "all publishes to be acknowledged", 20_000);
     // Every message is now with the broker; had the client kept reading, its buffer would hold

@@ -6,11 +6,28 @@
  *
  * @module
  */
-import type { ConnackPacket, QoS, SubackReturnCode } from "../codec/packet.ts";
+import type { ConnackPacket, QoS } from "../codec/packet.ts";
+import type { AckProperties, PublishProperties } from "../codec/properties.ts";
+import type { SubackCode } from "../session/types.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 import { encodedLength } from "../codec/encode.ts";
 import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
-import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
+import {
+  ConnectionRefusedError,
+  MqttError,
+  ProtocolError,
+  ServerDisconnectError,
+  SubscribeError,
+} from "../errors.ts";
+import { refusedVersion5 } from "../session/connack.ts";
+import {
+  agreed,
+  type ConnackInfo,
+  connackInfo,
+  fallBackTo311,
+  isFatalReason,
+  publishProperties,
+} from "./v5_client.ts";
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { ClientSessionState } from "../session/client_state.ts";
@@ -26,6 +43,25 @@ export interface PublishOptions {
   qos?: QoS;
   /** Ask the server to retain the message for future subscribers. @default {false} */
   retain?: boolean;
+  /**
+   * MQTT 5.0 PUBLISH properties: messageExpiryInterval, contentType,
+   * responseTopic, correlationData, payloadFormatIndicator, userProperties.
+   * Refused with `INVALID_OPTION` under MQTT 3.1.1.
+   */
+  properties?: PublishProperties;
+}
+
+/**
+ * What a QoS 1 or 2 publish resolves with: the server's reason code (0x00
+ * success, 0x10 no matching subscribers, also a success) and the
+ * acknowledgement's properties (`{}` when none, and always under MQTT 3.1.1).
+ * A reason code of 0x80 or more rejects with `PublishRejectedError` instead.
+ */
+export interface PublishResult {
+  /** The PUBACK's (QoS 1) or PUBREC's (QoS 2) reason code, below 0x80. */
+  reasonCode: number;
+  /** Its properties: reasonString, userProperties. */
+  properties: AckProperties;
 }
 
 /** Options of {@linkcode MqttClient.subscribe}. */
@@ -107,7 +143,11 @@ function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
 
 /** Errors after which reconnecting cannot help: the broker refused who we are. */
 function isFatal(error: MqttError | undefined): boolean {
-  if (error instanceof ConnectionRefusedError) return error.returnCode !== 3; // 3: server unavailable
+  if (error instanceof ConnectionRefusedError) {
+    if (error.reasonCode !== undefined) return isFatalReason(error.reasonCode, "connack");
+    return error.returnCode !== 3; // 3: server unavailable
+  }
+  if (error instanceof ServerDisconnectError) return isFatalReason(error.reasonCode, "disconnect");
   return error?.code === "INVALID_OPTION" ||
     (error instanceof ProtocolError && error.packetType === "connect");
 }
@@ -146,9 +186,9 @@ function isFatal(error: MqttError | undefined): boolean {
  * ```
  */
 export class MqttClient extends EventTarget implements AsyncDisposable {
-  /** The client identifier sent in CONNECT. */
-  readonly clientId: string;
-  readonly #options: ResolvedOptions;
+  /** The options of the next CONNECT (the assigned client id and the agreed version set in). */
+  #options: ResolvedOptions;
+  #connack: ConnackInfo | undefined;
   readonly #state: ClientSessionState;
   #connection: Connection | undefined;
   #sessionPresent = false;
@@ -177,7 +217,6 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   private constructor(options: ResolvedOptions) {
     super();
     this.#options = options;
-    this.clientId = options.clientId;
     const { maxMessages, maxBytes, overflow } = options.queue;
     this.#state = new ClientSessionState({
       maxQueued: maxMessages,
@@ -253,6 +292,37 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     super.removeEventListener(type, listener, options);
   }
 
+  /**
+   * The client identifier: the one sent in CONNECT, or under MQTT 5.0 the one
+   * the server assigned (Assigned Client Identifier, when `clientId` was ""),
+   * which later reconnects send.
+   */
+  get clientId(): string {
+    return this.#options.clientId;
+  }
+
+  /**
+   * The protocol version agreed with the server: 4 (MQTT 3.1.1) or 5 (MQTT
+   * 5.0); with `protocolVersion: "auto"`, the one the broker accepted.
+   */
+  get protocolVersion(): 4 | 5 {
+    return this.#options.protocolVersion === 4 ? 4 : 5;
+  }
+
+  /**
+   * The latest CONNACK: session present, reason code (the 3.1.1 return code,
+   * 0, under MQTT 3.1.1) and, under MQTT 5.0, its properties (`{}` when none).
+   *
+   * @example
+   * ```ts ignore
+   * const client = await connect(url, { protocolVersion: 5 });
+   * console.log(client.connack.properties.receiveMaximum, client.connack.properties.maximumQoS);
+   * ```
+   */
+  get connack(): ConnackInfo {
+    return this.#connack ?? { sessionPresent: false, reasonCode: 0, properties: {} };
+  }
+
   /** Whether the server had a session for this client (CONNACK's session present flag, latest connection). */
   get sessionPresent(): boolean {
     return this.#sessionPresent;
@@ -293,7 +363,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   /** Opens the first connection. */
   async #open(): Promise<void> {
     try {
-      await this.#connectOnce();
+      try {
+        await this.#connectOnce();
+      } catch (err) {
+        // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every reconnect.
+        if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
+        this.#options = fallBackTo311(this.#options);
+        await this.#connectOnce();
+      }
     } catch (err) {
       const error = asMqttError(err, "connect failed");
       this.#closed = true;
@@ -360,7 +437,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         transport.close();
         controller.signal.throwIfAborted();
       }
-      const connection = new Connection(this.#host, transport, options, this.#state);
+      const connection = new Connection(this.#host, transport, this.#options, this.#state);
       this.#connection = connection;
       let connack: ConnackPacket;
       try {
@@ -372,6 +449,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw error;
       }
       this.#sessionPresent = connack.sessionPresent;
+      this.#connack = connackInfo(connack);
+      this.#options = agreed(this.#options, connack);
       this.#connectedAt = now();
       this.#online?.resolve();
       this.#online = undefined;
@@ -434,7 +513,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     topic: string,
     payload: string | Uint8Array,
     options: PublishOptions = {},
-  ): Promise<void> {
+  ): Promise<PublishResult | undefined> {
     try {
       validateTopicName(topic);
       const qos = options.qos === undefined ? 0 : checkQos(options.qos);
@@ -443,7 +522,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
       }
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      const message = { topic, payload: bytes, qos, retain: options.retain === true };
+      const message: OutgoingMessage = {
+        topic,
+        payload: bytes,
+        qos,
+        retain: options.retain === true,
+      };
+      if (options.properties !== undefined) {
+        message.properties = publishProperties(options.properties, this.protocolVersion);
+      }
       // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
       // rather than let the writer fail the connection over it (and again after every reconnect).
       if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
@@ -453,14 +540,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }
-      return new Promise<void>((resolve, reject) => {
-        this.#publish(message, (error) => {
+      return new Promise<PublishResult | undefined>((resolve, reject) => {
+        this.#publish(message, (error, ack) => {
           if (error) reject(error);
-          else if (qos !== 0) resolve();
+          else if (qos !== 0) resolve(ack as PublishResult);
           // QoS 0 is done once its batch is handed to the writer; a connection that ends first
           // rejects it (a transport write failing after the hand-over is not seen here).
-          else if (connection?.online) connection.lastWrite.then(() => resolve(), reject);
-          else resolve();
+          else if (connection?.online) connection.lastWrite.then(() => resolve(undefined), reject);
+          else resolve(undefined);
         });
       });
     } catch (err) {
@@ -494,15 +581,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     const connection = await this.#whenOnline();
     const inbox = this.#inbox;
     inbox.subscribing(list);
-    const make = (codes: SubackReturnCode[]) =>
+    const make = (codes: SubackCode[]) =>
       createSubscription(list, codes as QoS[], {
         bufferSize,
         unsubscribe: (s) => this.#release(s),
       });
     let sub: Subscription | undefined;
-    let codes: SubackReturnCode[];
+    let codes: SubackCode[];
     try {
-      codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
+      codes = await new Promise<SubackCode[]>((resolve, reject) => {
         connection.subscribe(list.map((filter) => ({ filter, qos })), (error, returnCodes) => {
           if (error) return reject(error);
           // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ConnackPacket, Packet, PublishPacket, SubscriptionRequest } from "../codec/packet.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
@@ -117,13 +118,15 @@ export class Connection implements SessionHandler {
     this.#host = host;
     this.#inbox = host.inbox;
     this.#transport = transport;
-    const writer = new PacketWriter();
+    this.#session = new Session(sessionOptions(options), state, this);
+    // The reader and writer speak the session's protocol version from the CONNECT on.
+    const protocolVersion = this.#session.protocolVersion;
+    const writer = new PacketWriter({ protocolVersion });
     this.#piped = writer.readable.pipeTo(transport.writable);
     this.#piped.catch((err) => {
       this.end(asMqttError(err, "writing to the connection failed"));
     });
     this.#writer = writer.writable.getWriter();
-    this.#session = new Session(sessionOptions(options), state, this);
     this.#timer = new DeadlineTimer(now, () => {
       if (this.#ended) return;
       this.#session.tick(now());
@@ -132,7 +135,7 @@ export class Connection implements SessionHandler {
     this.#reader = transport.readable.getReader();
     this.finished = this.#readLoop(
       this.#reader,
-      new PacketFramer({ maxPacketSize: options.maxPacketSize }),
+      new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
 
@@ -146,6 +149,11 @@ export class Connection implements SessionHandler {
   /** Whether CONNACK accepted this connection and it is still up. */
   get online(): boolean {
     return this.#session.state === "connected";
+  }
+
+  /** The session's protocol version and the server's limits from CONNACK. */
+  get session(): Pick<Session, "protocolVersion" | "limits"> {
+    return this.#session;
   }
 
   /** Whether the session can take commands (CONNECT sent, or accepted), so nothing is queued offline. */
@@ -173,9 +181,9 @@ export class Connection implements SessionHandler {
   }
 
   /** Starts the clean close: DISCONNECT once everything in flight has completed. */
-  disconnect(): void {
+  disconnect(reasonCode?: DisconnectReasonCode): void {
     if (this.#session.state !== "connected") return;
-    this.#session.disconnect(now());
+    this.#session.disconnect(now(), reasonCode);
     this.#armTimer();
   }
 

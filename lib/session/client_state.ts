@@ -8,7 +8,6 @@
  */
 import type {
   QoS,
-  SubackReturnCode,
   SubscribePacket,
   SubscriptionRequest,
   UnsubscribePacket,
@@ -16,7 +15,7 @@ import type {
 import { isFailure } from "../codec/reason_codes.ts";
 import type { MqttError } from "../errors.ts";
 import { SessionState, type SessionStateOptions } from "./state.ts";
-import type { SubscribeCallback, UnsubscribeCallback } from "./types.ts";
+import type { SubackCode, SubscribeCallback, UnsubscribeCallback } from "./types.ts";
 
 /**
  * A SUBSCRIBE or UNSUBSCRIBE sent and awaiting its SUBACK or UNSUBACK.
@@ -159,7 +158,7 @@ export class ClientSessionState extends SessionState {
   }
 
   /** Remembers the filters a SUBACK granted (a success code), in subscribe order. */
-  subscribed(request: PendingRequest, returnCodes: readonly SubackReturnCode[]): void {
+  subscribed(request: PendingRequest, returnCodes: readonly SubackCode[]): void {
     const subs = (request.packet as SubscribePacket).subscriptions;
     const cancelled = request.cancelled;
     for (let i = 0; i < subs.length; i++) {
@@ -197,7 +196,7 @@ export class ClientSessionState extends SessionState {
    * forgets the filter (the server refused it). Returns whether the filter was
    * still remembered (it may have been unsubscribed meanwhile).
    */
-  resubscribed(filter: string, code: SubackReturnCode | undefined): boolean {
+  resubscribed(filter: string, code: SubackCode | undefined): boolean {
     if (!this.#subscriptions.has(filter)) return false;
     const store = this.store;
     if (code === undefined || isFailure(code)) {

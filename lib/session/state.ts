@@ -17,7 +17,7 @@ import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { Queue } from "../util/queue.ts";
-import type { OutgoingMessage, PublishCallback } from "./types.ts";
+import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
 /** Largest packet identifier (identifiers are 16-bit and non-zero, MQTT-2.3.1-1). */
 export const MAX_PACKET_ID = 65535;
@@ -47,6 +47,8 @@ export class OutgoingPublish {
   released = false;
   /** Topic plus payload bytes, counted against `maxQueuedBytes` while waiting. */
   size = 0;
+  /** MQTT 5.0, QoS 2: the PUBREC's reason code and properties, the flow's result at PUBCOMP. */
+  ack: PublishAck | undefined = undefined;
 
   /** Creates a waiting entry. */
   constructor(message: OutgoingMessage, done: PublishCallback) {
