@@ -7,7 +7,7 @@
  */
 import type { ClientSessionState } from "../session/client_state.ts";
 import type { MqttError } from "../errors.ts";
-import { topicMatches } from "../util/topic_filter.ts";
+import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import type { Message } from "./message.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
@@ -63,14 +63,18 @@ export class Inbox {
   route(message: Message): void {
     let matched = false;
     const topic = message.topic;
+    // MQTT 5.0: the Subscription Identifiers say exactly which SUBSCRIBEs
+    // matched; a subscription without one falls back to matching the filter.
+    const ids = message.properties?.subscriptionIdentifiers;
     for (const sub of this.#subscriptions) {
-      if (!sub.matches(topic)) continue;
+      const id = sub.identifier;
+      if (ids !== undefined && id !== undefined ? !ids.includes(id) : !sub.matches(topic)) continue;
       matched = true;
       if (!pushMessage(sub, message)) this.#blocked.push(whenReady(sub));
     }
     if (matched) return;
     // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK.
-    if (this.#state.unsubscribing((f) => topicMatches(f, topic))) return;
+    if (this.#state.unsubscribing((f) => topicMatches(localFilter(f), topic))) return;
     this.#held.push(message);
     if (this.#held.length >= this.#bufferSize && this.#subscribing === 0) {
       this.#heldReady ??= Promise.withResolvers();
@@ -179,7 +183,9 @@ export class Inbox {
    */
   forgetHeld(filters: readonly string[]): void {
     if (this.#held.length === 0) return;
-    this.#held = this.#held.filter((m) => !filters.some((f) => topicMatches(f, m.topic)));
+    this.#held = this.#held.filter((m) =>
+      !filters.some((f) => topicMatches(localFilter(f), m.topic))
+    );
     this.#heldShrank();
   }
 
