@@ -1,7 +1,10 @@
 /** Unit tests of the sans-IO Topic Alias tables (section 3.3.2.3.4). */
 import assert from "node:assert/strict";
-import type { PublishPacket, QoS } from "../lib/codec/packet.ts";
-import { ProtocolError } from "../lib/errors.ts";
+import type { ConnackPacket, Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
+import { MqttError, ProtocolError } from "../lib/errors.ts";
+import { ClientSessionState, Session } from "../lib/session/session.ts";
+import { OutgoingPublish } from "../lib/session/state.ts";
+import { msg, Recorder, sessionOptions } from "./session_helpers.ts";
 import {
   aliasReasonCode,
   IncomingTopicAliases,
@@ -163,4 +166,108 @@ Deno.test("MQTT-3.3.2-7: incoming mappings do not carry over to a new connection
   first.resolve(pub("t", 0, 1));
   const next = new IncomingTopicAliases(5);
   assert.throws(() => next.resolve(pub("", 0, 1)), /UNKNOWN|before mapping/);
+});
+
+// ---------------------------------------------------------------- in the session
+
+function v5Session(
+  ours: number | undefined,
+  servers: number | undefined,
+  state = new ClientSessionState(),
+  clean = true,
+): { session: Session; h: Recorder } {
+  const h = new Recorder();
+  const properties = ours === undefined ? undefined : { topicAliasMaximum: ours };
+  const session = new Session(
+    sessionOptions({ protocolVersion: 5, properties, clean }),
+    state,
+    h,
+  );
+  session.connect(0);
+  const connack = { type: "connack", sessionPresent: false, reasonCode: 0 } as ConnackPacket;
+  if (servers !== undefined) connack.properties = { topicAliasMaximum: servers };
+  session.receive(connack, 1);
+  h.take();
+  return { session, h };
+}
+
+function wireOf(packets: Packet[]): string[] {
+  return packets.map((p) =>
+    p.type === "publish" ? `${p.topic || "-"}@${p.properties?.topicAlias ?? "none"}` : p.type
+  );
+}
+
+Deno.test("MQTT-3.2.2-17: the session aliases QoS 0, 1 and 2 publishes up to the CONNACK's Topic Alias Maximum", () => {
+  const { session, h } = v5Session(undefined, 2);
+  for (const [topic, qos] of [["a", 0], ["a", 1], ["b", 2], ["c", 0], ["a", 0]] as const) {
+    session.publish(msg(topic, qos), 2, () => {});
+  }
+  // "c" takes the least recently used alias (1, of "a"); "a" then needs a new mapping.
+  assert.deepEqual(wireOf(h.take()), ["a@1", "-@1", "b@2", "c@1", "a@2"]);
+});
+
+Deno.test("MQTT-3.2.2-18: without a Topic Alias Maximum in CONNACK no alias is sent", () => {
+  const { session, h } = v5Session(10, undefined);
+  session.publish(msg("a", 0), 2, () => {});
+  session.publish(msg("a", 0), 2, () => {});
+  assert.deepEqual(wireOf(h.take()), ["a@none", "a@none"]);
+});
+
+Deno.test("MQTT-3.3.2-7: after a reconnect the resent PUBLISH carries its full topic and the table starts empty", () => {
+  const state = new ClientSessionState();
+  const first = v5Session(undefined, 4, state);
+  first.session.publish(msg("x/y", 1), 2, () => {});
+  first.session.publish(msg("x/y", 1), 2, () => {});
+  assert.deepEqual(wireOf(first.h.take()), ["x/y@1", "-@1"]);
+  first.session.connectionLost(new MqttError("CONNECTION_CLOSED", "cut"), 3);
+  // Published while offline: queued in the state, sent after the resends.
+  state.enqueue(new OutgoingPublish(msg("x/y", 0), () => {}));
+  const stored = [...state.inflight()].map((e) => e.packet!);
+  assert.deepEqual(stored.map((p) => [p.topic, p.properties?.topicAlias]), [
+    ["x/y", undefined],
+    ["x/y", undefined],
+  ], "the stored PUBLISH never holds an alias");
+  const h = new Recorder();
+  const second = new Session(sessionOptions({ protocolVersion: 5 }), state, h);
+  second.connect(10);
+  second.receive(
+    {
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: 0,
+      properties: { topicAliasMaximum: 4 },
+    } as ConnackPacket,
+    11,
+  );
+  // The resends set alias 1 afresh with the full topic; the queued QoS 0 then uses it.
+  assert.deepEqual(wireOf(h.take()), ["connect", "x/y@1", "-@1", "-@1"]);
+});
+
+Deno.test("MQTT-3.3.2-10: the session resolves incoming aliases up to our Topic Alias Maximum", () => {
+  const { session, h } = v5Session(3, undefined);
+  session.receive(pub("long/topic/name", 0, 3), 2);
+  session.receive(pub("", 1, 3), 3);
+  assert.deepEqual(h.delivered.map((p) => p.topic), ["long/topic/name", "long/topic/name"]);
+  assert.equal(h.closes.length, 0);
+});
+
+Deno.test("MQTT-3.1.2-26: an incoming alias above our maximum ends the session with DISCONNECT 0x94", () => {
+  const { session, h } = v5Session(3, undefined);
+  session.receive(pub("t", 0, 4), 2);
+  assert.deepEqual(h.take().map((p) => [p.type, (p as { reasonCode?: number }).reasonCode]), [
+    ["disconnect", 0x94],
+  ]);
+  assert.equal(h.closes[0]?.code, "TOPIC_ALIAS_INVALID");
+  assert.equal(session.state, "disconnected");
+  assert.equal(h.delivered.length, 0);
+});
+
+Deno.test("section 3.3.2.3.4: an unknown incoming alias ends the session with DISCONNECT 0x82", () => {
+  const { session, h } = v5Session(3, undefined);
+  session.receive(pub("", 1, 2), 2);
+  assert.deepEqual(h.take().map((p) => [p.type, (p as { reasonCode?: number }).reasonCode]), [
+    ["disconnect", 0x82],
+  ]);
+  assert.equal(h.closes[0]?.code, "UNKNOWN_TOPIC_ALIAS");
+  assert.equal(h.delivered.length, 0);
 });

@@ -17,6 +17,7 @@ import type {
   DisconnectPacket,
   Packet,
   PingreqPacket,
+  PublishPacket,
   SubackPacket,
   SubscriptionRequest,
 } from "../codec/packet.ts";
@@ -31,6 +32,7 @@ import {
   type ServerLimits,
 } from "./connack.ts";
 import { isFailure } from "../codec/reason_codes.ts";
+import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
@@ -137,6 +139,8 @@ export class Session {
   #receiveMaximum = Infinity;
   /** MQTT 5.0 reason of our DISCONNECT, from `disconnect()`. */
   #disconnectReason: DisconnectReasonCode | undefined;
+  /** MQTT 5.0 Topic Aliases of the current connection (section 3.3.2.3.4). */
+  #aliases: ConnectionTopicAliases | undefined;
   #data: ClientSessionState;
   #handler: SessionHandler;
   readonly #flows: Flows;
@@ -216,6 +220,10 @@ export class Session {
       keepAlive: o.keepAlive,
     };
     if (this.#version === 5 && o.properties !== undefined) packet.properties = o.properties;
+    // MQTT-3.3.2-7: every connection starts without aliases, in both directions.
+    this.#aliases = this.#version === 5
+      ? new ConnectionTopicAliases(o.properties?.topicAliasMaximum ?? 0)
+      : undefined;
     this.#limits = DEFAULT_LIMITS;
     this.#keepAliveMs = o.keepAlive * 1000;
     this.#flows.maxInflight = o.maxInflight;
@@ -245,10 +253,12 @@ export class Session {
     this.#pingOutstanding = false;
     const data = this.#data;
     switch (packet.type) {
-      case "publish":
+      case "publish": {
         if (packet.qos === 2 && this.#overReceiveMaximum(packet.packetId!, now)) return;
-        this.#flows.receivePublish(packet, now);
+        const resolved = this.#resolveAlias(packet, now);
+        if (resolved !== undefined) this.#flows.receivePublish(resolved, now);
         return;
+      }
       case "puback":
       case "pubrec":
       case "pubrel":
@@ -432,7 +442,29 @@ export class Session {
 
   #send(packet: Packet, now: number): void {
     this.#lastSent = now;
-    this.#handler.send(packet);
+    // Aliases go on the copy written, never on the PUBLISH kept for resending.
+    const aliases = this.#aliases;
+    this.#handler.send(
+      aliases !== undefined && packet.type === "publish" ? aliases.outgoing(packet) : packet,
+    );
+  }
+
+  /**
+   * An incoming PUBLISH with its Topic Alias resolved; undefined when the
+   * alias is invalid (0x94) or unknown (0x82): DISCONNECT with that reason
+   * is sent and the session closes (section 3.3.2.3.4).
+   */
+  #resolveAlias(packet: PublishPacket, now: number): PublishPacket | undefined {
+    const aliases = this.#aliases;
+    if (aliases === undefined) return packet;
+    try {
+      return aliases.incoming(packet);
+    } catch (err) {
+      const reasonCode = aliasReasonCode(err) as DisconnectReasonCode;
+      this.#send({ type: "disconnect", reasonCode }, now);
+      this.#fail(err as ProtocolError);
+      return undefined;
+    }
   }
 
   #request(
@@ -525,6 +557,8 @@ export class Session {
   /** MQTT 5.0: the CONNACK's limits hold for this connection. */
   #applyLimits(limits: ServerLimits): void {
     this.#limits = limits;
+    // MQTT-3.2.2-17, -18: aliases up to the server's Topic Alias Maximum, none when 0.
+    this.#aliases?.connected(limits.topicAliasMaximum);
     // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the server's Receive Maximum.
     this.#flows.maxInflight = Math.min(this.#options.maxInflight, limits.receiveMaximum);
     // MQTT-3.2.2-21: the Server Keep Alive replaces ours.

@@ -170,3 +170,42 @@ export function aliasReasonCode(error: unknown): number | undefined {
   if (error.code === "UNKNOWN_TOPIC_ALIAS") return REASON_PROTOCOL_ERROR;
   return undefined;
 }
+
+/**
+ * Both directions' Topic Alias tables of one network connection: made at
+ * CONNECT with the Topic Alias Maximum we sent, told the server's at CONNACK.
+ * A new connection makes a new one, so nothing carries over (MQTT-3.3.2-7).
+ *
+ * @example
+ * ```ts
+ * import { ConnectionTopicAliases } from "./topic_aliases.ts";
+ * const aliases = new ConnectionTopicAliases(0);
+ * aliases.connected(5);
+ * const p = { type: "publish", topic: "a", payload: new Uint8Array(), qos: 0, retain: false, dup: false } as const;
+ * console.log(aliases.outgoing(p).properties?.topicAlias); // 1
+ * ```
+ */
+export class ConnectionTopicAliases {
+  #outgoing: OutgoingTopicAliases = new OutgoingTopicAliases(0);
+  readonly #incoming: IncomingTopicAliases;
+
+  /** Tables for a connection whose CONNECT said Topic Alias Maximum `ours` (0 or absent: none). */
+  constructor(ours: number) {
+    this.#incoming = new IncomingTopicAliases(ours);
+  }
+
+  /** CONNACK accepted with the server's Topic Alias Maximum (0 or absent: none). */
+  connected(servers: number): void {
+    this.#outgoing = new OutgoingTopicAliases(servers);
+  }
+
+  /** See {@linkcode OutgoingTopicAliases.apply}. */
+  outgoing(packet: PublishPacket): PublishPacket {
+    return this.#outgoing.apply(packet);
+  }
+
+  /** See {@linkcode IncomingTopicAliases.resolve}. */
+  incoming(packet: PublishPacket): PublishPacket {
+    return this.#incoming.resolve(packet);
+  }
+}
