@@ -65,7 +65,8 @@ export type MqttErrorCode =
   | "QOS_NOT_SUPPORTED"
   | "RETAIN_NOT_SUPPORTED"
   | "REQUEST_TIMEOUT"
-  | "AUTH_FAILED";
+  | "AUTH_FAILED"
+  | "MESSAGE_EXPIRED";
 
 /**
  * Base class of every error this module throws.

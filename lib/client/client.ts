@@ -31,6 +31,7 @@ import {
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { ClientSessionState } from "../session/client_state.ts";
+import { expiryDeadline } from "../session/expiry.ts";
 import type { OutgoingMessage, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
@@ -530,6 +531,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       };
       if (options.properties !== undefined) {
         message.properties = publishProperties(options.properties, this.protocolVersion);
+        const interval = message.properties.messageExpiryInterval;
+        if (interval !== undefined) message.expiresAt = expiryDeadline(interval, now());
       }
       // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
       // rather than let the writer fail the connection over it (and again after every reconnect).

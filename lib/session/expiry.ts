@@ -10,6 +10,8 @@
  * @module
  */
 import type { PublishPacket } from "../codec/packet.ts";
+import { MqttError } from "../errors.ts";
+import type { OutgoingMessage } from "./types.ts";
 
 /**
  * When a message published at `now` with Message Expiry Interval `interval`
@@ -78,4 +80,28 @@ export function withRemainingExpiry(
   const remaining = remainingSeconds(expiresAt, now);
   if (remaining >= interval) return packet;
   return { ...packet, properties: { ...packet.properties, messageExpiryInterval: remaining } };
+}
+
+/**
+ * The error a waiting message fails with when it expired before it could be
+ * sent (`MESSAGE_EXPIRED`), or undefined when it may go out at `now` (or
+ * `now` is not known).
+ *
+ * @example
+ * ```ts
+ * import { expiredError } from "./expiry.ts";
+ * const message = { topic: "t", payload: new Uint8Array(), qos: 1, retain: false, expiresAt: 1000 } as const;
+ * console.log(expiredError(message, 999), expiredError(message, 1000)?.code); // undefined MESSAGE_EXPIRED
+ * ```
+ */
+export function expiredError(
+  message: OutgoingMessage,
+  now: number | undefined,
+): MqttError | undefined {
+  if (now === undefined || !isExpired(message.expiresAt, now)) return undefined;
+  return new MqttError(
+    "MESSAGE_EXPIRED",
+    `the publish to "${message.topic}" waited past its Message Expiry Interval of ` +
+      `${message.properties?.messageExpiryInterval} s and was not sent`,
+  );
 }

@@ -10,6 +10,7 @@
 import type { Packet, PublishPacket } from "../codec/packet.ts";
 import { type MqttError, ProtocolError, PublishRejectedError } from "../errors.ts";
 import { isFailure } from "../codec/reason_codes.ts";
+import { expiredError, withRemainingExpiry } from "./expiry.ts";
 import { OutgoingPublish, type SessionState } from "./state.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
@@ -120,13 +121,15 @@ export class Flows {
    * nothing waits or the head waits for a window slot. Its PUBLISH is
    * `entry.packet`. The caller sends it, and for QoS 0 calls `done()`.
    * For a driver that pulls what it writes (the broker fills each write up to a size).
+   * With `now`, a message whose Message Expiry Interval has passed fails with
+   * `MESSAGE_EXPIRED` instead, and one sent late carries what remains of it.
    */
-  takeNext(): OutgoingPublish | undefined {
+  takeNext(now?: number): OutgoingPublish | undefined {
     const state = this.#state;
     let head = state.peekWaiting();
     const refuse = this.refuse;
-    while (head !== undefined && refuse !== undefined) {
-      const error = refuse(head.message);
+    while (head !== undefined) {
+      const error = expiredError(head.message, now) ?? refuse?.(head.message);
       if (error === undefined) break;
       state.shiftWaiting();
       head.done(error);
@@ -135,12 +138,12 @@ export class Flows {
     if (head === undefined) return undefined;
     if (head.message.qos === 0) {
       state.shiftWaiting();
-      head.packet = qos0Packet(head.message);
+      head.packet = qos0Packet(head.message, now);
       return head;
     }
     if (state.inflightCount >= this.maxInflight) return undefined;
     // The entry leaves the queue inside addInflight, after its id is allocated and stored.
-    this.#assign(head);
+    this.#assign(head, now);
     state.addInflight(head, true);
     return head;
   }
@@ -152,7 +155,7 @@ export class Flows {
     const holding = this.holding;
     this.holding = true;
     try {
-      for (let entry = this.takeNext(); entry !== undefined; entry = this.takeNext()) {
+      for (let entry = this.takeNext(now); entry !== undefined; entry = this.takeNext(now)) {
         out.send(entry.packet!, now);
         if (entry.message.qos === 0) entry.done();
       }
@@ -289,7 +292,11 @@ export class Flows {
     this.#out.send(entry.packet!, now);
   }
 
-  #assign(entry: OutgoingPublish): void {
+  /**
+   * Builds the PUBLISH of an entry entering the window. Expiry is applied
+   * here only: once sent, a message is resent as it was (MQTT-4.3.3-7).
+   */
+  #assign(entry: OutgoingPublish, now?: number): void {
     const m = entry.message;
     const packet: PublishPacket = {
       type: "publish",
@@ -301,7 +308,7 @@ export class Flows {
       packetId: this.#state.allocatePacketId(),
     };
     if (m.properties !== undefined) packet.properties = m.properties;
-    entry.packet = packet;
+    entry.packet = now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
   }
 
   /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
@@ -315,7 +322,7 @@ export class Flows {
   }
 }
 
-function qos0Packet(m: OutgoingMessage): PublishPacket {
+function qos0Packet(m: OutgoingMessage, now?: number): PublishPacket {
   const packet: PublishPacket = {
     type: "publish",
     topic: m.topic,
@@ -325,7 +332,7 @@ function qos0Packet(m: OutgoingMessage): PublishPacket {
     dup: false,
   };
   if (m.properties !== undefined) packet.properties = m.properties;
-  return packet;
+  return now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
 }
 
 /** The result of an acknowledgement without reason code or properties (all of them under 3.1.1). */

@@ -59,6 +59,12 @@ export interface OutgoingMessage {
   retain: boolean;
   /** MQTT 5.0 PUBLISH properties, if any. */
   properties?: PublishProperties;
+  /**
+   * MQTT 5.0: when its Message Expiry Interval ends, on the session's clock
+   * (ms). A message still waiting then is not sent; one sent later carries
+   * the interval that remains. Never stored: it is of this process's clock.
+   */
+  expiresAt?: number;
 }
 
 /** MQTT 5.0: the server's answer to a QoS 1/2 publish (PUBACK, or PUBREC for QoS 2). */
