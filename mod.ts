@@ -49,6 +49,7 @@ export type {
 export type { ConnackInfo } from "./lib/client/v5_client.ts";
 export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
+export type { RequestOptions, RespondOptions } from "./lib/client/request.ts";
 export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
 export { topicMatches } from "./lib/util/topic_filter.ts";
 export * from "./lib/errors.ts";

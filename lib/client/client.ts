@@ -37,6 +37,9 @@ import { asMqttError, Connection, type ConnectionHost, now, openTransport } from
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
+import type { Message } from "./message.ts";
+import { type RequestOptions, Requests, type RespondOptions, respondTo } from "./request.ts";
+import { parseSharedFilter } from "../util/topic_filter.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
 export interface PublishOptions {
@@ -202,6 +205,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #attemptController: AbortController | undefined;
   #online: PromiseWithResolvers<void> | undefined;
   readonly #inbox: Inbox;
+  /** MQTT 5.0 request/response, made by the first `request()`. */
+  #requests: Requests<Message> | undefined;
+  #subscriptionIds = 0;
   /** What each connection may call back: kept off the public surface. */
   readonly #host: ConnectionHost;
   #abortListener: (() => void) | undefined;
@@ -578,21 +584,29 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (list.length === 0) {
       throw new MqttError("INVALID_OPTION", "subscribe needs at least one topic filter");
     }
-    for (const filter of list) validateTopicFilter(filter);
+    for (const filter of list) {
+      validateTopicFilter(filter);
+      parseSharedFilter(filter); // MQTT-4.8.2-1, -2: $share/{ShareName}/{filter}
+    }
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
+    const identifier = this.#subscriptionIdentifier();
     const inbox = this.#inbox;
     inbox.subscribing(list);
     const make = (codes: SubackCode[]) =>
       createSubscription(list, codes as QoS[], {
         bufferSize,
         unsubscribe: (s) => this.#release(s),
+        identifier,
       });
     let sub: Subscription | undefined;
     let codes: SubackCode[];
     try {
       codes = await new Promise<SubackCode[]>((resolve, reject) => {
+        const properties = identifier === undefined ? undefined : {
+          subscriptionIdentifier: identifier,
+        };
         connection.subscribe(list.map((filter) => ({ filter, qos })), (error, returnCodes) => {
           if (error) return reject(error);
           // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in
@@ -602,7 +616,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
             inbox.add(sub);
           }
           resolve(returnCodes!);
-        });
+        }, properties);
       });
     } catch (err) {
       for (const filter of list) inbox.release(filter);
@@ -760,6 +774,69 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // Messages held while the UNSUBSCRIBE waited for the connection: nobody will take them.
     this.#inbox.forgetHeld(filters);
     await done;
+  }
+
+  /**
+   * MQTT 5.0 request/response (section 4.10): publishes a request with a
+   * Response Topic and fresh Correlation Data, and resolves with the reply.
+   * The response topic is subscribed once, below the server's Response
+   * Information when it gave one (`requestResponseInformation: true`).
+   * Rejects with `REQUEST_TIMEOUT` when no reply comes within `timeout`.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await client.request("svc/time", "now?", { timeout: 5000, qos: 1 });
+   * console.log(reply.text());
+   * ```
+   */
+  request(
+    topic: string,
+    payload: string | Uint8Array,
+    options?: RequestOptions,
+  ): Promise<Message> {
+    if (this.protocolVersion !== 5) {
+      return Promise.reject(
+        new MqttError(
+          "INVALID_OPTION",
+          "request() needs MQTT 5.0: connect with protocolVersion: 5",
+        ),
+      );
+    }
+    this.#requests ??= new Requests<Message>({
+      publish: (t, p, qos, properties) => this.publish(t, p, { qos, properties }),
+      subscribe: (t, qos) => this.subscribe(t, { qos }),
+      responseInformation: () => this.connack.properties.responseInformation,
+    });
+    return this.#requests.request(topic, payload, options);
+  }
+
+  /**
+   * Answers a request (section 4.10.2): publishes `payload` to the message's
+   * Response Topic with its Correlation Data. A message without Response
+   * Topic rejects with `INVALID_OPTION`.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const req of await client.subscribe("svc/time")) await client.respond(req, new Date().toISOString());
+   * ```
+   */
+  respond(
+    request: Message,
+    payload: string | Uint8Array,
+    options?: RespondOptions,
+  ): Promise<unknown> {
+    const publish = (t: string, p: string | Uint8Array, qos: QoS, properties: PublishProperties) =>
+      this.publish(t, p, { qos, properties });
+    return respondTo(publish, request, payload, options);
+  }
+
+  /** MQTT 5.0: the next Subscription Identifier, when the server takes them (MQTT-3.3.4-3). */
+  #subscriptionIdentifier(): number | undefined {
+    if (this.protocolVersion !== 5) return undefined;
+    if (this.connack.properties.subscriptionIdentifiersAvailable === false) return undefined;
+    // 1..268,435,455 (a Variable Byte Integer, never 0); wraps after that many SUBSCRIBEs.
+    this.#subscriptionIds = (this.#subscriptionIds % 268_435_455) + 1;
+    return this.#subscriptionIds;
   }
 
   /** Publishes through the live connection, or queues for the next one (one queue, the state's). */

@@ -7,6 +7,7 @@
  */
 import type { ConnackPacket, Packet, PublishPacket, SubscriptionRequest } from "../codec/packet.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import type { SubscribeProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
@@ -169,8 +170,12 @@ export class Connection implements SessionHandler {
   }
 
   /** Sends SUBSCRIBE through the session. */
-  subscribe(requests: SubscriptionRequest[], done: SubscribeCallback): void {
-    this.#session.subscribe(requests, now(), done);
+  subscribe(
+    requests: SubscriptionRequest[],
+    done: SubscribeCallback,
+    properties?: SubscribeProperties,
+  ): void {
+    this.#session.subscribe(requests, now(), done, properties);
     this.#armTimer();
   }
 

@@ -87,6 +87,37 @@ export function responseTopicFor(responseInformation: string | undefined, token:
   return base.endsWith("/") ? base + token : `${base}/${token}`;
 }
 
+/**
+ * Publishes `payload` to `request`'s Response Topic with its Correlation
+ * Data (section 4.10.2) through `publish`. A message without Response Topic
+ * is not a request: `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts ignore
+ * await respondTo((t, p, qos, properties) => client.publish(t, p, { qos, properties }), msg, "42");
+ * ```
+ */
+export function respondTo(
+  publish: RequestHost<ReceivedMessage>["publish"],
+  request: ReceivedMessage,
+  payload: string | Uint8Array,
+  options: RespondOptions = {},
+): Promise<unknown> {
+  const props = request.properties;
+  const topic = props?.responseTopic;
+  if (topic === undefined) {
+    return Promise.reject(
+      new MqttError(
+        "INVALID_OPTION",
+        `the message on "${request.topic}" has no Response Topic: it asks for no response`,
+      ),
+    );
+  }
+  const properties: PublishProperties = { ...options.properties };
+  if (props!.correlationData !== undefined) properties.correlationData = props!.correlationData;
+  return publish(topic, payload, options.qos ?? 1, properties);
+}
+
 interface Pending<M> {
   resolve(message: M): void;
   reject(error: MqttError): void;
@@ -170,29 +201,14 @@ export class Requests<M extends ReceivedMessage> {
     return promise;
   }
 
-  /**
-   * Publishes `payload` to `request`'s Response Topic with its Correlation
-   * Data (section 4.10.2). A message without Response Topic is not a request:
-   * `INVALID_OPTION`.
-   */
+  /** See {@linkcode respondTo}. */
   respond(
     request: ReceivedMessage,
     payload: string | Uint8Array,
     options: RespondOptions = {},
   ): Promise<unknown> {
-    const props = request.properties;
-    const topic = props?.responseTopic;
-    if (topic === undefined) {
-      return Promise.reject(
-        new MqttError(
-          "INVALID_OPTION",
-          `the message on "${request.topic}" has no Response Topic: it asks for no response`,
-        ),
-      );
-    }
-    const properties: PublishProperties = { ...options.properties };
-    if (props!.correlationData !== undefined) properties.correlationData = props!.correlationData;
-    return this.#host.publish(topic, payload, options.qos ?? 1, properties);
+    const host = this.#host;
+    return respondTo((...args) => host.publish(...args), request, payload, options);
   }
 
   /** Rejects every pending request with `error` and refuses new ones. */

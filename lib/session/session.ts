@@ -31,6 +31,7 @@ import {
   limitsOf,
   type ServerLimits,
 } from "./connack.ts";
+import type { SubscribeProperties } from "../codec/properties.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
@@ -333,7 +334,12 @@ export class Session {
    * for the caller to turn into an error). Queued while `connecting`. The
    * session keeps `requests` as given: do not mutate it afterwards.
    */
-  subscribe(requests: SubscriptionRequest[], now: number, done: SubscribeCallback): void {
+  subscribe(
+    requests: SubscriptionRequest[],
+    now: number,
+    done: SubscribeCallback,
+    properties?: SubscribeProperties,
+  ): void {
     if (requests.length === 0) {
       // MQTT-3.8.3-3: a SUBSCRIBE carries at least one filter.
       throw new ProtocolError(
@@ -341,7 +347,7 @@ export class Session {
         "SUBSCRIBE needs a topic filter (MQTT-3.8.3-3)",
       );
     }
-    this.#request("subscribe", done, requests, undefined, now);
+    this.#request("subscribe", done, requests, undefined, now, properties);
   }
 
   /** Sends UNSUBSCRIBE; `done()` on UNSUBACK. Queued while `connecting`. */
@@ -473,6 +479,7 @@ export class Session {
     subscriptions: SubscriptionRequest[] | undefined,
     filters: string[] | undefined,
     now: number,
+    properties?: SubscribeProperties,
   ): void {
     const name = this.#name;
     if (name !== "connected" && name !== "connecting") throw invalidState(type, name);
@@ -480,7 +487,7 @@ export class Session {
     const packetId = data.allocatePacketId(true);
     const request = new PendingRequest(
       type === "subscribe"
-        ? { type, packetId, subscriptions: subscriptions! }
+        ? { type, packetId, subscriptions: subscriptions!, ...properties && { properties } }
         : { type, packetId, filters: filters! },
       done,
     );
