@@ -24,11 +24,13 @@
 export { connect } from "./lib/client/connect.ts";
 export {
   type CloseEventDetail,
+  type CloseOptions,
   type ConnectEventDetail,
   MqttClient,
   type MqttClientEventMap,
   type MqttClientListener,
   type PublishOptions,
+  type PublishResult,
   type ReconnectEventDetail,
   type SubscribeOptions,
 } from "./lib/client/client.ts";

@@ -6,7 +6,14 @@
 import assert from "node:assert/strict";
 import type { ConnackPacket, Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
 import type { ConnackProperties } from "../lib/codec/properties.ts";
-import { ConnectionRefusedError, MqttError, PublishRejectedError } from "../lib/errors.ts";
+import {
+  ConnectionRefusedError,
+  MqttError,
+  PublishRejectedError,
+  ServerDisconnectError,
+  SubscribeError,
+} from "../lib/errors.ts";
+import { MemoryStore } from "../lib/store/memory_store.ts";
 import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import { msg, Recorder, sessionOptions } from "./session_helpers.ts";
@@ -319,4 +326,125 @@ Deno.test("5.0 publish properties travel in the PUBLISH, QoS 0 and QoS 1 alike",
   session.publish({ ...msg("b", 1), properties }, 2, () => {});
   const sent = h.take() as PublishPacket[];
   assert.deepEqual(sent.map((p) => p.properties), [properties, properties]);
+});
+
+// ---------------------------------------------------------------- subscribe / unsubscribe
+
+Deno.test("MQTT-3.9.3-1: a 5.0 SUBACK's reason codes reach the callback in filter order", () => {
+  const { session, h } = connected();
+  const results: unknown[] = [];
+  const requests = [{ filter: "a", qos: 1 as QoS }, { filter: "b", qos: 2 as QoS }];
+  session.subscribe(requests, 2, (e, codes) => results.push([e, codes]));
+  h.take();
+  session.receive({ type: "suback", packetId: 1, reasonCodes: [1, 0x87] }, 3);
+  assert.deepEqual(results, [[undefined, [1, 0x87]]]);
+});
+
+Deno.test("MQTT-3.8.3-3..5: subscription options are sent, kept, and sent again on re-registration", () => {
+  const store = new MemoryStore();
+  const state = new ClientSessionState({ store });
+  const { session, h } = connected(undefined, {}, state);
+  const request = {
+    filter: "a/#",
+    qos: 1 as QoS,
+    noLocal: true,
+    retainAsPublished: true,
+    retainHandling: 2 as const,
+  };
+  session.subscribe([request], 2, () => {});
+  assert.deepEqual(h.take(), [{ type: "subscribe", packetId: 1, subscriptions: [request] }]);
+  session.receive({ type: "suback", packetId: 1, reasonCodes: [1] }, 3);
+  // The store's record carries them, for a new process.
+  assert.deepEqual(store.load().subscriptions, [{
+    filter: "a/#",
+    qos: 1,
+    noLocal: true,
+    retainAsPublished: true,
+    retainHandling: 2,
+  }]);
+  session.connectionLost(new MqttError("CONNECTION_CLOSED", "gone"), 4);
+  // A new connection without a session: the re-registration asks for the same options.
+  const h2 = new Recorder();
+  const next = new Session(v5(), state, h2);
+  next.connect(5);
+  next.receive(connack5(), 6);
+  const resub = h2.sent.find((p) => p.type === "subscribe");
+  assert.deepEqual(resub?.type === "subscribe" && resub.subscriptions, [request]);
+  // And so does a new process over the same store (clean: false keeps what the store holds).
+  const h3 = new Recorder();
+  const restarted = new Session(v5({ clean: false }), new ClientSessionState({ store }), h3);
+  restarted.connect(7);
+  restarted.receive(connack5(), 8);
+  const again = h3.sent.find((p) => p.type === "subscribe");
+  assert.deepEqual(again?.type === "subscribe" && again.subscriptions, [request]);
+});
+
+Deno.test("a refused re-registration (5.0 reason code 0x87) reports a SubscribeError carrying it", () => {
+  const state = new ClientSessionState();
+  const { session } = connected(undefined, {}, state);
+  session.subscribe([{ filter: "a", qos: 1 }], 2, () => {});
+  session.receive({ type: "suback", packetId: 1, reasonCodes: [1] }, 3);
+  session.connectionLost(new MqttError("CONNECTION_CLOSED", "gone"), 4);
+  const h = new Recorder();
+  const next = new Session(v5(), state, h);
+  next.connect(5);
+  next.receive(connack5(), 6);
+  const resub = h.sent.find((p) => p.type === "subscribe")!;
+  next.receive({
+    type: "suback",
+    packetId: (resub as { packetId: number }).packetId,
+    reasonCodes: [0x87],
+  }, 7);
+  assert.deepEqual(h.failed, ["a:SUBSCRIBE_FAILED"]);
+  assert.equal((h.errors[0] as SubscribeError).reasonCode, 0x87);
+});
+
+Deno.test("MQTT-3.11.3-1: a 5.0 UNSUBACK's reason codes reach the callback", () => {
+  const { session, h } = connected();
+  const results: unknown[] = [];
+  session.unsubscribe(["a", "b"], 2, (e, codes) => results.push([e, codes]));
+  h.take();
+  session.receive({ type: "unsuback", packetId: 1, reasonCodes: [0, 0x11] }, 3);
+  assert.deepEqual(results, [[undefined, [0, 0x11]]]);
+});
+
+// ---------------------------------------------------------------- DISCONNECT
+
+Deno.test("5.0 server DISCONNECT ends the connection with a ServerDisconnectError carrying its reason", () => {
+  const { session, h } = connected();
+  session.receive({
+    type: "disconnect",
+    reasonCode: 0x9c,
+    properties: { reasonString: "moving", serverReference: "other:1883" },
+  }, 2);
+  assert.equal(session.state, "disconnected");
+  const err = h.closes[0];
+  assert.ok(err instanceof ServerDisconnectError);
+  assert.equal(err.code, "SERVER_DISCONNECT");
+  assert.equal(err.reasonCode, 0x9c);
+  assert.equal(err.reasonString, "moving");
+  assert.equal(err.serverReference, "other:1883");
+  assert.deepEqual(h.take(), []); // nothing is sent after the server's DISCONNECT
+});
+
+Deno.test("3.1.1: a DISCONNECT from the server stays a protocol violation", () => {
+  const h = new Recorder();
+  const session = new Session(sessionOptions(), new ClientSessionState(), h);
+  session.connect(0);
+  session.receive({ type: "connack", sessionPresent: false, returnCode: 0 }, 1);
+  session.receive({ type: "disconnect" }, 2);
+  assert.equal(h.closes[0]?.code, "UNEXPECTED_PACKET");
+});
+
+Deno.test("5.0 disconnect(now, 0x04): the DISCONNECT carries the reason (disconnect with will message)", () => {
+  const { session, h } = connected();
+  session.disconnect(2, 0x04);
+  assert.deepEqual(h.take(), [{ type: "disconnect", reasonCode: 0x04 }]);
+  assert.deepEqual(h.closes, [undefined]);
+});
+
+Deno.test("5.0 disconnect without a reason sends a bare DISCONNECT (0x00 normal disconnection)", () => {
+  const { session, h } = connected();
+  session.disconnect(2);
+  assert.deepEqual(h.take(), [{ type: "disconnect" }]);
 });

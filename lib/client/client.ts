@@ -8,6 +8,7 @@
  */
 import type { ConnackPacket, QoS } from "../codec/packet.ts";
 import type { AckProperties, PublishProperties } from "../codec/properties.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import type { SubackCode } from "../session/types.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 import { encodedLength } from "../codec/encode.ts";
@@ -22,11 +23,15 @@ import {
 import { refusedVersion5 } from "../session/connack.ts";
 import {
   agreed,
+  checkDisconnectReason,
+  closeDetail,
   type ConnackInfo,
   connackInfo,
   fallBackTo311,
   isFatalReason,
   publishProperties,
+  subscriptionFlags,
+  unsubackError,
 } from "./v5_client.ts";
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
@@ -74,6 +79,16 @@ export interface SubscribeOptions {
   qos?: QoS;
   /** Messages buffered for this subscription; defaults to the client's `bufferSize`. */
   bufferSize?: number;
+  /** MQTT 5.0 No Local: the server does not send us what we publish ourselves. @default {false} */
+  noLocal?: boolean;
+  /** MQTT 5.0 Retain As Published: messages keep the RETAIN flag they were published with. @default {false} */
+  retainAsPublished?: boolean;
+  /**
+   * MQTT 5.0 Retain Handling: 0 the server sends retained messages on
+   * subscribing, 1 only if the subscription did not exist yet, 2 never.
+   * @default {0}
+   */
+  retainHandling?: 0 | 1 | 2;
 }
 
 /** Detail of the `connect` event. */
@@ -96,6 +111,22 @@ export interface ReconnectEventDetail {
 export interface CloseEventDetail {
   /** Undefined when the connection ended because the user closed it. */
   error: MqttError | undefined;
+  /** MQTT 5.0: the reason code of the server's DISCONNECT, when the server sent one. */
+  reasonCode?: number;
+  /** MQTT 5.0: its Reason String, if any. */
+  reasonString?: string;
+  /** MQTT 5.0: its Server Reference (another server to use), if any. */
+  serverReference?: string;
+}
+
+/** Options of {@linkcode MqttClient.close}. */
+export interface CloseOptions {
+  /**
+   * MQTT 5.0 reason code of the DISCONNECT: 0x00 normal disconnection
+   * (the default: the server discards the will), 0x04 disconnect with will
+   * message (the server publishes the will). Refused under MQTT 3.1.1.
+   */
+  reasonCode?: DisconnectReasonCode;
 }
 
 /**
@@ -589,6 +620,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       parseSharedFilter(filter); // MQTT-4.8.2-1, -2: $share/{ShareName}/{filter}
     }
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
+    const flags = subscriptionFlags(options, this.protocolVersion);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
     const identifier = this.#subscriptionIdentifier();
@@ -607,7 +639,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         const properties = identifier === undefined ? undefined : {
           subscriptionIdentifier: identifier,
         };
-        connection.subscribe(list.map((filter) => ({ filter, qos })), (error, returnCodes) => {
+        const requests = list.map((filter) => flags ? { filter, qos, ...flags } : { filter, qos });
+        connection.subscribe(requests, (error, returnCodes) => {
           if (error) return reject(error);
           // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in
           // the same chunk, must reach this subscription, not only an older overlapping one.
@@ -629,7 +662,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
       const unused = list.filter((f, i) => inbox.release(f) && !isFailure(codes[i]));
       if (unused.length > 0) await this.#sendUnsubscribe(unused).catch(noop);
-      throw new SubscribeError(list[refused]);
+      throw new SubscribeError(list[refused], { reasonCode: codes[refused] });
     }
     if (sub === undefined) {
       // The client closed while the SUBACK was on its way.
@@ -665,8 +698,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * await client.close();
    * ```
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing === undefined) {
+      const reasonCode = options.reasonCode;
+      if (reasonCode !== undefined) {
+        try {
+          checkDisconnectReason(reasonCode, this.protocolVersion);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
+      this.#closing = this.#close(reasonCode);
+    }
     return this.#closing;
   }
 
@@ -675,7 +718,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.close();
   }
 
-  async #close(): Promise<void> {
+  async #close(reasonCode: DisconnectReasonCode | undefined): Promise<void> {
     const wasClosed = this.#closed;
     this.#closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
@@ -683,7 +726,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#attemptController?.abort(new MqttError("ABORTED", "the client was closed"));
     const connection = this.#connection;
     if (connection && !connection.ended) {
-      connection.disconnect();
+      connection.disconnect(reasonCode);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.#options.closeTimeout);
@@ -708,7 +751,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #finish(error: MqttError | undefined): void {
     this.#closed = true;
     this.#shutdown(error, error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: { error } }));
+    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: closeDetail(error) }));
   }
 
   /** Ends everything: pending work fails, subscriptions finish, timers stop. */
@@ -732,7 +775,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // A connection CONNACK never accepted is a failed attempt; its caller reports it.
     if (!connection.accepted) return;
     if (error) this.dispatchEvent(new CustomEvent("error", { detail: error }));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("disconnect", { detail: { error } }));
+    this.dispatchEvent(
+      new CustomEvent<CloseEventDetail>("disconnect", { detail: closeDetail(error) }),
+    );
     if (this.#closed) return; // close() is under way and finishes the job
     const backoff = this.#options.reconnect;
     // The backoff starts over only after a connection that lasted: a broker that accepts and
@@ -769,7 +814,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (filters.length === 0) return;
     const connection = await this.#whenOnline();
     const done = new Promise<void>((resolve, reject) => {
-      connection.unsubscribe(filters, (error) => error ? reject(error) : resolve());
+      connection.unsubscribe(filters, (error, codes) => {
+        error ??= unsubackError(filters, codes);
+        if (error) reject(error);
+        else resolve();
+      });
     });
     // Messages held while the UNSUBSCRIBE waited for the connection: nobody will take them.
     this.#inbox.forgetHeld(filters);

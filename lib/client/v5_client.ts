@@ -6,9 +6,10 @@
  *
  * @module
  */
-import type { ConnackPacket } from "../codec/packet.ts";
+import type { ConnackPacket, SubscriptionRequest } from "../codec/packet.ts";
+import { isFailure, isReasonCodeOf, reasonCodeName } from "../codec/reason_codes.ts";
 import type { ConnackProperties, PublishProperties } from "../codec/properties.ts";
-import { MqttError } from "../errors.ts";
+import { MqttError, ServerDisconnectError } from "../errors.ts";
 import { checkMessageProperties } from "./v5_options.ts";
 import type { ResolvedOptions } from "./options.ts";
 
@@ -145,4 +146,136 @@ export function publishProperties(properties: unknown, version: 4 | 5): PublishP
     );
   }
   return checkMessageProperties("properties", properties);
+}
+
+/**
+ * The MQTT 5.0 options of a subscribe (`noLocal`, `retainAsPublished`,
+ * `retainHandling`) that are set, checked; undefined when none is. Under
+ * MQTT 3.1.1 a set one is refused with `INVALID_OPTION` naming it.
+ *
+ * @example
+ * ```ts
+ * import { subscriptionFlags } from "./v5_client.ts";
+ * console.log(subscriptionFlags({ noLocal: true, retainHandling: 0 }, 5)); // { noLocal: true }
+ * ```
+ */
+export function subscriptionFlags(
+  options: Pick<SubscriptionRequest, "noLocal" | "retainAsPublished" | "retainHandling">,
+  version: 4 | 5,
+): Pick<SubscriptionRequest, "noLocal" | "retainAsPublished" | "retainHandling"> | undefined {
+  const { noLocal, retainAsPublished, retainHandling } = options;
+  if (noLocal === undefined && retainAsPublished === undefined && retainHandling === undefined) {
+    return undefined;
+  }
+  for (const [name, value] of [["noLocal", noLocal], ["retainAsPublished", retainAsPublished]]) {
+    if (value !== undefined && typeof value !== "boolean") {
+      throw new MqttError("INVALID_OPTION", `${name} must be a boolean, got ${typeof value}`);
+    }
+  }
+  if (
+    retainHandling !== undefined && retainHandling !== 0 && retainHandling !== 1 &&
+    retainHandling !== 2
+  ) {
+    throw new MqttError(
+      "INVALID_OPTION",
+      `retainHandling must be 0, 1 or 2, got ${String(retainHandling)}`,
+    );
+  }
+  if (version === 4) {
+    const name = noLocal !== undefined
+      ? "noLocal"
+      : retainAsPublished !== undefined
+      ? "retainAsPublished"
+      : "retainHandling";
+    throw new MqttError(
+      "INVALID_OPTION",
+      `${name} is an MQTT 5.0 subscribe option; connect with protocolVersion: 5 to use it`,
+    );
+  }
+  const flags: Pick<SubscriptionRequest, "noLocal" | "retainAsPublished" | "retainHandling"> = {};
+  if (noLocal) flags.noLocal = true;
+  if (retainAsPublished) flags.retainAsPublished = true;
+  if (retainHandling) flags.retainHandling = retainHandling;
+  return Object.keys(flags).length === 0 ? undefined : flags;
+}
+
+/**
+ * The error of an MQTT 5.0 UNSUBACK that refuses a filter (a reason code of
+ * 0x80 or more; 0x11 "no subscription existed" is a success), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { unsubackError } from "./v5_client.ts";
+ * console.log(unsubackError(["a", "b"], [0x11, 0x87])?.message); // unsubscribe from "b" refused by the server: not authorized
+ * ```
+ */
+export function unsubackError(
+  filters: readonly string[],
+  codes: readonly number[] | undefined,
+): MqttError | undefined {
+  if (codes === undefined) return undefined;
+  const i = codes.findIndex(isFailure);
+  if (i === -1) return undefined;
+  const error = new MqttError(
+    "UNSUBSCRIBE_FAILED",
+    `unsubscribe from "${filters[i]}" refused by the server: ${
+      reasonCodeName(codes[i], "unsuback")
+    }`,
+  );
+  return Object.assign(error, { reasonCode: codes[i], filter: filters[i] });
+}
+
+/**
+ * Checks the reason code `close()` is to send in DISCONNECT: MQTT 5.0 only,
+ * and one of the DISCONNECT reason codes (section 3.14.2.1).
+ *
+ * @example
+ * ```ts
+ * import { checkDisconnectReason } from "./v5_client.ts";
+ * checkDisconnectReason(0x04, 5); // fine: disconnect with will message
+ * ```
+ */
+export function checkDisconnectReason(code: unknown, version: 4 | 5): void {
+  if (version === 4) {
+    throw new MqttError(
+      "INVALID_OPTION",
+      "reasonCode is an MQTT 5.0 option of close; under 3.1.1 a DISCONNECT has no reason",
+    );
+  }
+  if (typeof code !== "number" || !isReasonCodeOf(code, "disconnect")) {
+    throw new MqttError(
+      "INVALID_OPTION",
+      `reasonCode ${String(code)} is not a DISCONNECT reason code (section 3.14.2.1)`,
+    );
+  }
+}
+
+/**
+ * The detail of a `disconnect` or `close` event: the error, and the reason
+ * of the server's DISCONNECT when that is what ended the connection.
+ *
+ * @example
+ * ```ts
+ * import { closeDetail } from "./v5_client.ts";
+ * import { ServerDisconnectError } from "../errors.ts";
+ * const detail = closeDetail(new ServerDisconnectError(0x8b, { reasonString: "bye" }));
+ * console.log(detail.reasonCode, detail.reasonString); // 139 bye
+ * ```
+ */
+export function closeDetail(error: MqttError | undefined): {
+  error: MqttError | undefined;
+  reasonCode?: number;
+  reasonString?: string;
+  serverReference?: string;
+} {
+  if (!(error instanceof ServerDisconnectError)) return { error };
+  const detail: {
+    error: MqttError;
+    reasonCode: number;
+    reasonString?: string;
+    serverReference?: string;
+  } = { error, reasonCode: error.reasonCode };
+  if (error.reasonString !== undefined) detail.reasonString = error.reasonString;
+  if (error.serverReference !== undefined) detail.serverReference = error.serverReference;
+  return detail;
 }

@@ -20,13 +20,15 @@
  * | 8    | `clearIncoming`      | none                                                            |
  * | 9    | `clear`              | none                                                            |
  * | 10   | next packet id       | packet id u16 (snapshots only)                                  |
- * | 11   | `putSubscription`    | options u8 (QoS in bits 0-1, bits 2-7 zero), filter (rest)      |
+ * | 11   | `putSubscription`    | options u8 (MQTT 5 subscription options), filter (rest)         |
  * | 12   | `removeSubscription` | filter (rest)                                                   |
  *
  * Flags: bit 0 dequeued, bit 1 retain, bit 2 released, bits 4-5 QoS. Strings
  * are UTF-8. A filter is the rest of the body and must be valid UTF-8. The
- * options byte has the layout of MQTT 5's subscription options (3.8.3.1), so
- * their other bits can be stored later under the same type.
+ * options byte has the layout of MQTT 5's subscription options (3.8.3.1):
+ * QoS in bits 0-1, No Local bit 2, Retain As Published bit 3, Retain Handling
+ * bits 4-5, bits 6-7 zero. A 3.1.1 subscription has bits 2-7 zero, so the
+ * journals written before the 5.0 options were stored read as they are.
  *
  * Journals written before subscriptions were stored start with `MQTTSJ1\n`
  * and hold types 1 to 10 only; they load as they are, and the next compaction
@@ -46,7 +48,7 @@
 import { MqttError } from "../errors.ts";
 import type { QoS } from "../codec/packet.ts";
 import { Queue } from "../util/queue.ts";
-import type { PublishRecord } from "./store.ts";
+import { type PublishRecord, subscriptionRecord } from "./store.ts";
 
 /** One run of unreadable bytes in a journal, as {@linkcode StoreCorruptionError} reports it. */
 export interface DamagedRegion {
@@ -216,8 +218,8 @@ export class Image {
   waiting = new Queue<PublishRecord>();
   incoming = new Set<number>();
   nextId = 1;
-  /** Filter to QoS, in subscription order. */
-  subscriptions = new Map<string, QoS>();
+  /** Filter to its subscription options byte (QoS and 5.0 options), in subscription order. */
+  subscriptions = new Map<string, number>();
   /** Bytes the state takes as a snapshot, roughly (drives compaction). */
   liveBytes = 0;
 
@@ -249,9 +251,9 @@ export class Image {
     if (r !== undefined) this.liveBytes -= recordSize(r);
   }
 
-  subscribe(filter: string, qos: QoS): void {
+  subscribe(filter: string, options: number): void {
     if (!this.subscriptions.has(filter)) this.liveBytes += filterSize(filter);
-    this.subscriptions.set(filter, qos);
+    this.subscriptions.set(filter, options);
   }
 
   unsubscribe(filter: string): void {
@@ -457,8 +459,9 @@ function apply(
     case UNSUB: {
       const head = type === SUB ? 2 : 1;
       if (len < head) return false;
-      const qos = type === SUB ? buf[start + 1] : 0;
-      if (qos > 2) return false; // also bits 2-7, which must be zero
+      const options = type === SUB ? buf[start + 1] : 0;
+      // QoS 3, Retain Handling 3 and the reserved bits 6-7 are damage.
+      if (type === SUB && subscriptionRecord("", options) === undefined) return false;
       let filter: string;
       try {
         filter = strictDecoder.decode(buf.subarray(start + head, end));
@@ -466,7 +469,7 @@ function apply(
         return false;
       }
       if (image === undefined) return true;
-      if (type === SUB) image.subscribe(filter, qos as QoS);
+      if (type === SUB) image.subscribe(filter, options);
       else image.unsubscribe(filter);
       return true;
     }
@@ -523,16 +526,17 @@ export class Encoder {
     this.#seal(start, payloadAt + r.payload.byteLength);
   }
 
-  /** A SUB (with `qos`) or UNSUB record. */
-  subscription(type: number, filter: string, qos: QoS): void {
-    if (type === SUB && qos !== 0 && qos !== 1 && qos !== 2) {
+  /** A SUB (with its subscription options byte) or UNSUB record. */
+  subscription(type: number, filter: string, options: number): void {
+    const qos = options & 3;
+    if (type === SUB && (qos === 3 || !(options >= 0 && options <= 0x3f))) {
       throw new MqttError("INVALID_QOS", `a subscription's QoS must be 0, 1 or 2, got ${qos}`);
     }
     const head = type === SUB ? 2 : 1;
     this.reserve(FRAME + head + filter.length * 3);
     const start = this.length + 4;
     this.buf[start] = type;
-    if (type === SUB) this.buf[start + 1] = qos;
+    if (type === SUB) this.buf[start + 1] = options;
     const { written } = text.encodeInto(filter, this.buf.subarray(start + head));
     if (written > 0xffff) {
       throw new MqttError("STORE_ERROR", "topic filter longer than 65535 bytes");
@@ -559,7 +563,7 @@ export function snapshot(image: Image): Uint8Array {
   for (const r of image.waiting) enc.publish(PUSH, 0, r, 0);
   for (const id of image.incoming) enc.small(INCOMING_ADD, id);
   enc.small(NEXT_ID, image.nextId);
-  for (const [filter, qos] of image.subscriptions) enc.subscription(SUB, filter, qos);
+  for (const [filter, options] of image.subscriptions) enc.subscription(SUB, filter, options);
   return enc.buf.subarray(0, enc.length);
 }
 
