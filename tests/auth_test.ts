@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import type { AuthPacket, ConnackPacket } from "../lib/codec/packet.ts";
 import { ProtocolError } from "../lib/errors.ts";
 import { EnhancedAuth } from "../lib/session/auth.ts";
+import { ClientSessionState, Session } from "../lib/session/session.ts";
+import { msg, Recorder, sessionOptions } from "./session_helpers.ts";
 
 const METHOD = "SCRAM-SHA-256";
 
@@ -82,4 +84,61 @@ Deno.test("MQTT-4.12.1-1: re-authentication starts with AUTH 0x19 and the method
   assert.equal(rules.receive(auth(0x00), true), true, "its end");
   assert.ok(!rules.reauthenticating);
   rejects(() => rules.receive(auth(0x00), true), /outside a re-authentication/);
+});
+
+// ---------------------------------------------------------------- in the session
+
+Deno.test("MQTT-3.1.2-30: with an Authentication Method nothing but AUTH leaves before CONNACK; the challenge reaches the handler", () => {
+  const challenges: [number | undefined, boolean][] = [];
+  const h = new class extends Recorder {
+    auth(packet: AuthPacket, finished: boolean): void {
+      challenges.push([packet.reasonCode, finished]);
+    }
+  }();
+  const session = new Session(
+    sessionOptions({ protocolVersion: 5, properties: { authenticationMethod: METHOD } }),
+    new ClientSessionState(),
+    h,
+  );
+  session.connect(0);
+  session.publish(msg("t", 1), 1, () => {});
+  session.subscribe([{ filter: "f", qos: 0 }], 1, () => {});
+  session.receive(auth(0x18), 2);
+  assert.deepEqual(challenges, [[0x18, false]]);
+  session.answerAuth(new Uint8Array([7]), 3);
+  assert.deepEqual(h.take().map((p) => p.type), ["connect", "auth"]);
+  session.receive(
+    {
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: 0,
+      properties: { authenticationMethod: METHOD },
+    } as ConnackPacket,
+    4,
+  );
+  assert.deepEqual(h.take().map((p) => p.type), ["subscribe", "publish"]);
+  // Re-authentication after CONNACK: 0x19 out, 0x18 in (a challenge), 0x00 in (the end).
+  session.reauthenticate(undefined, 5);
+  assert.deepEqual(h.take().map((p) => [p.type, (p as AuthPacket).reasonCode]), [["auth", 0x19]]);
+  session.receive(auth(0x18), 6);
+  session.receive(auth(0x00), 7);
+  assert.deepEqual(challenges.slice(1), [[0x18, false], [0x00, true]]);
+  assert.equal(session.state, "connected");
+});
+
+Deno.test("MQTT-4.12.0-6: an AUTH to a session whose CONNECT had no method ends it with DISCONNECT 0x82", () => {
+  const h = new Recorder();
+  const session = new Session(
+    sessionOptions({ protocolVersion: 5 }),
+    new ClientSessionState(),
+    h,
+  );
+  session.connect(0);
+  h.take();
+  session.receive(auth(0x18), 1);
+  assert.deepEqual(h.take().map((p) => [p.type, (p as { reasonCode?: number }).reasonCode]), [
+    ["disconnect", 0x82],
+  ]);
+  assert.ok(h.closes[0] instanceof ProtocolError);
+  assert.equal(session.state, "disconnected");
 });

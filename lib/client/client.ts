@@ -879,6 +879,33 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return respondTo(publish, request, payload, options);
   }
 
+  /**
+   * MQTT 5.0 re-authentication (section 4.12.1): sends AUTH 0x19 with the
+   * `authenticationMethod` of the options and `data` (the method's first
+   * step); the server's challenges go to `onAuth`. Resolves with the
+   * Authentication Data of the server's final AUTH (for the method to check
+   * the server). A server that refuses ends the connection with DISCONNECT.
+   *
+   * @example
+   * ```ts ignore
+   * const scram = new ScramClient("alice", "secret");
+   * const final = await client.reauthenticate(scram.first()); // onAuth answers with scram.final()
+   * ```
+   */
+  async reauthenticate(data?: Uint8Array): Promise<Uint8Array | undefined> {
+    if (
+      this.protocolVersion !== 5 ||
+      this.#options.connectProperties?.authenticationMethod === undefined
+    ) {
+      throw new MqttError(
+        "INVALID_STATE",
+        "reauthenticate() needs MQTT 5.0 and the authenticationMethod option (MQTT-4.12.0-7)",
+      );
+    }
+    const connection = await this.#whenOnline();
+    return await connection.reauthenticate(data);
+  }
+
   /** MQTT 5.0: the next Subscription Identifier, when the server takes them (MQTT-3.3.4-3). */
   #subscriptionIdentifier(): number | undefined {
     if (this.protocolVersion !== 5) return undefined;

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import type { ConnackPacket, Packet, PublishPacket, SubscriptionRequest } from "../codec/packet.ts";
+import type {
+  AuthPacket,
+  ConnackPacket,
+  Packet,
+  PublishPacket,
+  SubscriptionRequest,
+} from "../codec/packet.ts";
+import { AuthExchange } from "./auth.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import type { SubscribeProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
@@ -89,6 +96,8 @@ export class Connection implements SessionHandler {
   readonly #piped: Promise<void>;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
   #disconnecting = false;
+  /** The session failed and a DISCONNECT saying why is being written: the connection's end. */
+  #failing: MqttError | undefined;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
   /** Packets sent this tick, written together by `#flush`. */
@@ -105,6 +114,8 @@ export class Connection implements SessionHandler {
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** MQTT 5.0 enhanced authentication: challenges answered by `onAuth`. */
+  readonly #auth: AuthExchange;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -120,6 +131,13 @@ export class Connection implements SessionHandler {
     this.#inbox = host.inbox;
     this.#transport = transport;
     this.#session = new Session(sessionOptions(options), state, this);
+    this.#auth = new AuthExchange(options.onAuth, {
+      answer: (data) => {
+        this.#session.answerAuth(data, now());
+        this.#armTimer();
+      },
+      fail: (error) => this.#session.authFailed(error, now()),
+    });
     // The reader and writer speak the session's protocol version from the CONNECT on.
     const protocolVersion = this.#session.protocolVersion;
     const writer = new PacketWriter({ protocolVersion });
@@ -183,6 +201,22 @@ export class Connection implements SessionHandler {
   unsubscribe(filters: string[], done: UnsubscribeCallback): void {
     this.#session.unsubscribe(filters, now(), done);
     this.#armTimer();
+  }
+
+  /**
+   * MQTT 5.0: re-authenticates (AUTH 0x19 with `data`); resolves with the
+   * Authentication Data of the server's AUTH 0x00 (see {@linkcode AuthExchange}).
+   */
+  reauthenticate(data: Uint8Array | undefined): Promise<Uint8Array | undefined> {
+    return this.#auth.reauthenticate(() => {
+      this.#session.reauthenticate(data, now());
+      this.#armTimer();
+    });
+  }
+
+  /** @internal The session hands over an AUTH from the server. */
+  auth(packet: AuthPacket, finished: boolean): void {
+    this.#auth.received(packet, finished);
   }
 
   /** Starts the clean close: DISCONNECT once everything in flight has completed. */
@@ -255,7 +289,16 @@ export class Connection implements SessionHandler {
   /** @internal The session ends the connection. */
   closed(error: MqttError | undefined): void {
     if (error) {
-      this.end(error);
+      if (this.#batch.at(-1)?.type !== "disconnect") return this.end(error);
+      // MQTT 5.0 section 4.13: the DISCONNECT that says why leaves before the transport closes
+      // (for at most a second: a peer that reads nothing more must not hold the client).
+      this.#failing = error;
+      this.#flush();
+      const timer = setTimeout(() => this.end(error), 1000);
+      this.#writer.close().then(() => this.#piped).catch(noop).finally(() => {
+        clearTimeout(timer);
+        this.end(error);
+      });
       return;
     }
     // A DISCONNECT was queued: the transport's writable closes only once everything written
@@ -269,6 +312,9 @@ export class Connection implements SessionHandler {
   end(error: MqttError | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
+    // The server may hang up on the DISCONNECT we sent for an error: that error is the reason.
+    error = this.#failing ?? error;
+    this.#auth.end(error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
     this.#timer.clear();
     this.#endSignal.resolve();
     // QoS 0 publishes waiting for this batch were never written: they fail.

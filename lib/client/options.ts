@@ -19,6 +19,7 @@ import {
   resolveV5Options,
   type V5ConnectOptions,
 } from "./v5_options.ts";
+import { type AuthHandler, type AuthOptions, resolveAuthOptions } from "./auth.ts";
 
 /** Last Will as the caller gives it; see {@linkcode ConnectOptions.will}. */
 export interface WillOptions {
@@ -68,7 +69,7 @@ export interface TlsOptions {
  * };
  * ```
  */
-export interface ConnectOptions extends V5ConnectOptions {
+export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
   /**
    * Client identifier. The empty string asks the server to assign one and is
    * allowed only with `clean: true` (MQTT-3.1.3-7).
@@ -216,6 +217,8 @@ export interface ResolvedOptions {
   protocolVersion: ProtocolVersionOption;
   /** MQTT 5.0 CONNECT properties, if any. */
   connectProperties?: ConnectProperties;
+  /** MQTT 5.0 enhanced authentication: answers the server's AUTH challenges. */
+  onAuth?: AuthHandler;
 }
 
 /** Default values of {@linkcode ConnectOptions}. */
@@ -478,6 +481,11 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     protocolVersion: v5.protocolVersion,
   };
   if (v5.connectProperties !== undefined) resolved.connectProperties = v5.connectProperties;
+  const auth = resolveAuthOptions(options, v5.protocolVersion);
+  if (auth !== undefined) {
+    resolved.connectProperties = { ...resolved.connectProperties, ...auth.properties };
+    if (auth.onAuth !== undefined) resolved.onAuth = auth.onAuth;
+  }
   if (username !== undefined) resolved.username = username;
   if (password !== undefined) resolved.password = password;
   if (will !== undefined) resolved.will = will;

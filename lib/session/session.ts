@@ -12,6 +12,7 @@
  * @module
  */
 import type {
+  AuthPacket,
   ConnackPacket,
   ConnectPacket,
   DisconnectPacket,
@@ -34,6 +35,7 @@ import {
 import type { SubscribeProperties } from "../codec/properties.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
+import { EnhancedAuth } from "./auth.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
@@ -142,6 +144,8 @@ export class Session {
   #disconnectReason: DisconnectReasonCode | undefined;
   /** MQTT 5.0 Topic Aliases of the current connection (section 3.3.2.3.4). */
   #aliases: ConnectionTopicAliases | undefined;
+  /** MQTT 5.0 enhanced authentication rules of the current connection (section 4.12). */
+  #auth: EnhancedAuth | undefined;
   #data: ClientSessionState;
   #handler: SessionHandler;
   readonly #flows: Flows;
@@ -225,6 +229,9 @@ export class Session {
     this.#aliases = this.#version === 5
       ? new ConnectionTopicAliases(o.properties?.topicAliasMaximum ?? 0)
       : undefined;
+    this.#auth = this.#version === 5
+      ? new EnhancedAuth(o.properties?.authenticationMethod)
+      : undefined;
     this.#limits = DEFAULT_LIMITS;
     this.#keepAliveMs = o.keepAlive * 1000;
     this.#flows.maxInflight = o.maxInflight;
@@ -245,6 +252,8 @@ export class Session {
     if (name === "disconnected") return;
     if (name === "connecting") {
       if (packet.type === "connack") this.#onConnack(packet, now);
+      // Section 4.12: a 5.0 server may challenge with AUTH before CONNACK.
+      else if (packet.type === "auth" && this.#auth !== undefined) this.#onAuth(packet, false, now);
       // MQTT-3.2.0-1: the server's first packet must be CONNACK.
       else this.#fail(unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"));
       return;
@@ -286,6 +295,10 @@ export class Session {
         return;
       case "connack":
         this.#fail(unexpected(packet, "CONNACK was already received"));
+        return;
+      case "auth":
+        if (this.#auth !== undefined) return this.#onAuth(packet, true, now);
+        this.#fail(unexpected(packet, "AUTH exists from MQTT 5.0 on"));
         return;
       case "disconnect":
         // MQTT 5.0 section 3.14: the server may end the connection, saying why.
@@ -379,6 +392,44 @@ export class Session {
   }
 
   /**
+   * MQTT 5.0: answers the server's AUTH challenge (handed to
+   * `handler.auth`) with AUTH 0x18 carrying `data` (MQTT-4.12.0-3). Ignored
+   * once the connection is gone.
+   */
+  answerAuth(data: Uint8Array | undefined, now: number): void {
+    const name = this.#name;
+    if (this.#auth === undefined || (name !== "connecting" && name !== "connected")) return;
+    this.#send(this.#auth.answer(data), now);
+  }
+
+  /**
+   * MQTT 5.0: starts a re-authentication with AUTH 0x19 carrying `data`
+   * (MQTT-4.12.1-1); the server's challenges reach `handler.auth`, its AUTH
+   * 0x00 ends it. Throws INVALID_STATE unless connected, and a ProtocolError
+   * without an Authentication Method in CONNECT (MQTT-4.12.0-7).
+   */
+  reauthenticate(data: Uint8Array | undefined, now: number): void {
+    if (this.#name !== "connected") throw invalidState("reauthenticate", this.#name);
+    const auth = this.#auth;
+    if (auth === undefined) {
+      throw new MqttError("INVALID_STATE", "re-authentication needs MQTT 5.0");
+    }
+    this.#send(auth.reauthenticate(data), now);
+  }
+
+  /**
+   * Aborts an authentication exchange the application could not continue
+   * (its challenge handler failed): DISCONNECT 0x80, then closed with `error`
+   * (MQTT-4.12.1-2).
+   */
+  authFailed(error: MqttError, now: number): void {
+    const name = this.#name;
+    if (name !== "connecting" && name !== "connected") return;
+    this.#send({ type: "disconnect", reasonCode: 0x80 }, now);
+    this.#fail(error);
+  }
+
+  /**
    * The transport died or closed: becomes `disconnected`. Pending
    * SUBSCRIBE/UNSUBSCRIBE callbacks fail with `error`; QoS 1/2 publishes stay
    * in the {@linkcode SessionState} for the next connection. No-op when already disconnected.
@@ -455,6 +506,24 @@ export class Session {
     );
   }
 
+  /** An AUTH from the server: checked (section 4.12), then handed to the driver. */
+  #onAuth(packet: AuthPacket, connected: boolean, now: number): void {
+    let finished: boolean;
+    try {
+      finished = this.#auth!.receive(packet, connected);
+    } catch (err) {
+      this.#protocolError(err as ProtocolError, now);
+      return;
+    }
+    this.#handler.auth?.(packet, finished);
+  }
+
+  /** A protocol error found by the session: DISCONNECT 0x82 (section 4.13), then closed. */
+  #protocolError(error: ProtocolError, now: number): void {
+    this.#send({ type: "disconnect", reasonCode: 0x82 }, now);
+    this.#fail(error);
+  }
+
   /**
    * An incoming PUBLISH with its Topic Alias resolved; undefined when the
    * alias is invalid (0x94) or unknown (0x82): DISCONNECT with that reason
@@ -507,6 +576,12 @@ export class Session {
       this.#fail(
         unexpected(packet, "session present with clean session set (MQTT-3.2.2-1)"),
       );
+      return;
+    }
+    try {
+      this.#auth?.checkConnack(packet); // MQTT-4.12.0-5, -6
+    } catch (err) {
+      this.#protocolError(err as ProtocolError, now);
       return;
     }
     this.#name = "connected";

@@ -6,6 +6,7 @@
  * @module
  */
 import type {
+  AuthPacket,
   ConnackPacket,
   Packet,
   ProtocolVersion,
@@ -116,4 +117,11 @@ export interface SessionHandler {
    * driver typically ends the matching local subscriptions with `error`.
    */
   resubscribeFailed?(filter: string, error: MqttError): void;
+  /**
+   * MQTT 5.0 enhanced authentication (section 4.12): the server sent AUTH.
+   * A challenge (`finished` false, reason 0x18) is answered with
+   * `session.answerAuth(data)` or abandoned with `session.authFailed(error)`;
+   * `finished` true is the AUTH 0x00 that ends a re-authentication.
+   */
+  auth?(packet: AuthPacket, finished: boolean): void;
 }
