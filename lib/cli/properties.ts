@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { PublishProperties } from "../codec/properties.ts";
+import type { PublishProperties, WillProperties } from "../codec/properties.ts";
+import type { ConnectOptions } from "../client/options.ts";
 
 /** A flag error; `args.ts` turns it into its UsageError. */
 export class PropertyFlagError extends Error {
@@ -174,4 +175,48 @@ export function protocolVersionFlag(value: string): 4 | 5 {
  */
 export function publishProperties(props: CommandProperties): PublishProperties | undefined {
   return props.publish as PublishProperties | undefined;
+}
+
+/**
+ * Applies `-V` and the `-D connect` and `-D will` properties to `options`
+ * (with mosquitto's rule that properties need `-V 5`). `-D subscribe`,
+ * `unsubscribe` and `disconnect` properties are refused: the client does not
+ * send them.
+ *
+ * @example
+ * ```ts
+ * import { applyProperties } from "./properties.ts";
+ * import type { ConnectOptions } from "../client/options.ts";
+ * const options: ConnectOptions = {};
+ * applyProperties(options, { connect: { sessionExpiryInterval: 60 } }, "mqttv5");
+ * console.log(options); // { protocolVersion: 5, sessionExpiryInterval: 60 }
+ * ```
+ */
+export function applyProperties(
+  options: ConnectOptions,
+  props: CommandProperties,
+  version: string | undefined,
+): void {
+  if (version !== undefined) options.protocolVersion = protocolVersionFlag(version);
+  const commands = Object.keys(props) as PropertyCommand[];
+  if (commands.length === 0) return;
+  if (options.protocolVersion !== 5) {
+    throw new PropertyFlagError("-D properties need MQTT 5.0: add -V mqttv5");
+  }
+  for (const command of commands) {
+    if (command !== "connect" && command !== "publish" && command !== "will") {
+      throw new PropertyFlagError(`-D ${command} properties are not supported by this client`);
+    }
+  }
+  const connect = props.connect ?? {};
+  for (const [name, value] of Object.entries(connect)) {
+    const key = name === "maximumPacketSize" ? "maxPacketSize" : name;
+    (options as Record<string, unknown>)[key] = value;
+  }
+  if (props.will !== undefined) {
+    if (options.will === undefined) {
+      throw new PropertyFlagError("-D will properties need a will: give --will-topic");
+    }
+    options.will.properties = props.will as WillProperties;
+  }
 }
