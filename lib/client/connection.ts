@@ -10,6 +10,7 @@ import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
+import { closedBeforeConnack } from "../session/connack.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -313,7 +314,9 @@ export class Connection implements SessionHandler {
         if (done) {
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           if (!this.#disconnecting) {
-            error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+            error = this.#session.state === "connecting"
+              ? closedBeforeConnack(this.#session.protocolVersion)
+              : new MqttError("CONNECTION_CLOSED", "the server closed the connection");
           }
           break;
         }
