@@ -11,6 +11,7 @@ import {
   connect,
   ConnectionRefusedError,
   encodePacket,
+  MqttError,
   ServerDisconnectError,
   type Transport,
 } from "../mod.ts";
@@ -187,6 +188,27 @@ Deno.test("5.0 server DISCONNECT 0x8B server shutting down: its reason in the ev
     assert.match(detail.error!.message, /server shutting down/);
     await within(back, "the reconnect");
     assert.equal(server.connections, 2);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("5.0 publish properties the codec refuses reject the publish; the connection stays up", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: false,
+  });
+  try {
+    // A lone surrogate is not well-formed UTF-8 (MQTT-1.5.4-1).
+    await assert.rejects(
+      client.publish("t", "x", { properties: { contentType: "bad \ud800" } }),
+      (err) => err instanceof MqttError && err.code === "INVALID_UTF8",
+    );
+    // Refused before anything was written: nothing fails the connection a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(client.connected);
   } finally {
     await client.close();
   }
