@@ -15,12 +15,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type Message, MqttClient, MqttError, ProtocolError, type QoS } from "../mod.ts";
+import { type Message, MqttClient, MqttError, ProtocolError, type QoS } from "../mod.ts";
 // Not exported from mod.ts yet.
 import type { ConnectEventDetail } from "../lib/client/client.ts";
 import { mosquittoPub, mosquittoSub, startProxy } from "./broker/mod.ts";
 import { assertNothingHeld, closed, fresh, hasCode, take, within } from "./client_helpers.ts";
-import { brokersTest } from "./targets.ts";
+// connect() at the protocol version of the run (MQTT_TEST_PROTOCOL_VERSION, default 3.1.1).
+import { brokersTest, connect } from "./targets.ts";
 
 const QOS: QoS[] = [0, 1, 2];
 

@@ -6,7 +6,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, ConnectionRefusedError, type Transport } from "../mod.ts";
+import {
+  type CloseEventDetail,
+  connect,
+  ConnectionRefusedError,
+  encodePacket,
+  MqttError,
+  ServerDisconnectError,
+  type Transport,
+} from "../mod.ts";
+import { within } from "./client_helpers.ts";
 
 /** The protocol level of a CONNECT written by the client (one-byte Remaining Length). */
 function levelOf(connect: Uint8Array): number {
@@ -74,6 +83,132 @@ Deno.test('protocolVersion "auto" against a 3.1.1-only broker: tries 5.0, then a
     assert.equal(client.protocolVersion, 4);
     assert.ok(client.connected);
     assert.deepEqual(levels, [5, 4]);
+  } finally {
+    await client.close();
+  }
+});
+
+/** A 5.0 server that accepts every CONNECT and can end the latest connection with a DISCONNECT. */
+class Server5 {
+  connections = 0;
+  #out: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #end: (() => void) | undefined;
+
+  open = (): Promise<Transport> => {
+    let out!: ReadableStreamDefaultController<Uint8Array>;
+    let open = true;
+    const readable = new ReadableStream<Uint8Array>({ start: (c) => void (out = c) });
+    const writable = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        if (!open || chunk[0] !== 0x10) return;
+        this.connections++;
+        this.#out = out;
+        this.#end = close;
+        out.enqueue(encodePacket({ type: "connack", sessionPresent: false, reasonCode: 0 }, {
+          protocolVersion: 5,
+        }));
+      },
+    });
+    const close = () => {
+      if (open) out.close();
+      open = false;
+    };
+    return Promise.resolve({ readable, writable, close });
+  };
+
+  /** Sends DISCONNECT with `reasonCode` and `properties` and closes the connection (section 3.14). */
+  disconnect(reasonCode: number, properties?: { reasonString?: string; serverReference?: string }) {
+    const out = this.#out!;
+    out.enqueue(
+      encodePacket({ type: "disconnect", reasonCode: reasonCode as 0, properties }, {
+        protocolVersion: 5,
+      }),
+    );
+    this.#end!();
+  }
+}
+
+function nextEvent(target: EventTarget, type: string): Promise<CloseEventDetail> {
+  return new Promise((resolve) => {
+    target.addEventListener(type, (e) => resolve((e as CustomEvent<CloseEventDetail>).detail), {
+      once: true,
+    });
+  });
+}
+
+Deno.test("5.0 server DISCONNECT 0x8E session taken over: its reason in the disconnect event, and the client ends (fatal)", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: { minDelay: 1, maxDelay: 5 },
+  });
+  const dropped = nextEvent(client, "disconnect");
+  const closed = nextEvent(client, "close");
+  server.disconnect(0x8e, { reasonString: "another connection took the client id" });
+  const detail = await within(dropped, "the disconnect event");
+  assert.ok(detail.error instanceof ServerDisconnectError);
+  assert.equal(detail.error.code, "SERVER_DISCONNECT");
+  assert.equal(detail.reasonCode, 0x8e);
+  assert.equal(detail.reasonString, "another connection took the client id");
+  const end = await within(closed, "the close event");
+  assert.equal(end.reasonCode, 0x8e);
+  assert.equal(client.closed, true);
+  assert.equal(server.connections, 1, "no reconnect after a session takeover");
+});
+
+Deno.test("5.0 server DISCONNECT 0x9C use another server: the serverReference in the event; fatal", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: { minDelay: 1, maxDelay: 5 },
+  });
+  const closed = nextEvent(client, "close");
+  server.disconnect(0x9c, { serverReference: "mqtt://elsewhere:1883" });
+  const end = await within(closed, "the close event");
+  assert.equal(end.reasonCode, 0x9c);
+  assert.equal(end.serverReference, "mqtt://elsewhere:1883");
+  assert.equal(server.connections, 1);
+});
+
+Deno.test("5.0 server DISCONNECT 0x8B server shutting down: its reason in the event, and the client reconnects", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: { minDelay: 1, maxDelay: 5 },
+  });
+  try {
+    const dropped = nextEvent(client, "disconnect");
+    const back = nextEvent(client, "connect");
+    server.disconnect(0x8b);
+    const detail = await within(dropped, "the disconnect event");
+    assert.equal(detail.reasonCode, 0x8b);
+    assert.match(detail.error!.message, /server shutting down/);
+    await within(back, "the reconnect");
+    assert.equal(server.connections, 2);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("5.0 publish properties the codec refuses reject the publish; the connection stays up", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: false,
+  });
+  try {
+    // A lone surrogate is not well-formed UTF-8 (MQTT-1.5.4-1).
+    await assert.rejects(
+      client.publish("t", "x", { properties: { contentType: "bad \ud800" } }),
+      (err) => err instanceof MqttError && err.code === "INVALID_UTF8",
+    );
+    // Refused before anything was written: nothing fails the connection a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(client.connected);
   } finally {
     await client.close();
   }

@@ -399,3 +399,23 @@ brokerTest(
     await third.close();
   },
 );
+
+brokerTest(
+  "5.0 MQTT-3.1.2-24/25: the server learns our maxPacketSize and discards larger messages for us",
+  async () => {
+    await using broker = await startMosquitto();
+    await using client = await connect(broker.url, {
+      protocolVersion: 5,
+      clientId: fresh("small"),
+      maxPacketSize: 100,
+    });
+    await using other = await connect(broker.url, { protocolVersion: 5, clientId: fresh("big") });
+    const topic = fresh("v5/size");
+    const sub = await client.subscribe(topic, { qos: 1 });
+    await other.publish(topic, "x".repeat(200), { qos: 1 });
+    await other.publish(topic, "small", { qos: 1 });
+    const [first] = await take(sub, 1, "the small message");
+    assert.equal(first.text(), "small");
+    assert.ok(client.connected);
+  },
+);

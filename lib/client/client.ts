@@ -571,10 +571,17 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         const interval = message.properties.messageExpiryInterval;
         if (interval !== undefined) message.expiresAt = expiryDeadline(interval, now());
       }
-      // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
-      // rather than let the writer fail the connection over it (and again after every reconnect).
-      if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
-        encodedLength({ type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message });
+      // Only a payload near the protocol's limit, or 5.0 properties, can fail to encode: ask the
+      // codec then, here, rather than let the writer fail the connection over it (and again
+      // after every reconnect).
+      if (
+        message.properties !== undefined ||
+        bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD
+      ) {
+        encodedLength(
+          { type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message },
+          { protocolVersion: this.protocolVersion },
+        );
       }
       const connection = this.#connection;
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {

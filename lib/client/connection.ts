@@ -18,6 +18,7 @@ import type { SubscribeProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
+import { closedBeforeConnack } from "../session/connack.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -364,7 +365,9 @@ export class Connection implements SessionHandler {
         if (done) {
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           if (!this.#disconnecting) {
-            error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+            error = this.#session.state === "connecting"
+              ? closedBeforeConnack(this.#session.protocolVersion)
+              : new MqttError("CONNECTION_CLOSED", "the server closed the connection");
           }
           break;
         }

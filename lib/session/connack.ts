@@ -90,8 +90,39 @@ function notSpeaking5(returnCode: number): ConnectionRefusedError {
 }
 
 /**
+ * The error of a connection the server closed after our CONNECT and before
+ * any CONNACK (`CONNECTION_CLOSED`). After a 5.0 CONNECT that is what some
+ * brokers that do not speak 5.0 do instead of refusing it (RabbitMQ 3.10's
+ * MQTT plugin does), so the message says so, and `"auto"` tries 3.1.1 next.
+ *
+ * @example
+ * ```ts
+ * import { closedBeforeConnack, refusedVersion5 } from "./connack.ts";
+ * console.log(refusedVersion5(closedBeforeConnack(5)), refusedVersion5(closedBeforeConnack(4))); // true false
+ * ```
+ */
+export function closedBeforeConnack(version: ProtocolVersion): MqttError {
+  if (version === 4) {
+    return new MqttError("CONNECTION_CLOSED", "the server closed the connection before CONNACK");
+  }
+  const error = new MqttError(
+    "CONNECTION_CLOSED",
+    "the server closed the connection before CONNACK: the broker may not speak MQTT 5.0 " +
+      '(some close instead of refusing it); connect with protocolVersion: 4, or "auto" to ' +
+      "fall back by itself",
+  );
+  CLOSED_AT_5.add(error);
+  return error;
+}
+
+/** Errors of {@linkcode closedBeforeConnack} at 5.0. */
+const CLOSED_AT_5 = new WeakSet<MqttError>();
+
+/**
  * Whether an error is the refusal of a 5.0 CONNECT by a server that does
- * not speak 5.0 (what `protocolVersion: "auto"` falls back to 3.1.1 on).
+ * not speak 5.0 (what `protocolVersion: "auto"` falls back to 3.1.1 on): a
+ * 3.1.1 CONNACK 0x01, a 5.0 CONNACK 0x84, or the connection closed before
+ * any CONNACK.
  *
  * @example
  * ```ts
@@ -100,8 +131,9 @@ function notSpeaking5(returnCode: number): ConnectionRefusedError {
  * ```
  */
 export function refusedVersion5(error: unknown): boolean {
-  return error instanceof ConnectionRefusedError &&
-    error.reasonCode === UNSUPPORTED_PROTOCOL_VERSION;
+  return (error instanceof ConnectionRefusedError &&
+    error.reasonCode === UNSUPPORTED_PROTOCOL_VERSION) ||
+    (error instanceof MqttError && CLOSED_AT_5.has(error));
 }
 
 /**
