@@ -122,7 +122,8 @@ export class AuthExchange {
       );
       return;
     }
-    (async () => onAuth(data))().then(
+    // Through a promise: a handler that throws synchronously fails the same way.
+    Promise.resolve().then(() => onAuth(data)).then(
       (answer) => {
         if (this.#ended === undefined) this.#session.answer(answer);
       },
