@@ -279,6 +279,7 @@ export class Connection implements SessionHandler {
   /** @internal CONNACK accepted the connection. */
   connected(connack: ConnackPacket): void {
     this.accepted = true;
+    this.#inbox.connected(connack.sessionPresent);
     this.#connack.resolve(connack);
   }
 

@@ -9,6 +9,7 @@ import type { ClientSessionState } from "../session/client_state.ts";
 import type { MqttError } from "../errors.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import type { Message } from "./message.ts";
+import { SubscriptionIds } from "./identifiers.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
@@ -47,6 +48,7 @@ export class Inbox {
   /** SUBSCRIBEs awaiting their SUBACK; while any is, held messages do not stop the reading. */
   #subscribing = 0;
   #blocked: Promise<void>[] = [];
+  readonly #ids = new SubscriptionIds();
 
   /** An empty inbox; `bufferSize` bounds the held messages as it bounds each subscription. */
   constructor(state: ClientSessionState, bufferSize: number) {
@@ -63,12 +65,10 @@ export class Inbox {
   route(message: Message): void {
     let matched = false;
     const topic = message.topic;
-    // MQTT 5.0: the Subscription Identifiers say exactly which SUBSCRIBEs
-    // matched; a subscription without one falls back to matching the filter.
+    // MQTT 5.0: Subscription Identifiers say exactly which subscriptions matched.
     const ids = message.properties?.subscriptionIdentifiers;
     for (const sub of this.#subscriptions) {
-      const id = sub.identifier;
-      if (ids !== undefined && id !== undefined ? !ids.includes(id) : !sub.matches(topic)) continue;
+      if (ids !== undefined ? !this.#ids.routes(sub, topic, ids) : !sub.matches(topic)) continue;
       matched = true;
       if (!pushMessage(sub, message)) this.#blocked.push(whenReady(sub));
     }
@@ -124,9 +124,18 @@ export class Inbox {
     this.#subscribing--;
   }
 
+  /**
+   * A connection was accepted; without a session at the server, the session
+   * re-registered every filter without its Subscription Identifier.
+   */
+  connected(sessionPresent: boolean): void {
+    if (!sessionPresent) this.#ids.resubscribed();
+  }
+
   /** Adds a new subscription and moves the held messages it matches into it, in arrival order. */
   add(sub: Subscription): void {
     this.#subscriptions.add(sub);
+    this.#ids.subscribed(sub);
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
