@@ -152,6 +152,8 @@ brokerTest(
     const narrow = await client.subscribe("ids/a", { qos: 1 });
     assert.ok(wide.identifier !== undefined && narrow.identifier !== undefined);
     assert.notEqual(wide.identifier, narrow.identifier);
+    // Mosquitto sends one copy per matching subscription, each with its identifier: matched by
+    // filter alone, each subscription would take both copies of "both".
     await client.publish("ids/a", "both", { qos: 1 });
     await client.publish("ids/b", "wide only", { qos: 1 });
     const [w1, w2] = await take(wide, 2, "the wide subscription's messages");
