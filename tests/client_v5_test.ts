@@ -14,7 +14,7 @@ import {
   SubscribeError,
 } from "../mod.ts";
 import { brokerTest, dynsecBroker, startMosquitto, startProxy } from "./broker/mod.ts";
-import { disconnected, fresh, hasCode, take, within } from "./client_helpers.ts";
+import { fresh, hasCode, take, within } from "./client_helpers.ts";
 
 /** Resolves on the client's next `connect` event. */
 function reconnected(client: MqttClient): Promise<boolean> {

@@ -11,7 +11,7 @@ import {
   MqttError,
   PublishRejectedError,
   ServerDisconnectError,
-  SubscribeError,
+  type SubscribeError,
 } from "../lib/errors.ts";
 import { MemoryStore } from "../lib/store/memory_store.ts";
 import { ClientSessionState, Session } from "../lib/session/session.ts";
