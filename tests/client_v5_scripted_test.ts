@@ -248,3 +248,51 @@ Deno.test("5.0: a QoS 2 PUBLISH beyond our receiveMaximum: DISCONNECT 0x93 reach
   // DISCONNECT (0xE0), Remaining Length 1, Reason Code 0x93 (section 3.14.2.1).
   assert.deepEqual([...last.subarray(last.length - 3)], [0xe0, 0x01, 0x93]);
 });
+
+Deno.test("MQTT-3.8.3-4: noLocal on a shared subscription is refused before anything is sent", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: false,
+  });
+  try {
+    const before = server.written.length;
+    await assert.rejects(
+      client.subscribe("$share/group/jobs/#", { qos: 1, noLocal: true }),
+      (err) =>
+        err instanceof MqttError && err.code === "INVALID_OPTION" &&
+        /MQTT-3\.8\.3-4/.test(err.message),
+    );
+    assert.equal(server.written.length, before);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("3.1.1: the 5.0 subscribe options and publish properties are refused with INVALID_OPTION naming them", async () => {
+  const client = await connect("mqtt://old.invalid", { transport: broker311([]) });
+  try {
+    for (
+      const [name, options] of [
+        ["noLocal", { noLocal: true }],
+        ["retainAsPublished", { retainAsPublished: false }],
+        ["retainHandling", { retainHandling: 1 }],
+      ] as const
+    ) {
+      await assert.rejects(
+        client.subscribe("a", options),
+        (err) =>
+          err instanceof MqttError && err.code === "INVALID_OPTION" && err.message.startsWith(name),
+      );
+    }
+    await assert.rejects(
+      client.publish("a", "x", { properties: { contentType: "text/plain" } }),
+      (err) =>
+        err instanceof MqttError && err.code === "INVALID_OPTION" &&
+        err.message.startsWith("properties"),
+    );
+  } finally {
+    await client.close();
+  }
+});

@@ -615,7 +615,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     for (const filter of list) validateTopicFilter(filter);
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-    const flags = subscriptionFlags(options, this.protocolVersion);
+    const flags = subscriptionFlags(options, this.protocolVersion, list);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
     const inbox = this.#inbox;
