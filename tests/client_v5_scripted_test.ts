@@ -12,6 +12,7 @@ import {
   ConnectionRefusedError,
   encodePacket,
   MqttError,
+  type Packet,
   ServerDisconnectError,
   type Transport,
 } from "../mod.ts";
@@ -91,6 +92,8 @@ Deno.test('protocolVersion "auto" against a 3.1.1-only broker: tries 5.0, then a
 /** A 5.0 server that accepts every CONNECT and can end the latest connection with a DISCONNECT. */
 class Server5 {
   connections = 0;
+  /** Every chunk the client wrote, in order. */
+  written: Uint8Array[] = [];
   #out: ReadableStreamDefaultController<Uint8Array> | undefined;
   #end: (() => void) | undefined;
 
@@ -100,6 +103,7 @@ class Server5 {
     const readable = new ReadableStream<Uint8Array>({ start: (c) => void (out = c) });
     const writable = new WritableStream<Uint8Array>({
       write: (chunk) => {
+        this.written.push(chunk);
         if (!open || chunk[0] !== 0x10) return;
         this.connections++;
         this.#out = out;
@@ -115,6 +119,11 @@ class Server5 {
     };
     return Promise.resolve({ readable, writable, close });
   };
+
+  /** Sends packets to the client on the latest connection. */
+  send(...packets: Packet[]): void {
+    for (const p of packets) this.#out!.enqueue(encodePacket(p, { protocolVersion: 5 }));
+  }
 
   /** Sends DISCONNECT with `reasonCode` and `properties` and closes the connection (section 3.14). */
   disconnect(reasonCode: number, properties?: { reasonString?: string; serverReference?: string }) {
@@ -209,6 +218,80 @@ Deno.test("5.0 publish properties the codec refuses reject the publish; the conn
     // Refused before anything was written: nothing fails the connection a moment later.
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.ok(client.connected);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("5.0: a QoS 2 PUBLISH beyond our receiveMaximum: DISCONNECT 0x93 reaches the server, the connection ends", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    receiveMaximum: 2,
+    reconnect: false,
+  });
+  const closed = nextEvent(client, "close");
+  const publish = (packetId: number): Packet => ({
+    type: "publish",
+    topic: "in",
+    payload: new Uint8Array(),
+    qos: 2,
+    retain: false,
+    dup: false,
+    packetId,
+  });
+  server.send(publish(1), publish(2), publish(3));
+  const end = await within(closed, "the client to close");
+  assert.equal(end.error?.code, "RECEIVE_MAXIMUM_EXCEEDED");
+  const last = server.written.at(-1)!;
+  // DISCONNECT (0xE0), Remaining Length 1, Reason Code 0x93 (section 3.14.2.1).
+  assert.deepEqual([...last.subarray(last.length - 3)], [0xe0, 0x01, 0x93]);
+});
+
+Deno.test("MQTT-3.8.3-4: noLocal on a shared subscription is refused before anything is sent", async () => {
+  const server = new Server5();
+  const client = await connect("mqtt://v5.invalid", {
+    protocolVersion: 5,
+    transport: server.open,
+    reconnect: false,
+  });
+  try {
+    const before = server.written.length;
+    await assert.rejects(
+      client.subscribe("$share/group/jobs/#", { qos: 1, noLocal: true }),
+      (err) =>
+        err instanceof MqttError && err.code === "INVALID_OPTION" &&
+        /MQTT-3\.8\.3-4/.test(err.message),
+    );
+    assert.equal(server.written.length, before);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("3.1.1: the 5.0 subscribe options and publish properties are refused with INVALID_OPTION naming them", async () => {
+  const client = await connect("mqtt://old.invalid", { transport: broker311([]) });
+  try {
+    for (
+      const [name, options] of [
+        ["noLocal", { noLocal: true }],
+        ["retainAsPublished", { retainAsPublished: false }],
+        ["retainHandling", { retainHandling: 1 }],
+      ] as const
+    ) {
+      await assert.rejects(
+        client.subscribe("a", options),
+        (err) =>
+          err instanceof MqttError && err.code === "INVALID_OPTION" && err.message.startsWith(name),
+      );
+    }
+    await assert.rejects(
+      client.publish("a", "x", { properties: { contentType: "text/plain" } }),
+      (err) =>
+        err instanceof MqttError && err.code === "INVALID_OPTION" &&
+        err.message.startsWith("properties"),
+    );
   } finally {
     await client.close();
   }

@@ -11,7 +11,7 @@ import {
   MqttError,
   PublishRejectedError,
   ServerDisconnectError,
-  SubscribeError,
+  type SubscribeError,
 } from "../lib/errors.ts";
 import { MemoryStore } from "../lib/store/memory_store.ts";
 import { ClientSessionState, Session } from "../lib/session/session.ts";
@@ -340,7 +340,7 @@ Deno.test("MQTT-3.9.3-1: a 5.0 SUBACK's reason codes reach the callback in filte
   assert.deepEqual(results, [[undefined, [1, 0x87]]]);
 });
 
-Deno.test("MQTT-3.8.3-3..5: subscription options are sent, kept, and sent again on re-registration", () => {
+Deno.test("5.0 subscription options (section 3.8.3.1) are sent, kept in the store, and sent again on re-registration", () => {
   const store = new MemoryStore();
   const state = new ClientSessionState({ store });
   const { session, h } = connected(undefined, {}, state);

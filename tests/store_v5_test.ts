@@ -94,3 +94,80 @@ Deno.test("FileStore reads a journal written by the 3.1.1-era FileStore as it is
   assert.deepEqual(loaded.subscriptions, [{ filter: "s/+", qos: 0 }, { filter: "t/#", qos: 2 }]);
   store.close();
 });
+
+const enc = new TextEncoder();
+const PROPS = {
+  messageExpiryInterval: 60,
+  contentType: "text/plain",
+  responseTopic: "r/1",
+  correlationData: new Uint8Array([9, 8, 7]),
+  userProperties: [["k", "1"], ["k", "2"]] as [string, string][],
+};
+
+Deno.test("FileStore keeps the 5.0 properties of waiting and in-flight publishes across a reopen and a compaction", async () => {
+  await using journal = await tempJournal();
+  const store = await FileStore.open(journal.path);
+  store.pushWaiting({
+    topic: "w",
+    payload: enc.encode("queued"),
+    qos: 1,
+    retain: false,
+    properties: PROPS,
+  });
+  store.pushWaiting({ topic: "plain", payload: enc.encode("3.1.1"), qos: 0, retain: false });
+  store.putInflight(3, {
+    topic: "i",
+    payload: enc.encode("sent"),
+    qos: 2,
+    retain: true,
+    properties: PROPS,
+  }, false);
+  store.markReleased(3);
+  store.close();
+  // Opening compacts the journal: the second open reads the snapshot the first one wrote.
+  for (let open = 0; open < 2; open++) {
+    const again = await FileStore.open(journal.path);
+    const loaded = again.load();
+    assert.deepEqual(
+      loaded.waiting.map((r) => [r.topic, dec.decode(r.payload), r.properties]),
+      [["w", "queued", PROPS], ["plain", "3.1.1", undefined]],
+    );
+    assert.deepEqual(
+      loaded.inflight.map((
+        r,
+      ) => [r.packetId, r.topic, dec.decode(r.payload), r.released, r.properties]),
+      [[3, "i", "sent", true, PROPS]],
+    );
+    again.close();
+  }
+});
+
+Deno.test("a session over a stored 5.0 publish resends it with its properties", async () => {
+  const { ClientSessionState, Session } = await import("../lib/session/session.ts");
+  const { Recorder, sessionOptions } = await import("./session_helpers.ts");
+  await using journal = await tempJournal();
+  const store = await FileStore.open(journal.path);
+  store.putInflight(1, {
+    topic: "i",
+    payload: enc.encode("x"),
+    qos: 1,
+    retain: false,
+    properties: PROPS,
+  }, false);
+  store.close();
+  const reopened = await FileStore.open(journal.path);
+  try {
+    const h = new Recorder();
+    const session = new Session(
+      sessionOptions({ protocolVersion: 5, clean: false }),
+      new ClientSessionState({ store: reopened }),
+      h,
+    );
+    session.connect(0);
+    session.receive({ type: "connack", sessionPresent: true, reasonCode: 0 }, 1);
+    const resent = h.sent.find((p) => p.type === "publish");
+    assert.deepEqual(resent?.type === "publish" && [resent.dup, resent.properties], [true, PROPS]);
+  } finally {
+    reopened.close();
+  }
+});

@@ -627,7 +627,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       parseSharedFilter(filter); // MQTT-4.8.2-1, -2: $share/{ShareName}/{filter}
     }
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-    const flags = subscriptionFlags(options, this.protocolVersion);
+    const flags = subscriptionFlags(options, this.protocolVersion, list);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
     const identifier = this.#subscriptionIdentifier();

@@ -35,6 +35,8 @@ import { Message } from "./message.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
+/** How long a DISCONNECT sent because of an error may take to leave before the teardown. */
+const ERROR_FLUSH_MS = 1000;
 /** The driver's clock. */
 export const now = (): number => performance.now();
 
@@ -290,24 +292,24 @@ export class Connection implements SessionHandler {
 
   /** @internal The session ends the connection. */
   closed(error: MqttError | undefined): void {
-    if (error) {
-      if (this.#batch.at(-1)?.type !== "disconnect") return this.end(error);
-      // MQTT 5.0 section 4.13: the DISCONNECT that says why leaves before the transport closes
-      // (for at most a second: a peer that reads nothing more must not hold the client).
-      this.#failing = error;
-      this.#flush();
-      const timer = setTimeout(() => this.end(error), 1000);
-      this.#writer.close().then(() => this.#piped).catch(noop).finally(() => {
-        clearTimeout(timer);
-        this.end(error);
-      });
+    // MQTT 5.0: a session ending the connection over an error may have queued a DISCONNECT
+    // saying why (0x93 Receive Maximum exceeded); it must leave before the teardown too.
+    if (error && this.#batch.at(-1)?.type !== "disconnect") {
+      this.end(error);
       return;
     }
     // A DISCONNECT was queued: the transport's writable closes only once everything written
     // has left (a WebSocket drains its buffer and closes its handshake), then the teardown.
+    // The server may hang up on a DISCONNECT we sent for an error first: `end` keeps the error.
+    this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
-    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => this.end(undefined));
+    // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
+    const timer = error ? setTimeout(() => this.end(error), ERROR_FLUSH_MS) : undefined;
+    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => {
+      clearTimeout(timer);
+      this.end(error);
+    });
   }
 
   /** Tears the transport down once; the session learns the connection is gone. */

@@ -76,7 +76,13 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    * @default {"deno-mqtt-" followed by 12 random letters and digits}
    */
   clientId?: string;
-  /** Start a clean session (CleanSession flag); `false` resumes a stored session. @default {true} */
+  /**
+   * Start a clean session (CleanSession flag; Clean Start in MQTT 5.0);
+   * `false` resumes a stored session. Under 5.0 the server keeps a session
+   * after the connection only for `sessionExpiryInterval` seconds (default 0:
+   * not at all), so `clean: false` needs that option too.
+   * @default {true}
+   */
   clean?: boolean;
   /** Keep-alive interval in seconds, 0..65535; 0 turns keep-alive off. @default {60} */
   keepAlive?: number;

@@ -162,6 +162,7 @@ export function publishProperties(properties: unknown, version: 4 | 5): PublishP
 export function subscriptionFlags(
   options: Pick<SubscriptionRequest, "noLocal" | "retainAsPublished" | "retainHandling">,
   version: 4 | 5,
+  filters: readonly string[] = [],
 ): Pick<SubscriptionRequest, "noLocal" | "retainAsPublished" | "retainHandling"> | undefined {
   const { noLocal, retainAsPublished, retainHandling } = options;
   if (noLocal === undefined && retainAsPublished === undefined && retainHandling === undefined) {
@@ -193,7 +194,16 @@ export function subscriptionFlags(
     );
   }
   const flags: Pick<SubscriptionRequest, "noLocal" | "retainAsPublished" | "retainHandling"> = {};
-  if (noLocal) flags.noLocal = true;
+  if (noLocal) {
+    const shared = filters.find((f) => f.startsWith("$share/"));
+    if (shared !== undefined) {
+      throw new MqttError(
+        "INVALID_OPTION",
+        `noLocal on the shared subscription "${shared}" is a Protocol Error (MQTT-3.8.3-4)`,
+      );
+    }
+    flags.noLocal = true;
+  }
   if (retainAsPublished) flags.retainAsPublished = true;
   if (retainHandling) flags.retainHandling = retainHandling;
   return Object.keys(flags).length === 0 ? undefined : flags;

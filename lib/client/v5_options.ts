@@ -24,7 +24,11 @@ export interface V5ConnectOptions {
    * @default {4}
    */
   protocolVersion?: ProtocolVersionOption;
-  /** 5.0: seconds the server keeps the session after the connection ends (0: not at all). @default {0} */
+  /**
+   * 5.0: seconds the server keeps the session after the connection ends (0:
+   * not at all; 4294967295: for ever, what a 3.1.1 `clean: false` session is).
+   * @default {0}
+   */
   sessionExpiryInterval?: number;
   /** 5.0: most QoS 1/2 messages the server may have in flight to us, 1..65535. @default {65535} */
   receiveMaximum?: number;

@@ -13,6 +13,7 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 
 /**
  * An outgoing application message as stored (structurally an
@@ -27,6 +28,8 @@ export interface PublishRecord {
   readonly qos: QoS;
   /** Retain flag. */
   readonly retain: boolean;
+  /** MQTT 5.0 PUBLISH properties, if any. */
+  readonly properties?: PublishProperties;
 }
 
 /** An outgoing QoS 1/2 publish in flight under a packet id. */
