@@ -277,3 +277,48 @@ Deno.test("examples/scram_auth.ts authenticates, verifies the server and re-auth
   assert.match(stdout, /authenticated as alice with SCRAM-SHA-256; the server proved itself/);
   assert.match(stdout, /re-authenticated: server verified true/);
 });
+
+Deno.test("section 4.10.1: request() builds its Response Topic on the CONNACK's Response Information", async () => {
+  using server = scriptedServer();
+  const connecting = connect(server.url, {
+    protocolVersion: 5,
+    reconnect: false,
+    keepAlive: 0,
+    requestResponseInformation: true,
+  });
+  const peer = await server.accept();
+  const connectPacket = await peer.expect("connect");
+  assert.equal(connectPacket.properties?.requestResponseInformation, true);
+  await peer.write(connack({ responseInformation: "replies/c1" }));
+  await using client = await within(connecting, "connect() to resolve");
+  const asking = client.request("svc/time", "now?", { timeout: 5000 });
+  const subscribe = await peer.expect("subscribe");
+  const responseTopic = subscribe.subscriptions[0].filter;
+  assert.match(responseTopic, /^replies\/c1\/[0-9a-f]{16}$/);
+  await peer.write({
+    type: "suback",
+    packetId: subscribe.packetId,
+    returnCodes: [1],
+    reasonCodes: [1],
+  });
+  const request = await peer.expect("publish");
+  assert.equal(request.topic, "svc/time");
+  assert.equal(request.properties?.responseTopic, responseTopic);
+  await peer.write({ type: "puback", packetId: request.packetId!, reasonCode: 0 });
+  // The reply, as a responder would send it through the server.
+  await peer.write({
+    type: "publish",
+    topic: responseTopic,
+    payload: new TextEncoder().encode("12:00"),
+    qos: 0,
+    retain: false,
+    dup: false,
+    properties: { correlationData: request.properties?.correlationData },
+  });
+  const reply = await within(asking, "the reply");
+  assert.equal(reply.text(), "12:00");
+  const closing = client.close();
+  await peer.expect("disconnect");
+  peer.close();
+  await closing;
+});
