@@ -306,8 +306,10 @@ export class Session {
     const name = this.#name;
     if (name === "connected") {
       // MQTT-3.2.2-11, -14, -15: never send what the server said it does not take.
-      const refused = checkLimits(message, this.#limits, this.#version);
-      if (refused !== undefined) return done(refused);
+      if (this.#version === 5) {
+        const refused = checkLimits(message, this.#limits, 5);
+        if (refused !== undefined) return done(refused);
+      }
       this.#flows.publish(message, now, done);
       return;
     }
