@@ -20,7 +20,7 @@ import { type Message, MqttClient, MqttError, ProtocolError, type QoS } from "..
 import type { ConnectEventDetail } from "../lib/client/client.ts";
 import { mosquittoPub, mosquittoSub, startProxy } from "./broker/mod.ts";
 import { assertNothingHeld, closed, fresh, hasCode, take, within } from "./client_helpers.ts";
-// connect() at the protocol version of the run (MQTT_TEST_PROTOCOL_VERSION, default 3.1.1).
+// connect() at the protocol version of the body: 3.1.1, and 5.0 in the "[MQTT 5.0]" runs.
 import { brokersTest, connect } from "./targets.ts";
 
 const QOS: QoS[] = [0, 1, 2];

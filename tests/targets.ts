@@ -7,6 +7,7 @@
  * @module
  */
 import { Broker, type BrokerOptions } from "../broker.ts";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { connect as connectClient, type ConnectOptions, type MqttClient } from "../mod.ts";
 import {
   brokerTest,
@@ -20,17 +21,14 @@ import {
 export type BrokerName = "mosquitto" | "embedded";
 
 /**
- * The protocol version the broker-independent test bodies connect with: 4 unless the
- * environment has `MQTT_TEST_PROTOCOL_VERSION=5` (`deno task test:v5`), which runs them at
- * MQTT 5.0 against Mosquitto.
+ * The protocol version a body registered by {@linkcode brokersTest} runs at: each body runs at
+ * MQTT 3.1.1 against both brokers and again at MQTT 5.0 against Mosquitto (the embedded broker
+ * speaks 3.1.1 only). Its `connect()` calls read it from here.
  */
-export const TEST_PROTOCOL_VERSION: 4 | 5 = Deno.env.get("MQTT_TEST_PROTOCOL_VERSION") === "5"
-  ? 5
-  : 4;
-
+const bodyVersion = new AsyncLocalStorage<5>();
 /**
  * Bodies (by the start of their name) that do not hold at MQTT 5.0, and why. Each is registered
- * as ignored, with the reason in its name, when the bodies run at 5.0.
+ * as ignored at 5.0, with the reason in its name.
  */
 const NOT_AT_5: [string, string][] = [
   [
@@ -51,12 +49,13 @@ const NOT_AT_5: [string, string][] = [
 ];
 
 /**
- * `connect()` at {@linkcode TEST_PROTOCOL_VERSION} (a test's own `protocolVersion` wins). At
- * 5.0 a `clean: false` session gets the longest Session Expiry Interval, which is what a 3.1.1
- * persistent session is (5.0's default of 0 ends the session with the connection).
+ * `connect()` at the protocol version of the body it is called from (see
+ * {@linkcode brokersTest}; a test's own `protocolVersion` wins). At 5.0 a `clean: false` session
+ * gets the longest Session Expiry Interval, which is what a 3.1.1 persistent session is (5.0's
+ * default of 0 ends the session with the connection).
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<MqttClient> {
-  if (TEST_PROTOCOL_VERSION === 4 || options.protocolVersion !== undefined) {
+  if (bodyVersion.getStore() !== 5 || options.protocolVersion !== undefined) {
     return connectClient(url, options);
   }
   const v5: ConnectOptions = { protocolVersion: 5, ...options };
@@ -302,15 +301,14 @@ export function brokersTest(
   options: BrokersTestOptions = {},
 ): void {
   for (const broker of Object.keys(TARGETS) as BrokerName[]) {
-    // The embedded broker speaks 3.1.1 only.
-    if (TEST_PROTOCOL_VERSION === 5 && broker === "embedded") continue;
-    const at5 = TEST_PROTOCOL_VERSION === 5
-      ? NOT_AT_5.find(([start]) => name.startsWith(start))
-      : undefined;
-    if (at5 !== undefined) {
-      targetTest(broker, `${name} [5.0]`, body, { ...options, notApplicable: at5[1] });
-      continue;
-    }
     targetTest(broker, name, body, options);
   }
+  // Again at MQTT 5.0, against Mosquitto.
+  const at5 = NOT_AT_5.find(([start]) => name.startsWith(start));
+  targetTest(
+    "mosquitto",
+    `${name} [MQTT 5.0]`,
+    (target, t) => bodyVersion.run(5, () => body(target, t)),
+    at5 === undefined ? options : { ...options, notApplicable: at5[1] },
+  );
 }

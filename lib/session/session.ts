@@ -1,7 +1,9 @@
 /**
- * The client's side of one connection: the MQTT 3.1.1 connection state
- * machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE, DISCONNECT),
- * without I/O. The QoS flows it shares with the broker live in `flows.ts`.
+ * The client's side of one connection: the MQTT 3.1.1 and 5.0 connection
+ * state machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE,
+ * DISCONNECT), without I/O. The QoS flows it shares with the broker live in
+ * `flows.ts`; what a 5.0 CONNACK means (refusals, the server's limits) in
+ * `connack.ts`.
  *
  * The driver feeds it packets read from the transport, user commands and the
  * current time; the machine answers through a {@linkcode SessionHandler}
@@ -106,6 +108,16 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  *   flows (DUP=0), QoS 2 past PUBREC included: no loss, but a QoS 2 message
  *   may then arrive twice. This also applies with `clean: true`, since the
  *   application still awaits them; exactly once needs `clean: false`.
+ * - MQTT 5.0 (`protocolVersion: 5`): CONNECT carries `properties`; the
+ *   CONNACK's limits (`limits`) hold for the connection: the in-flight window
+ *   is the smaller of `maxInflight` and the server's Receive Maximum, the
+ *   Server Keep Alive replaces ours, and a publish above Maximum QoS, with
+ *   RETAIN when Retain Available is 0, or larger than the Maximum Packet Size
+ *   fails (`done(error)`) without being sent, also one queued before CONNACK.
+ *   A PUBACK/PUBREC reason code of 0x80 or more fails its publish
+ *   (`PublishRejectedError`); a server DISCONNECT closes with a
+ *   `ServerDisconnectError`; an incoming QoS 2 PUBLISH beyond our Receive
+ *   Maximum sends DISCONNECT 0x93 and closes.
  * - When the session closes itself (`handler.closed(error)`), it is already
  *   `disconnected`, pending SUBSCRIBE/UNSUBSCRIBE callbacks have failed with
  *   `error`, and QoS 1/2 publishes stay in the {@linkcode SessionState}.
@@ -330,8 +342,10 @@ export class Session {
     const name = this.#name;
     if (name === "connected") {
       // MQTT-3.2.2-11, -14, -15: never send what the server said it does not take.
-      const refused = checkLimits(message, this.#limits, this.#version);
-      if (refused !== undefined) return done(refused);
+      if (this.#version === 5) {
+        const refused = checkLimits(message, this.#limits, 5);
+        if (refused !== undefined) return done(refused);
+      }
       this.#flows.publish(message, now, done);
       return;
     }
