@@ -112,3 +112,18 @@ Deno.test("servers: ServerList.of wraps resolved options; a list needs a server"
   assert.equal(list.url, "mqtt://broker:1884");
   assert.throws(() => new ServerList([], []), invalidOption(/at least one server/));
 });
+
+Deno.test("servers: apply lays the current server's URL, credentials and TLS over shared options", () => {
+  const tls = { serverName: "broker.example" };
+  const servers = resolveServers(["mqtts://alice:pw@a", "mqtt://b"], { clientId: "c", tls });
+  const shared = { ...servers.current, clientId: "assigned-by-server" };
+  const first = servers.apply(shared);
+  assert.equal(first.clientId, "assigned-by-server");
+  assert.equal(first.username, "alice");
+  assert.equal(first.tls?.serverName, "broker.example");
+  servers.failed();
+  const second = servers.apply(shared);
+  assert.equal(second.clientId, "assigned-by-server");
+  assert.equal(second.url.hostname, "b");
+  assert.ok(!("username" in second) && !("password" in second) && !("tls" in second));
+});

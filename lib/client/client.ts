@@ -6,11 +6,33 @@
  *
  * @module
  */
-import type { ConnackPacket, QoS, SubackReturnCode } from "../codec/packet.ts";
+import type { ConnackPacket, QoS } from "../codec/packet.ts";
+import type { AckProperties, PublishProperties } from "../codec/properties.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import type { SubackCode } from "../session/types.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 import { encodedLength } from "../codec/encode.ts";
 import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
-import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
+import {
+  ConnectionRefusedError,
+  MqttError,
+  ProtocolError,
+  ServerDisconnectError,
+  SubscribeError,
+} from "../errors.ts";
+import { refusedVersion5 } from "../session/connack.ts";
+import {
+  agreed,
+  checkDisconnectReason,
+  closeDetail,
+  type ConnackInfo,
+  connackInfo,
+  fallBackTo311,
+  isFatalReason,
+  publishProperties,
+  subscriptionFlags,
+  unsubackError,
+} from "./v5_client.ts";
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { ClientSessionState } from "../session/client_state.ts";
@@ -27,6 +49,25 @@ export interface PublishOptions {
   qos?: QoS;
   /** Ask the server to retain the message for future subscribers. @default {false} */
   retain?: boolean;
+  /**
+   * MQTT 5.0 PUBLISH properties: messageExpiryInterval, contentType,
+   * responseTopic, correlationData, payloadFormatIndicator, userProperties.
+   * Refused with `INVALID_OPTION` under MQTT 3.1.1.
+   */
+  properties?: PublishProperties;
+}
+
+/**
+ * What a QoS 1 or 2 publish resolves with: the server's reason code (0x00
+ * success, 0x10 no matching subscribers, also a success) and the
+ * acknowledgement's properties (`{}` when none, and always under MQTT 3.1.1).
+ * A reason code of 0x80 or more rejects with `PublishRejectedError` instead.
+ */
+export interface PublishResult {
+  /** The PUBACK's (QoS 1) or PUBREC's (QoS 2) reason code, below 0x80. */
+  reasonCode: number;
+  /** Its properties: reasonString, userProperties. */
+  properties: AckProperties;
 }
 
 /** Options of {@linkcode MqttClient.subscribe}. */
@@ -35,6 +76,16 @@ export interface SubscribeOptions {
   qos?: QoS;
   /** Messages buffered for this subscription; defaults to the client's `bufferSize`. */
   bufferSize?: number;
+  /** MQTT 5.0 No Local: the server does not send us what we publish ourselves. @default {false} */
+  noLocal?: boolean;
+  /** MQTT 5.0 Retain As Published: messages keep the RETAIN flag they were published with. @default {false} */
+  retainAsPublished?: boolean;
+  /**
+   * MQTT 5.0 Retain Handling: 0 the server sends retained messages on
+   * subscribing, 1 only if the subscription did not exist yet, 2 never.
+   * @default {0}
+   */
+  retainHandling?: 0 | 1 | 2;
 }
 
 /** Detail of the `connect` event. */
@@ -64,6 +115,22 @@ export interface ReconnectEventDetail {
 export interface CloseEventDetail {
   /** Undefined when the connection ended because the user closed it. */
   error: MqttError | undefined;
+  /** MQTT 5.0: the reason code of the server's DISCONNECT, when the server sent one. */
+  reasonCode?: number;
+  /** MQTT 5.0: its Reason String, if any. */
+  reasonString?: string;
+  /** MQTT 5.0: its Server Reference (another server to use), if any. */
+  serverReference?: string;
+}
+
+/** Options of {@linkcode MqttClient.close}. */
+export interface CloseOptions {
+  /**
+   * MQTT 5.0 reason code of the DISCONNECT: 0x00 normal disconnection
+   * (the default: the server discards the will), 0x04 disconnect with will
+   * message (the server publishes the will). Refused under MQTT 3.1.1.
+   */
+  reasonCode?: DisconnectReasonCode;
 }
 
 /**
@@ -115,7 +182,11 @@ function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
 
 /** Errors after which reconnecting cannot help: the broker refused who we are. */
 function isFatal(error: MqttError | undefined): boolean {
-  if (error instanceof ConnectionRefusedError) return error.returnCode !== 3; // 3: server unavailable
+  if (error instanceof ConnectionRefusedError) {
+    if (error.reasonCode !== undefined) return isFatalReason(error.reasonCode, "connack");
+    return error.returnCode !== 3; // 3: server unavailable
+  }
+  if (error instanceof ServerDisconnectError) return isFatalReason(error.reasonCode, "disconnect");
   return error?.code === "INVALID_OPTION" ||
     (error instanceof ProtocolError && error.packetType === "connect");
 }
@@ -154,11 +225,13 @@ function isFatal(error: MqttError | undefined): boolean {
  * ```
  */
 export class MqttClient extends EventTarget implements AsyncDisposable {
-  /** The client identifier sent in CONNECT. */
-  readonly clientId: string;
-  /** The options every server shares (those of the first). */
-  readonly #options: ResolvedOptions;
+  /**
+   * The options of the next CONNECT (the assigned client id and the agreed version set in),
+   * the server's own (URL, credentials, TLS) laid over them by {@linkcode ServerList.apply}.
+   */
+  #options: ResolvedOptions;
   readonly #servers: ServerList;
+  #connack: ConnackInfo | undefined;
   readonly #state: ClientSessionState;
   #connection: Connection | undefined;
   #sessionPresent = false;
@@ -188,7 +261,6 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     super();
     this.#options = options;
     this.#servers = servers;
-    this.clientId = options.clientId;
     const { maxMessages, maxBytes, overflow } = options.queue;
     this.#state = new ClientSessionState({
       maxQueued: maxMessages,
@@ -264,6 +336,37 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     super.removeEventListener(type, listener, options);
   }
 
+  /**
+   * The client identifier: the one sent in CONNECT, or under MQTT 5.0 the one
+   * the server assigned (Assigned Client Identifier, when `clientId` was ""),
+   * which later reconnects send.
+   */
+  get clientId(): string {
+    return this.#options.clientId;
+  }
+
+  /**
+   * The protocol version agreed with the server: 4 (MQTT 3.1.1) or 5 (MQTT
+   * 5.0); with `protocolVersion: "auto"`, the one the broker accepted.
+   */
+  get protocolVersion(): 4 | 5 {
+    return this.#options.protocolVersion === 4 ? 4 : 5;
+  }
+
+  /**
+   * The latest CONNACK: session present, reason code (the 3.1.1 return code,
+   * 0, under MQTT 3.1.1) and, under MQTT 5.0, its properties (`{}` when none).
+   *
+   * @example
+   * ```ts ignore
+   * const client = await connect(url, { protocolVersion: 5 });
+   * console.log(client.connack.properties.receiveMaximum, client.connack.properties.maximumQoS);
+   * ```
+   */
+  get connack(): ConnackInfo {
+    return this.#connack ?? { sessionPresent: false, reasonCode: 0, properties: {} };
+  }
+
   /** Whether the server had a session for this client (CONNACK's session present flag, latest connection). */
   get sessionPresent(): boolean {
     return this.#sessionPresent;
@@ -313,7 +416,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   async #open(): Promise<void> {
     for (;;) {
       try {
-        await this.#connectOnce();
+        try {
+          await this.#connectOnce();
+        } catch (err) {
+          // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every
+          // reconnect.
+          if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
+          this.#options = fallBackTo311(this.#options);
+          await this.#connectOnce();
+        }
         break;
       } catch (err) {
         const error = asMqttError(err, "connect failed");
@@ -345,7 +456,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * `connectTimeout` and the user's signal. Leaves no connection behind on failure.
    */
   async #connectOnce(): Promise<void> {
-    const options = this.#servers.current;
+    const options = this.#servers.apply(this.#options);
     const controller = new AbortController();
     this.#attemptController = controller;
     const userSignal = options.signal;
@@ -397,6 +508,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       }
       this.#sessionPresent = connack.sessionPresent;
       this.#servers.connected();
+      this.#connack = connackInfo(connack);
+      this.#options = agreed(this.#options, connack);
       this.#connectedAt = now();
       this.#online?.resolve();
       this.#online = undefined;
@@ -465,7 +578,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     topic: string,
     payload: string | Uint8Array,
     options: PublishOptions = {},
-  ): Promise<void> {
+  ): Promise<PublishResult | undefined> {
     try {
       validateTopicName(topic);
       const qos = options.qos === undefined ? 0 : checkQos(options.qos);
@@ -474,24 +587,39 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
       }
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      const message = { topic, payload: bytes, qos, retain: options.retain === true };
-      // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
-      // rather than let the writer fail the connection over it (and again after every reconnect).
-      if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
-        encodedLength({ type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message });
+      const message: OutgoingMessage = {
+        topic,
+        payload: bytes,
+        qos,
+        retain: options.retain === true,
+      };
+      if (options.properties !== undefined) {
+        message.properties = publishProperties(options.properties, this.protocolVersion);
+      }
+      // Only a payload near the protocol's limit, or 5.0 properties, can fail to encode: ask the
+      // codec then, here, rather than let the writer fail the connection over it (and again
+      // after every reconnect).
+      if (
+        message.properties !== undefined ||
+        bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD
+      ) {
+        encodedLength(
+          { type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message },
+          { protocolVersion: this.protocolVersion },
+        );
       }
       const connection = this.#connection;
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }
-      return new Promise<void>((resolve, reject) => {
-        this.#publish(message, (error) => {
+      return new Promise<PublishResult | undefined>((resolve, reject) => {
+        this.#publish(message, (error, ack) => {
           if (error) reject(error);
-          else if (qos !== 0) resolve();
+          else if (qos !== 0) resolve(ack as PublishResult);
           // QoS 0 is done once its batch is handed to the writer; a connection that ends first
           // rejects it (a transport write failing after the hand-over is not seen here).
-          else if (connection?.online) connection.lastWrite.then(() => resolve(), reject);
-          else resolve();
+          else if (connection?.online) connection.lastWrite.then(() => resolve(undefined), reject);
+          else resolve(undefined);
         });
       });
     } catch (err) {
@@ -521,20 +649,22 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     for (const filter of list) validateTopicFilter(filter);
     const qos = options.qos === undefined ? 0 : checkQos(options.qos);
+    const flags = subscriptionFlags(options, this.protocolVersion, list);
     const bufferSize = options.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
     const inbox = this.#inbox;
     inbox.subscribing(list);
-    const make = (codes: SubackReturnCode[]) =>
+    const make = (codes: SubackCode[]) =>
       createSubscription(list, codes as QoS[], {
         bufferSize,
         unsubscribe: (s) => this.#release(s),
       });
     let sub: Subscription | undefined;
-    let codes: SubackReturnCode[];
+    let codes: SubackCode[];
     try {
-      codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
-        connection.subscribe(list.map((filter) => ({ filter, qos })), (error, returnCodes) => {
+      codes = await new Promise<SubackCode[]>((resolve, reject) => {
+        const requests = list.map((filter) => flags ? { filter, qos, ...flags } : { filter, qos });
+        connection.subscribe(requests, (error, returnCodes) => {
           if (error) return reject(error);
           // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in
           // the same chunk, must reach this subscription, not only an older overlapping one.
@@ -556,7 +686,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
       const unused = list.filter((f, i) => inbox.release(f) && !isFailure(codes[i]));
       if (unused.length > 0) await this.#sendUnsubscribe(unused).catch(noop);
-      throw new SubscribeError(list[refused]);
+      throw new SubscribeError(list[refused], { reasonCode: codes[refused] });
     }
     if (sub === undefined) {
       // The client closed while the SUBACK was on its way.
@@ -592,8 +722,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * await client.close();
    * ```
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing === undefined) {
+      const reasonCode = options.reasonCode;
+      if (reasonCode !== undefined) {
+        try {
+          checkDisconnectReason(reasonCode, this.protocolVersion);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
+      this.#closing = this.#close(reasonCode);
+    }
     return this.#closing;
   }
 
@@ -602,7 +742,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.close();
   }
 
-  async #close(): Promise<void> {
+  async #close(reasonCode: DisconnectReasonCode | undefined): Promise<void> {
     const wasClosed = this.#closed;
     this.#closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
@@ -610,7 +750,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#attemptController?.abort(new MqttError("ABORTED", "the client was closed"));
     const connection = this.#connection;
     if (connection && !connection.ended) {
-      connection.disconnect();
+      connection.disconnect(reasonCode);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.#options.closeTimeout);
@@ -635,7 +775,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #finish(error: MqttError | undefined): void {
     this.#closed = true;
     this.#shutdown(error, error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: { error } }));
+    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: closeDetail(error) }));
   }
 
   /** Ends everything: pending work fails, subscriptions finish, timers stop. */
@@ -659,7 +799,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // A connection CONNACK never accepted is a failed attempt; its caller reports it.
     if (!connection.accepted) return;
     if (error) this.dispatchEvent(new CustomEvent("error", { detail: error }));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("disconnect", { detail: { error } }));
+    this.dispatchEvent(
+      new CustomEvent<CloseEventDetail>("disconnect", { detail: closeDetail(error) }),
+    );
     if (this.#closed) return; // close() is under way and finishes the job
     const backoff = this.#options.reconnect;
     // The backoff starts over only after a connection that lasted: a broker that accepts and
@@ -697,7 +839,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (filters.length === 0) return;
     const connection = await this.#whenOnline();
     const done = new Promise<void>((resolve, reject) => {
-      connection.unsubscribe(filters, (error) => error ? reject(error) : resolve());
+      connection.unsubscribe(filters, (error, codes) => {
+        error ??= unsubackError(filters, codes);
+        if (error) reject(error);
+        else resolve();
+      });
     });
     // Messages held while the UNSUBSCRIBE waited for the connection: nobody will take them.
     this.#inbox.forgetHeld(filters);

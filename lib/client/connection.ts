@@ -6,9 +6,11 @@
  * @module
  */
 import type { ConnackPacket, Packet, PublishPacket, SubscriptionRequest } from "../codec/packet.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
+import { closedBeforeConnack } from "../session/connack.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -25,6 +27,8 @@ import { Message } from "./message.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
+/** How long a DISCONNECT sent because of an error may take to leave before the teardown. */
+const ERROR_FLUSH_MS = 1000;
 /** The driver's clock. */
 export const now = (): number => performance.now();
 
@@ -117,13 +121,15 @@ export class Connection implements SessionHandler {
     this.#host = host;
     this.#inbox = host.inbox;
     this.#transport = transport;
-    const writer = new PacketWriter();
+    this.#session = new Session(sessionOptions(options), state, this);
+    // The reader and writer speak the session's protocol version from the CONNECT on.
+    const protocolVersion = this.#session.protocolVersion;
+    const writer = new PacketWriter({ protocolVersion });
     this.#piped = writer.readable.pipeTo(transport.writable);
     this.#piped.catch((err) => {
       this.end(asMqttError(err, "writing to the connection failed"));
     });
     this.#writer = writer.writable.getWriter();
-    this.#session = new Session(sessionOptions(options), state, this);
     this.#timer = new DeadlineTimer(now, () => {
       if (this.#ended) return;
       this.#session.tick(now());
@@ -132,7 +138,7 @@ export class Connection implements SessionHandler {
     this.#reader = transport.readable.getReader();
     this.finished = this.#readLoop(
       this.#reader,
-      new PacketFramer({ maxPacketSize: options.maxPacketSize }),
+      new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
 
@@ -146,6 +152,11 @@ export class Connection implements SessionHandler {
   /** Whether CONNACK accepted this connection and it is still up. */
   get online(): boolean {
     return this.#session.state === "connected";
+  }
+
+  /** The session's protocol version and the server's limits from CONNACK. */
+  get session(): Pick<Session, "protocolVersion" | "limits"> {
+    return this.#session;
   }
 
   /** Whether the session can take commands (CONNECT sent, or accepted), so nothing is queued offline. */
@@ -173,9 +184,9 @@ export class Connection implements SessionHandler {
   }
 
   /** Starts the clean close: DISCONNECT once everything in flight has completed. */
-  disconnect(): void {
+  disconnect(reasonCode?: DisconnectReasonCode): void {
     if (this.#session.state !== "connected") return;
-    this.#session.disconnect(now());
+    this.#session.disconnect(now(), reasonCode);
     this.#armTimer();
   }
 
@@ -241,7 +252,9 @@ export class Connection implements SessionHandler {
 
   /** @internal The session ends the connection. */
   closed(error: MqttError | undefined): void {
-    if (error) {
+    // MQTT 5.0: a session ending the connection over an error may have queued a DISCONNECT
+    // saying why (0x93 Receive Maximum exceeded); it must leave before the teardown too.
+    if (error && this.#batch.at(-1)?.type !== "disconnect") {
       this.end(error);
       return;
     }
@@ -249,7 +262,12 @@ export class Connection implements SessionHandler {
     // has left (a WebSocket drains its buffer and closes its handshake), then the teardown.
     this.#disconnecting = true;
     this.#flush();
-    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => this.end(undefined));
+    // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
+    const timer = error ? setTimeout(() => this.end(error), ERROR_FLUSH_MS) : undefined;
+    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => {
+      clearTimeout(timer);
+      this.end(error);
+    });
   }
 
   /** Tears the transport down once; the session learns the connection is gone. */
@@ -305,7 +323,9 @@ export class Connection implements SessionHandler {
         if (done) {
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           if (!this.#disconnecting) {
-            error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+            error = this.#session.state === "connecting"
+              ? closedBeforeConnack(this.#session.protocolVersion)
+              : new MqttError("CONNECTION_CLOSED", "the server closed the connection");
           }
           break;
         }

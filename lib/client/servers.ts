@@ -80,6 +80,23 @@ export class ServerList {
     return this.#shown[this.#index];
   }
 
+  /**
+   * `shared` (the client's options of the moment: under MQTT 5.0 the assigned
+   * client id and the agreed version are set in) with what is the current
+   * server's own laid over it: its URL, its credentials, its TLS settings.
+   */
+  apply(shared: ResolvedOptions): ResolvedOptions {
+    const { url, username, password, tls } = this.current;
+    const options: ResolvedOptions = { ...shared, url };
+    delete options.username;
+    delete options.password;
+    delete options.tls;
+    if (username !== undefined) options.username = username;
+    if (password !== undefined) options.password = password;
+    if (tls !== undefined) options.tls = tls;
+    return options;
+  }
+
   /** A connection to the current server was accepted: the next loss starts a new round. */
   connected(): void {
     this.#failed = 0;

@@ -8,9 +8,10 @@
  * @module
  */
 import type { Packet, PublishPacket } from "../codec/packet.ts";
-import { type MqttError, ProtocolError } from "../errors.ts";
+import { type MqttError, ProtocolError, PublishRejectedError } from "../errors.ts";
+import { isFailure } from "../codec/reason_codes.ts";
 import { OutgoingPublish, type SessionState } from "./state.ts";
-import type { OutgoingMessage, PublishCallback } from "./types.ts";
+import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
 /** Where the flows' packets and messages go; `now` is the caller's clock, passed through. */
 export interface FlowOutput {
@@ -71,6 +72,13 @@ export class Flows {
    * around a callback that may publish from inside it.
    */
   holding = false;
+  /**
+   * Checked on each waiting publish as it leaves the queue: an error fails
+   * that publish (`done(error)`) instead of sending it. The client's session
+   * sets it to the server's MQTT 5.0 limits (Maximum QoS, Retain Available,
+   * Maximum Packet Size), which a publish queued before CONNACK did not meet.
+   */
+  refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
 
   /** Flows over `state`, sending through `out`. */
   constructor(state: SessionState, maxInflight: number, out: FlowOutput) {
@@ -115,7 +123,15 @@ export class Flows {
    */
   takeNext(): OutgoingPublish | undefined {
     const state = this.#state;
-    const head = state.peekWaiting();
+    let head = state.peekWaiting();
+    const refuse = this.refuse;
+    while (head !== undefined && refuse !== undefined) {
+      const error = refuse(head.message);
+      if (error === undefined) break;
+      state.shiftWaiting();
+      head.done(error);
+      head = state.peekWaiting();
+    }
     if (head === undefined) return undefined;
     if (head.message.qos === 0) {
       state.shiftWaiting();
@@ -189,7 +205,10 @@ export class Flows {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.released) return;
         state.complete(packetId);
-        if (entry.message.qos === 1) return this.#completed(entry, now);
+        if (entry.message.qos === 1) {
+          // MQTT 5.0: a reason code of 0x80 or more refuses the message (MQTT-3.3.4-7: the slot is free).
+          return this.#completed(entry, now, rejected(entry, packet), ackOf(packet));
+        }
         // MQTT-4.3.3-1: a QoS 2 PUBLISH is answered by PUBREC. A receiver that
         // answers PUBACK has taken it at QoS 1 (RabbitMQ does): end the flow,
         // freeing its id and window slot, and tell the sender exactly-once was not had.
@@ -207,7 +226,16 @@ export class Flows {
       case "pubrec": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.message.qos !== 2) return;
-        if (!entry.released) state.release(entry);
+        const refused = entry.released ? undefined : rejected(entry, packet);
+        if (refused !== undefined) {
+          // MQTT 5.0 section 4.3.3: a PUBREC of 0x80 or more ends the flow; no PUBREL follows.
+          state.complete(packetId);
+          return this.#completed(entry, now, refused);
+        }
+        if (!entry.released) {
+          entry.ack = ackOf(packet);
+          state.release(entry);
+        }
         // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
         this.#out.send({ type: "pubrel", packetId }, now);
         return;
@@ -216,7 +244,8 @@ export class Flows {
         const entry = state.getInflight(packetId);
         if (entry === undefined || !entry.released) return;
         state.complete(packetId);
-        return this.#completed(entry, now);
+        // The PUBREC said what became of the message; a PUBCOMP has no other verdict to give.
+        return this.#completed(entry, now, undefined, entry.ack ?? ackOf(packet));
       }
       case "pubrel":
         // MQTT-4.3.3-2: forget the id and answer PUBCOMP, also for an id we do
@@ -262,7 +291,7 @@ export class Flows {
 
   #assign(entry: OutgoingPublish): void {
     const m = entry.message;
-    entry.packet = {
+    const packet: PublishPacket = {
       type: "publish",
       topic: m.topic,
       payload: m.payload,
@@ -271,21 +300,23 @@ export class Flows {
       dup: false,
       packetId: this.#state.allocatePacketId(),
     };
+    if (m.properties !== undefined) packet.properties = m.properties;
+    entry.packet = packet;
   }
 
   /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
-  #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
+  #completed(entry: OutgoingPublish, now: number, error?: MqttError, ack?: PublishAck): void {
     try {
       this.fillWindow(now);
     } finally {
       // Settled even when refilling threw (a store error): its flow did complete.
-      entry.done(error);
+      entry.done(error, ack);
     }
   }
 }
 
 function qos0Packet(m: OutgoingMessage): PublishPacket {
-  return {
+  const packet: PublishPacket = {
     type: "publish",
     topic: m.topic,
     payload: m.payload,
@@ -293,4 +324,23 @@ function qos0Packet(m: OutgoingMessage): PublishPacket {
     retain: m.retain,
     dup: false,
   };
+  if (m.properties !== undefined) packet.properties = m.properties;
+  return packet;
+}
+
+/** The result of an acknowledgement without reason code or properties (all of them under 3.1.1). */
+const SUCCESS: PublishAck = Object.freeze({ reasonCode: 0, properties: Object.freeze({}) });
+
+/** The result a 5.0 PUBACK or PUBREC gives its publish. */
+function ackOf(packet: AckPacket): PublishAck {
+  const { reasonCode, properties } = packet;
+  if (properties === undefined && !reasonCode) return SUCCESS;
+  return { reasonCode: reasonCode ?? 0, properties: properties ?? {} };
+}
+
+/** The error of a PUBACK or PUBREC that refuses its publish (MQTT 5.0, code 0x80 or more). */
+function rejected(entry: OutgoingPublish, packet: AckPacket): MqttError | undefined {
+  const code = packet.reasonCode;
+  if (code === undefined || !isFailure(code)) return undefined;
+  return new PublishRejectedError(entry.message.topic, code, packet.properties?.reasonString);
 }

@@ -1,7 +1,9 @@
 /**
- * The client's side of one connection: the MQTT 3.1.1 connection state
- * machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE, DISCONNECT),
- * without I/O. The QoS flows it shares with the broker live in `flows.ts`.
+ * The client's side of one connection: the MQTT 3.1.1 and 5.0 connection
+ * state machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE,
+ * DISCONNECT), without I/O. The QoS flows it shares with the broker live in
+ * `flows.ts`; what a 5.0 CONNACK means (refusals, the server's limits) in
+ * `connack.ts`.
  *
  * The driver feeds it packets read from the transport, user commands and the
  * current time; the machine answers through a {@linkcode SessionHandler}
@@ -18,10 +20,18 @@ import type {
   Packet,
   PingreqPacket,
   SubackPacket,
-  SubackReturnCode,
   SubscriptionRequest,
 } from "../codec/packet.ts";
-import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
+import { MqttError, ProtocolError, ServerDisconnectError, SubscribeError } from "../errors.ts";
+import type { ProtocolVersion } from "../codec/packet.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import {
+  checkLimits,
+  connackRefusal,
+  DEFAULT_LIMITS,
+  limitsOf,
+  type ServerLimits,
+} from "./connack.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
@@ -32,6 +42,7 @@ import type {
   SessionHandler,
   SessionOptions,
   SessionStateName,
+  SubackCode,
   SubscribeCallback,
   UnsubscribeCallback,
 } from "./types.ts";
@@ -92,6 +103,16 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  *   flows (DUP=0), QoS 2 past PUBREC included: no loss, but a QoS 2 message
  *   may then arrive twice. This also applies with `clean: true`, since the
  *   application still awaits them; exactly once needs `clean: false`.
+ * - MQTT 5.0 (`protocolVersion: 5`): CONNECT carries `properties`; the
+ *   CONNACK's limits (`limits`) hold for the connection: the in-flight window
+ *   is the smaller of `maxInflight` and the server's Receive Maximum, the
+ *   Server Keep Alive replaces ours, and a publish above Maximum QoS, with
+ *   RETAIN when Retain Available is 0, or larger than the Maximum Packet Size
+ *   fails (`done(error)`) without being sent, also one queued before CONNACK.
+ *   A PUBACK/PUBREC reason code of 0x80 or more fails its publish
+ *   (`PublishRejectedError`); a server DISCONNECT closes with a
+ *   `ServerDisconnectError`; an incoming QoS 2 PUBLISH beyond our Receive
+ *   Maximum sends DISCONNECT 0x93 and closes.
  * - When the session closes itself (`handler.closed(error)`), it is already
  *   `disconnected`, pending SUBSCRIBE/UNSUBSCRIBE callbacks have failed with
  *   `error`, and QoS 1/2 publishes stay in the {@linkcode SessionState}.
@@ -122,6 +143,12 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  */
 export class Session {
   #options: SessionOptions;
+  readonly #version: ProtocolVersion;
+  #limits: Readonly<ServerLimits> = DEFAULT_LIMITS;
+  /** MQTT 5.0: most unreleased incoming QoS 1/2 the server may send us (our Receive Maximum). */
+  #receiveMaximum = Infinity;
+  /** MQTT 5.0 reason of our DISCONNECT, from `disconnect()`. */
+  #disconnectReason: DisconnectReasonCode | undefined;
   #data: ClientSessionState;
   #handler: SessionHandler;
   readonly #flows: Flows;
@@ -146,6 +173,7 @@ export class Session {
       throw new MqttError("INVALID_OPTION", `keepAlive must be 0..65535 seconds, got ${keepAlive}`);
     }
     this.#options = options;
+    this.#version = options.protocolVersion ?? 4;
     this.#data = state;
     this.#handler = handler;
     this.#keepAliveMs = keepAlive * 1000;
@@ -153,6 +181,20 @@ export class Session {
       send: (packet, now) => this.#send(packet, now),
       deliver: (packet) => handler.deliver(packet),
     });
+    if (this.#version === 5) {
+      this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
+      this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;
+    }
+  }
+
+  /** Protocol level this session speaks: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
+  get protocolVersion(): ProtocolVersion {
+    return this.#version;
+  }
+
+  /** The server's limits from the latest CONNACK (the defaults before one, and under 3.1.1). */
+  get limits(): Readonly<ServerLimits> {
+    return this.#limits;
   }
 
   /** The connection-level state. */
@@ -180,11 +222,15 @@ export class Session {
     const packet: ConnectPacket = {
       type: "connect",
       protocolName: "MQTT",
-      protocolLevel: 4,
+      protocolLevel: this.#version,
       clientId: o.clientId,
       clean: o.clean,
       keepAlive: o.keepAlive,
     };
+    if (this.#version === 5 && o.properties !== undefined) packet.properties = o.properties;
+    this.#limits = DEFAULT_LIMITS;
+    this.#keepAliveMs = o.keepAlive * 1000;
+    this.#flows.maxInflight = o.maxInflight;
     if (o.username !== undefined) packet.username = o.username;
     if (o.password !== undefined) packet.password = o.password;
     if (o.will !== undefined) packet.will = o.will;
@@ -212,6 +258,7 @@ export class Session {
     const data = this.#data;
     switch (packet.type) {
       case "publish":
+        if (packet.qos === 2 && this.#overReceiveMaximum(packet.packetId!, now)) return;
         this.#flows.receivePublish(packet, now);
         return;
       case "puback":
@@ -232,7 +279,7 @@ export class Session {
           return;
         }
         data.completeRequest(packet.packetId);
-        (request.done as UnsubscribeCallback)();
+        (request.done as UnsubscribeCallback)(undefined, packet.reasonCodes);
         this.#checkDrained(now);
         return;
       }
@@ -240,6 +287,20 @@ export class Session {
         return;
       case "connack":
         this.#fail(unexpected(packet, "CONNACK was already received"));
+        return;
+      case "disconnect":
+        // MQTT 5.0 section 3.14: the server may end the connection, saying why.
+        if (this.#version === 5) {
+          const p = packet.properties;
+          this.#fail(
+            new ServerDisconnectError(packet.reasonCode ?? 0, {
+              reasonString: p?.reasonString,
+              serverReference: p?.serverReference,
+            }),
+          );
+          return;
+        }
+        this.#fail(unexpected(packet, "a server never sends this packet type"));
         return;
       default:
         // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT travel client to server only.
@@ -256,6 +317,11 @@ export class Session {
   publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
     const name = this.#name;
     if (name === "connected") {
+      // MQTT-3.2.2-11, -14, -15: never send what the server said it does not take.
+      if (this.#version === 5) {
+        const refused = checkLimits(message, this.#limits, 5);
+        if (refused !== undefined) return done(refused);
+      }
       this.#flows.publish(message, now, done);
       return;
     }
@@ -303,9 +369,10 @@ export class Session {
    * completed, sends DISCONNECT, becomes `disconnected` and calls
    * `handler.closed(undefined)`.
    */
-  disconnect(now: number): void {
+  disconnect(now: number, reasonCode?: DisconnectReasonCode): void {
     if (this.#name !== "connected") throw invalidState("disconnect", this.#name);
     this.#name = "disconnecting";
+    this.#disconnectReason = reasonCode;
     this.#checkDrained(now);
   }
 
@@ -406,8 +473,9 @@ export class Session {
 
   #onConnack(packet: ConnackPacket, now: number): void {
     this.#connectDeadline = Infinity;
-    if (packet.returnCode !== 0) {
-      this.#fail(new ConnectionRefusedError(packet.returnCode));
+    const refusal = connackRefusal(packet, this.#version);
+    if (refusal !== undefined) {
+      this.#fail(refusal);
       return;
     }
     if (packet.sessionPresent && this.#options.clean) {
@@ -418,6 +486,7 @@ export class Session {
     }
     this.#name = "connected";
     this.#lastReceived = now;
+    if (this.#version === 5) this.#applyLimits(limitsOf(packet));
     // Re-register before anything else goes out: the broker handles packets in
     // order, so the subscriptions are active before resent and queued publishes
     // (which may be answered by messages on those topics) arrive.
@@ -445,6 +514,37 @@ export class Session {
     this.#checkDrained(now);
   }
 
+  /**
+   * MQTT 5.0 section 3.3.4: the server must not send more QoS 1/2 PUBLISH
+   * than our Receive Maximum before we acknowledge them (PUBACK, PUBCOMP). A
+   * QoS 1 PUBLISH is acknowledged as it is delivered, so only QoS 2 ones
+   * awaiting PUBREL count; a new one beyond the maximum ends the connection
+   * with DISCONNECT 0x93 (Receive Maximum exceeded).
+   */
+  #overReceiveMaximum(packetId: number, now: number): boolean {
+    const data = this.#data;
+    if (data.incomingCount < this.#receiveMaximum || data.hasIncoming(packetId)) return false;
+    this.#send({ type: "disconnect", reasonCode: 0x93 }, now);
+    this.#fail(
+      new ProtocolError(
+        "RECEIVE_MAXIMUM_EXCEEDED",
+        `the server sent more than our Receive Maximum of ${this.#receiveMaximum} ` +
+          "unacknowledged QoS 1/2 PUBLISH (section 3.3.4); DISCONNECT 0x93 sent",
+        "publish",
+      ),
+    );
+    return true;
+  }
+
+  /** MQTT 5.0: the CONNACK's limits hold for this connection. */
+  #applyLimits(limits: ServerLimits): void {
+    this.#limits = limits;
+    // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the server's Receive Maximum.
+    this.#flows.maxInflight = Math.min(this.#options.maxInflight, limits.receiveMaximum);
+    // MQTT-3.2.2-21: the Server Keep Alive replaces ours.
+    if (limits.serverKeepAlive !== undefined) this.#keepAliveMs = limits.serverKeepAlive * 1000;
+  }
+
   /** Re-sends what was in flight on the previous connection, in original order. */
   #resume(sessionPresent: boolean, now: number): void {
     const data = this.#data;
@@ -467,7 +567,8 @@ export class Session {
       this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
       return;
     }
-    const codes = packet.returnCodes;
+    // MQTT 5.0 reason codes 0, 1, 2 grant a QoS as 3.1.1's return codes do; 0x80 and up refuse.
+    const codes: SubackCode[] = packet.reasonCodes ?? packet.returnCodes ?? [];
     const subs = sent.subscriptions;
     if (codes.length !== subs.length) {
       const error = new ProtocolError(
@@ -523,7 +624,7 @@ export class Session {
    */
   #resubscribeFailed(
     subs: SubscriptionRequest[],
-    codes: SubackReturnCode[] | undefined,
+    codes: SubackCode[] | undefined,
     error: MqttError | undefined,
   ): void {
     const data = this.#data;
@@ -533,7 +634,7 @@ export class Session {
       if (!data.resubscribed(filter, code) || (code !== undefined && !isFailure(code))) continue;
       this.#handler.resubscribeFailed?.(
         filter,
-        error ?? new SubscribeError(filter),
+        error ?? new SubscribeError(filter, { reasonCode: code }),
       );
     }
   }
@@ -543,7 +644,13 @@ export class Session {
     const data = this.#data;
     if (data.inflightCount !== 0 || data.pendingCount !== 0 || data.requestCount !== 0) return;
     // MQTT-3.14.4-2: DISCONNECT is the last packet on this connection.
-    this.#send(DISCONNECT, now);
+    const reason = this.#disconnectReason;
+    this.#send(
+      this.#version === 5 && reason !== undefined
+        ? { type: "disconnect", reasonCode: reason }
+        : DISCONNECT,
+      now,
+    );
     this.#name = "disconnected";
     this.#resetTimers();
     this.#data.detach(this);
