@@ -41,6 +41,7 @@ import { asMqttError, Connection, type ConnectionHost, now, openTransport } from
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { ServerList } from "./servers.ts";
+import type { Redirect } from "./redirect.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
@@ -96,6 +97,8 @@ export interface ConnectEventDetail {
   reconnect: boolean;
   /** The server's URL as given to `connect()`, its password replaced by `***`. */
   url: string;
+  /** MQTT 5.0: the redirection (`followRedirects`) that led to this server, if one did. */
+  redirect?: Redirect;
 }
 
 /** Detail of the `reconnect` event: a new attempt is scheduled. */
@@ -428,6 +431,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         break;
       } catch (err) {
         const error = asMqttError(err, "connect failed");
+        if (this.#servers.follow(error)) continue; // 5.0 redirection, with followRedirects
         if (error.code === "ABORTED" || isFatal(error) || this.#servers.failed()) {
           this.#closed = true;
           this.#shutdown(error, error);
@@ -446,7 +450,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: false, url: this.url },
+        detail: this.#connectDetail(false),
       }),
     );
   }
@@ -522,6 +526,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
   }
 
+  /** The `connect` event's detail for the connection just accepted. */
+  #connectDetail(reconnect: boolean): ConnectEventDetail {
+    const detail: ConnectEventDetail = {
+      sessionPresent: this.#sessionPresent,
+      reconnect,
+      url: this.url,
+    };
+    const redirect = this.#servers.redirect;
+    if (redirect !== undefined) detail.redirect = redirect;
+    return detail;
+  }
+
   /**
    * Schedules the next reconnect attempt: exponential backoff with full jitter
    * per round through the servers; the next server of a round goes at once.
@@ -551,14 +567,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (this.#closed) return;
       const error = asMqttError(err, "reconnect failed");
       this.dispatchEvent(new CustomEvent("error", { detail: error }));
-      if (isFatal(error)) this.#finish(error);
+      if (this.#servers.follow(error)) this.#scheduleReconnect(backoff, true);
+      else if (isFatal(error)) this.#finish(error);
       else this.#scheduleReconnect(backoff, !this.#servers.failed());
       return;
     }
     if (this.#closed) return;
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: true, url: this.url },
+        detail: this.#connectDetail(true),
       }),
     );
   }
@@ -807,7 +824,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // The backoff starts over only after a connection that lasted: a broker that accepts and
     // then drops us at once (NATS on a QoS 2 PUBLISH) must not be hammered in a tight loop.
     if (backoff !== false && now() - this.#connectedAt >= stableAfter(backoff)) this.#attempt = 0;
-    if (backoff === false || isFatal(error)) {
+    if (backoff !== false && this.#servers.follow(error)) {
+      this.#scheduleReconnect(backoff);
+    } else if (backoff === false || isFatal(error)) {
       this.#finish(error ?? new MqttError("CONNECTION_CLOSED", "the connection closed"));
     } else {
       this.#servers.lost();
