@@ -298,7 +298,8 @@ class Node implements NatsNode {
 /**
  * Starts a NATS cluster on free 127.0.0.1 ports in a fresh temp directory and resolves once
  * every node is healthy (`/healthz` 200: routes up, JetStream meta leader elected). Rejects with
- * the failing node's stderr and log when one exits or stays unhealthy.
+ * the failing node's stderr and log when one exits or stays unhealthy; a port someone else took
+ * meanwhile is retried with new ports (3 attempts).
  *
  * @example
  * ```ts
@@ -310,6 +311,17 @@ class Node implements NatsNode {
 export async function startNatsCluster(options: NatsClusterOptions = {}): Promise<NatsCluster> {
   const bin = findExecutable("nats-server");
   if (!bin) throw new Error("nats-server is not installed (apt-get install nats-server)");
+  // A port taken by someone else between choosing and binding it: again, with new ports.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOnce(bin, options);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startOnce(bin: string, options: NatsClusterOptions): Promise<NatsCluster> {
   const size = options.size ?? 3;
   const replicas = options.replicas ?? Math.min(size, 3);
   const dir = await Deno.makeTempDir({ prefix: "nats-cluster-" });
@@ -344,7 +356,12 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
       );
     }
     for (const node of nodes) node.spawn();
-    await Promise.all(nodes.map((n) => n.healthy(options.startTimeoutMs ?? 20_000)));
+    // Settled, not raced: no wait may outlive the start when one node fails.
+    const waits = await Promise.allSettled(
+      nodes.map((n) => n.healthy(options.startTimeoutMs ?? 20_000)),
+    );
+    const failed = waits.find((w) => w.status === "rejected");
+    if (failed) throw failed.reason;
   } catch (err) {
     await stop();
     throw err;
