@@ -36,6 +36,7 @@ export {
 } from "./lib/client/client.ts";
 export type { BrokerProtocol } from "./lib/client/url.ts";
 export type { BrokerUrls } from "./lib/client/servers.ts";
+export type { Redirect } from "./lib/client/redirect.ts";
 export {
   type ConnectOptions,
   DEFAULTS,

@@ -42,6 +42,7 @@ import { asMqttError, Connection, type ConnectionHost, now, openTransport } from
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { ServerList } from "./servers.ts";
+import type { Redirect } from "./redirect.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
 import type { Message } from "./message.ts";
 import { type RequestOptions, Requests, type RespondOptions, respondTo } from "./request.ts";
@@ -100,6 +101,8 @@ export interface ConnectEventDetail {
   reconnect: boolean;
   /** The server's URL as given to `connect()`, its password replaced by `***`. */
   url: string;
+  /** MQTT 5.0: the redirection (`followRedirects`) that led to this server, if one did. */
+  redirect?: Redirect;
 }
 
 /** Detail of the `reconnect` event: a new attempt is scheduled. */
@@ -435,6 +438,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         break;
       } catch (err) {
         const error = asMqttError(err, "connect failed");
+        if (this.#servers.follow(error)) continue; // 5.0 redirection, with followRedirects
         if (error.code === "ABORTED" || isFatal(error) || this.#servers.failed()) {
           this.#closed = true;
           this.#shutdown(error, error);
@@ -453,7 +457,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: false, url: this.url },
+        detail: this.#connectDetail(false),
       }),
     );
   }
@@ -529,6 +533,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
   }
 
+  /** The `connect` event's detail for the connection just accepted. */
+  #connectDetail(reconnect: boolean): ConnectEventDetail {
+    const detail: ConnectEventDetail = {
+      sessionPresent: this.#sessionPresent,
+      reconnect,
+      url: this.url,
+    };
+    const redirect = this.#servers.redirect;
+    if (redirect !== undefined) detail.redirect = redirect;
+    return detail;
+  }
+
   /**
    * Schedules the next reconnect attempt: exponential backoff with full jitter
    * per round through the servers; the next server of a round goes at once.
@@ -558,14 +574,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (this.#closed) return;
       const error = asMqttError(err, "reconnect failed");
       this.dispatchEvent(new CustomEvent("error", { detail: error }));
-      if (isFatal(error)) this.#finish(error);
+      if (this.#servers.follow(error)) this.#scheduleReconnect(backoff, true);
+      else if (isFatal(error)) this.#finish(error);
       else this.#scheduleReconnect(backoff, !this.#servers.failed());
       return;
     }
     if (this.#closed) return;
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: true, url: this.url },
+        detail: this.#connectDetail(true),
       }),
     );
   }
@@ -824,7 +841,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // The backoff starts over only after a connection that lasted: a broker that accepts and
     // then drops us at once (NATS on a QoS 2 PUBLISH) must not be hammered in a tight loop.
     if (backoff !== false && now() - this.#connectedAt >= stableAfter(backoff)) this.#attempt = 0;
-    if (backoff === false || isFatal(error)) {
+    if (backoff !== false && this.#servers.follow(error)) {
+      this.#scheduleReconnect(backoff);
+    } else if (backoff === false || isFatal(error)) {
       this.#finish(error ?? new MqttError("CONNECTION_CLOSED", "the connection closed"));
     } else {
       this.#servers.lost();

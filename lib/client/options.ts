@@ -128,6 +128,15 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    */
   transport?: (url: URL) => Promise<Transport>;
   /**
+   * MQTT 5.0 server redirection: follow a CONNACK or DISCONNECT with 0x9C
+   * (use another server) or 0x9D (server moved) to its Server Reference,
+   * sending the same CONNECT there, credentials included, so it is off by
+   * default. `true` follows up to 3 redirections in a row, a number up to
+   * that many. A reference is never followed from TLS to plain text.
+   * @default {false}
+   */
+  followRedirects?: boolean | number;
+  /**
    * Reconnect automatically when an established connection is lost, with
    * exponential backoff and full jitter: attempt n waits a random time in
    * `[0, min(maxDelay, minDelay × 2^n))`. `false` turns it off: a lost

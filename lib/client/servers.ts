@@ -9,6 +9,7 @@
 import { MqttError } from "../errors.ts";
 import { type ConnectOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { parseBrokerUrl, redactUrl } from "./url.ts";
+import { type Redirect, redirectHops, redirectOf, referenceUrl, SERVER_MOVED } from "./redirect.ts";
 
 /** One broker URL, or several tried in order (see {@linkcode ServerList}). */
 export type BrokerUrls = string | URL | readonly (string | URL)[];
@@ -26,6 +27,11 @@ function invalid(message: string): MqttError {
  * Only a round that ends without a connection waits for the reconnect backoff,
  * so a dead node costs one failed attempt, not a backoff delay.
  *
+ * With `followRedirects`, an MQTT 5.0 server's 0x9C (use another server) sends
+ * the client to its Server Reference until the next move, and 0x9D (server
+ * moved) replaces that server in the list; at most the given number of hops
+ * in a row, counted until a connection is accepted.
+ *
  * @example
  * ```ts
  * import { resolveServers } from "./servers.ts";
@@ -36,19 +42,30 @@ function invalid(message: string): MqttError {
  * ```
  */
 export class ServerList {
-  readonly #servers: readonly ResolvedOptions[];
-  readonly #shown: readonly string[];
+  readonly #servers: ResolvedOptions[];
+  readonly #shown: string[];
   #index = 0;
   /** Failed attempts in the current round. */
   #failed = 0;
+  readonly #maxHops: number;
+  /** Redirections followed since a connection was last accepted. */
+  #hops = 0;
+  /** Where a 0x9C redirection sent the client, in use until the next move. */
+  #detour: { options: ResolvedOptions; shown: string } | undefined;
+  /** The redirection that led to the current server. */
+  #redirect: Redirect | undefined;
 
-  /** A list over options already resolved, one per server (at least one). */
-  constructor(servers: readonly ResolvedOptions[], shown: readonly string[]) {
+  /**
+   * A list over options already resolved, one per server (at least one);
+   * `maxHops` redirections in a row are followed (0: none).
+   */
+  constructor(servers: readonly ResolvedOptions[], shown: readonly string[], maxHops = 0) {
     if (servers.length === 0 || servers.length !== shown.length) {
       throw invalid("a server list needs at least one server, and a name for each");
     }
-    this.#servers = servers;
-    this.#shown = shown;
+    this.#servers = [...servers];
+    this.#shown = [...shown];
+    this.#maxHops = maxHops;
   }
 
   /**
@@ -72,12 +89,43 @@ export class ServerList {
 
   /** The options of the server to connect to now. */
   get current(): ResolvedOptions {
-    return this.#servers[this.#index];
+    return this.#detour?.options ?? this.#servers[this.#index];
   }
 
   /** The current server's URL as given, its password replaced by `***`. */
   get url(): string {
-    return this.#shown[this.#index];
+    return this.#detour?.shown ?? this.#shown[this.#index];
+  }
+
+  /** The redirection that led to the current server, if one did. */
+  get redirect(): Redirect | undefined {
+    return this.#redirect;
+  }
+
+  /**
+   * Follows the redirection `error` asks for (a CONNACK or DISCONNECT with
+   * 0x9C or 0x9D and a Server Reference), if `followRedirects` allows one more
+   * hop and the reference parses without leaving TLS. Returns whether the
+   * current server changed; the caller then connects there.
+   */
+  follow(error: MqttError | undefined): boolean {
+    const asked = redirectOf(error);
+    if (asked === undefined || this.#hops >= this.#maxHops) return false;
+    const from = this.current;
+    const url = referenceUrl(asked.serverReference, from.url);
+    if (url === undefined) return false;
+    const options: ResolvedOptions = { ...from, url };
+    if (url.protocol !== "mqtts" && url.protocol !== "wss") delete options.tls;
+    const shown = url.href.href;
+    this.#redirect = { from: this.url, to: shown, ...asked };
+    this.#hops++;
+    if (asked.reasonCode === SERVER_MOVED && this.#detour === undefined) {
+      this.#servers[this.#index] = options;
+      this.#shown[this.#index] = shown;
+    } else {
+      this.#detour = { options, shown };
+    }
+    return true;
   }
 
   /**
@@ -100,6 +148,7 @@ export class ServerList {
   /** A connection to the current server was accepted: the next loss starts a new round. */
   connected(): void {
     this.#failed = 0;
+    this.#hops = 0;
   }
 
   /** The accepted connection was lost: a new round starts at the next server. */
@@ -120,7 +169,10 @@ export class ServerList {
     return true;
   }
 
+  /** Moves on from the current server: leaves a detour, then the list's next server. */
   #advance(): void {
+    this.#detour = undefined;
+    this.#redirect = undefined;
     this.#index = (this.#index + 1) % this.#servers.length;
   }
 }
@@ -143,7 +195,8 @@ export class ServerList {
 export function resolveServers(urls: BrokerUrls, options: ConnectOptions = {}): ServerList {
   if (!Array.isArray(urls)) {
     const resolved = resolveOptions(urls as string | URL, options);
-    return new ServerList([resolved], [redactUrl(urls as string | URL)]);
+    const hops = redirectHops(options.followRedirects);
+    return new ServerList([resolved], [redactUrl(urls as string | URL)], hops);
   }
   const list: readonly unknown[] = urls;
   if (list.length === 0) {
@@ -171,5 +224,6 @@ export function resolveServers(urls: BrokerUrls, options: ConnectOptions = {}): 
     if (i === 0) shared = { ...options, clientId: resolved.clientId };
     return resolved;
   });
-  return new ServerList(servers, given.map((url) => redactUrl(url)));
+  const hops = redirectHops(options.followRedirects);
+  return new ServerList(servers, given.map((url) => redactUrl(url)), hops);
 }
