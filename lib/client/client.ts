@@ -7,7 +7,6 @@
  * @module
  */
 import type { ConnackPacket, QoS, SubackReturnCode } from "../codec/packet.ts";
-import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 import { encodedLength } from "../codec/encode.ts";
 import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
@@ -19,6 +18,7 @@ import { asMqttError, Connection, type ConnectionHost, now, openTransport } from
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
+import { checkFilters, checkPublish, checkSubscribeOptions } from "./validate.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
 export interface PublishOptions {
@@ -86,19 +86,11 @@ export type MqttClientListener<K extends keyof MqttClientEventMap> = (
   event: MqttClientEventMap[K],
 ) => void;
 
-const encoder = new TextEncoder();
 /** Topic length prefix and bytes (at most 65,535) plus packet identifier: a PUBLISH's overhead. */
 const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
 const noop = () => {};
 // Lets connect() make and open a client without a public method for it.
 let open: (options: ResolvedOptions) => Promise<MqttClient>;
-
-function checkQos(qos: unknown): QoS {
-  if (qos !== 0 && qos !== 1 && qos !== 2) {
-    throw new MqttError("INVALID_OPTION", `qos must be 0, 1 or 2, got ${String(qos)}`);
-  }
-  return qos;
-}
 
 /** How long a connection must last before the reconnect backoff starts over. */
 function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
@@ -436,14 +428,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     options: PublishOptions = {},
   ): Promise<void> {
     try {
-      validateTopicName(topic);
-      const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-      const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
-      if (!(bytes instanceof Uint8Array)) {
-        throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
-      }
+      const message = checkPublish(topic, payload, options);
+      const { qos, payload: bytes } = message;
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      const message = { topic, payload: bytes, qos, retain: options.retain === true };
       // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
       // rather than let the writer fail the connection over it (and again after every reconnect).
       if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
@@ -484,13 +471,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     filters: string | string[],
     options: SubscribeOptions = {},
   ): Promise<Subscription> {
-    const list = typeof filters === "string" ? [filters] : [...filters];
-    if (list.length === 0) {
-      throw new MqttError("INVALID_OPTION", "subscribe needs at least one topic filter");
-    }
-    for (const filter of list) validateTopicFilter(filter);
-    const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-    const bufferSize = options.bufferSize ?? this.#options.bufferSize;
+    const list = checkFilters(filters, "subscribe");
+    const checked = checkSubscribeOptions(options);
+    const qos = checked.qos;
+    const bufferSize = checked.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
     const inbox = this.#inbox;
     inbox.subscribing(list);
@@ -546,8 +530,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * ```
    */
   async unsubscribe(filters: string | string[]): Promise<void> {
-    const list = typeof filters === "string" ? [filters] : [...filters];
-    for (const filter of list) validateTopicFilter(filter);
+    const list = checkFilters(filters, "unsubscribe");
     await this.#sendUnsubscribe(this.#inbox.unsubscribe(list));
   }
 
