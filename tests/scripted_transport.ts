@@ -17,6 +17,10 @@ export interface ScriptedTransport {
   readonly written: Uint8Array[];
   /** From now on every write throws `error`. */
   failWrites(error: Error): void;
+  /** From now on every write waits until {@linkcode ScriptedTransport.release} (or fails then). */
+  holdWrites(): void;
+  /** Lets the held writes finish. */
+  release(): void;
   /** Resolves once the transport was closed by the client. */
   readonly closed: Promise<void>;
 }
@@ -36,6 +40,7 @@ const CONNACK = new Uint8Array([0x20, 0x02, 0x00, 0x00]);
 export function scriptedTransport(): ScriptedTransport {
   const written: Uint8Array[] = [];
   let failure: Error | undefined;
+  let held: PromiseWithResolvers<void> | undefined;
   let connected = false;
   let toClient!: ReadableStreamDefaultController<Uint8Array>;
   const closed = Promise.withResolvers<void>();
@@ -53,6 +58,12 @@ export function scriptedTransport(): ScriptedTransport {
           connected = true;
           toClient.enqueue(CONNACK);
           return;
+        }
+        if (held !== undefined) {
+          return held.promise.then(() => {
+            if (failure !== undefined) throw failure;
+            written.push(chunk.slice());
+          });
         }
         if (failure !== undefined) throw failure;
         written.push(chunk.slice());
@@ -72,6 +83,13 @@ export function scriptedTransport(): ScriptedTransport {
     written,
     failWrites(error) {
       failure = error;
+    },
+    holdWrites() {
+      held ??= Promise.withResolvers();
+    },
+    release() {
+      held?.resolve();
+      held = undefined;
     },
     closed: closed.promise,
   };

@@ -444,10 +444,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         this.#publish(message, (error) => {
           if (error) reject(error);
           else if (qos !== 0) resolve();
-          // QoS 0 is done once its batch is handed to the writer; a connection that ends first
-          // rejects it (a transport write failing after the hand-over is not seen here).
-          else if (connection?.online) connection.lastWrite.then(() => resolve(), reject);
-          else resolve();
+          else {
+            // QoS 0 settles with the transport's write of its batch, on the connection that
+            // sent it (a publish queued offline goes out on a later one): rejected when the
+            // write fails or the connection ends first.
+            const sender = this.#connection;
+            if (sender?.live) sender.lastWrite.then(resolve, reject);
+            else resolve();
+          }
         });
       });
     } catch (err) {
