@@ -8,7 +8,7 @@
  */
 import type { ConnackPacket, QoS, SubackReturnCode } from "../codec/packet.ts";
 import { encodedLength } from "../codec/encode.ts";
-import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
+import { MAX_PACKET_SIZE } from "../codec/remaining_length.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
@@ -86,8 +86,8 @@ export type MqttClientListener<K extends keyof MqttClientEventMap> = (
   event: MqttClientEventMap[K],
 ) => void;
 
-/** Topic length prefix and bytes (at most 65,535) plus packet identifier: a PUBLISH's overhead. */
-const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
+/** Fixed header, topic length prefix and bytes, packet identifier: a 3.1.1 PUBLISH's most overhead. */
+const MAX_PUBLISH_OVERHEAD = 5 + 2 + 65_535 + 2;
 const noop = () => {};
 // Lets connect() make and open a client without a public method for it.
 let open: (options: ResolvedOptions) => Promise<MqttClient>;
@@ -431,12 +431,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       const message = checkPublish(topic, payload, options);
       const { qos, payload: bytes } = message;
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
-      // rather than let the writer fail the connection over it (and again after every reconnect).
-      if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
-        encodedLength({ type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message });
-      }
       const connection = this.#connection;
+      // Only a payload near the largest packet that may be sent can fail to encode: ask the
+      // codec then, here, rather than let the writer fail the connection over it (and again
+      // after every reconnect), or a server that cannot take it drop us. That limit is the
+      // protocol's, or the server's own where the connection knows it (MQTT 5.0).
+      const limit = connection?.serverMaxPacketSize ?? MAX_PACKET_SIZE;
+      if (bytes.length > limit - MAX_PUBLISH_OVERHEAD) {
+        encodedLength(
+          { type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message },
+          { maxPacketSize: limit },
+        );
+      }
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }

@@ -114,6 +114,13 @@ export class Connection implements SessionHandler {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
+  /**
+   * Largest packet the server takes, where it said so: the Maximum Packet
+   * Size of an MQTT 5.0 CONNACK (section 3.2.2.3.6). Undefined under 3.1.1,
+   * where a server cannot say it. `MqttClient.publish` refuses a larger
+   * publish with `PACKET_TOO_LARGE` before it is queued.
+   */
+  serverMaxPacketSize: number | undefined = undefined;
   /** Resolves once the transport is torn down and the read loop has stopped. */
   readonly finished: Promise<void>;
 
@@ -295,7 +302,12 @@ export class Connection implements SessionHandler {
     this.#reader.cancel().catch(noop);
     // Writes still queued fail with the reason, and so do their QoS 0 publishes.
     this.#writer.abort(reason).catch(noop);
-    if (this.#session.state !== "disconnected") this.#session.connectionLost(reason, now());
+    if (this.#session.state !== "disconnected") {
+      // The server closing or resetting the link (not a timeout or a close of ours) counts
+      // against the publish sent right before it (a server that cannot take it drops us).
+      const dropped = error?.code === "CONNECTION_CLOSED" || error?.code === "TRANSPORT_ERROR";
+      this.#session.connectionLost(reason, now(), dropped);
+    }
     this.#connack.reject(reason);
     this.#connack.promise.catch(noop);
     this.#host.connectionEnded(this, error);

@@ -47,6 +47,10 @@ export class OutgoingPublish {
   released = false;
   /** Topic plus payload bytes, counted against `maxQueuedBytes` while waiting. */
   size = 0;
+  /** When its latest PUBLISH or PUBREL went out, in the flows' send order (`Flows`). */
+  sentOrder = 0;
+  /** Connections in a row the peer dropped right after this PUBLISH (`Flows.connectionDropped`). */
+  strikes = 0;
 
   /** Creates a waiting entry. */
   constructor(message: OutgoingMessage, done: PublishCallback) {
