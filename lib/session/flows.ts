@@ -52,6 +52,9 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  *   may acknowledge the original and the DUP resend). A QoS 2 PUBLISH answered
  *   with PUBACK ends its flow with a `ProtocolError` (UNEXPECTED_PACKET): the
  *   receiver took it at QoS 1.
+ * - A publish the peer dropped the connection right after, {@linkcode MAX_STRIKES}
+ *   times in a row, fails with `PUBLISH_REFUSED` and leaves the state
+ *   (`connectionDropped`): MQTT 3.1.1 gives a receiver no other way to refuse one.
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
