@@ -6,16 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  connect,
-  encodePacket,
-  type MqttClient,
-  MqttError,
-  type MqttErrorCode,
-  type Packet,
-} from "../mod.ts";
+import { encodePacket, MqttError, type MqttErrorCode, type Packet } from "../mod.ts";
 import { hasCode } from "./client_helpers.ts";
-import { scriptedTransport } from "./scripted_transport.ts";
+import { openScripted, settle } from "./scripted_transport.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -28,21 +21,6 @@ const PUBLISH_A: Packet = {
   retain: false,
   dup: false,
 };
-
-async function open(): Promise<{ client: MqttClient; written: Uint8Array[] }> {
-  const script = scriptedTransport();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: script.factory,
-    reconnect: false,
-    keepAlive: 0,
-  });
-  return { client, written: script.written };
-}
-
-/** Lets the client's write batching (one microtask) and the stream hand-over run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 Deno.test("encode pool: a packet that fails to encode leaves later packets intact", () => {
   const bad: Any[] = [
@@ -70,7 +48,7 @@ Deno.test("encode: a topic that is not a string is INVALID_TOPIC (MQTT-4.7.3-1)"
 });
 
 Deno.test("publish: bad arguments reject with a typed error and send nothing", async () => {
-  const { client, written } = await open();
+  const { client, script: { written } } = await openScripted();
   try {
     const cases: [unknown[], MqttErrorCode][] = [
       [[7, "x"], "INVALID_TOPIC"],
@@ -109,7 +87,7 @@ Deno.test("publish: bad arguments reject with a typed error and send nothing", a
 });
 
 Deno.test("subscribe/unsubscribe: bad arguments reject with a typed error and send nothing", async () => {
-  const { client, written } = await open();
+  const { client, script: { written } } = await openScripted();
   try {
     const subscribe = client.subscribe as (...a: unknown[]) => Promise<unknown>;
     const unsubscribe = client.unsubscribe as (...a: unknown[]) => Promise<unknown>;

@@ -6,24 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type MqttClient } from "../mod.ts";
 import { hasCode, within } from "./client_helpers.ts";
-import { type ScriptedTransport, scriptedTransport } from "./scripted_transport.ts";
-
-async function open(): Promise<{ client: MqttClient; script: ScriptedTransport }> {
-  const script = scriptedTransport();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: script.factory,
-    reconnect: false,
-    keepAlive: 0,
-  });
-  return { client, script };
-}
-
-/** Lets the client's write batching (one microtask) and the streams' hand-overs run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-}
+import { openScripted as open, settle } from "./scripted_transport.ts";
 
 Deno.test("QoS 0 publish: a transport write that fails rejects it with TRANSPORT_ERROR", async () => {
   const { client, script } = await open();

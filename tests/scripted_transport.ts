@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { connect, type MqttClient } from "../mod.ts";
 import type { Transport } from "../lib/transports/transport.ts";
 
 /** What a {@linkcode scriptedTransport} lets a test see and do. */
@@ -93,4 +94,34 @@ export function scriptedTransport(): ScriptedTransport {
     },
     closed: closed.promise,
   };
+}
+
+/**
+ * A client connected through a fresh {@linkcode scriptedTransport}: no reconnect, no keep-alive.
+ *
+ * @example
+ * ```ts ignore
+ * const { client, script } = await openScripted();
+ * ```
+ */
+export async function openScripted(): Promise<{ client: MqttClient; script: ScriptedTransport }> {
+  const script = scriptedTransport();
+  const client = await connect("mqtt://scripted.invalid", {
+    transport: script.factory,
+    reconnect: false,
+    keepAlive: 0,
+  });
+  return { client, script };
+}
+
+/**
+ * Lets the client's write batching (one microtask) and the streams' hand-overs run.
+ *
+ * @example
+ * ```ts ignore
+ * await settle();
+ * ```
+ */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
 }
