@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { encodePacket, MqttError, type MqttErrorCode, type Packet } from "../mod.ts";
+import { encodeInto, encodePacket, MqttError, type MqttErrorCode, type Packet } from "../mod.ts";
 import { hasCode } from "./client_helpers.ts";
 import { openScripted, settle } from "./scripted_transport.ts";
 
@@ -37,6 +37,14 @@ Deno.test("encode pool: a packet that fails to encode leaves later packets intac
     assert.deepEqual([...encodePacket({ type: "pingreq" })], [0xc0, 0]);
     assert.deepEqual([...encodePacket(PUBLISH_A)], [0x30, 4, 0, 1, 0x61, 7]);
   }
+});
+
+Deno.test("encodeInto: an offset that is not a whole number is INVALID_OPTION", () => {
+  const target = new Uint8Array(8);
+  for (const offset of [1.5, NaN, -1, "1" as Any]) {
+    assert.throws(() => encodeInto(PUBLISH_A, target, offset), hasCode("INVALID_OPTION"));
+  }
+  assert.deepEqual([...target], [0, 0, 0, 0, 0, 0, 0, 0], "nothing was written");
 });
 
 Deno.test("encode: a topic that is not a string is INVALID_TOPIC (MQTT-4.7.3-1)", () => {

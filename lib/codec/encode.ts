@@ -180,7 +180,7 @@ export function encodeInto(
   const version = protocolVersionOf(options);
   const remaining = bodyLength(packet, version);
   const total = totalLength(packet.type, remaining, options?.maxPacketSize);
-  if (!(offset >= 0 && offset + total <= target.length)) {
+  if (!(Number.isInteger(offset) && offset >= 0 && offset + total <= target.length)) {
     throw new MqttError(
       "INVALID_OPTION",
       `encodeInto: ${total} bytes do not fit at offset ${offset} of a ${target.length}-byte target`,
