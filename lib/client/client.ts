@@ -455,7 +455,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
             // sent it (a publish queued offline goes out on a later one): rejected when the
             // write fails or the connection ends first.
             const sender = this.#connection;
-            if (sender?.live) sender.lastWrite.then(resolve, reject);
+            if (sender !== undefined && !sender.ended) sender.lastWrite.then(resolve, reject);
             else resolve();
           }
         });
