@@ -39,7 +39,9 @@ for (const qos of [1, 2] as QoS[]) {
         assert.deepEqual(messages.map((m) => m.text()), ["behind", "later"]);
         // Three drops, and no endless reconnecting afterwards.
         assert.equal(reconnects.length, 3, `reconnects: ${reconnects}`);
-        assert.match(await broker.log(), /exceeded|too large|max_packet_size|oversize/i);
+        // Mosquitto's own account: it dropped the publisher three times, for this packet.
+        const drops = (await broker.log()).match(/disconnected due to oversize packet/g) ?? [];
+        assert.equal(drops.length, 3);
       } finally {
         await publisher.close();
         await subscriber.close();
