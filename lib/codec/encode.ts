@@ -128,9 +128,9 @@ const POOL_MAX_PACKET = 8 * 1024;
 let pool = new Uint8Array(POOL_SIZE);
 let poolOffset = 0;
 
-// `size` is a validated integer (totalLength); the tests are written so that anything else
-// (NaN included) takes a fresh buffer or a fresh pool rather than corrupt the shared offset,
-// which every later packet of every connection in the process depends on.
+// `size` is a validated integer (totalLength); the comparisons are written so that anything
+// else (NaN included) takes a fresh buffer or a fresh pool rather than corrupt the shared
+// offset, which every later packet of every connection in the process depends on.
 function allocate(size: number): Uint8Array {
   if (!(size <= POOL_MAX_PACKET)) return new Uint8Array(size);
   if (!(poolOffset + size <= POOL_SIZE)) {
