@@ -228,6 +228,8 @@ export interface ResolvedOptions {
   queue: Required<QueueOptions>;
   /** The caller's store, if any. */
   store?: Store;
+  /** Set by the server list: drops in a row before a publish is given up (session default 3). */
+  maxStrikes?: number;
   /** 4 (MQTT 3.1.1), 5 (MQTT 5.0) or "auto". */
   protocolVersion: ProtocolVersionOption;
   /** MQTT 5.0 CONNECT properties, if any. */
@@ -623,6 +625,7 @@ export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
   if (resolved.username !== undefined) options.username = resolved.username;
   if (resolved.password !== undefined) options.password = resolved.password;
   if (resolved.will !== undefined) options.will = resolved.will;
+  if (resolved.maxStrikes !== undefined) options.maxStrikes = resolved.maxStrikes;
   if (resolved.protocolVersion !== 4) {
     // "auto" starts at 5.0; the client asks for 4 itself after a refusal.
     options.protocolVersion = 5;

@@ -9,6 +9,7 @@
 import { MqttError } from "../errors.ts";
 import { type ConnectOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { parseBrokerUrl, redactUrl } from "./url.ts";
+import { MAX_STRIKES } from "../session/flows.ts";
 import { type Redirect, redirectHops, redirectOf, referenceUrl, SERVER_MOVED } from "./redirect.ts";
 
 /** One broker URL, or several tried in order (see {@linkcode ServerList}). */
@@ -132,6 +133,8 @@ export class ServerList {
    * `shared` (the client's options of the moment: under MQTT 5.0 the assigned
    * client id and the agreed version are set in) with what is the current
    * server's own laid over it: its URL, its credentials, its TLS settings.
+   * With several servers, a publish is given up with `PUBLISH_REFUSED` after
+   * three drops in a row per server rather than three in all.
    */
   apply(shared: ResolvedOptions): ResolvedOptions {
     const { url, username, password, tls } = this.current;
@@ -142,6 +145,9 @@ export class ServerList {
     if (username !== undefined) options.username = username;
     if (password !== undefined) options.password = password;
     if (tls !== undefined) options.tls = tls;
+    // In a failover every server may drop us once before one acknowledges (a cluster electing
+    // leaders does): a publish is given up only when it was dropped for three rounds.
+    if (this.#servers.length > 1) options.maxStrikes = MAX_STRIKES * this.#servers.length;
     return options;
   }
 

@@ -46,6 +46,12 @@ export interface SessionOptions {
   protocolVersion?: ProtocolVersion;
   /** MQTT 5.0 CONNECT properties. */
   properties?: ConnectProperties;
+  /**
+   * Drops in a row right after the same publish before it fails with
+   * `PUBLISH_REFUSED`. Default 3 (`MAX_STRIKES`); a client with several
+   * servers allows 3 per server, as each may drop it once in a failover.
+   */
+  maxStrikes?: number;
 }
 
 /** An outgoing application message as the caller gives it. */
