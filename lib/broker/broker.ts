@@ -47,6 +47,19 @@ function addressOf(addr: Deno.Addr): string | undefined {
 
 const encoder = new TextEncoder();
 
+/** Control characters (C0, DEL, C1, line and paragraph separators) in a log line. */
+// deno-lint-ignore no-control-regex -- control characters are what this finds
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `line` with its control characters written as escapes (`\n`, `\u001b`), so it stays one line. */
+function escapeControls(line: string): string {
+  return line.replace(
+    CONTROLS,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /**
  * An embedded MQTT 3.1.1 broker (the role Aedes plays for MQTT.js): TCP and
  * WebSocket listeners, wildcard routing, QoS 0/1/2 both ways, retained
@@ -96,6 +109,9 @@ export class Broker implements AsyncDisposable {
     this.#router = new Router({
       maxQueued: this.#options.maxQueuedMessages,
       maxQueuedBytes: this.#options.maxQueuedBytes,
+      maxRetained: this.#options.maxRetained,
+      maxRetainedBytes: this.#options.maxRetainedBytes,
+      log: (line) => this.#log(line),
     });
     this.#host = {
       options: this.#options,
@@ -139,7 +155,7 @@ export class Broker implements AsyncDisposable {
       try {
         const server = Deno.serve(
           { hostname, port: options.wsPort, onListen: () => {} },
-          (request, info) => this.#upgrade(request, info),
+          (request, info) => this.#upgrade(request, info, options.allowedOrigins),
         );
         this.#server = server;
         address.wsPort = server.addr.port;
@@ -283,7 +299,8 @@ export class Broker implements AsyncDisposable {
     const log = this.#options.log;
     if (log === undefined) return;
     try {
-      log(line);
+      // Client ids, user names and topics are the client's text: one line stays one line.
+      log(escapeControls(line));
     } catch {
       // A failing logger must not take the broker down.
     }
@@ -314,7 +331,17 @@ export class Broker implements AsyncDisposable {
     }
   }
 
-  #upgrade(request: Request, info: Deno.ServeHandlerInfo): Response {
+  #upgrade(
+    request: Request,
+    info: Deno.ServeHandlerInfo,
+    allowedOrigins: readonly string[] | undefined,
+  ): Response {
+    const origin = request.headers.get("origin");
+    if (allowedOrigins !== undefined && origin !== null && !allowedOrigins.includes(origin)) {
+      // A browser page from elsewhere: its visitors' browsers must not reach the broker.
+      this.#log(`WebSocket connection from origin ${origin} denied (allowedOrigins).`);
+      return new Response("Origin not allowed.\n", { status: 403 });
+    }
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response('MQTT over WebSocket: connect with the "mqtt" subprotocol.\n', {
         status: 426,
@@ -335,6 +362,11 @@ export class Broker implements AsyncDisposable {
   }
 
   #publishWill(will: Will, client: BrokerClient): void {
+    if (will.topic.startsWith("$SYS")) {
+      // As for a PUBLISH: no client writes to $SYS (Mosquitto's rule).
+      this.#log(`Denied will of ${client.id} to "${will.topic}".`);
+      return;
+    }
     const hook = this.#options.authorizePublish;
     const message = {
       topic: will.topic,

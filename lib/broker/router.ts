@@ -5,7 +5,7 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
-import { RetainedStore } from "./retained.ts";
+import { type RetainedLimits, type RetainedMessage, RetainedStore } from "./retained.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
 
@@ -17,6 +17,21 @@ export interface RoutedMessage {
   retain: boolean;
 }
 
+/** What a {@linkcode Router} is built with. */
+export interface RouterOptions extends QueueLimits, RetainedLimits {
+  /** Writes a log line. */
+  log?: (line: string) => void;
+}
+
+/**
+ * A payload the broker keeps (queued, retained): its own buffer of its size.
+ * A decoded payload is usually a view of the network read it arrived in, and
+ * Deno reads into 64 KiB buffers: kept as a view, 16 bytes would hold 64 KiB.
+ */
+function kept(payload: Uint8Array): Uint8Array {
+  return payload.byteLength === payload.buffer.byteLength ? payload : payload.slice();
+}
+
 /**
  * Sessions, subscriptions and retained messages, and the rules that tie them:
  * routing with QoS downgrade, retained storage, session creation and discard.
@@ -24,8 +39,13 @@ export interface RoutedMessage {
  * @example
  * ```ts
  * import { Router } from "./router.ts";
- * const router = new Router({ maxQueued: 1000, maxQueuedBytes: 1 << 20 });
- * const { session } = router.openSession("c1", true);
+ * const router = new Router({
+ *   maxQueued: 1000,
+ *   maxQueuedBytes: 1 << 20,
+ *   maxRetained: 1000,
+ *   maxRetainedBytes: 1 << 20,
+ * });
+ * const { session } = router.openSession("c1", true, undefined);
  * router.subscribe(session, "a/#", 1);
  * router.publish({ topic: "a/b", payload: new Uint8Array([1]), qos: 2, retain: false });
  * console.log(session.queued); // 1: queued at QoS 1 while the session is offline
@@ -35,17 +55,22 @@ export class Router {
   /** Sessions by client identifier. */
   readonly sessions: Map<string, BrokerSession> = new Map();
   /** Retained messages. */
-  readonly retained: RetainedStore = new RetainedStore();
+  readonly retained: RetainedStore;
   readonly #index: SubscriptionIndex<BrokerSession> = new SubscriptionIndex();
   readonly #limits: QueueLimits;
+  readonly #log: (line: string) => void;
+  /** Whether the retained store's "full" line was logged since it last had room. */
+  #fullLogged = false;
   /** Messages dropped from full client queues, over all sessions past and present. */
   dropped = 0;
   /** Application messages routed. */
   received = 0;
 
-  /** Creates an empty router whose sessions' queues are bounded by `limits`. */
-  constructor(limits: QueueLimits) {
-    this.#limits = limits;
+  /** Creates an empty router whose sessions' queues and retained store are bounded by `options`. */
+  constructor(options: RouterOptions) {
+    this.#limits = options;
+    this.retained = new RetainedStore(options);
+    this.#log = options.log ?? (() => {});
   }
 
   /** Subscriptions over every session. */
@@ -58,15 +83,20 @@ export class Router {
    * a new empty session replaces any old one (MQTT-3.1.2-4/-6); otherwise the
    * held one is resumed and `present` is true (MQTT-3.2.2-2). The caller has
    * already closed any connection still using the old session (MQTT-3.1.4-2).
+   * The session records the `username` that opened it.
    */
-  openSession(clientId: string, clean: boolean): { session: BrokerSession; present: boolean } {
+  openSession(
+    clientId: string,
+    clean: boolean,
+    username: string | undefined,
+  ): { session: BrokerSession; present: boolean } {
     const held = this.sessions.get(clientId);
     if (held !== undefined && !clean) {
       held.clean = false;
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
-    const session = new BrokerSession(clientId, clean, this.#limits);
+    const session = new BrokerSession(clientId, clean, this.#limits, username);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
@@ -91,25 +121,11 @@ export class Router {
   }
 
   /**
-   * Queues the retained messages matching newly granted `filters` for
-   * `session`, once per topic at the highest QoS granted among the filters
-   * that match it, with the RETAIN flag set (MQTT-3.3.1-6/-8).
+   * The retained messages matching a newly granted filter (MQTT-3.3.1-6),
+   * lazily: the connection takes them as its client's window allows.
    */
-  sendRetained(session: BrokerSession, filters: ReadonlyMap<string, QoS>): void {
-    if (this.retained.size === 0 || filters.size === 0) return;
-    const picked = new Map<string, { payload: Uint8Array; qos: QoS }>();
-    for (const [filter, granted] of filters) {
-      for (const message of this.retained.match(filter)) {
-        const qos = Math.min(message.qos, granted) as QoS;
-        const known = picked.get(message.topic);
-        if (known === undefined || known.qos < qos) {
-          picked.set(message.topic, { payload: message.payload, qos });
-        }
-      }
-    }
-    for (const [topic, { payload, qos }] of picked) {
-      this.#deliver(session, { topic, payload, qos, retain: true });
-    }
+  retainedFor(filter: string): Iterator<RetainedMessage> {
+    return this.retained.match(filter);
   }
 
   /**
@@ -120,14 +136,31 @@ export class Router {
    */
   publish(message: RoutedMessage): void {
     this.received++;
-    const { topic, payload } = message;
-    if (message.retain) this.retained.update(topic, payload, message.qos);
+    const topic = message.topic;
+    const payload = kept(message.payload);
+    if (message.retain) {
+      this.#retain(topic, payload === message.payload ? payload.slice() : payload, message.qos);
+    }
     const matches = this.#index.match(topic);
     for (const [session, granted] of matches) {
       const qos = (granted < message.qos ? granted : message.qos) as QoS;
       if (qos === 0 && session.owner === undefined) continue;
       this.#deliver(session, { topic, payload, qos, retain: false });
     }
+  }
+
+  #retain(topic: string, payload: Uint8Array, qos: QoS): void {
+    const retained = this.retained;
+    if (retained.update(topic, payload, qos) !== "full") {
+      this.#fullLogged = false;
+      return;
+    }
+    if (this.#fullLogged) return;
+    this.#fullLogged = true;
+    this.#log(
+      `Retained message store full (${retained.size} messages, ${retained.bytes} bytes): ` +
+        `not retaining new topics such as "${topic}" (maxRetained, maxRetainedBytes).`,
+    );
   }
 
   #deliver(session: BrokerSession, delivery: Delivery): void {

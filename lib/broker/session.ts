@@ -62,6 +62,8 @@ export class BrokerSession {
   readonly subscriptions: Map<string, QoS> = new Map();
   /** Packet ids, in-flight outgoing messages, waiting queue, incoming QoS 2 ids. */
   readonly state: SessionState;
+  /** The user name of the client that opened the session; only it may resume the session. */
+  readonly username: string | undefined;
   /** The live connection using this session, if any. */
   owner: SessionOwner | undefined = undefined;
   /** Messages dropped from this session's full queue. */
@@ -74,8 +76,9 @@ export class BrokerSession {
   };
 
   /** Creates an empty session whose queue holds at most `limits` messages and bytes. */
-  constructor(clientId: string, clean: boolean, limits: QueueLimits) {
+  constructor(clientId: string, clean: boolean, limits: QueueLimits, username?: string) {
     this.clientId = clientId;
+    this.username = username;
     this.clean = clean;
     this.state = new SessionState({
       maxQueued: limits.maxQueued,
