@@ -55,10 +55,14 @@ const BATCH_BYTES = 64 * 1024;
 const FLUSH_TIMEOUT = 1000;
 /** Retained messages moved into a session's queue at a time, when it has room. */
 const RETAINED_BATCH = 32;
+/** Topic levels a retained-message search looks at before it may pause. */
+const RETAINED_STEPS = 1024;
+/** Pauses allowed per write: past this many steps without a match, others run first. */
+const RETAINED_PAUSES = 16;
 
 /** Retained messages still to send for one granted filter. */
 interface RetainedCursor {
-  readonly messages: Iterator<RetainedMessage>;
+  readonly messages: Iterator<RetainedMessage | undefined>;
   readonly granted: QoS;
 }
 
@@ -128,6 +132,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
   /** Retained messages to send for new subscriptions, paced by the client's window. */
   readonly #retained: RetainedCursor[] = [];
+  /** Resumes a retained-message search that paused to let other connections run. */
+  #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #droppingLogged = false;
 
   /** Wraps a transport; nothing is read until {@linkcode start}. */
@@ -190,6 +196,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
     this.#retained.length = 0;
+    clearTimeout(this.#resumeTimer);
     try {
       this.#transport.close();
     } catch {
@@ -482,7 +489,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, qos] of granted) {
-      this.#retained.push({ messages: router.retainedFor(filter), granted: qos });
+      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: qos });
     }
   }
 
@@ -594,6 +601,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const cursors = this.#retained;
     const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
     let moved = 0;
+    let pauses = 0;
     while (cursors.length > 0 && moved < room) {
       const cursor = cursors[0];
       const next = cursor.messages.next();
@@ -602,6 +610,16 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         continue;
       }
       const message = next.value;
+      if (message === undefined) {
+        // A long search (say 2,000 filters like "r/+/x" over 100,000 retained topics "r/…")
+        // must not hold the event loop: let the other connections run, then go on.
+        if (++pauses < RETAINED_PAUSES) continue;
+        this.#resumeTimer ??= setTimeout(() => {
+          this.#resumeTimer = undefined;
+          this.wake();
+        }, 0);
+        break;
+      }
       // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
       const qos = (message.qos < cursor.granted ? message.qos : cursor.granted) as QoS;
       session.enqueue({ topic: message.topic, payload: message.payload, qos, retain: true });

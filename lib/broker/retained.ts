@@ -102,6 +102,17 @@ export class RetainedStore {
     for (const [, message] of this.#messages.select(filter)) yield message;
   }
 
+  /**
+   * {@linkcode RetainedStore.match} that also yields `undefined` after every
+   * `steps` topic levels looked at without a match, for a caller to pause at.
+   */
+  *matchPaced(
+    filter: string,
+    steps: number,
+  ): Generator<RetainedMessage | undefined, void, undefined> {
+    for (const entry of this.#messages.selectPaced(filter, steps)) yield entry?.[1];
+  }
+
   /** Every retained message. */
   *all(): Generator<RetainedMessage, void, undefined> {
     for (const [, message] of this.#messages.entries()) yield message;

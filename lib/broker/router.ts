@@ -122,10 +122,12 @@ export class Router {
 
   /**
    * The retained messages matching a newly granted filter (MQTT-3.3.1-6),
-   * lazily: the connection takes them as its client's window allows.
+   * lazily: the connection takes them as its client's window allows. Yields
+   * `undefined` after every `steps` topic levels looked at without a match, so
+   * the connection can let others run during a long search.
    */
-  retainedFor(filter: string): Iterator<RetainedMessage> {
-    return this.retained.match(filter);
+  retainedFor(filter: string, steps: number): Iterator<RetainedMessage | undefined> {
+    return this.retained.matchPaced(filter, steps);
   }
 
   /**

@@ -6,6 +6,9 @@
  * @module
  */
 
+/** A walk's depth meaning "this level and every level below" (a filter's "#"). */
+const EVERYTHING = -1;
+
 /** One topic level of a {@linkcode TopicTree}. */
 class TopicNode<V> {
   /** Child levels by name ("+" and "#" are wildcard children of a filter tree). */
@@ -179,15 +182,49 @@ export class TopicTree<V> {
    * meanwhile yields keys added and skips keys removed where Map iteration does).
    */
   *select(filter: string): Generator<[string, V], void, undefined> {
+    for (const entry of this.#walk(filter, Infinity)) if (entry !== undefined) yield entry;
+  }
+
+  /**
+   * {@linkcode TopicTree.select} that also yields `undefined` after every
+   * `steps` levels it looked at without finding a match: a filter such as
+   * `a/+/x` over many topics `a/…` may look at all of them to find none, and a
+   * caller sharing a thread can pause there.
+   *
+   * @example
+   * ```ts
+   * import { TopicTree } from "./topic_tree.ts";
+   * const tree = new TopicTree<number>();
+   * for (let i = 0; i < 100; i++) tree.set(`a/${i}`, i);
+   * const walk = [...tree.selectPaced("a/+/x", 10)];
+   * console.log(walk.length > 5, walk.every((entry) => entry === undefined)); // true true
+   * ```
+   */
+  selectPaced(filter: string, steps: number): Generator<[string, V] | undefined, void, undefined> {
+    return this.#walk(filter, steps);
+  }
+
+  *#walk(filter: string, pace: number): Generator<[string, V] | undefined, void, undefined> {
     const levels = filter.split("/");
     const count = levels.length;
     const nodes: TopicNode<V>[] = [this.#root];
     const depths: number[] = [0];
+    let steps = 0;
     while (nodes.length > 0) {
       const node = nodes.pop()!;
       const depth = depths.pop()!;
-      if (depth === count) {
+      if (++steps >= pace) {
+        steps = 0;
+        yield undefined;
+      }
+      if (depth === EVERYTHING || depth === count) {
         if (node.key !== undefined) yield [node.key, node.value as V];
+        if (depth === EVERYTHING && node.children !== undefined) {
+          for (const child of node.children.values()) {
+            nodes.push(child);
+            depths.push(EVERYTHING);
+          }
+        }
         continue;
       }
       const level = levels[depth];
@@ -198,12 +235,20 @@ export class TopicTree<V> {
         if (children === undefined) continue;
         for (const [name, child] of children) {
           if (depth === 0 && name.charCodeAt(0) === 0x24) continue; // MQTT-4.7.2-1
-          yield* this.#all(child);
+          nodes.push(child);
+          depths.push(EVERYTHING);
         }
       } else if (level === "+") {
         if (children === undefined) continue;
+        // A leaf cannot match when more levels follow, unless the next is "#" (its parent rule).
+        const leavesMatch = depth + 1 === count || levels[depth + 1] === "#";
         for (const [name, child] of children) {
+          if (++steps >= pace) {
+            steps = 0;
+            yield undefined;
+          }
           if (depth === 0 && name.charCodeAt(0) === 0x24) continue; // MQTT-4.7.2-1
+          if (!leavesMatch && child.children === undefined) continue;
           nodes.push(child);
           depths.push(depth + 1);
         }
