@@ -43,13 +43,13 @@ export type ReadResult = { packet: Packet } | { closed: true };
 
 /** A tiny test client: codec packets over one TCP connection. */
 export class RawClient {
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.TcpConn | Deno.TlsConn;
   readonly #reader: ReadableStreamDefaultReader<Packet>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   #pending: Promise<ReadResult> | undefined;
   #closed = false;
 
-  constructor(conn: Deno.TcpConn) {
+  constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.conn = conn;
     this.#reader = conn.readable.pipeThrough(new PacketReader()).getReader();
     this.#writer = conn.writable.getWriter();
@@ -59,12 +59,23 @@ export class RawClient {
     return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
   }
 
-  /** Opens a connection, sends CONNECT and expects CONNACK. */
+  /** Opens a TLS connection to `localhost:port`. */
+  static async openTls(
+    port: number,
+    options: { caCerts: string[]; cert?: string; key?: string },
+  ): Promise<RawClient> {
+    const conn = await Deno.connectTls({ hostname: "localhost", port, ...options });
+    await conn.handshake();
+    return new RawClient(conn);
+  }
+
+  /** Opens a connection (or uses `opened`), sends CONNECT and expects CONNACK. */
   static async connect(
     port: number,
     connect: Partial<ConnectPacket> = {},
+    opened?: RawClient,
   ): Promise<{ client: RawClient; sessionPresent: boolean; returnCode: number }> {
-    const client = await RawClient.open(port);
+    const client = opened ?? await RawClient.open(port);
     await client.send({
       type: "connect",
       protocolName: "MQTT",

@@ -12,6 +12,7 @@ import {
   type Certs,
   ignoreWithoutMosquitto,
   mosquittoAvailable,
+  sharedCerts,
   startMosquitto,
 } from "./broker/mod.ts";
 
@@ -20,7 +21,7 @@ export type BrokerName = "mosquitto" | "embedded";
 
 /** What a target offers, for tests that need more than plain MQTT over TCP. */
 export interface TargetFeatures {
-  /** TLS listeners (`tlsUrl`, and `wssUrl` with WebSockets). The embedded broker has none. */
+  /** TLS listeners (`tlsUrl`, and `wssUrl` with WebSockets). */
   tls: boolean;
   /** A WebSocket listener (`wsUrl`). */
   websockets: boolean;
@@ -95,8 +96,8 @@ export async function mosquittoTarget(options: TargetOptions = {}): Promise<Targ
 }
 
 /**
- * Starts the embedded {@linkcode Broker} on free loopback ports as a {@linkcode Target}. It has
- * no TLS listener: `tls` is ignored and `features.tls` is false.
+ * Starts the embedded {@linkcode Broker} on free loopback ports as a {@linkcode Target}; with
+ * `tls`, TLS listeners too (mqtts, and wss with `websockets`) with the shared test certificates.
  *
  * @example
  * ```ts ignore
@@ -113,8 +114,17 @@ export async function embeddedTarget(
     ...brokerOptions,
   });
   let address;
+  let secure;
+  const certs = options.tls ? await sharedCerts() : undefined;
   try {
     address = await broker.listen({ port: 0, wsPort: options.websockets ? 0 : undefined });
+    if (certs !== undefined) {
+      secure = await broker.listen({
+        port: 0,
+        wsPort: options.websockets ? 0 : undefined,
+        tls: { cert: certs.server.cert, key: certs.server.key },
+      });
+    }
   } catch (err) {
     await broker.close();
     throw err;
@@ -127,6 +137,9 @@ export async function embeddedTarget(
     port,
     url: `mqtt://${hostname}:${port}`,
     wsUrl: wsPort === undefined ? undefined : `ws://${hostname}:${wsPort}/mqtt`,
+    tlsUrl: secure === undefined ? undefined : `mqtts://localhost:${secure.port}`,
+    wssUrl: secure?.wsPort === undefined ? undefined : `wss://localhost:${secure.wsPort}/mqtt`,
+    certs,
     features: FEATURES.embedded,
     stop,
     [Symbol.asyncDispose]: stop,
@@ -166,12 +179,12 @@ export const TARGETS: Readonly<Record<BrokerName, TargetFactory>> = Object.freez
  *
  * @example
  * ```ts
- * console.log(FEATURES.embedded.tls); // false
+ * console.log(FEATURES.embedded.tls); // true
  * ```
  */
 export const FEATURES: Readonly<Record<BrokerName, Readonly<TargetFeatures>>> = Object.freeze({
   mosquitto: Object.freeze({ tls: true, websockets: true }),
-  embedded: Object.freeze({ tls: false, websockets: true }),
+  embedded: Object.freeze({ tls: true, websockets: true }),
 });
 
 /** Options of {@linkcode brokersTest} and {@linkcode targetTest}. */
