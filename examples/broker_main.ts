@@ -8,6 +8,7 @@
  * deno task broker --tls-port 8883 --cert server.crt --key server.key \
  *   --cafile ca.crt --require-certificate
  * deno task broker --max-qos 1 --max-queued-messages 100 --max-keepalive 300
+ * deno task broker --persistence ./broker-data
  * ```
  *
  * @module
@@ -40,6 +41,9 @@ Limits (Mosquitto's names):
       --max-keepalive <s>       largest keep-alive a client may ask for
       --max-connections <n>     open connections
       --max-retained <n>        retained messages held (new topics refused beyond)
+Persistence:
+      --persistence <dir>       keep retained messages and persistent sessions in <dir>
+      --fsync                   with --persistence, flush each change to the disk
 Other:
   -q, --quiet                   do not log connections
   -h, --help                    show this help
@@ -107,6 +111,8 @@ try {
       "max-keepalive": { type: "string" },
       "max-connections": { type: "string" },
       "max-retained": { type: "string" },
+      persistence: { type: "string" },
+      fsync: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
     },
@@ -152,6 +158,8 @@ const options: BrokerOptions = {
   maxKeepAlive: parseInteger("--max-keepalive", args["max-keepalive"], 1, 65535),
   maxConnections: count("--max-connections", args["max-connections"]),
   maxRetained: count("--max-retained", args["max-retained"]),
+  persistence: args.persistence,
+  persistenceFsync: args.fsync,
 };
 let broker: Broker;
 try {

@@ -19,6 +19,7 @@ import {
   type ResolvedBrokerOptions,
   type TlsListenOptions,
 } from "./options.ts";
+import { Persistence } from "./persistence.ts";
 import { Router } from "./router.ts";
 import { websocketTransport } from "./websocket.ts";
 
@@ -116,6 +117,8 @@ export class Broker implements AsyncDisposable {
   readonly #host: ConnectionHost;
   readonly #connections = new Set<Connection>();
   readonly #tasks = new Set<Promise<void>>();
+  /** Settles once persistence is loaded (at once without it); rejects when it cannot be. */
+  readonly #ready: Promise<void>;
   /** What stops each listener: TCP and TLS listeners, and WebSocket servers (which drain). */
   readonly #listeners = new Set<() => void | Promise<void>>();
   #closing: Promise<void> | undefined = undefined;
@@ -133,9 +136,20 @@ export class Broker implements AsyncDisposable {
       maxRetainedBytes: this.#options.maxRetainedBytes,
       log: (line) => this.#log(line),
     });
+    const dir = this.#options.persistence;
+    this.#ready = dir === undefined ? Promise.resolve() : Persistence.open(dir, {
+      fsync: this.#options.persistenceFsync,
+      log: (line) => this.#log(line),
+    }).then((persistence) => {
+      if (this.#closing !== undefined) persistence.close();
+      else this.#router.restore(persistence);
+    });
+    // Observed by listen() and connections; unobserved it must not end the process.
+    this.#ready.catch(() => {});
     this.#host = {
       options: this.#options,
       router: this.#router,
+      ready: this.#ready,
       log: (line) => this.#log(line),
       publishWill: (will, client) => this.#publishWill(will, client),
       closed: (connection) => this.#connections.delete(connection),
@@ -179,6 +193,8 @@ export class Broker implements AsyncDisposable {
     const hostname = options.hostname ?? "127.0.0.1";
     const tls = options.tls;
     if (tls !== undefined) checkTls(tls, options.wsPort !== undefined);
+    await this.#ready;
+    if (this.#closing !== undefined) throw new MqttError("INVALID_STATE", "broker is closed");
     const stops: (() => void | Promise<void>)[] = [];
     try {
       const port = tls?.requireClientCert
@@ -400,6 +416,7 @@ export class Broker implements AsyncDisposable {
     await Promise.all(connections.map((connection) => connection.done));
     await stopped;
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    await this.#ready.catch(() => {});
     this.#router.clear();
   }
 

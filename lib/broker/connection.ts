@@ -39,6 +39,8 @@ import type { BrokerSession, SessionOwner } from "./session.ts";
 export interface ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly router: Router;
+  /** Settles once persistence is loaded; rejects when it cannot be. */
+  readonly ready: Promise<void>;
   /** Writes a log line (the broker decides whether anyone listens). */
   log(line: string): void;
   /** Publishes a will on behalf of a client whose connection ended without DISCONNECT. */
@@ -391,6 +393,24 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       return this.#refuse(2, `keep-alive ${keepAlive} s over maxKeepAlive`, clientId);
     }
     const router = this.#host.router;
+    let store;
+    try {
+      await this.#host.ready;
+      if (this.#closed) return;
+      const persistence = router.persistence;
+      if (!packet.clean && persistence !== undefined) {
+        const opened = await persistence.sessionStore(clientId, packet.username);
+        const other = router.sessions.get(clientId);
+        if (this.#closed || (other !== undefined && other.username !== packet.username)) {
+          if (opened.created) persistence.dropSession(clientId);
+          if (this.#closed) return;
+        }
+        store = opened.store;
+      }
+    } catch (err) {
+      this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
+      return this.#refuse(3, "the broker cannot keep the session", clientId);
+    }
     const held = router.sessions.get(clientId);
     if (held !== undefined && held.username !== packet.username) {
       // A session belongs to the user who opened it: another user may neither resume it nor
@@ -398,7 +418,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       return this.#refuse(5, "client identifier in use by another user", clientId);
     }
     if (held?.owner !== undefined) held.owner.evict(); // MQTT-3.1.4-2
-    const { session, present } = router.openSession(clientId, packet.clean, packet.username);
+    const { session, present } = router.openSession(
+      clientId,
+      packet.clean,
+      packet.username,
+      store,
+    );
     this.id = clientId;
     this.username = packet.username;
     const will = packet.will;

@@ -139,6 +139,21 @@ export interface BrokerOptions {
   ) => QoS | false | Promise<QoS | false>;
   /** Receives one line per connection event, worded like Mosquitto's log. Default: silent. */
   log?: (line: string) => void;
+  /**
+   * A directory where retained messages and persistent sessions (clean
+   * session 0: subscriptions, queued and in-flight messages) are kept across
+   * a restart. Each change is written before the broker acknowledges what
+   * caused it, so a killed process loses nothing acknowledged. Loaded by
+   * {@linkcode Broker.listen} (or the first connection given to `handle`);
+   * messages published with {@linkcode Broker.publish} before then are not
+   * kept. Default: memory only.
+   */
+  persistence?: string;
+  /**
+   * With `persistence`, also flush each change to the disk (fsync), so it
+   * survives a power loss, not only a killed process. Default false.
+   */
+  persistenceFsync?: boolean;
 }
 
 /**
@@ -276,6 +291,8 @@ export interface ResolvedBrokerOptions {
   authorizePublish: BrokerOptions["authorizePublish"];
   authorizeSubscribe: BrokerOptions["authorizeSubscribe"];
   log: ((line: string) => void) | undefined;
+  persistence: string | undefined;
+  persistenceFsync: boolean;
 }
 
 /** The defaults of {@linkcode BrokerOptions}. */
@@ -387,5 +404,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     authorizePublish: options.authorizePublish,
     authorizeSubscribe: options.authorizeSubscribe,
     log: options.log,
+    persistence: options.persistence,
+    persistenceFsync: options.persistenceFsync ?? false,
   };
 }

@@ -62,6 +62,11 @@ export class RetainedStore {
     return this.#messages.size;
   }
 
+  /** The message `topic` retains, if any. */
+  get(topic: string): RetainedMessage | undefined {
+    return this.#messages.get(topic);
+  }
+
   /** Topic plus payload bytes held. */
   get bytes(): number {
     return this.#bytes;

@@ -6,6 +6,8 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { type RetainedLimits, type RetainedMessage, RetainedStore } from "./retained.ts";
+import type { Store } from "../store/store.ts";
+import type { Persistence } from "./persistence.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
 
@@ -61,6 +63,13 @@ export class Router {
   readonly #log: (line: string) => void;
   /** Whether the retained store's "full" line was logged since it last had room. */
   #fullLogged = false;
+  /** Where retained messages and persistent sessions are kept, once loaded. */
+  #persistence: Persistence | undefined = undefined;
+
+  /** Where retained messages and persistent sessions are kept, once loaded. */
+  get persistence(): Persistence | undefined {
+    return this.#persistence;
+  }
   /** Messages dropped from full client queues, over all sessions past and present. */
   dropped = 0;
   /** Application messages routed. */
@@ -89,6 +98,7 @@ export class Router {
     clientId: string,
     clean: boolean,
     username: string | undefined,
+    store?: Store,
   ): { session: BrokerSession; present: boolean } {
     const held = this.sessions.get(clientId);
     if (held !== undefined && !clean) {
@@ -96,7 +106,13 @@ export class Router {
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
-    const session = new BrokerSession(clientId, clean, this.#limits, username);
+    const session = new BrokerSession(
+      clientId,
+      clean,
+      this.#limits,
+      username,
+      clean ? undefined : store,
+    );
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
@@ -106,18 +122,48 @@ export class Router {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     for (const filter of session.subscriptions.keys()) this.#index.remove(filter, session);
     session.subscriptions.clear();
+    if (session.store !== undefined) {
+      this.#persistence?.dropSession(session.clientId);
+      return;
+    }
     while (session.state.shiftWaiting() !== undefined);
+  }
+
+  /**
+   * Takes over what `persistence` loaded (retained messages, persistent
+   * sessions and their subscriptions) and records every later change in it.
+   */
+  restore(persistence: Persistence): void {
+    for (const { clientId, username, store } of persistence.sessions) {
+      const session = new BrokerSession(clientId, false, this.#limits, username, store);
+      this.sessions.set(clientId, session);
+      for (const { filter, qos } of store.load().subscriptions) {
+        session.subscriptions.set(filter, qos);
+        this.#index.add(filter, session, qos);
+      }
+    }
+    persistence.sessions.length = 0;
+    for (const message of persistence.retained.values()) {
+      this.#retain(message.topic, message.payload, message.qos);
+    }
+    persistence.retained.clear();
+    persistence.retainedSource = () => this.retained.all();
+    this.#persistence = persistence;
   }
 
   /** Adds or replaces a subscription (MQTT-3.8.4-3). */
   subscribe(session: BrokerSession, filter: string, qos: QoS): void {
+    session.store?.putSubscription(filter, qos); // before SUBACK says it is held
     session.subscriptions.set(filter, qos);
     this.#index.add(filter, session, qos);
   }
 
   /** Removes a subscription if there is one (MQTT-3.10.4-1). */
   unsubscribe(session: BrokerSession, filter: string): void {
-    if (session.subscriptions.delete(filter)) this.#index.remove(filter, session);
+    if (!session.subscriptions.has(filter)) return;
+    session.store?.removeSubscription(filter);
+    session.subscriptions.delete(filter);
+    this.#index.remove(filter, session);
   }
 
   /**
@@ -153,8 +199,15 @@ export class Router {
 
   #retain(topic: string, payload: Uint8Array, qos: QoS): void {
     const retained = this.retained;
-    if (retained.update(topic, payload, qos) !== "full") {
+    const persistence = this.#persistence;
+    const before = persistence === undefined ? undefined : retained.get(topic)?.payload;
+    const result = retained.update(topic, payload, qos);
+    if (result !== "full") {
       this.#fullLogged = false;
+      // Written before the PUBLISH is acknowledged (the caller acknowledges after routing).
+      if (persistence !== undefined && (result === "stored" || before !== undefined)) {
+        persistence.retain(topic, payload, qos, before);
+      }
       return;
     }
     if (this.#fullLogged) return;
@@ -178,9 +231,12 @@ export class Router {
     return n;
   }
 
-  /** Forgets everything. */
+  /** Forgets everything held in memory; what persistence keeps stays on disk. */
   clear(): void {
+    const persistence = this.#persistence;
+    this.#persistence = undefined;
     for (const session of [...this.sessions.values()]) this.discard(session);
     this.retained.clear();
+    persistence?.close();
   }
 }
