@@ -187,3 +187,26 @@ export class RawClient {
     this.close();
   }
 }
+
+/** Hand-made CONNECT bytes, for CONNECTs the encoder rightly refuses to produce. */
+export function rawConnect(
+  level: number,
+  clientId: string,
+  flags: number,
+  name = "MQTT",
+): Uint8Array {
+  const id = bytes(clientId);
+  const body = [
+    0,
+    4,
+    ...bytes(name),
+    level,
+    flags,
+    0,
+    0,
+    id.length >> 8,
+    id.length & 255,
+    ...id,
+  ];
+  return new Uint8Array([0x10, body.length, ...body]);
+}

@@ -9,31 +9,10 @@ import { encodePacket } from "../lib/codec/mod.ts";
 import type { PublishPacket, QoS } from "../lib/codec/packet.ts";
 import { MqttError } from "../lib/errors.ts";
 import { PacketReader } from "../lib/streams/packet_reader.ts";
-import { bytes, delay, RawClient, startBroker, until } from "./broker_helpers.ts";
+import { bytes, delay, RawClient, rawConnect, startBroker, until } from "./broker_helpers.ts";
 
 const decoder = new TextDecoder();
 const text = (bytes: Uint8Array) => decoder.decode(bytes);
-
-/** Hand-made CONNECT bytes, for CONNECTs the encoder rightly refuses to produce. */
-function rawConnect(level: number, clientId: string, flags: number): Uint8Array {
-  const id = bytes(clientId);
-  const body = [
-    0,
-    4,
-    0x4d,
-    0x51,
-    0x54,
-    0x54,
-    level,
-    flags,
-    0,
-    0,
-    id.length >> 8,
-    id.length & 255,
-    ...id,
-  ];
-  return new Uint8Array([0x10, body.length, ...body]);
-}
 
 interface CliResult {
   code: number;
