@@ -201,3 +201,50 @@ Deno.test("persistence: SIGKILL mid-stream, restart: every acknowledged message 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("persistence: a torn tail of the retained journal is ignored; a damaged record is skipped, kept and logged", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-damage-" });
+  try {
+    {
+      await using broker = new Broker({ persistence: dir });
+      await broker.listen({ port: 0 });
+      for (const topic of ["a", "b", "c"]) {
+        broker.publish(topic, `payload of ${topic}`, { retain: true });
+      }
+    }
+    const path = `${dir}/retained.journal`;
+    const journal = await Deno.readFile(path);
+    // A torn tail: the start of a record (its length says 100 bytes; 3 are there).
+    await Deno.writeFile(path, new Uint8Array([...journal, 100, 0, 0, 0, 4, 0, 0]));
+    {
+      const lines: string[] = [];
+      await using broker = new Broker({ persistence: dir, log: (line) => lines.push(line) });
+      await broker.listen({ port: 0 });
+      assert.equal(broker.stats().retained, 3);
+      assert.deepEqual(lines.filter((l) => l.includes("damaged")), []);
+    }
+    // Damage inside the record of "b": its CRC no longer matches.
+    const now = await Deno.readFile(path);
+    const at = new TextDecoder().decode(now).indexOf("payload of b");
+    now[at + 3] ^= 0xff;
+    await Deno.writeFile(path, now);
+    const lines: string[] = [];
+    await using broker = new Broker({ persistence: dir, log: (line) => lines.push(line) });
+    const { port } = await broker.listen({ port: 0 });
+    assert.equal(broker.stats().retained, 2, "a and c are read past the damage");
+    const report = lines.find((l) => l.includes("damaged bytes"));
+    assert.ok(report, lines.join("\n"));
+    assert.match(report, /retained\.journal\.corrupt-1/);
+    await Deno.stat(`${path}.corrupt-1`);
+    const { client } = await RawClient.connect(port, { clientId: "reader" });
+    await client.subscribe([["+", 0]]);
+    const topics = [
+      text((await client.expect("publish")).payload),
+      text((await client.expect("publish")).payload),
+    ];
+    assert.deepEqual(topics.sort(), ["payload of a", "payload of c"]);
+    client.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
