@@ -86,7 +86,7 @@ export class RawClient {
       ...connect,
     });
     const connack = await client.expect("connack");
-    return { client, sessionPresent: connack.sessionPresent, returnCode: connack.returnCode };
+    return { client, sessionPresent: connack.sessionPresent, returnCode: connack.returnCode! };
   }
 
   async send(packet: Packet): Promise<void> {
@@ -157,7 +157,7 @@ export class RawClient {
     });
     const suback = await this.expect("suback");
     assert.equal(suback.packetId, packetId);
-    return suback.returnCodes;
+    return suback.returnCodes!;
   }
 
   async publish(topic: string, payload: string, qos: QoS = 0, packetId?: number): Promise<void> {

@@ -5,10 +5,20 @@
  *
  * @module
  */
-import type { ConnackPacket, Packet, PublishPacket, SubscriptionRequest } from "../codec/packet.ts";
+import type {
+  AuthPacket,
+  ConnackPacket,
+  Packet,
+  PublishPacket,
+  SubscriptionRequest,
+} from "../codec/packet.ts";
+import { AuthExchange } from "./auth.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import type { SubscribeProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
+import { closedBeforeConnack } from "../session/connack.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -25,6 +35,8 @@ import { Message } from "./message.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
+/** How long a DISCONNECT sent because of an error may take to leave before the teardown. */
+const ERROR_FLUSH_MS = 1000;
 /** The driver's clock. */
 export const now = (): number => performance.now();
 
@@ -87,6 +99,8 @@ export class Connection implements SessionHandler {
   readonly #piped: Promise<void>;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
   #disconnecting = false;
+  /** The session failed and a DISCONNECT saying why is being written: the connection's end. */
+  #failing: MqttError | undefined;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
   /** Packets sent this tick, written together by `#flush`. */
@@ -103,6 +117,8 @@ export class Connection implements SessionHandler {
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** MQTT 5.0 enhanced authentication: challenges answered by `onAuth`. */
+  readonly #auth: AuthExchange;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -117,13 +133,22 @@ export class Connection implements SessionHandler {
     this.#host = host;
     this.#inbox = host.inbox;
     this.#transport = transport;
-    const writer = new PacketWriter();
+    this.#session = new Session(sessionOptions(options), state, this);
+    this.#auth = new AuthExchange(options.onAuth, {
+      answer: (data) => {
+        this.#session.answerAuth(data, now());
+        this.#armTimer();
+      },
+      fail: (error) => this.#session.authFailed(error, now()),
+    });
+    // The reader and writer speak the session's protocol version from the CONNECT on.
+    const protocolVersion = this.#session.protocolVersion;
+    const writer = new PacketWriter({ protocolVersion });
     this.#piped = writer.readable.pipeTo(transport.writable);
     this.#piped.catch((err) => {
       this.end(asMqttError(err, "writing to the connection failed"));
     });
     this.#writer = writer.writable.getWriter();
-    this.#session = new Session(sessionOptions(options), state, this);
     this.#timer = new DeadlineTimer(now, () => {
       if (this.#ended) return;
       this.#session.tick(now());
@@ -132,7 +157,7 @@ export class Connection implements SessionHandler {
     this.#reader = transport.readable.getReader();
     this.finished = this.#readLoop(
       this.#reader,
-      new PacketFramer({ maxPacketSize: options.maxPacketSize }),
+      new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
 
@@ -148,6 +173,11 @@ export class Connection implements SessionHandler {
     return this.#session.state === "connected";
   }
 
+  /** The session's protocol version and the server's limits from CONNACK. */
+  get session(): Pick<Session, "protocolVersion" | "limits"> {
+    return this.#session;
+  }
+
   /** Whether the session can take commands (CONNECT sent, or accepted), so nothing is queued offline. */
   get live(): boolean {
     const state = this.#session.state;
@@ -161,8 +191,12 @@ export class Connection implements SessionHandler {
   }
 
   /** Sends SUBSCRIBE through the session. */
-  subscribe(requests: SubscriptionRequest[], done: SubscribeCallback): void {
-    this.#session.subscribe(requests, now(), done);
+  subscribe(
+    requests: SubscriptionRequest[],
+    done: SubscribeCallback,
+    properties?: SubscribeProperties,
+  ): void {
+    this.#session.subscribe(requests, now(), done, properties);
     this.#armTimer();
   }
 
@@ -172,10 +206,26 @@ export class Connection implements SessionHandler {
     this.#armTimer();
   }
 
+  /**
+   * MQTT 5.0: re-authenticates (AUTH 0x19 with `data`); resolves with the
+   * Authentication Data of the server's AUTH 0x00 (see {@linkcode AuthExchange}).
+   */
+  reauthenticate(data: Uint8Array | undefined): Promise<Uint8Array | undefined> {
+    return this.#auth.reauthenticate(() => {
+      this.#session.reauthenticate(data, now());
+      this.#armTimer();
+    });
+  }
+
+  /** @internal The session hands over an AUTH from the server. */
+  auth(packet: AuthPacket, finished: boolean): void {
+    this.#auth.received(packet, finished);
+  }
+
   /** Starts the clean close: DISCONNECT once everything in flight has completed. */
-  disconnect(): void {
+  disconnect(reasonCode?: DisconnectReasonCode): void {
     if (this.#session.state !== "connected") return;
-    this.#session.disconnect(now());
+    this.#session.disconnect(now(), reasonCode);
     this.#armTimer();
   }
 
@@ -231,6 +281,7 @@ export class Connection implements SessionHandler {
   /** @internal CONNACK accepted the connection. */
   connected(connack: ConnackPacket): void {
     this.accepted = true;
+    this.#inbox.connected(connack.sessionPresent);
     this.#connack.resolve(connack);
   }
 
@@ -241,21 +292,33 @@ export class Connection implements SessionHandler {
 
   /** @internal The session ends the connection. */
   closed(error: MqttError | undefined): void {
-    if (error) {
+    // MQTT 5.0: a session ending the connection over an error may have queued a DISCONNECT
+    // saying why (0x93 Receive Maximum exceeded); it must leave before the teardown too.
+    if (error && this.#batch.at(-1)?.type !== "disconnect") {
       this.end(error);
       return;
     }
     // A DISCONNECT was queued: the transport's writable closes only once everything written
     // has left (a WebSocket drains its buffer and closes its handshake), then the teardown.
+    // The server may hang up on a DISCONNECT we sent for an error first: `end` keeps the error.
+    this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
-    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => this.end(undefined));
+    // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
+    const timer = error ? setTimeout(() => this.end(error), ERROR_FLUSH_MS) : undefined;
+    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => {
+      clearTimeout(timer);
+      this.end(error);
+    });
   }
 
   /** Tears the transport down once; the session learns the connection is gone. */
   end(error: MqttError | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
+    // The server may hang up on the DISCONNECT we sent for an error: that error is the reason.
+    error = this.#failing ?? error;
+    this.#auth.end(error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
     this.#timer.clear();
     this.#endSignal.resolve();
     // QoS 0 publishes waiting for this batch were never written: they fail.
@@ -305,7 +368,9 @@ export class Connection implements SessionHandler {
         if (done) {
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           if (!this.#disconnecting) {
-            error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+            error = this.#session.state === "connecting"
+              ? closedBeforeConnack(this.#session.protocolVersion)
+              : new MqttError("CONNECTION_CLOSED", "the server closed the connection");
           }
           break;
         }

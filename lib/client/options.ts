@@ -12,6 +12,14 @@ import type { SessionOptions } from "../session/types.ts";
 import type { Store } from "../store/store.ts";
 import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from "./url.ts";
 import type { Transport } from "../transports/transport.ts";
+import type { ConnectProperties, WillProperties } from "../codec/properties.ts";
+import {
+  checkWillProperties,
+  type ProtocolVersionOption,
+  resolveV5Options,
+  type V5ConnectOptions,
+} from "./v5_options.ts";
+import { type AuthHandler, type AuthOptions, resolveAuthOptions } from "./auth.ts";
 
 /** Last Will as the caller gives it; see {@linkcode ConnectOptions.will}. */
 export interface WillOptions {
@@ -23,6 +31,8 @@ export interface WillOptions {
   qos?: QoS;
   /** Whether the will message is retained. @default {false} */
   retain?: boolean;
+  /** MQTT 5.0 Will Properties (will delay, message expiry, content type, ...). */
+  properties?: WillProperties;
 }
 
 /** TLS settings for `mqtts://` (and, where the runtime allows, `wss://`). */
@@ -59,14 +69,20 @@ export interface TlsOptions {
  * };
  * ```
  */
-export interface ConnectOptions {
+export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
   /**
    * Client identifier. The empty string asks the server to assign one and is
    * allowed only with `clean: true` (MQTT-3.1.3-7).
    * @default {"deno-mqtt-" followed by 12 random letters and digits}
    */
   clientId?: string;
-  /** Start a clean session (CleanSession flag); `false` resumes a stored session. @default {true} */
+  /**
+   * Start a clean session (CleanSession flag; Clean Start in MQTT 5.0);
+   * `false` resumes a stored session. Under 5.0 the server keeps a session
+   * after the connection only for `sessionExpiryInterval` seconds (default 0:
+   * not at all), so `clean: false` needs that option too.
+   * @default {true}
+   */
   clean?: boolean;
   /** Keep-alive interval in seconds, 0..65535; 0 turns keep-alive off. @default {60} */
   keepAlive?: number;
@@ -203,6 +219,12 @@ export interface ResolvedOptions {
   queue: Required<QueueOptions>;
   /** The caller's store, if any. */
   store?: Store;
+  /** 4 (MQTT 3.1.1), 5 (MQTT 5.0) or "auto". */
+  protocolVersion: ProtocolVersionOption;
+  /** MQTT 5.0 CONNECT properties, if any. */
+  connectProperties?: ConnectProperties;
+  /** MQTT 5.0 enhanced authentication: answers the server's AUTH challenges. */
+  onAuth?: AuthHandler;
 }
 
 /** Default values of {@linkcode ConnectOptions}. */
@@ -342,7 +364,8 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     clientId = generateClientId();
   } else {
     clientId = checkString("clientId", options.clientId);
-    if (clientId === "" && !clean) {
+    // MQTT 5.0 lifts the rule: the server assigns an identifier whatever Clean Start says.
+    if (clientId === "" && !clean && options.protocolVersion !== 5) {
       throw invalid("an empty clientId requires clean: true (MQTT-3.1.3-7)");
     }
   }
@@ -379,6 +402,9 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
       qos: w.qos === undefined ? 0 : checkQos("will.qos", w.qos), // MQTT-3.1.2-14
       retain: w.retain === undefined ? false : checkBoolean("will.retain", w.retain),
     };
+    // Under 3.1.1 resolveV5Options below refuses will.properties.
+    const v5 = options.protocolVersion === 5 || options.protocolVersion === "auto";
+    if (w.properties !== undefined && v5) will.properties = checkWillProperties(w.properties);
   }
 
   let tls: TlsOptions | undefined;
@@ -438,6 +464,10 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     throw invalid("transport must be a function (url: URL) => Promise<Transport>");
   }
 
+  const v5 = resolveV5Options(
+    options,
+    options.maxPacketSize === undefined ? undefined : maxPacketSize,
+  );
   const reconnect = resolveReconnect(options.reconnect);
   const queue = resolveQueue(options.queue);
 
@@ -454,7 +484,14 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     maxPacketSize,
     bufferSize,
     closeTimeout,
+    protocolVersion: v5.protocolVersion,
   };
+  if (v5.connectProperties !== undefined) resolved.connectProperties = v5.connectProperties;
+  const auth = resolveAuthOptions(options, v5.protocolVersion);
+  if (auth !== undefined) {
+    resolved.connectProperties = { ...resolved.connectProperties, ...auth.properties };
+    if (auth.onAuth !== undefined) resolved.onAuth = auth.onAuth;
+  }
   if (username !== undefined) resolved.username = username;
   if (password !== undefined) resolved.password = password;
   if (will !== undefined) resolved.will = will;
@@ -532,5 +569,10 @@ export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
   if (resolved.username !== undefined) options.username = resolved.username;
   if (resolved.password !== undefined) options.password = resolved.password;
   if (resolved.will !== undefined) options.will = resolved.will;
+  if (resolved.protocolVersion !== 4) {
+    // "auto" starts at 5.0; the client asks for 4 itself after a refusal.
+    options.protocolVersion = 5;
+    if (resolved.connectProperties !== undefined) options.properties = resolved.connectProperties;
+  }
   return options;
 }

@@ -244,7 +244,7 @@ function bodyLength(packet: Packet, version: ProtocolVersion): number {
       only5(hasProperties(packet.properties), packet.type, "properties");
       checkPacketId(packet.packetId, "suback");
       const codes = packet.returnCodes;
-      if (codes.length === 0) {
+      if (codes === undefined || codes.length === 0) {
         throw new ProtocolError(
           "EMPTY_SUBSCRIPTION",
           "SUBACK needs one return code per topic filter of its SUBSCRIBE, so at least one " +
@@ -641,9 +641,9 @@ function writePacket(
       pos = writeUint16(buf, writeHeader(buf, pos, SUBACK, remaining), packet.packetId);
       if (version === 5) {
         pos = writeProperties(packet.properties, propLength, buf, pos);
-        return writeCodes(buf, pos, packet.reasonCodes ?? packet.returnCodes);
+        return writeCodes(buf, pos, (packet.reasonCodes ?? packet.returnCodes)!);
       }
-      return writeCodes(buf, pos, packet.returnCodes);
+      return writeCodes(buf, pos, packet.returnCodes!);
     }
     case "unsubscribe": {
       pos = writeUint16(buf, writeHeader(buf, pos, UNSUBSCRIBE, remaining), packet.packetId);
@@ -659,7 +659,7 @@ function writePacket(
       // Section 3.2.2.1: bits 7-1 of the acknowledge flags are reserved, 0.
       buf[pos] = packet.sessionPresent ? 1 : 0;
       if (version === 4) {
-        buf[pos + 1] = packet.returnCode;
+        buf[pos + 1] = packet.returnCode!;
         return pos + 2;
       }
       buf[pos + 1] = packet.reasonCode ?? 0;

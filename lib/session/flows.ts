@@ -8,9 +8,11 @@
  * @module
  */
 import type { Packet, PublishPacket } from "../codec/packet.ts";
-import { type MqttError, ProtocolError } from "../errors.ts";
+import { type MqttError, ProtocolError, PublishRejectedError } from "../errors.ts";
+import { isFailure } from "../codec/reason_codes.ts";
+import { expiredError, withRemainingExpiry } from "./expiry.ts";
 import { OutgoingPublish, type SessionState } from "./state.ts";
-import type { OutgoingMessage, PublishCallback } from "./types.ts";
+import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
 /** Where the flows' packets and messages go; `now` is the caller's clock, passed through. */
 export interface FlowOutput {
@@ -71,6 +73,13 @@ export class Flows {
    * around a callback that may publish from inside it.
    */
   holding = false;
+  /**
+   * Checked on each waiting publish as it leaves the queue: an error fails
+   * that publish (`done(error)`) instead of sending it. The client's session
+   * sets it to the server's MQTT 5.0 limits (Maximum QoS, Retain Available,
+   * Maximum Packet Size), which a publish queued before CONNACK did not meet.
+   */
+  refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
 
   /** Flows over `state`, sending through `out`. */
   constructor(state: SessionState, maxInflight: number, out: FlowOutput) {
@@ -112,19 +121,29 @@ export class Flows {
    * nothing waits or the head waits for a window slot. Its PUBLISH is
    * `entry.packet`. The caller sends it, and for QoS 0 calls `done()`.
    * For a driver that pulls what it writes (the broker fills each write up to a size).
+   * With `now`, a message whose Message Expiry Interval has passed fails with
+   * `MESSAGE_EXPIRED` instead, and one sent late carries what remains of it.
    */
-  takeNext(): OutgoingPublish | undefined {
+  takeNext(now?: number): OutgoingPublish | undefined {
     const state = this.#state;
-    const head = state.peekWaiting();
+    let head = state.peekWaiting();
+    const refuse = this.refuse;
+    while (head !== undefined) {
+      const error = expiredError(head.message, now) ?? refuse?.(head.message);
+      if (error === undefined) break;
+      state.shiftWaiting();
+      head.done(error);
+      head = state.peekWaiting();
+    }
     if (head === undefined) return undefined;
     if (head.message.qos === 0) {
       state.shiftWaiting();
-      head.packet = qos0Packet(head.message);
+      head.packet = qos0Packet(head.message, now);
       return head;
     }
     if (state.inflightCount >= this.maxInflight) return undefined;
     // The entry leaves the queue inside addInflight, after its id is allocated and stored.
-    this.#assign(head);
+    this.#assign(head, now);
     state.addInflight(head, true);
     return head;
   }
@@ -136,7 +155,7 @@ export class Flows {
     const holding = this.holding;
     this.holding = true;
     try {
-      for (let entry = this.takeNext(); entry !== undefined; entry = this.takeNext()) {
+      for (let entry = this.takeNext(now); entry !== undefined; entry = this.takeNext(now)) {
         out.send(entry.packet!, now);
         if (entry.message.qos === 0) entry.done();
       }
@@ -189,7 +208,10 @@ export class Flows {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.released) return;
         state.complete(packetId);
-        if (entry.message.qos === 1) return this.#completed(entry, now);
+        if (entry.message.qos === 1) {
+          // MQTT 5.0: a reason code of 0x80 or more refuses the message (MQTT-3.3.4-7: the slot is free).
+          return this.#completed(entry, now, rejected(entry, packet), ackOf(packet));
+        }
         // MQTT-4.3.3-1: a QoS 2 PUBLISH is answered by PUBREC. A receiver that
         // answers PUBACK has taken it at QoS 1 (RabbitMQ does): end the flow,
         // freeing its id and window slot, and tell the sender exactly-once was not had.
@@ -207,7 +229,16 @@ export class Flows {
       case "pubrec": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.message.qos !== 2) return;
-        if (!entry.released) state.release(entry);
+        const refused = entry.released ? undefined : rejected(entry, packet);
+        if (refused !== undefined) {
+          // MQTT 5.0 section 4.3.3: a PUBREC of 0x80 or more ends the flow; no PUBREL follows.
+          state.complete(packetId);
+          return this.#completed(entry, now, refused);
+        }
+        if (!entry.released) {
+          entry.ack = ackOf(packet);
+          state.release(entry);
+        }
         // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
         this.#out.send({ type: "pubrel", packetId }, now);
         return;
@@ -216,7 +247,8 @@ export class Flows {
         const entry = state.getInflight(packetId);
         if (entry === undefined || !entry.released) return;
         state.complete(packetId);
-        return this.#completed(entry, now);
+        // The PUBREC said what became of the message; a PUBCOMP has no other verdict to give.
+        return this.#completed(entry, now, undefined, entry.ack ?? ackOf(packet));
       }
       case "pubrel":
         // MQTT-4.3.3-2: forget the id and answer PUBCOMP, also for an id we do
@@ -260,9 +292,13 @@ export class Flows {
     this.#out.send(entry.packet!, now);
   }
 
-  #assign(entry: OutgoingPublish): void {
+  /**
+   * Builds the PUBLISH of an entry entering the window. Expiry is applied
+   * here only: once sent, a message is resent as it was (MQTT-4.3.3-7).
+   */
+  #assign(entry: OutgoingPublish, now?: number): void {
     const m = entry.message;
-    entry.packet = {
+    const packet: PublishPacket = {
       type: "publish",
       topic: m.topic,
       payload: m.payload,
@@ -271,21 +307,23 @@ export class Flows {
       dup: false,
       packetId: this.#state.allocatePacketId(),
     };
+    if (m.properties !== undefined) packet.properties = m.properties;
+    entry.packet = now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
   }
 
   /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
-  #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
+  #completed(entry: OutgoingPublish, now: number, error?: MqttError, ack?: PublishAck): void {
     try {
       this.fillWindow(now);
     } finally {
       // Settled even when refilling threw (a store error): its flow did complete.
-      entry.done(error);
+      entry.done(error, ack);
     }
   }
 }
 
-function qos0Packet(m: OutgoingMessage): PublishPacket {
-  return {
+function qos0Packet(m: OutgoingMessage, now?: number): PublishPacket {
+  const packet: PublishPacket = {
     type: "publish",
     topic: m.topic,
     payload: m.payload,
@@ -293,4 +331,23 @@ function qos0Packet(m: OutgoingMessage): PublishPacket {
     retain: m.retain,
     dup: false,
   };
+  if (m.properties !== undefined) packet.properties = m.properties;
+  return now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
+}
+
+/** The result of an acknowledgement without reason code or properties (all of them under 3.1.1). */
+const SUCCESS: PublishAck = Object.freeze({ reasonCode: 0, properties: Object.freeze({}) });
+
+/** The result a 5.0 PUBACK or PUBREC gives its publish. */
+function ackOf(packet: AckPacket): PublishAck {
+  const { reasonCode, properties } = packet;
+  if (properties === undefined && !reasonCode) return SUCCESS;
+  return { reasonCode: reasonCode ?? 0, properties: properties ?? {} };
+}
+
+/** The error of a PUBACK or PUBREC that refuses its publish (MQTT 5.0, code 0x80 or more). */
+function rejected(entry: OutgoingPublish, packet: AckPacket): MqttError | undefined {
+  const code = packet.reasonCode;
+  if (code === undefined || !isFailure(code)) return undefined;
+  return new PublishRejectedError(entry.message.topic, code, packet.properties?.reasonString);
 }
