@@ -4,7 +4,7 @@
  * of the 69 statements has a row, and every test a row cites exists.
  */
 import assert from "node:assert/strict";
-import { Broker } from "../broker.ts";
+import type { Broker } from "../broker.ts";
 import type { PublishPacket } from "../lib/codec/packet.ts";
 import { bytes, RawClient, rawConnect, startBroker } from "./broker_helpers.ts";
 
