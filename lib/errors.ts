@@ -52,6 +52,7 @@ export type MqttErrorCode =
   | "CONNECTION_CLOSED"
   | "INVALID_STATE"
   | "SUBSCRIBE_FAILED"
+  | "PUBLISH_REFUSED"
   | "QUEUE_FULL"
   | "ABORTED"
   | "TRANSPORT_ERROR"

@@ -37,16 +37,6 @@ const NOT_AT_5: [string, string][] = [
     "at 5.0 the server learns our Maximum Packet Size and discards larger packets itself " +
     "(MQTT-3.1.2-25); client_v5_test.ts covers it",
   ],
-  [
-    "wildcards: + matches one level",
-    "Mosquitto sends a 5.0 client one copy per matching subscription; routing them exactly " +
-    "needs Subscription Identifiers (branch v5extras)",
-  ],
-  [
-    "overlapping subscriptions:",
-    "Mosquitto sends a 5.0 client one copy per matching subscription; routing them exactly " +
-    "needs Subscription Identifiers (branch v5extras)",
-  ],
 ];
 
 /**

@@ -10,9 +10,8 @@ import type { ConnackPacket, QoS } from "../codec/packet.ts";
 import type { AckProperties, PublishProperties } from "../codec/properties.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import type { SubackCode } from "../session/types.ts";
-import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 import { encodedLength } from "../codec/encode.ts";
-import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
+import { MAX_PACKET_SIZE } from "../codec/remaining_length.ts";
 import {
   ConnectionRefusedError,
   MqttError,
@@ -44,6 +43,7 @@ import type { ResolvedOptions } from "./options.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
 import type { Message } from "./message.ts";
 import { type RequestOptions, Requests, type RespondOptions, respondTo } from "./request.ts";
+import { checkFilters, checkPublish, checkSubscribeOptions } from "./validate.ts";
 import { parseSharedFilter } from "../util/topic_filter.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
@@ -157,19 +157,11 @@ export type MqttClientListener<K extends keyof MqttClientEventMap> = (
   event: MqttClientEventMap[K],
 ) => void;
 
-const encoder = new TextEncoder();
-/** Topic length prefix and bytes (at most 65,535) plus packet identifier: a PUBLISH's overhead. */
-const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
+/** Fixed header, topic length prefix and bytes, packet identifier: a 3.1.1 PUBLISH's most overhead. */
+const MAX_PUBLISH_OVERHEAD = 5 + 2 + 65_535 + 2;
 const noop = () => {};
 // Lets connect() make and open a client without a public method for it.
 let open: (options: ResolvedOptions) => Promise<MqttClient>;
-
-function checkQos(qos: unknown): QoS {
-  if (qos !== 0 && qos !== 1 && qos !== 2) {
-    throw new MqttError("INVALID_OPTION", `qos must be 0, 1 or 2, got ${String(qos)}`);
-  }
-  return qos;
-}
 
 /** How long a connection must last before the reconnect backoff starts over. */
 function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
@@ -553,37 +545,27 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     options: PublishOptions = {},
   ): Promise<PublishResult | undefined> {
     try {
-      validateTopicName(topic);
-      const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-      const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
-      if (!(bytes instanceof Uint8Array)) {
-        throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
-      }
+      const message: OutgoingMessage = checkPublish(topic, payload, options);
+      const { qos, payload: bytes } = message;
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      const message: OutgoingMessage = {
-        topic,
-        payload: bytes,
-        qos,
-        retain: options.retain === true,
-      };
       if (options.properties !== undefined) {
         message.properties = publishProperties(options.properties, this.protocolVersion);
         const interval = message.properties.messageExpiryInterval;
         if (interval !== undefined) message.expiresAt = expiryDeadline(interval, now());
       }
+      const connection = this.#connection;
       // Only a payload near the protocol's limit, or 5.0 properties, can fail to encode: ask the
-      // codec then, here, rather than let the writer fail the connection over it (and again
-      // after every reconnect).
+      // codec here rather than let the writer fail the connection over it (and again after
+      // every reconnect). The server's own Maximum Packet Size (5.0) is the session's rule.
       if (
         message.properties !== undefined ||
-        bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD
+        bytes.length > MAX_PACKET_SIZE - MAX_PUBLISH_OVERHEAD
       ) {
         encodedLength(
           { type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message },
           { protocolVersion: this.protocolVersion },
         );
       }
-      const connection = this.#connection;
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }
@@ -591,10 +573,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         this.#publish(message, (error, ack) => {
           if (error) reject(error);
           else if (qos !== 0) resolve(ack as PublishResult);
-          // QoS 0 is done once its batch is handed to the writer; a connection that ends first
-          // rejects it (a transport write failing after the hand-over is not seen here).
-          else if (connection?.online) connection.lastWrite.then(() => resolve(undefined), reject);
-          else resolve(undefined);
+          else {
+            // QoS 0 settles with the transport's write of its batch, on the connection that
+            // sent it (a publish queued offline goes out on a later one): rejected when the
+            // write fails or the connection ends first.
+            const sender = this.#connection;
+            if (sender !== undefined && !sender.ended) {
+              sender.lastWrite.then(() => resolve(undefined), reject);
+            } else resolve(undefined);
+          }
         });
       });
     } catch (err) {
@@ -618,17 +605,12 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     filters: string | string[],
     options: SubscribeOptions = {},
   ): Promise<Subscription> {
-    const list = typeof filters === "string" ? [filters] : [...filters];
-    if (list.length === 0) {
-      throw new MqttError("INVALID_OPTION", "subscribe needs at least one topic filter");
-    }
-    for (const filter of list) {
-      validateTopicFilter(filter);
-      parseSharedFilter(filter); // MQTT-4.8.2-1, -2: $share/{ShareName}/{filter}
-    }
-    const qos = options.qos === undefined ? 0 : checkQos(options.qos);
+    const list = checkFilters(filters, "subscribe");
+    for (const filter of list) parseSharedFilter(filter); // MQTT-4.8.2-1, -2: $share/{ShareName}/{filter}
+    const checked = checkSubscribeOptions(options);
+    const qos = checked.qos;
     const flags = subscriptionFlags(options, this.protocolVersion, list);
-    const bufferSize = options.bufferSize ?? this.#options.bufferSize;
+    const bufferSize = checked.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
     const identifier = this.#subscriptionIdentifier();
     const inbox = this.#inbox;
@@ -690,8 +672,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * ```
    */
   async unsubscribe(filters: string | string[]): Promise<void> {
-    const list = typeof filters === "string" ? [filters] : [...filters];
-    for (const filter of list) validateTopicFilter(filter);
+    const list = checkFilters(filters, "unsubscribe");
     await this.#sendUnsubscribe(this.#inbox.unsubscribe(list));
   }
 

@@ -270,11 +270,29 @@ export const DEFAULTS: {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const encoder = new TextEncoder();
 
-function invalid(message: string): MqttError {
+/**
+ * An `INVALID_OPTION` error; the message names the option and what it must be.
+ *
+ * @example
+ * ```ts
+ * import { invalid } from "./options.ts";
+ * console.log(invalid("qos must be 0, 1 or 2").code); // INVALID_OPTION
+ * ```
+ */
+export function invalid(message: string): MqttError {
   return new MqttError("INVALID_OPTION", message);
 }
 
-function checkInteger(name: string, value: unknown, min: number, max: number): number {
+/**
+ * Returns `value` if it is an integer from `min` to `max`, else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkInteger } from "./options.ts";
+ * console.log(checkInteger("bufferSize", 10, 1, 100)); // 10
+ * ```
+ */
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw invalid(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
   }
@@ -292,7 +310,16 @@ function checkMillis(name: string, value: unknown, min: number): number {
   return value;
 }
 
-function checkBoolean(name: string, value: unknown): boolean {
+/**
+ * Returns `value` if it is a boolean, else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkBoolean } from "./options.ts";
+ * console.log(checkBoolean("retain", true)); // true
+ * ```
+ */
+export function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== "boolean") throw invalid(`${name} must be a boolean, got ${typeof value}`);
   return value;
 }
@@ -302,13 +329,31 @@ function checkString(name: string, value: unknown): string {
   return value;
 }
 
-function toBytes(name: string, value: unknown): Uint8Array {
+/**
+ * A string as its UTF-8 bytes, a `Uint8Array` as it is; anything else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { toBytes } from "./options.ts";
+ * console.log(toBytes("payload", "hi")); // Uint8Array(2) [ 104, 105 ]
+ * ```
+ */
+export function toBytes(name: string, value: unknown): Uint8Array {
   if (typeof value === "string") return encoder.encode(value);
   if (value instanceof Uint8Array) return value;
   throw invalid(`${name} must be a string or a Uint8Array, got ${typeof value}`);
 }
 
-function checkQos(name: string, value: unknown): QoS {
+/**
+ * Returns `value` if it is a QoS (0, 1 or 2), else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkQos } from "./options.ts";
+ * console.log(checkQos("qos", 1)); // 1
+ * ```
+ */
+export function checkQos(name: string, value: unknown): QoS {
   if (value !== 0 && value !== 1 && value !== 2) {
     throw invalid(`${name} must be 0, 1 or 2, got ${String(value)}`);
   }

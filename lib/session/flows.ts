@@ -8,7 +8,7 @@
  * @module
  */
 import type { Packet, PublishPacket } from "../codec/packet.ts";
-import { type MqttError, ProtocolError, PublishRejectedError } from "../errors.ts";
+import { MqttError, ProtocolError, PublishRejectedError } from "../errors.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { expiredError, withRemainingExpiry } from "./expiry.ts";
 import { OutgoingPublish, type SessionState } from "./state.ts";
@@ -21,6 +21,18 @@ export interface FlowOutput {
   /** Hands an application message to the application; once per QoS 2 message. */
   deliver(packet: PublishPacket): void;
 }
+
+/**
+ * Connections in a row the peer may drop right after a publish was sent
+ * before the publish is refused with `PUBLISH_REFUSED`
+ * ({@linkcode Flows.prototype.connectionDropped}).
+ */
+export const MAX_STRIKES = 3;
+
+// Order of every PUBLISH and PUBREL sent by any flows, counting up. One
+// counter for all, so an order taken on an earlier connection is always
+// below any taken on a later one, whichever flows took it.
+let sendOrder = 0;
 
 /** The acknowledgement packets a flow consumes. */
 export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" | "pubcomp" }>;
@@ -42,6 +54,9 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  *   may acknowledge the original and the DUP resend). A QoS 2 PUBLISH answered
  *   with PUBACK ends its flow with a `ProtocolError` (UNEXPECTED_PACKET): the
  *   receiver took it at QoS 1.
+ * - A publish the peer dropped the connection right after, {@linkcode MAX_STRIKES}
+ *   times in a row, fails with `PUBLISH_REFUSED` and leaves the state
+ *   (`connectionDropped`): MQTT 3.1.1 gives a receiver no other way to refuse one.
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
@@ -67,6 +82,8 @@ export class Flows {
   readonly #out: FlowOutput;
   /** Most QoS 1/2 publishes unacknowledged at once. */
   maxInflight: number;
+  /** Highest send order the peer has shown it read past: by an ack, or by `acknowledged`. */
+  #acked = sendOrder;
   /**
    * While true, new publishes queue behind those waiting instead of going out
    * at once: set while a resume or a window refill runs, and by the caller
@@ -145,6 +162,7 @@ export class Flows {
     // The entry leaves the queue inside addInflight, after its id is allocated and stored.
     this.#assign(head, now);
     state.addInflight(head, true);
+    head.sentOrder = ++sendOrder;
     return head;
   }
 
@@ -207,6 +225,7 @@ export class Flows {
       case "puback": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.released) return;
+        this.acknowledged(entry.sentOrder);
         state.complete(packetId);
         if (entry.message.qos === 1) {
           // MQTT 5.0: a reason code of 0x80 or more refuses the message (MQTT-3.3.4-7: the slot is free).
@@ -236,16 +255,19 @@ export class Flows {
           return this.#completed(entry, now, refused);
         }
         if (!entry.released) {
+          this.acknowledged(entry.sentOrder);
           entry.ack = ackOf(packet);
           state.release(entry);
         }
         // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
+        entry.sentOrder = ++sendOrder;
         this.#out.send({ type: "pubrel", packetId }, now);
         return;
       }
       case "pubcomp": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || !entry.released) return;
+        this.acknowledged(entry.sentOrder);
         state.complete(packetId);
         // The PUBREC said what became of the message; a PUBCOMP has no other verdict to give.
         return this.#completed(entry, now, undefined, entry.ack ?? ackOf(packet));
@@ -275,6 +297,7 @@ export class Flows {
     const out = this.#out;
     for (const entry of state.inflight()) {
       const packet = entry.packet!;
+      entry.sentOrder = ++sendOrder;
       if (sessionPresent) {
         if (entry.released) out.send({ type: "pubrel", packetId: packet.packetId! }, now);
         else out.send({ ...packet, dup: true }, now);
@@ -285,10 +308,61 @@ export class Flows {
     }
   }
 
+  /**
+   * The order of the latest PUBLISH or PUBREL sent, for a caller that sends
+   * a packet of its own whose answer proves the peer read everything before
+   * it (a PINGREQ): pass it to {@linkcode Flows.prototype.acknowledged} then.
+   */
+  get sendOrder(): number {
+    return sendOrder;
+  }
+
+  /** The peer has read every PUBLISH and PUBREL sent up to `order` (see `sendOrder`). */
+  acknowledged(order: number): void {
+    if (order > this.#acked) this.#acked = order;
+  }
+
+  /**
+   * The peer dropped the connection (closed or reset it; not a timeout or
+   * a close of ours). MQTT 3.1.1 gives a sender no way to learn that a
+   * receiver cannot take a PUBLISH (too large, not allowed): a broker just
+   * drops the connection, and resending it on every reconnect would loop
+   * forever, with everything behind it waiting. So the pattern decides: the
+   * first PUBLISH sent after the last one the peer acknowledged is the
+   * suspect, and a publish that is the suspect of {@linkcode MAX_STRIKES}
+   * drops in a row fails with `PUBLISH_REFUSED` and leaves the session (and
+   * its store); the rest go on. A drop with another suspect, or none, clears
+   * its strikes; an acknowledgement completes it.
+   */
+  connectionDropped(): void {
+    const state = this.#state;
+    if (state.inflightCount === 0) return;
+    let suspect: OutgoingPublish | undefined;
+    for (const entry of state.inflight()) {
+      // Past PUBREC the PUBLISH was taken; entries sent before the last ack were read.
+      if (entry.released || entry.sentOrder <= this.#acked) continue;
+      if (suspect === undefined || entry.sentOrder < suspect.sentOrder) suspect = entry;
+    }
+    for (const entry of state.inflight()) entry.strikes = entry === suspect ? entry.strikes + 1 : 0;
+    if (suspect === undefined || suspect.strikes < MAX_STRIKES) return;
+    const packetId = suspect.packet!.packetId!;
+    state.complete(packetId);
+    suspect.done(
+      new MqttError(
+        "PUBLISH_REFUSED",
+        `the server closed the connection right after this QoS ${suspect.message.qos} PUBLISH ` +
+          `to "${suspect.message.topic}" (${suspect.message.payload.length} bytes) ` +
+          `${MAX_STRIKES} times in a row, so it is given up: the server does not take it ` +
+          "(larger than its maximum packet size, or not allowed); see the server's log",
+      ),
+    );
+  }
+
   /** Moves a publish into the in-flight window and sends it (MQTT-4.3.2-1, MQTT-4.3.3-1: DUP=0). */
   #start(entry: OutgoingPublish, now: number, dequeued: boolean): void {
     this.#assign(entry);
     this.#state.addInflight(entry, dequeued);
+    entry.sentOrder = ++sendOrder;
     this.#out.send(entry.packet!, now);
   }
 

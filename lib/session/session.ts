@@ -168,6 +168,8 @@ export class Session {
   #lastReceived = 0;
   #pingOutstanding = false;
   #pingTimeoutAt = Infinity;
+  /** The flows' send order when the outstanding PINGREQ went out (0: none). */
+  #pingOrder = 0;
   #readPaused = false;
   /** SUBSCRIBE/UNSUBSCRIBE made while connecting (ids already reserved in the state). */
   #queuedRequests: PendingRequest[] = [];
@@ -304,6 +306,9 @@ export class Session {
         return;
       }
       case "pingresp":
+        // The server read everything sent before the PINGREQ (it answers in order).
+        this.#flows.acknowledged(this.#pingOrder);
+        this.#pingOrder = 0;
         return;
       case "connack":
         this.#fail(unexpected(packet, "CONNACK was already received"));
@@ -447,10 +452,17 @@ export class Session {
    * The transport died or closed: becomes `disconnected`. Pending
    * SUBSCRIBE/UNSUBSCRIBE callbacks fail with `error`; QoS 1/2 publishes stay
    * in the {@linkcode SessionState} for the next connection. No-op when already disconnected.
+   *
+   * `dropped`: the server closed or reset an accepted connection (rather than
+   * this side ending it). A publish the server dropped the connection right
+   * after, three times in a row, then fails with `PUBLISH_REFUSED` and leaves
+   * the state (see `Flows.connectionDropped`).
    */
-  connectionLost(error: MqttError, _now: number): void {
-    if (this.#name === "disconnected") return;
+  connectionLost(error: MqttError, _now: number, dropped = false): void {
+    const name = this.#name;
+    if (name === "disconnected") return;
     this.#enterDisconnected(error);
+    if (dropped && name !== "connecting") this.#flows.connectionDropped();
   }
 
   /**
@@ -490,6 +502,7 @@ export class Session {
       now >= this.#lastSent + ka ||
       (!this.#pingOutstanding && !paused && now >= this.#lastReceived + ka)
     ) {
+      if (this.#pingOrder === 0) this.#pingOrder = this.#flows.sendOrder;
       this.#send(PINGREQ, now);
       if (!this.#pingOutstanding) {
         this.#pingOutstanding = true;
@@ -777,6 +790,7 @@ export class Session {
     this.#connectDeadline = Infinity;
     this.#pingOutstanding = false;
     this.#pingTimeoutAt = Infinity;
+    this.#pingOrder = 0;
     this.#flows.holding = false;
   }
 

@@ -49,6 +49,10 @@ export class OutgoingPublish {
   size = 0;
   /** MQTT 5.0, QoS 2: the PUBREC's reason code and properties, the flow's result at PUBCOMP. */
   ack: PublishAck | undefined = undefined;
+  /** When its latest PUBLISH or PUBREL went out, in the flows' send order (`Flows`). */
+  sentOrder = 0;
+  /** Connections in a row the peer dropped right after this PUBLISH (`Flows.connectionDropped`). */
+  strikes = 0;
 
   /** Creates a waiting entry. */
   constructor(message: OutgoingMessage, done: PublishCallback) {
