@@ -21,7 +21,8 @@ import { PacketWriter } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
 import { DeadlineTimer } from "../util/deadline_timer.ts";
 import type { Inbox } from "./inbox.ts";
-import { Message } from "./message.ts";
+import { type AckFunction, createMessage } from "./message.ts";
+import type { PendingAck } from "../session/acks.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
@@ -59,6 +60,8 @@ export async function openTransport(
 export interface ConnectionHost {
   /** Where delivered messages go, and whether the reading must wait for a consumer. */
   readonly inbox: Inbox;
+  /** A delivered message was consumed (or declined): see `Session.acknowledge`. */
+  readonly acknowledge: AckFunction;
   /** The transport is gone (`error` undefined after a clean DISCONNECT). */
   connectionEnded(connection: Connection, error: MqttError | undefined): void;
   /** A subscription the session re-registered by itself was refused. */
@@ -172,6 +175,12 @@ export class Connection implements SessionHandler {
     this.#armTimer();
   }
 
+  /** Acknowledges a consumed (or declined) message through the session (see `Session.acknowledge`). */
+  acknowledge(ack: PendingAck, consumed: boolean): void {
+    this.#session.acknowledge(ack, consumed, now());
+    this.#armTimer();
+  }
+
   /** Starts the clean close: DISCONNECT once everything in flight has completed. */
   disconnect(): void {
     if (this.#session.state !== "connected") return;
@@ -224,8 +233,8 @@ export class Connection implements SessionHandler {
   };
 
   /** @internal The session delivers a message. */
-  deliver(packet: PublishPacket): void {
-    this.#inbox.route(new Message(packet));
+  deliver(packet: PublishPacket, ack?: PendingAck): void {
+    this.#inbox.route(createMessage(packet, ack, this.#host.acknowledge));
   }
 
   /** @internal CONNACK accepted the connection. */

@@ -528,6 +528,8 @@ export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
     maxInflight: resolved.maxInflight,
     pingTimeout: resolved.pingTimeout,
     connectTimeout: resolved.connectTimeout,
+    // Acknowledged when the application has the message (SubscribeOptions.ack).
+    deferAcks: true,
   };
   if (resolved.username !== undefined) options.username = resolved.username;
   if (resolved.password !== undefined) options.password = resolved.password;

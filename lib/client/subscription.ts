@@ -6,8 +6,19 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
-import type { Message } from "./message.ts";
+import { type Message, settleMessage } from "./message.ts";
 import { topicMatches } from "../util/topic_filter.ts";
+
+/**
+ * When a subscription's QoS 1/2 messages are acknowledged (PUBACK / PUBREC):
+ * - `"consume"`: once the consumer has taken the message and asks for the
+ *   next one (the next `for await` step) or leaves the loop;
+ * - `"manual"`: when the consumer calls `msg.ack()`;
+ * - `"receive"`: when the message enters the subscription's buffer.
+ *
+ * See `SubscribeOptions.ack` for what each promises.
+ */
+export type AckMode = "consume" | "manual" | "receive";
 
 /** How a {@linkcode Subscription} is wired to its client. */
 export interface SubscriptionOptions {
@@ -16,6 +27,8 @@ export interface SubscriptionOptions {
    * wait. An integer of at least 1.
    */
   bufferSize: number;
+  /** When messages are acknowledged. @default {"consume"} */
+  ack?: AckMode;
   /** Sends UNSUBSCRIBE for this subscription; called at most once. */
   unsubscribe: (sub: Subscription) => Promise<void>;
 }
@@ -31,6 +44,7 @@ let make: (filters: string[], granted: QoS[], options: SubscriptionOptions) => S
 let pushOf: (sub: Subscription, message: Message) => boolean;
 let readyOf: (sub: Subscription) => Promise<void>;
 let endOf: (sub: Subscription, error?: Error) => void;
+let leaveOf: (sub: Subscription) => Promise<void>;
 
 /**
  * The messages of one SUBSCRIBE, as an async iterable with backpressure.
@@ -59,6 +73,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   readonly filters: readonly string[];
   /** The QoS granted by the server for each filter, in the same order. */
   readonly granted: readonly QoS[];
+  /** When this subscription's QoS 1/2 messages are acknowledged (see {@linkcode AckMode}). */
+  readonly ack: AckMode;
 
   #bufferSize: number;
   #unsubscribeFn: (sub: Subscription) => Promise<void>;
@@ -71,6 +87,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | undefined;
   #readyWaiter: PromiseWithResolvers<void> | undefined;
   #unsubscribed: Promise<void> | undefined;
+  /** With `ack: "consume"`: the message last handed to the consumer, acknowledged when it asks again. */
+  #inHand: Message | undefined;
 
   static {
     nextOf = (sub) => sub.#next();
@@ -78,6 +96,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     pushOf = (sub, message) => sub.#push(message);
     readyOf = (sub) => sub.#ready();
     endOf = (sub, error) => sub.#end(error);
+    leaveOf = (sub) => sub.#leave();
   }
 
   /** Made by the client after a successful SUBACK; see {@linkcode createSubscription}. */
@@ -91,6 +110,14 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     }
     this.filters = Object.freeze([...filters]);
     this.granted = Object.freeze([...granted]);
+    const ack = options.ack ?? "consume";
+    if (ack !== "consume" && ack !== "manual" && ack !== "receive") {
+      throw new MqttError(
+        "INVALID_OPTION",
+        `ack must be "consume", "manual" or "receive", got ${String(ack)}`,
+      );
+    }
+    this.ack = ack;
     this.#bufferSize = bufferSize;
     this.#unsubscribeFn = options.unsubscribe;
   }
@@ -125,11 +152,16 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
 
   /** See {@linkcode pushMessage}. */
   #push(message: Message): boolean {
-    if (this.#ended) return true;
+    if (this.#ended) {
+      settleMessage(message, false); // nobody will consume it here
+      return true;
+    }
+    if (this.ack === "receive") settleMessage(message, true);
     const waiting = this.#waiting;
     if (waiting !== undefined) {
       // The consumer is parked on an empty buffer: hand over directly.
       this.#waiting = undefined;
+      if (this.ack === "consume") this.#inHand = message;
       waiting.resolve({ done: false, value: message });
       return true;
     }
@@ -168,7 +200,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
 
   /**
    * Sends UNSUBSCRIBE (once) and ends the iteration at once, discarding
-   * buffered messages. Every call returns the same promise.
+   * buffered messages: those are not acknowledged (see `SubscribeOptions.ack`
+   * for what becomes of them). Every call returns the same promise.
    *
    * @example
    * ```ts ignore
@@ -222,7 +255,23 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return this.#consumer;
   }
 
+  /** The consumer left its loop: the message in hand counts as consumed, then UNSUBSCRIBE. */
+  #leave(): Promise<void> {
+    this.#consumed();
+    return this.unsubscribe();
+  }
+
+  /** With `ack: "consume"`: the consumer is done with the message in hand. */
+  #consumed(): void {
+    const inHand = this.#inHand;
+    if (inHand === undefined) return;
+    this.#inHand = undefined;
+    settleMessage(inHand, true);
+  }
+
   #next(): Promise<IteratorResult<Message, undefined>> {
+    // Asking for the next message is what says the last one was consumed.
+    this.#consumed();
     if (this.#length > 0) {
       const ring = this.#ring;
       const message = ring[this.#head] as Message;
@@ -230,6 +279,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
       this.#head = (this.#head + 1) & (ring.length - 1);
       this.#length--;
       if (this.#readyWaiter !== undefined && this.#length < this.#bufferSize) this.#releaseReady();
+      if (this.ack === "consume") this.#inHand = message;
       return Promise.resolve({ done: false, value: message });
     }
     if (this.#ended) {
@@ -258,8 +308,15 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return ring;
   }
 
+  /** Discards the buffered messages, declined: none of them reached the consumer. */
   #clear(): void {
-    if (this.#length > 0) this.#ring = new Array(INITIAL_CAPACITY);
+    if (this.#length > 0) {
+      const ring = this.#ring;
+      for (let k = 0; k < this.#length; k++) {
+        settleMessage(ring[(this.#head + k) & (ring.length - 1)] as Message, false);
+      }
+      this.#ring = new Array(INITIAL_CAPACITY);
+    }
     this.#head = 0;
     this.#length = 0;
   }
@@ -289,7 +346,7 @@ class SubscriptionIterator implements AsyncIterator<Message, undefined> {
   async return(): Promise<IteratorResult<Message, undefined>> {
     this.finished = true;
     try {
-      await this.#sub.unsubscribe();
+      await leaveOf(this.#sub);
     } catch {
       // Leaving a loop must not throw because UNSUBSCRIBE failed (say the
       // connection is gone): the caller sees that error from sub.unsubscribe().
