@@ -644,6 +644,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#attemptController?.abort(new MqttError("ABORTED", "the client was closed"));
     const connection = this.#connection;
     if (connection && !connection.ended) {
+      if (connection.online) this.#inbox.acknowledgeHeld();
       connection.disconnect();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<void>((resolve) => {

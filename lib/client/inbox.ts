@@ -42,7 +42,7 @@ export interface PendingSubscribe {
  * in-flight window, and by READ_AHEAD_FACTOR × `bufferSize` at most, whatever
  * is awaited. Messages arriving for filters being unsubscribed are dropped,
  * declined (not acknowledged, like the buffered messages of a subscription
- * left); held messages of a filter unsubscribed are dropped and acknowledged.
+ * left); messages held before `unsubscribe(filters)` are dropped and acknowledged.
  *
  * A message matching several subscriptions is handed to each as its own copy
  * and acknowledged once every copy is settled (consumed, or declined by a
@@ -240,26 +240,43 @@ export class Inbox {
       }
     }
     for (const f of filters) this.#filterCounts.delete(f);
-    this.forgetHeld(filters);
+    this.forgetHeld(filters, true);
     return [...gone];
   }
 
   /**
    * Drops held messages of filters being unsubscribed: nobody will take them,
-   * and they would otherwise keep the reading stopped. They are acknowledged.
+   * and they would otherwise keep the reading stopped. With `acknowledge`
+   * (held before the application unsubscribed their filter, so dropping them
+   * is its decision) they are acknowledged: unacknowledged they would hold the
+   * server's in-flight window, and every later acknowledgement, until a
+   * reconnect. Otherwise (they arrived while the UNSUBSCRIBE was on its way,
+   * like those of a loop left) they are declined.
    */
-  forgetHeld(filters: readonly string[]): void {
+  forgetHeld(filters: readonly string[], acknowledge = false): void {
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
-      // Acknowledged: the application unsubscribed their filter, so dropping
-      // them is its decision, and unacknowledged they would hold the server's
-      // in-flight window (and every later acknowledgement) until a reconnect.
-      if (filters.some((f) => topicMatches(f, message.topic))) settleMessage(message, true);
+      if (filters.some((f) => topicMatches(f, message.topic))) settleMessage(message, acknowledge);
       else keep.push(message);
     }
     this.#held = keep;
     this.#heldShrank();
+  }
+
+  /**
+   * The client is closing: messages held for no subscription are acknowledged
+   * and dropped. MQTT-4.5.0-2: a message is acknowledged whether or not the
+   * application elects to process it, and one that no subscription took
+   * before the close was not elected. (Buffered ones, which the application
+   * did subscribe to, stay unacknowledged: the broker sends them again.)
+   */
+  acknowledgeHeld(): void {
+    if (this.#held.length === 0) return;
+    const held = this.#held;
+    this.#held = [];
+    for (const message of held) settleMessage(message, true);
+    this.#releaseHeld();
   }
 
   /** A filter the session re-registered was refused: ends the subscriptions using it. */

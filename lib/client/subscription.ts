@@ -184,6 +184,9 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    // Ended by an unsubscribe: the consumer may never ask again, and its message
+    // in hand must not hold back every later acknowledgement.
+    if (error === undefined) this.#consumed();
     this.#releaseReady();
     const waiting = this.#waiting;
     if (waiting !== undefined) {
@@ -200,7 +203,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
 
   /**
    * Sends UNSUBSCRIBE (once) and ends the iteration at once, discarding
-   * buffered messages: those are not acknowledged (see `SubscribeOptions.ack`
+   * buffered messages. The message last handed to the consumer counts as
+   * consumed (with `ack: "consume"`); the buffered ones are not acknowledged (see `SubscribeOptions.ack`
    * for what becomes of them). Every call returns the same promise.
    *
    * @example
@@ -210,6 +214,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
    */
   unsubscribe(): Promise<void> {
     if (this.#unsubscribed !== undefined) return this.#unsubscribed;
+    this.#consumed(); // leaving: the message in hand counts as consumed
     this.#clear();
     this.#error = undefined; // the caller asked to stop: an earlier end(error) is moot
     this.#end();
