@@ -10,30 +10,14 @@
  */
 import assert from "node:assert/strict";
 import { connect, MqttError } from "../mod.ts";
-import { encodePacket } from "../lib/codec/encode.ts";
-import { PacketFramer } from "../lib/streams/packet_reader.ts";
-import type { Packet, PublishPacket, QoS } from "../lib/codec/packet.ts";
+import type { PublishPacket } from "../lib/codec/packet.ts";
 import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { PendingAck } from "../lib/session/acks.ts";
 import { MemoryStore } from "../lib/store/memory_store.ts";
 import type { Store } from "../lib/store/store.ts";
-import type { Transport } from "../lib/transports/transport.ts";
 import { brief, connack, Recorder, sessionOptions } from "./session_helpers.ts";
 import { within } from "./client_helpers.ts";
-
-const enc = new TextEncoder();
-
-function publish(packetId: number | undefined, qos: QoS, topic = "t", dup = false): PublishPacket {
-  return {
-    type: "publish",
-    topic,
-    payload: enc.encode(`${topic}#${packetId ?? "-"}`),
-    qos,
-    retain: false,
-    dup,
-    packetId: qos === 0 ? undefined : packetId,
-  };
-}
+import { publish, ScriptedServer, turn } from "./scripted_server.ts";
 
 /** A recorder that keeps each delivery's pending acknowledgement. */
 class AckRecorder extends Recorder {
@@ -250,98 +234,6 @@ Deno.test("ack on consume: the session without deferAcks acknowledges on deliver
 });
 
 // ---- the client's side, through a scripted server ----
-
-/**
- * A server the test scripts: it answers CONNECT with CONNACK (session present
- * as set), SUBSCRIBE with SUBACK granting the requested QoS unless `holdSuback`,
- * UNSUBSCRIBE with UNSUBACK, and records every packet the client sends.
- */
-class ScriptedServer {
-  received: Packet[] = [];
-  sessionPresent = false;
-  holdSuback = false;
-  heldSubacks: Packet[] = [];
-  #out: ReadableStreamDefaultController<Uint8Array> | undefined;
-  #waiters: { test: () => boolean; resolve: () => void }[] = [];
-
-  readonly open = (): Promise<Transport> => {
-    const framer = new PacketFramer();
-    const readable = new ReadableStream<Uint8Array>({ start: (c) => void (this.#out = c) });
-    const writable = new WritableStream<Uint8Array>({
-      write: (chunk) => {
-        framer.push(chunk, (packet) => {
-          this.#onPacket(packet);
-          return true;
-        });
-      },
-    });
-    return Promise.resolve({
-      readable,
-      writable,
-      close: () => this.close(),
-    });
-  };
-
-  #onPacket(packet: Packet): void {
-    this.received.push(packet);
-    switch (packet.type) {
-      case "connect":
-        this.send({ type: "connack", sessionPresent: this.sessionPresent, returnCode: 0 });
-        break;
-      case "subscribe": {
-        const suback: Packet = {
-          type: "suback",
-          packetId: packet.packetId,
-          returnCodes: packet.subscriptions.map((s) => s.qos),
-        };
-        if (this.holdSuback) this.heldSubacks.push(suback);
-        else this.send(suback);
-        break;
-      }
-      case "unsubscribe":
-        this.send({ type: "unsuback", packetId: packet.packetId });
-        break;
-      case "disconnect":
-        this.close();
-        break;
-    }
-    for (const w of [...this.#waiters]) {
-      if (w.test()) {
-        this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  }
-
-  send(packet: Packet): void {
-    this.#out?.enqueue(encodePacket(packet));
-  }
-
-  /** Ends the current connection, as a broker that drops it. */
-  close(): void {
-    try {
-      this.#out?.close();
-    } catch {
-      // already closed
-    }
-  }
-
-  /** Acknowledgements the client sent, as "puback:3". */
-  acks(): string[] {
-    return brief(this.received.filter((p) => p.type === "puback" || p.type === "pubrec"));
-  }
-
-  /** Resolves once `test` holds after a packet from the client. */
-  until(test: () => boolean, what: string): Promise<void> {
-    if (test()) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ test, resolve });
-    return within(promise, what, 3000);
-  }
-}
-
-/** Lets the client's read loop and microtasks run. */
-const turn = () => new Promise((resolve) => setTimeout(resolve, 10));
 
 Deno.test('client: ack "consume" acknowledges a message when the loop asks for the next one', async () => {
   const server = new ScriptedServer();
