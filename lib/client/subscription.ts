@@ -59,6 +59,13 @@ let leaveOf: (sub: Subscription) => Promise<void>;
  * UNSUBSCRIBE and ends the iteration. One consumer at a time: a second
  * concurrent iterator throws `MqttError` with code `INVALID_STATE`.
  *
+ * QoS 1/2 messages are acknowledged as its {@linkcode AckMode} says (by
+ * default once the loop asks for the next message or is left); buffered
+ * messages discarded when it ends are not acknowledged. With
+ * acknowledgement on consume, unacknowledged QoS 1/2 messages do not stop
+ * the reading (the broker's in-flight window bounds them) until a buffer
+ * holds 4 × `bufferSize`.
+ *
  * @example
  * ```ts ignore
  * const sub = await client.subscribe("sensors/+/temp", { qos: 1 });
