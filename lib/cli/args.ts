@@ -7,6 +7,12 @@
  */
 import { type ConnectOptions, MqttError, type QoS } from "../../mod.ts";
 import { urlCredentials } from "../client/url.ts";
+import {
+  applyProperties,
+  type CommandProperties,
+  PropertyFlagError,
+  readPropertyFlag,
+} from "./properties.ts";
 
 /** A flag error: the CLI prints it with the usage and exits with code 2. */
 export class UsageError extends Error {
@@ -29,6 +35,8 @@ export interface ParsedArgs {
   qos: QoS;
   /** Flags not about the connection, by long name (e.g. `message`, `retain`, `count`). */
   flags: Map<string, string | true>;
+  /** MQTT 5.0 properties from `-D command identifier value`, by command. */
+  properties: CommandProperties;
 }
 
 /** A flag: its long name, short alias, and whether it takes a value. */
@@ -58,8 +66,19 @@ const CONNECTION_FLAGS: FlagSpec[] = [
   { name: "will-payload", value: true },
   { name: "will-qos", value: true },
   { name: "will-retain", value: false },
+  { name: "protocol-version", short: "V", value: true },
   { name: "help", value: false },
 ];
+
+/** Runs `fn`, turning a `-D`/`-V` error into a UsageError. */
+function propertyFlags<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof PropertyFlagError) throw new UsageError(err.message);
+    throw err;
+  }
+}
 
 function toInt(name: string, value: string, min: number, max: number): number {
   const n = Number(value);
@@ -78,7 +97,12 @@ export const PASSWORD_ENV = "MQTT_PASSWORD";
 
 /** Help text on the password sources and the signals, shared by both tools' usage. */
 export const COMMON_HELP: string =
-  `  --pw-file file  read the password from file (one trailing newline is ignored), so it
+  `  -V version      mqttv5 (or 5) for MQTT 5.0, mqttv311 (or 311, the default) for 3.1.1
+  -D command identifier value
+                  an MQTT 5.0 property, as mosquitto 2.0 takes it (needs -V mqttv5): command is
+                  connect, publish or will; e.g. -D publish message-expiry-interval 60,
+                  -D connect user-property name value (repeatable)
+  --pw-file file  read the password from file (one trailing newline is ignored), so it
                   does not show in the process list as -P does
   Environment: ${PASSWORD_ENV}  the password, used with a user name (-u or in the URL)
                   when neither -P, --pw-file nor the URL gives one
@@ -161,8 +185,14 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string | true>();
   const topics: string[] = [];
+  const properties: CommandProperties = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    if (arg === "-D" || arg === "--property") {
+      // mosquitto's -D command identifier value (user-property takes a name and a value).
+      i += propertyFlags(() => readPropertyFlag(argv, i + 1, properties));
+      continue;
+    }
     let spec: FlagSpec | undefined;
     let inline: string | undefined;
     if (arg.startsWith("--")) {
@@ -221,11 +251,12 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
       retain: values.has("will-retain"),
     };
   }
+  propertyFlags(() => applyProperties(options, properties, get("protocol-version")));
   const qos = toQos("qos", get("qos") ?? "0");
   for (const name of CONNECTION_FLAGS) {
     if (name.name !== "help" && name.name !== "qos") values.delete(name.name);
   }
-  return { url, options, topics, qos, flags: values };
+  return { url, options, topics, qos, flags: values, properties };
 }
 
 /** Exit codes of the CLI tools; `interrupted` is the shell's 128 + SIGINT. */

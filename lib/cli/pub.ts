@@ -108,7 +108,7 @@ export async function main(args: string[]): Promise<number> {
       if (streaming && signal.aborted) return;
       const what = `${payload.length} bytes to ${topic} (q${qos}${retain ? ", r" : ""})`;
       debug(`sending ${what}`);
-      await client.publish(topic, payload, { qos, retain });
+      await client.publish(topic, payload, { qos, retain, properties: parsed.properties.publish });
       debug(`published ${what}`);
     };
     if (flags.has("message")) await send(flags.get("message") as string);

@@ -7,8 +7,9 @@
  */
 import type { ClientSessionState } from "../session/client_state.ts";
 import type { MqttError } from "../errors.ts";
-import { topicMatches } from "../util/topic_filter.ts";
+import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import { copyMessage, type Message, settleMessage } from "./message.ts";
+import { SubscriptionIds } from "./identifiers.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /**
@@ -71,6 +72,7 @@ export class Inbox {
   /** SUBSCRIBEs awaiting their SUBACK. */
   readonly #pending = new Set<PendingSubscribe>();
   #blocked: Promise<void>[] = [];
+  readonly #ids = new SubscriptionIds();
 
   /** An empty inbox; `bufferSize` bounds the held messages as it bounds each subscription. */
   constructor(state: ClientSessionState, bufferSize: number) {
@@ -88,8 +90,10 @@ export class Inbox {
     const topic = message.topic;
     let first: Subscription | undefined;
     let more: Subscription[] | undefined;
+    // MQTT 5.0: Subscription Identifiers say exactly which subscriptions matched.
+    const ids = message.properties?.subscriptionIdentifiers;
     for (const sub of this.#subscriptions) {
-      if (!sub.matches(topic)) continue;
+      if (ids !== undefined ? !this.#ids.routes(sub, topic, ids) : !sub.matches(topic)) continue;
       if (first === undefined) first = sub;
       else (more ??= []).push(sub);
     }
@@ -104,7 +108,7 @@ export class Inbox {
       return;
     }
     // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK.
-    if (this.#state.unsubscribing((f) => topicMatches(f, topic))) {
+    if (this.#state.unsubscribing((f) => topicMatches(localFilter(f), topic))) {
       settleMessage(message, false);
       return;
     }
@@ -191,9 +195,18 @@ export class Inbox {
     }
   }
 
+  /**
+   * A connection was accepted; without a session at the server, the session
+   * re-registered every filter without its Subscription Identifier.
+   */
+  connected(sessionPresent: boolean): void {
+    if (!sessionPresent) this.#ids.resubscribed();
+  }
+
   /** Adds a new subscription and moves the held messages it matches into it, in arrival order. */
   add(sub: Subscription): void {
     this.#subscriptions.add(sub);
+    this.#ids.subscribed(sub);
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
@@ -257,8 +270,9 @@ export class Inbox {
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
-      if (filters.some((f) => topicMatches(f, message.topic))) settleMessage(message, acknowledge);
-      else keep.push(message);
+      if (filters.some((f) => topicMatches(localFilter(f), message.topic))) {
+        settleMessage(message, acknowledge);
+      } else keep.push(message);
     }
     this.#held = keep;
     this.#heldShrank();

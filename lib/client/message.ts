@@ -5,6 +5,7 @@
  */
 import type { PublishPacket, QoS } from "../codec/packet.ts";
 import type { PendingAck } from "../session/acks.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 
 const decoder = new TextDecoder();
 
@@ -62,6 +63,12 @@ export class Message {
   readonly retain: boolean;
   /** Set when the server says this may be a re-delivery of an earlier attempt. */
   readonly dup: boolean;
+  /**
+   * MQTT 5.0 PUBLISH properties (message expiry, content type, response
+   * topic, correlation data, user properties, subscription identifiers ...);
+   * `undefined` when there are none and under MQTT 3.1.1.
+   */
+  readonly properties: PublishProperties | undefined;
   #delivery: Delivery | undefined = undefined;
   #settled = false;
 
@@ -72,8 +79,8 @@ export class Message {
       return message;
     };
     copyOf = (message) => {
-      const { topic, payload, qos, retain, dup } = message;
-      const copy = new Message({ type: "publish", topic, payload, qos, retain, dup });
+      const { topic, payload, qos, retain, dup, properties } = message;
+      const copy = new Message({ type: "publish", topic, payload, qos, retain, dup, properties });
       const delivery = message.#delivery;
       copy.#delivery = delivery;
       if (delivery !== undefined) delivery.copies++;
@@ -89,6 +96,7 @@ export class Message {
     this.qos = packet.qos;
     this.retain = packet.retain;
     this.dup = packet.dup;
+    this.properties = packet.properties;
   }
 
   /**

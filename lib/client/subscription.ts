@@ -7,7 +7,7 @@
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import { type Message, settleMessage } from "./message.ts";
-import { topicMatches } from "../util/topic_filter.ts";
+import { localFilter, topicMatches } from "../util/topic_filter.ts";
 
 /**
  * When a subscription's QoS 1/2 messages are acknowledged (PUBACK / PUBREC):
@@ -31,6 +31,8 @@ export interface SubscriptionOptions {
   ack?: AckMode;
   /** Sends UNSUBSCRIBE for this subscription; called at most once. */
   unsubscribe: (sub: Subscription) => Promise<void>;
+  /** MQTT 5.0 Subscription Identifier its SUBSCRIBE carried, if any. */
+  identifier?: number;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -82,7 +84,14 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   readonly granted: readonly QoS[];
   /** When this subscription's QoS 1/2 messages are acknowledged (see {@linkcode AckMode}). */
   readonly ack: AckMode;
+  /**
+   * MQTT 5.0 Subscription Identifier of its SUBSCRIBE (when the server
+   * supports them): messages carrying it are routed here exactly.
+   */
+  readonly identifier: number | undefined;
 
+  /** The filters local matching uses: a shared subscription's without `$share/{ShareName}/`. */
+  readonly #matchFilters: readonly string[];
   #bufferSize: number;
   #unsubscribeFn: (sub: Subscription) => Promise<void>;
   #ring: (Message | undefined)[] = new Array(INITIAL_CAPACITY);
@@ -117,14 +126,9 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     }
     this.filters = Object.freeze([...filters]);
     this.granted = Object.freeze([...granted]);
-    const ack = options.ack ?? "consume";
-    if (ack !== "consume" && ack !== "manual" && ack !== "receive") {
-      throw new MqttError(
-        "INVALID_OPTION",
-        `ack must be "consume", "manual" or "receive", got ${String(ack)}`,
-      );
-    }
-    this.ack = ack;
+    this.ack = checkAckMode(options.ack);
+    this.#matchFilters = filters.map(localFilter);
+    this.identifier = options.identifier;
     this.#bufferSize = bufferSize;
     this.#unsubscribeFn = options.unsubscribe;
   }
@@ -140,7 +144,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   /**
-   * Whether `topic` matches any of this subscription's filters (section 4.7).
+   * Whether `topic` matches any of this subscription's filters (section 4.7);
+   * a shared subscription's filter matches by the part after `$share/{ShareName}/`.
    *
    * @example
    * ```ts
@@ -150,7 +155,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
    * ```
    */
   matches(topic: string): boolean {
-    const filters = this.filters;
+    const filters = this.#matchFilters;
     for (let i = 0; i < filters.length; i++) {
       if (topicMatches(filters[i], topic)) return true;
     }
@@ -436,4 +441,25 @@ export function whenReady(sub: Subscription): Promise<void> {
  */
 export function endSubscription(sub: Subscription, error?: Error): void {
   endOf(sub, error);
+}
+
+/**
+ * Checks a subscription's `ack` option: its {@linkcode AckMode}, `"consume"`
+ * when undefined; anything else throws `MqttError` with code `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkAckMode } from "./subscription.ts";
+ * console.log(checkAckMode(undefined), checkAckMode("manual")); // consume manual
+ * ```
+ */
+export function checkAckMode(ack: unknown): AckMode {
+  if (ack === undefined) return "consume";
+  if (ack !== "consume" && ack !== "manual" && ack !== "receive") {
+    throw new MqttError(
+      "INVALID_OPTION",
+      `ack must be "consume", "manual" or "receive", got ${String(ack)}`,
+    );
+  }
+  return ack;
 }
