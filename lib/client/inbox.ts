@@ -97,6 +97,16 @@ export class Inbox {
       if (first === undefined) first = sub;
       else (more ??= []).push(sub);
     }
+    if (first === undefined && ids !== undefined) {
+      // Identifiers no live subscription has: a message queued for a subscription of an
+      // earlier connection or process. Held, it would never be consumed (and, never
+      // acknowledged, hold back every later acknowledgement): match it by topic.
+      for (const sub of this.#subscriptions) {
+        if (!sub.matches(topic)) continue;
+        if (first === undefined) first = sub;
+        else (more ??= []).push(sub);
+      }
+    }
     if (first !== undefined) {
       // Every copy exists before any is pushed: a subscription that settles on
       // receipt must not complete the delivery while others are still to get theirs.
