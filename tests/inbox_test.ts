@@ -94,13 +94,18 @@ Deno.test("inbox: a subscribe() sent after the UNSUBSCRIBE of its filter stays l
   }
 });
 
-/** Publishes to `topic` as fast as the broker takes it until `stop` is aborted. */
+/**
+ * Publishes to `topic` in batches of `batchSize`, `pauseMs` apart, until `stop` is aborted. The
+ * pause keeps the publisher (in this process) from outrunning the subscriber's reading, which
+ * would only measure the machine: what matters is that messages keep arriving.
+ */
 async function flood(
   url: string,
   topic: string,
   qos: QoS,
   stop: AbortSignal,
   batchSize = 100,
+  pauseMs = 5,
 ): Promise<number> {
   const pub = await connect(url, { clientId: fresh("flood") });
   let sent = 0;
@@ -109,6 +114,7 @@ async function flood(
       const batch = [];
       for (let i = 0; i < batchSize; i++) batch.push(pub.publish(topic, `busy ${sent++}`, { qos }));
       await Promise.all(batch);
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   } finally {
     await pub.close();
