@@ -43,6 +43,7 @@ export {
 } from "./lib/client/options.ts";
 export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
+export type { PacketDirection, PacketListener } from "./lib/client/packet_trace.ts";
 export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
 export { topicMatches } from "./lib/util/topic_filter.ts";
 export * from "./lib/errors.ts";

@@ -22,6 +22,7 @@ import type { Transport } from "../transports/transport.ts";
 import { DeadlineTimer } from "../util/deadline_timer.ts";
 import type { Inbox } from "./inbox.ts";
 import { Message } from "./message.ts";
+import { type PacketListener, tracer } from "./packet_trace.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
@@ -103,6 +104,8 @@ export class Connection implements SessionHandler {
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** The caller's `onPacket` hook, redacting; undefined when not tracing. */
+  readonly #trace: PacketListener | undefined;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -117,6 +120,7 @@ export class Connection implements SessionHandler {
     this.#host = host;
     this.#inbox = host.inbox;
     this.#transport = transport;
+    this.#trace = tracer(options.onPacket);
     const writer = new PacketWriter();
     this.#piped = writer.readable.pipeTo(transport.writable);
     this.#piped.catch((err) => {
@@ -198,6 +202,7 @@ export class Connection implements SessionHandler {
   /** @internal The session's output: queues a packet for this tick's write. */
   send(packet: Packet): void {
     if (this.#ended) return;
+    this.#trace?.("sent", packet);
     // Packets sent in one tick go out as one write: far fewer system calls under load.
     if (this.#batch.length === 0) queueMicrotask(this.#flush);
     this.#batch.push(packet);
@@ -283,6 +288,7 @@ export class Connection implements SessionHandler {
    */
   readonly #receive = (packet: Packet): boolean => {
     if (this.#ended) return false;
+    this.#trace?.("received", packet);
     this.#session.receive(packet, this.#readAt);
     const blocked = this.#inbox.backpressure();
     if (blocked === undefined) return true;

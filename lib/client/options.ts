@@ -12,6 +12,7 @@ import type { SessionOptions } from "../session/types.ts";
 import type { Store } from "../store/store.ts";
 import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from "./url.ts";
 import type { Transport } from "../transports/transport.ts";
+import type { PacketListener } from "./packet_trace.ts";
 
 /** Last Will as the caller gives it; see {@linkcode ConnectOptions.will}. */
 export interface WillOptions {
@@ -132,6 +133,19 @@ export interface ConnectOptions {
    * @default {in memory}
    */
   store?: Store;
+  /**
+   * Debug hook: called with every packet sent and received, e.g. to print a
+   * trace as `mosquitto_sub -d` does. A CONNECT's password shows as `***`.
+   *
+   * @example
+   * ```ts ignore
+   * import { connect } from "../../mod.ts";
+   * await using client = await connect("mqtt://localhost", {
+   *   onPacket: (direction, packet) => console.debug(direction, packet.type),
+   * }); // sent connect, received connack
+   * ```
+   */
+  onPacket?: PacketListener;
 }
 
 /** Backoff of {@linkcode ConnectOptions.reconnect}, in milliseconds. */
@@ -203,6 +217,8 @@ export interface ResolvedOptions {
   queue: Required<QueueOptions>;
   /** The caller's store, if any. */
   store?: Store;
+  /** The caller's packet trace hook, if any. */
+  onPacket?: PacketListener;
 }
 
 /** Default values of {@linkcode ConnectOptions}. */
@@ -461,6 +477,12 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (tls !== undefined) resolved.tls = tls;
   if (options.signal !== undefined) resolved.signal = options.signal;
   if (options.transport !== undefined) resolved.transport = options.transport;
+  if (options.onPacket !== undefined) {
+    if (typeof options.onPacket !== "function") {
+      throw invalid("onPacket must be a function (direction, packet) => void");
+    }
+    resolved.onPacket = options.onPacket;
+  }
   if (options.store !== undefined) {
     if (typeof options.store !== "object" || options.store === null) {
       throw invalid("store must be a Store (e.g. await FileStore.open(path))");
