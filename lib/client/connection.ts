@@ -23,6 +23,7 @@ import { DeadlineTimer } from "../util/deadline_timer.ts";
 import type { Inbox } from "./inbox.ts";
 import { Message } from "./message.ts";
 import { type PacketListener, tracer } from "./packet_trace.ts";
+import { explainEarlyEnd, explainTlsError } from "./hints.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
@@ -45,12 +46,16 @@ export async function openTransport(
   if (options.transport) return await options.transport(url.href);
   if (url.protocol === "mqtt" || url.protocol === "mqtts") {
     const { connectTcp } = await import("../transports/tcp.ts");
-    return await connectTcp({
-      hostname: url.hostname,
-      port: url.port,
-      tls: url.protocol === "mqtts" ? (options.tls ?? true) : undefined,
-      signal,
-    });
+    try {
+      return await connectTcp({
+        hostname: url.hostname,
+        port: url.port,
+        tls: url.protocol === "mqtts" ? (options.tls ?? true) : undefined,
+        signal,
+      });
+    } catch (err) {
+      throw err instanceof MqttError ? explainTlsError(err, options.tls?.cert !== undefined) : err;
+    }
   }
   const { connectWebSocket } = await import("../transports/websocket.ts");
   return await connectWebSocket(url.href, { tls: options.tls, signal });
@@ -104,6 +109,9 @@ export class Connection implements SessionHandler {
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** The first bytes read before CONNACK, to explain a failure there (an HTTP port…). */
+  #firstChunk: Uint8Array | undefined;
+  readonly #options: ResolvedOptions;
   /** The caller's `onPacket` hook, redacting; undefined when not tracing. */
   readonly #trace: PacketListener | undefined;
   /** Set once CONNACK accepted this connection. */
@@ -121,6 +129,7 @@ export class Connection implements SessionHandler {
     this.#inbox = host.inbox;
     this.#transport = transport;
     this.#trace = tracer(options.onPacket);
+    this.#options = options;
     const writer = new PacketWriter();
     this.#piped = writer.readable.pipeTo(transport.writable);
     this.#piped.catch((err) => {
@@ -316,6 +325,7 @@ export class Connection implements SessionHandler {
           break;
         }
         this.#readAt = now();
+        if (!this.accepted) this.#firstChunk ??= value.slice(0, 80);
         let used = framer.push(value, this.#receive);
         while (!this.#ended) {
           this.#armTimer();
@@ -333,6 +343,14 @@ export class Connection implements SessionHandler {
     } finally {
       framer.reset();
       reader.releaseLock();
+    }
+    if (error !== undefined && !this.accepted) {
+      const options = this.#options;
+      error = explainEarlyEnd(
+        explainTlsError(error, options.tls?.cert !== undefined),
+        this.#firstChunk,
+        options.url,
+      );
     }
     this.end(error);
   }

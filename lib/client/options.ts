@@ -13,6 +13,7 @@ import type { Store } from "../store/store.ts";
 import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from "./url.ts";
 import type { Transport } from "../transports/transport.ts";
 import type { PacketListener } from "./packet_trace.ts";
+import { checkForeignOptions } from "./hints.ts";
 
 /** Last Will as the caller gives it; see {@linkcode ConnectOptions.will}. */
 export interface WillOptions {
@@ -296,6 +297,16 @@ function checkString(name: string, value: unknown): string {
   return value;
 }
 
+/** A PEM option given a file's path instead of its content: the mistake is named. */
+function checkPem(name: string, value: string): void {
+  if (value.includes("-----BEGIN")) return;
+  if (!/[/\\]|\.(pem|crt|cer|key)$/i.test(value)) return; // not PEM either, but TLS will say
+  throw invalid(
+    `${name} is not PEM text but looks like a file path (${JSON.stringify(value)}): ` +
+      `pass the file's content, not its path (read the file first)`,
+  );
+}
+
 function toBytes(name: string, value: unknown): Uint8Array {
   if (typeof value === "string") return encoder.encode(value);
   if (value instanceof Uint8Array) return value;
@@ -349,6 +360,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (typeof options !== "object" || options === null) {
     throw invalid(`options must be an object, got ${options === null ? "null" : typeof options}`);
   }
+  checkForeignOptions(url, options);
   const broker = parseBrokerUrl(url);
   const parsed = url instanceof URL ? url : new URL(url);
 
@@ -410,9 +422,10 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
       if (!Array.isArray(t.caCerts) || t.caCerts.some((c) => typeof c !== "string")) {
         throw invalid("tls.caCerts must be an array of PEM strings");
       }
+      t.caCerts.forEach((pem, i) => checkPem(`tls.caCerts[${i}]`, pem));
     }
-    if (t.cert !== undefined) checkString("tls.cert", t.cert);
-    if (t.key !== undefined) checkString("tls.key", t.key);
+    if (t.cert !== undefined) checkPem("tls.cert", checkString("tls.cert", t.cert));
+    if (t.key !== undefined) checkPem("tls.key", checkString("tls.key", t.key));
     if ((t.cert === undefined) !== (t.key === undefined)) {
       throw invalid("tls.cert and tls.key must be given together (mutual TLS needs both)");
     }
