@@ -1,24 +1,27 @@
 /**
- * `deno task broker`: runs the embedded MQTT broker and logs connections like
+ * `broker`: runs the embedded MQTT broker and logs connections like
  * Mosquitto does.
  *
  * ```sh
- * deno run -A examples/broker_main.ts              # TCP on 1883
- * deno run -A examples/broker_main.ts -p 1884 --ws-port 8080
+ * deno run --allow-net jsr:@mqtt/client/broker-cli              # TCP on 1883
+ * deno run --allow-net jsr:@mqtt/client/broker-cli -p 1884 --ws-port 8080
+ * deno task broker -p 1884                                       # in this repository
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { Broker } from "../broker.ts";
+import config from "../../deno.json" with { type: "json" };
+import { Broker } from "../../broker.ts";
 
-const USAGE = `Usage: deno task broker [options]
+const USAGE = `Usage: broker [options]
 
   -p, --port <port>      TCP port to listen on (default 1883; 0 picks a free port)
       --ws-port <port>   also listen for MQTT over WebSocket on this port
   -H, --host <address>   interface to bind (default 127.0.0.1; 0.0.0.0 for every interface)
   -q, --quiet            do not log connections
   -h, --help             show this help
+      --version          print the version
 `;
 
 function parsePort(name: string, value: string | undefined): number | undefined {
@@ -45,6 +48,7 @@ try {
       host: { type: "string", short: "H" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
     },
     strict: true,
     allowPositionals: false,
@@ -55,6 +59,10 @@ try {
 }
 if (args.help) {
   console.log(USAGE);
+  Deno.exit(0);
+}
+if (args.version) {
+  console.log(`broker version ${config.version} (${config.name}, MQTT 3.1.1 embedded broker).`);
   Deno.exit(0);
 }
 
