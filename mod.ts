@@ -24,11 +24,13 @@
 export { connect } from "./lib/client/connect.ts";
 export {
   type CloseEventDetail,
+  type CloseOptions,
   type ConnectEventDetail,
   MqttClient,
   type MqttClientEventMap,
   type MqttClientListener,
   type PublishOptions,
+  type PublishResult,
   type ReconnectEventDetail,
   type SubscribeOptions,
 } from "./lib/client/client.ts";
@@ -41,9 +43,17 @@ export {
   type TlsOptions,
   type WillOptions,
 } from "./lib/client/options.ts";
+export type {
+  ProtocolVersionOption,
+  UserProperties,
+  V5ConnectOptions,
+} from "./lib/client/v5_options.ts";
+export type { ConnackInfo } from "./lib/client/v5_client.ts";
 export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
 export type { PacketDirection, PacketListener } from "./lib/client/packet_trace.ts";
+export type { RequestOptions, RespondOptions } from "./lib/client/request.ts";
+export type { AuthHandler, AuthOptions } from "./lib/client/auth.ts";
 export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
 export { topicMatches } from "./lib/util/topic_filter.ts";
 export * from "./lib/errors.ts";

@@ -46,12 +46,15 @@ export {
   SessionState,
   type SessionStateOptions,
 } from "./lib/session/state.ts";
+export { DEFAULT_LIMITS, type ServerLimits } from "./lib/session/connack.ts";
 export type {
   OutgoingMessage,
+  PublishAck,
   PublishCallback,
   SessionHandler,
   SessionOptions,
   SessionStateName,
+  SubackCode,
   SubscribeCallback,
   UnsubscribeCallback,
 } from "./lib/session/types.ts";

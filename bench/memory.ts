@@ -3,6 +3,7 @@
  * in-flight message, ours against MQTT.js.
  *
  * Run: deno run -A bench/memory.ts [--connections 1000] [--inflight 10000] [--only ours]
+ * or: deno run -A bench/memory.ts --paused 4000000
  *
  * Each measurement runs in a fresh child process (`--v8-flags=--expose-gc`)
  * so one client's garbage never shows in the other's figures.
@@ -20,8 +21,16 @@
  *   stay in flight (`maxInflight` 65535). Once all are on the wire and a GC
  *   has run, heap growth / count is the cost of one in-flight message.
  *
+ * - Pausing consumer (ours only, with `--paused <count>`, e.g. 4000000): a
+ *   publisher sends `count` QoS 0 messages of 16 B through Mosquitto, paced so
+ *   that at most 20,000 are on their way, to a subscription with `bufferSize`
+ *   8 whose consumer yields to the event loop every 64 messages, so the read
+ *   loop pauses for it over and over. The heap after a GC is printed every
+ *   500,000 messages: it must stay flat (a per-pause leak shows as steady growth).
+ *
  * @module
  */
+import { connect } from "../mod.ts";
 import { connectClient, type Impl, IMPL_NAMES, IMPLS } from "./_clients.ts";
 import { arg, fmt, startMosquitto } from "./_mosquitto.ts";
 
@@ -134,6 +143,49 @@ async function inflightMessages(impl: Impl, count: number) {
   return { heap: (after.heapUsed - before.heapUsed) / count };
 }
 
+/** Heap (after a GC) every 500,000 QoS 0 messages taken by a consumer that makes the client pause. */
+async function pausingConsumer(count: number) {
+  await using broker = await startMosquitto();
+  const sub = await connect(broker.url, { clientId: "paused-sub", keepAlive: 600 });
+  const pub = await connect(broker.url, { clientId: "paused-pub", keepAlive: 600 });
+  const subscription = await sub.subscribe("mem/paused", { bufferSize: 8 });
+  const payload = new Uint8Array(16).fill(0x61);
+  let received = 0;
+  let pauses = 0;
+  const samples: { messages: number; heapMiB: number; pauses: number }[] = [];
+  const sample = () => {
+    collect();
+    samples.push({ messages: received, heapMiB: Deno.memoryUsage().heapUsed / 2 ** 20, pauses });
+  };
+  const consuming = (async () => {
+    for await (const _ of subscription) {
+      received++;
+      // Yield to the event loop now and then, so the buffer fills and the read loop pauses.
+      if (received % 64 === 0) {
+        pauses++;
+        await sleep(0);
+      }
+      if (received % 500_000 === 0) sample();
+      if (received === count) break;
+    }
+  })();
+  await sleep(100);
+  sample();
+  for (let sent = 0; sent < count;) {
+    // Pace the publisher: Mosquitto queues QoS 0 for a slow subscriber without bound here.
+    while (sent - received > 20_000) await sleep(1);
+    const n = Math.min(1000, count - sent);
+    const batch = [];
+    for (let i = 0; i < n; i++) batch.push(pub.publish("mem/paused", payload));
+    await Promise.all(batch);
+    sent += n;
+  }
+  await consuming;
+  await pub.close();
+  await sub.close();
+  return { samples };
+}
+
 function openFileLimit(): number | undefined {
   try {
     const limits = Deno.readTextFileSync("/proc/self/limits");
@@ -147,6 +199,8 @@ function openFileLimit(): number | undefined {
 async function child(impl: Impl, what: string, count: number): Promise<void> {
   const result = what === "idle"
     ? await idleConnections(impl, count)
+    : what === "paused"
+    ? await pausingConsumer(count)
     : await inflightMessages(impl, count);
   console.log(JSON.stringify(result));
   // MQTT.js may leave a socket or timer behind after close; the figures are taken.
@@ -186,6 +240,21 @@ async function main(): Promise<number> {
   }
   const connections = Number(arg("connections") ?? 1000);
   const inflight = Number(arg("inflight") ?? 10_000);
+  const paused = arg("paused");
+  if (paused !== undefined) {
+    const { samples } = await runChild("ours", "paused", Number(paused));
+    console.log(
+      `Memory: ${paused} QoS 0 messages via Mosquitto to a consumer that pauses the reading`,
+    );
+    console.log("messages  heap (MiB)  consumer yields");
+    for (const s of samples as { messages: number; heapMiB: number; pauses: number }[]) {
+      console.log(
+        `${String(s.messages).padStart(8)}  ${s.heapMiB.toFixed(1).padStart(10)}  ` +
+          String(s.pauses).padStart(15),
+      );
+    }
+    return 0;
+  }
   const only = arg("only") as Impl | undefined;
   const impls = only === undefined ? [...IMPLS] : [only];
   const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;

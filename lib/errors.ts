@@ -5,6 +5,8 @@
  * @module
  */
 import { CONNACK_RETURN_CODE_NAMES, type PacketTypeName } from "./codec/packet.ts";
+// A cycle (reason_codes.ts throws ProtocolError), safe: neither side uses the other at load time.
+import { reasonCodeName } from "./codec/reason_codes.ts";
 
 /**
  * Codes of {@linkcode ProtocolError}: malformed or illegal packets, found by
@@ -36,7 +38,10 @@ export type ProtocolErrorCode =
   | "DUPLICATE_PROPERTY"
   | "INVALID_PROPERTY"
   | "INVALID_REASON_CODE"
-  | "PROTOCOL_VERSION_MISMATCH";
+  | "PROTOCOL_VERSION_MISMATCH"
+  | "RECEIVE_MAXIMUM_EXCEEDED"
+  | "TOPIC_ALIAS_INVALID"
+  | "UNKNOWN_TOPIC_ALIAS";
 
 /** Every stable error code of this module. */
 export type MqttErrorCode =
@@ -47,13 +52,22 @@ export type MqttErrorCode =
   | "CONNECTION_CLOSED"
   | "INVALID_STATE"
   | "SUBSCRIBE_FAILED"
+  | "PUBLISH_REFUSED"
   | "QUEUE_FULL"
   | "ABORTED"
   | "TRANSPORT_ERROR"
   | "INVALID_OPTION"
   | "CLOSE_TIMEOUT"
   | "STORE_ERROR"
-  | "STORE_CORRUPT";
+  | "STORE_CORRUPT"
+  | "PUBLISH_REJECTED"
+  | "UNSUBSCRIBE_FAILED"
+  | "SERVER_DISCONNECT"
+  | "QOS_NOT_SUPPORTED"
+  | "RETAIN_NOT_SUPPORTED"
+  | "REQUEST_TIMEOUT"
+  | "AUTH_FAILED"
+  | "MESSAGE_EXPIRED";
 
 /**
  * Base class of every error this module throws.
@@ -106,49 +120,175 @@ export class ProtocolError extends MqttError {
   }
 }
 
+/** MQTT 5.0 details of a refusal: see {@linkcode ConnectionRefusedError}. */
+export interface RefusalDetails {
+  /** The 5.0 Connect Reason Code (0x80 and above). */
+  reasonCode?: number;
+  /** The CONNACK's Reason String, if the server gave one. */
+  reasonString?: string;
+}
+
+/** 3.1.1 return codes of the 5.0 reason codes that mean the same (0 when none does). */
+const RETURN_CODE_OF_REASON: Record<number, number> = {
+  0x84: 1,
+  0x85: 2,
+  0x88: 3,
+  0x89: 3,
+  0x86: 4,
+  0x87: 5,
+};
+
 /**
- * The server refused the connection in CONNACK.
+ * The server refused the connection in CONNACK. Under MQTT 5.0 `reasonCode`
+ * and `reasonString` say why, and `returnCode` is the 3.1.1 code meaning the
+ * same (0 when there is none). A server that speaks only MQTT 3.1.1 refusing
+ * a 5.0 CONNECT gives `reasonCode` 0x84 (unsupported protocol version) and a
+ * message saying the broker does not speak MQTT 5.0.
  *
  * @example
  * ```ts
  * import { ConnectionRefusedError } from "./errors.ts";
  * const err = new ConnectionRefusedError(4);
  * console.log(err.code, err.returnCode, err.reason); // CONNECTION_REFUSED 4 bad user name or password
+ * const v5 = new ConnectionRefusedError(0, { reasonCode: 0x87, reasonString: "no" });
+ * console.log(v5.returnCode, v5.reasonCode, v5.reason); // 5 135 not authorized
  * ```
  */
 export class ConnectionRefusedError extends MqttError {
-  /** The CONNACK return code (1..5). */
+  /** The CONNACK return code (1..5); for MQTT 5.0 the 3.1.1 code meaning the same, or 0. */
   readonly returnCode: number;
-  /** Name of the return code, e.g. "not authorized". */
+  /** Name of the return code or reason code, e.g. "not authorized". */
   readonly reason: string;
-  /** Creates the error for a CONNACK return code. */
-  constructor(returnCode: number, options?: ErrorOptions) {
-    const reason = (returnCode > 0 && CONNACK_RETURN_CODE_NAMES[returnCode]) ||
-      `unknown return code ${returnCode}`;
-    super("CONNECTION_REFUSED", `connection refused: ${reason}`, options);
+  /** MQTT 5.0 Connect Reason Code, when the refusal was a 5.0 CONNACK (or a 3.1.1 one of a 5.0 CONNECT). */
+  readonly reasonCode: number | undefined;
+  /** MQTT 5.0 Reason String of the CONNACK, if any. */
+  readonly reasonString: string | undefined;
+  /** Creates the error for a CONNACK return code, or (with `options.reasonCode`) a 5.0 reason code. */
+  constructor(returnCode: number, options?: ErrorOptions & RefusalDetails) {
+    const reasonCode = options?.reasonCode;
+    let reason: string;
+    if (reasonCode !== undefined) {
+      reason = reasonCodeName(reasonCode, "connack");
+      if (returnCode === 0) returnCode = RETURN_CODE_OF_REASON[reasonCode] ?? 0;
+    } else {
+      reason = (returnCode > 0 && CONNACK_RETURN_CODE_NAMES[returnCode]) ||
+        `unknown return code ${returnCode}`;
+    }
+    const reasonString = options?.reasonString;
+    super(
+      "CONNECTION_REFUSED",
+      `connection refused: ${reason}${reasonString ? ` (${reasonString})` : ""}`,
+      options,
+    );
     this.name = "ConnectionRefusedError";
     this.returnCode = returnCode;
     this.reason = reason;
+    this.reasonCode = reasonCode;
+    this.reasonString = reasonString;
   }
 }
 
 /**
- * A SUBSCRIBE was answered with return code 0x80 (failure) for a filter.
+ * A SUBSCRIBE was answered with a failure code for a filter: 0x80 in MQTT
+ * 3.1.1, a reason code of 0x80 or more in 5.0 (`reasonCode`).
  *
  * @example
  * ```ts
  * import { SubscribeError } from "./errors.ts";
- * const err = new SubscribeError("secret/#");
- * console.log(err.code, err.filter); // SUBSCRIBE_FAILED secret/#
+ * const err = new SubscribeError("secret/#", { reasonCode: 0x87 });
+ * console.log(err.code, err.filter, err.reasonCode); // SUBSCRIBE_FAILED secret/# 135
  * ```
  */
 export class SubscribeError extends MqttError {
   /** The refused topic filter. */
   readonly filter: string;
+  /** The SUBACK's code for the filter (0x80 under 3.1.1), when known. */
+  readonly reasonCode: number | undefined;
   /** Creates the error for a refused filter. */
-  constructor(filter: string, options?: ErrorOptions) {
-    super("SUBSCRIBE_FAILED", `subscription to "${filter}" refused by the server`, options);
+  constructor(filter: string, options?: ErrorOptions & { reasonCode?: number }) {
+    const rc = options?.reasonCode;
+    super(
+      "SUBSCRIBE_FAILED",
+      `subscription to "${filter}" refused by the server` +
+        (rc !== undefined && rc !== 0x80 ? `: ${reasonCodeName(rc, "suback")}` : ""),
+      options,
+    );
     this.name = "SubscribeError";
     this.filter = filter;
+    this.reasonCode = rc;
+  }
+}
+
+/**
+ * MQTT 5.0: the server answered a QoS 1 or 2 PUBLISH with a reason code of
+ * 0x80 or more in its PUBACK or PUBREC (e.g. 0x87 not authorized, 0x97 quota
+ * exceeded), or a PUBCOMP with 0x92 (packet identifier not found).
+ *
+ * @example
+ * ```ts
+ * import { PublishRejectedError } from "./errors.ts";
+ * const err = new PublishRejectedError("a/b", 0x87);
+ * console.log(err.code, err.reasonCode, err.message); // PUBLISH_REJECTED 135 publish to "a/b" refused by the server: not authorized
+ * ```
+ */
+export class PublishRejectedError extends MqttError {
+  /** The topic published to. */
+  readonly topic: string;
+  /** The acknowledgement's reason code. */
+  readonly reasonCode: number;
+  /** The acknowledgement's Reason String, if any. */
+  readonly reasonString: string | undefined;
+  /** Creates the error for a refused publish. */
+  constructor(topic: string, reasonCode: number, reasonString?: string, options?: ErrorOptions) {
+    super(
+      "PUBLISH_REJECTED",
+      `publish to "${topic}" refused by the server: ${reasonCodeName(reasonCode, "puback")}` +
+        (reasonString ? ` (${reasonString})` : ""),
+      options,
+    );
+    this.name = "PublishRejectedError";
+    this.topic = topic;
+    this.reasonCode = reasonCode;
+    this.reasonString = reasonString;
+  }
+}
+
+/**
+ * MQTT 5.0: the server ended the connection with a DISCONNECT (section
+ * 3.14), e.g. 0x8E session taken over, 0x9C use another server, 0x97 quota
+ * exceeded. `serverReference` names the server to use instead, when given.
+ *
+ * @example
+ * ```ts
+ * import { ServerDisconnectError } from "./errors.ts";
+ * const err = new ServerDisconnectError(0x8e);
+ * console.log(err.code, err.reasonCode, err.message); // SERVER_DISCONNECT 142 the server disconnected: session taken over
+ * ```
+ */
+export class ServerDisconnectError extends MqttError {
+  /** The DISCONNECT's reason code. */
+  readonly reasonCode: number;
+  /** Its Reason String, if any. */
+  readonly reasonString: string | undefined;
+  /** Its Server Reference, if any (with 0x9C use another server, 0x9D server moved). */
+  readonly serverReference: string | undefined;
+  /** Creates the error for a server's DISCONNECT. */
+  constructor(
+    reasonCode: number,
+    details?: { reasonString?: string; serverReference?: string },
+    options?: ErrorOptions,
+  ) {
+    const { reasonString, serverReference } = details ?? {};
+    super(
+      "SERVER_DISCONNECT",
+      `the server disconnected: ${reasonCodeName(reasonCode, "disconnect")}` +
+        (reasonString ? ` (${reasonString})` : "") +
+        (serverReference ? `; server reference: ${serverReference}` : ""),
+      options,
+    );
+    this.name = "ServerDisconnectError";
+    this.reasonCode = reasonCode;
+    this.reasonString = reasonString;
+    this.serverReference = serverReference;
   }
 }

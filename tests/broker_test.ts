@@ -72,7 +72,7 @@ class RawClient {
       ...connect,
     });
     const connack = await client.expect("connack");
-    return { client, sessionPresent: connack.sessionPresent, returnCode: connack.returnCode };
+    return { client, sessionPresent: connack.sessionPresent, returnCode: connack.returnCode! };
   }
 
   async send(packet: Packet): Promise<void> {
@@ -143,7 +143,7 @@ class RawClient {
     });
     const suback = await this.expect("suback");
     assert.equal(suback.packetId, packetId);
-    return suback.returnCodes;
+    return suback.returnCodes!;
   }
 
   async publish(topic: string, payload: string, qos: QoS = 0, packetId?: number): Promise<void> {

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { connect, type QoS, SubscribeError } from "../mod.ts";
 import {
   brokerTest,
+  dynsecBroker,
   freePort,
   mosquittoPub,
   startMosquitto,
@@ -19,56 +20,6 @@ import {
 import { assertNothingHeld, fresh, hasCode, take, within } from "./client_helpers.ts";
 
 const QOS: QoS[] = [0, 1, 2];
-
-/** Writes a dynamic-security config that lets anonymous clients subscribe to `open/#` only. */
-async function dynsecBroker() {
-  const plugin = [
-    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
-    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
-    "/usr/lib/mosquitto_dynamic_security.so",
-    "/usr/local/lib/mosquitto_dynamic_security.so",
-  ].find((path) => {
-    try {
-      return Deno.statSync(path).isFile;
-    } catch {
-      return false;
-    }
-  });
-  if (!plugin) throw new Error("Mosquitto's dynamic security plugin is not installed");
-  // Mosquitto's acl_file cannot refuse a SUBSCRIBE (it filters at delivery); the dynamic
-  // security plugin can, with return code 0x80.
-  const dir = await Deno.makeTempDir({ prefix: "dynsec-" });
-  await Deno.chmod(dir, 0o777);
-  await Deno.writeTextFile(
-    `${dir}/dynsec.json`,
-    JSON.stringify({
-      defaultACLAccess: {
-        publishClientSend: true,
-        publishClientReceive: true,
-        subscribe: false,
-        unsubscribe: true,
-      },
-      clients: [],
-      groups: [{ groupname: "anonymous", roles: [{ rolename: "open" }] }],
-      roles: [{
-        rolename: "open",
-        acls: [{ acltype: "subscribePattern", topic: "open/#", allow: true }],
-      }],
-      anonymousGroup: "anonymous",
-    }),
-    { mode: 0o666 },
-  );
-  const broker = await startMosquitto({
-    extraConfig: `plugin ${plugin}\nplugin_opt_config_file ${dir}/dynsec.json`,
-  });
-  return {
-    broker,
-    async [Symbol.asyncDispose]() {
-      await broker.stop();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
 
 brokerTest(
   "a subscription refused with 0x80 (3.9.3) rejects with SubscribeError",

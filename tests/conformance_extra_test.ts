@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { PacketFramer } from "../lib/streams/packet_reader.ts";
 import {
   brief as briefPackets,
   Recorder,
@@ -29,6 +28,11 @@ import { ClientSessionState, Session } from "../lib/session/session.ts";
 import type { SessionOptions } from "../lib/session/types.ts";
 import { brokerTest, startMosquitto } from "./broker/mosquitto.ts";
 import { closed, fresh, take, within } from "./client_helpers.ts";
+import {
+  type ScriptedPeer,
+  type ScriptedServer,
+  scriptedServer as scriptedServerAt,
+} from "./scripted_peer.ts";
 
 const enc = new TextEncoder();
 
@@ -295,91 +299,18 @@ Deno.test("MQTT-3.1.2-6: a clean session reuses no state of the previous one", (
 
 // ---------------------------------------------------------------- client: a scripted peer
 
-/** One accepted TCP connection of a scripted server, read packet by packet. */
-class Peer {
-  readonly #conn: Deno.Conn;
-  readonly #framer = new PacketFramer();
-  readonly #packets: Packet[] = [];
-  readonly #take = (packet: Packet): boolean => {
-    this.#packets.push(packet);
-    return true;
-  };
-  #eof = false;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** The next packet the client sent, or `"eof"` once it closed the connection. */
-  async next(what = "a packet from the client"): Promise<Packet | "eof"> {
-    while (true) {
-      const packet = this.#packets.shift();
-      if (packet !== undefined) return packet;
-      if (this.#eof) return "eof";
-      const chunk = new Uint8Array(4096);
-      let n: number | null;
-      try {
-        n = await within(this.#conn.read(chunk), what);
-      } catch (err) {
-        if (err instanceof Deno.errors.ConnectionReset) n = null;
-        else throw err;
-      }
-      if (n === null) {
-        this.#eof = true;
-        continue;
-      }
-      this.#framer.push(chunk.subarray(0, n), this.#take);
-    }
-  }
-
-  /** The next packet, which must be of `type`. */
-  async expect<T extends Packet["type"]>(type: T): Promise<Extract<Packet, { type: T }>> {
-    const packet = await this.next(`a ${type.toUpperCase()}`);
-    assert.ok(packet !== "eof", `expected ${type}, the client closed the connection`);
-    assert.equal(packet.type, type);
-    return packet as Extract<Packet, { type: T }>;
-  }
-
-  async write(bytes: ArrayLike<number> | Packet): Promise<void> {
-    const data = "type" in bytes ? encodePacket(bytes as Packet) : Uint8Array.from(bytes);
-    let off = 0;
-    while (off < data.length) off += await this.#conn.write(data.subarray(off));
-  }
-
-  close(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
-  }
-}
-
 const CONNACK: Packet = { type: "connack", sessionPresent: false, returnCode: 0 };
 
-/** A scripted server on a free loopback port; `accept()` waits for the client's connection. */
-function scriptedServer(): { url: string; accept(): Promise<Peer>; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const peers: Peer[] = [];
-  return {
-    url: `mqtt://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    async accept() {
-      const peer = new Peer(await within(listener.accept(), "the client to connect"));
-      peers.push(peer);
-      return peer;
-    },
-    close() {
-      for (const peer of peers) peer.close();
-      listener.close();
-    },
-  };
+/** A scripted MQTT 3.1.1 server on a free loopback port. */
+function scriptedServer(): ScriptedServer {
+  return scriptedServerAt(4);
 }
 
 /** Connects a client to the scripted server, which accepts it with CONNACK. */
 async function connectScripted(
-  server: ReturnType<typeof scriptedServer>,
+  server: ScriptedServer,
   options: Parameters<typeof connect>[1] = {},
-): Promise<{ client: MqttClient; peer: Peer }> {
+): Promise<{ client: MqttClient; peer: ScriptedPeer }> {
   const connecting = connect(server.url, { reconnect: false, keepAlive: 0, ...options });
   const peer = await server.accept();
   await peer.expect("connect");

@@ -13,6 +13,10 @@
  * literal of the same file, so a table-driven test disappears from the scan when its table row
  * does.
  *
+ * The same checks keep `docs/conformance-5.md` honest for MQTT 5.0: all 251 statements have a row,
+ * each of the 133 that bind the client cites tests or says "not yet", each server-only one says
+ * why, and every cited test exists.
+ *
  * Run `deno run -A tests/conformance_test.ts [file]` to print the names the scan finds.
  *
  * @module
@@ -709,6 +713,149 @@ Deno.test("conformance doc: every cited test exists in tests/", async () => {
     }
   }
   assert.ok(cited > 0, "the doc cites tests");
+  assert.deepEqual(gone, [], "cited tests that no longer exist");
+});
+
+// ---------------------------------------------------------------- MQTT 5.0: docs/conformance-5.md
+
+const DOC5 = new URL("docs/conformance-5.md", ROOT);
+const SPEC5_TSV = "/work/shared/spec/mqtt-v5.0-normative.tsv";
+
+/**
+ * A copy of the 251 ids of the MQTT 5.0 table (without "MQTT-") with whom each binds: C client,
+ * B both, S server; in table order, checked against the spec table where it is present.
+ */
+const V5_TABLE = `
+  1.5.4-1 B  1.5.4-2 B  1.5.4-3 B  1.5.5-1 B  1.5.7-1 B  2.1.3-1 B
+  2.2.1-2 B  2.2.1-3 C  2.2.1-4 S  2.2.1-5 B  2.2.1-6 S  2.2.2-1 B
+  3.1.0-1 C  3.1.0-2 S  3.1.2-1 C  3.1.2-2 S  3.1.2-3 S  3.1.2-4 B
+  3.1.2-5 S  3.1.2-6 S  3.1.2-7 S  3.1.2-8 S  3.1.2-9 C  3.1.2-10 S
+  3.1.2-11 C  3.1.2-12 C  3.1.2-13 C  3.1.2-14 S  3.1.2-15 S  3.1.2-16 C
+  3.1.2-17 C  3.1.2-18 C  3.1.2-19 C  3.1.2-20 C  3.1.2-21 C  3.1.2-22 S
+  3.1.2-23 B  3.1.2-24 S  3.1.2-25 S  3.1.2-26 S  3.1.2-27 S  3.1.2-28 S
+  3.1.2-29 S  3.1.2-30 C  3.1.3-1 C  3.1.3-2 B  3.1.3-3 C  3.1.3-4 C
+  3.1.3-5 S  3.1.3-6 S  3.1.3-7 S  3.1.3-8 S  3.1.3-9 S  3.1.3-10 S
+  3.1.3-11 C  3.1.3-12 C  3.1.4-1 S  3.1.4-2 S  3.1.4-3 S  3.1.4-4 S
+  3.1.4-5 S  3.1.4-6 S  3.2.0-1 S  3.2.0-2 S  3.2.2-1 S  3.2.2-2 S
+  3.2.2-3 S  3.2.2-4 C  3.2.2-5 C  3.2.2-6 S  3.2.2-7 S  3.2.2-8 S
+  3.2.2-9 S  3.2.2-10 S  3.2.2-11 C  3.2.2-12 S  3.2.2-13 S  3.2.2-14 C
+  3.2.2-15 C  3.2.2-16 S  3.2.2-17 C  3.2.2-18 C  3.2.2-19 S  3.2.2-20 S
+  3.2.2-21 C  3.2.2-22 S  3.3.1-1 B  3.3.1-2 B  3.3.1-3 S  3.3.1-4 B
+  3.3.1-5 S  3.3.1-6 S  3.3.1-7 S  3.3.1-8 S  3.3.1-9 S  3.3.1-10 S
+  3.3.1-11 S  3.3.1-12 S  3.3.1-13 S  3.3.2-1 B  3.3.2-2 B  3.3.2-3 S
+  3.3.2-4 S  3.3.2-5 S  3.3.2-6 S  3.3.2-7 B  3.3.2-8 B  3.3.2-9 C
+  3.3.2-10 C  3.3.2-11 S  3.3.2-12 S  3.3.2-13 B  3.3.2-14 B  3.3.2-15 S
+  3.3.2-16 S  3.3.2-17 S  3.3.2-18 S  3.3.2-19 B  3.3.2-20 S  3.3.4-1 B
+  3.3.4-2 S  3.3.4-3 S  3.3.4-4 S  3.3.4-5 S  3.3.4-6 C  3.3.4-7 C
+  3.3.4-8 C  3.3.4-9 S  3.3.4-10 S  3.4.2-1 B  3.4.2-2 B  3.4.2-3 B
+  3.5.2-1 B  3.5.2-2 B  3.5.2-3 B  3.6.1-1 B  3.6.2-1 B  3.6.2-2 B
+  3.6.2-3 B  3.7.2-1 B  3.7.2-2 B  3.7.2-3 B  3.8.1-1 C  3.8.3-1 C
+  3.8.3-2 C  3.8.3-3 S  3.8.3-4 C  3.8.3-5 S  3.8.4-1 S  3.8.4-2 S
+  3.8.4-3 S  3.8.4-4 S  3.8.4-5 S  3.8.4-6 S  3.8.4-7 S  3.8.4-8 S
+  3.9.2-1 S  3.9.2-2 S  3.9.3-1 S  3.9.3-2 S  3.10.1-1 C  3.10.3-1 C
+  3.10.3-2 C  3.10.4-1 S  3.10.4-2 S  3.10.4-3 S  3.10.4-4 S  3.10.4-5 S
+  3.10.4-6 S  3.11.2-1 S  3.11.2-2 S  3.11.3-1 S  3.11.3-2 S  3.12.4-1 S
+  3.14.0-1 S  3.14.1-1 B  3.14.2-1 B  3.14.2-2 S  3.14.2-3 B  3.14.2-4 B
+  3.14.4-1 B  3.14.4-2 B  3.14.4-3 S  3.15.1-1 B  3.15.2-1 B  3.15.2-2 B
+  3.15.2-3 B  4.1.0-1 B  4.2.0-1 B  4.1.0-2 S  4.3.1-1 B  4.3.2-1 B
+  4.3.2-2 B  4.3.2-3 B  4.3.2-4 B  4.3.2-5 B  4.3.3-1 B  4.3.3-2 B
+  4.3.3-3 B  4.3.3-4 B  4.3.3-5 B  4.3.3-6 B  4.3.3-7 B  4.3.3-8 B
+  4.3.3-9 B  4.3.3-10 B  4.3.3-11 B  4.3.3-12 B  4.3.3-13 B  4.4.0-1 B
+  4.4.0-2 B  4.5.0-1 S  4.5.0-2 C  4.6.0-1 C  4.6.0-2 C  4.6.0-3 C
+  4.6.0-4 C  4.6.0-5 S  4.6.0-6 S  4.7.0-1 B  4.7.1-1 B  4.7.1-2 B
+  4.7.2-1 S  4.7.3-1 B  4.7.3-2 B  4.7.3-3 B  4.7.3-4 S  4.8.2-1 B
+  4.8.2-2 B  4.8.2-3 S  4.8.2-4 S  4.8.2-5 S  4.8.2-6 S  4.9.0-1 B
+  4.9.0-2 B  4.9.0-3 B  4.12.0-1 S  4.12.0-2 S  4.12.0-3 C  4.12.0-4 S
+  4.12.0-5 B  4.12.0-6 S  4.12.0-7 C  4.12.1-1 C  4.12.1-2 B  4.13.1-1 S
+  4.13.2-1 B  6.0.0-1 B  6.0.0-2 B  6.0.0-3 C  6.0.0-4 S
+`;
+
+const V5_IDS: readonly { id: string; binds: "client" | "both" | "server" }[] = V5_TABLE.trim()
+  .split(/\s+/)
+  .reduce<{ id: string; binds: "client" | "both" | "server" }[]>((out, word, i, all) => {
+    if (i % 2 === 0) {
+      const binds = all[i + 1] === "C" ? "client" : all[i + 1] === "B" ? "both" : "server";
+      out.push({ id: `MQTT-${word}`, binds });
+    }
+    return out;
+  }, []);
+
+/** A 5.0 row without a test says "not yet" (binds the client) or gives its reason (server only). */
+const NOT_YET = /^\*{0,2}not yet\b/i;
+
+Deno.test("conformance-5 doc: all 251 statements of MQTT 5.0 have one row each", async () => {
+  const rows = parseDoc(await Deno.readTextFile(DOC5));
+  assert.equal(V5_IDS.length, 251);
+  assert.equal(V5_IDS.filter((s) => s.binds !== "server").length, 133, "133 bind the client");
+  const inDoc = new Set(rows.map((r) => r.id));
+  assert.deepEqual(V5_IDS.filter((s) => !inDoc.has(s.id)).map((s) => s.id), [], "missing rows");
+  const known = new Set(V5_IDS.map((s) => s.id));
+  assert.deepEqual(rows.filter((r) => !known.has(r.id)).map((r) => r.id), [], "unknown ids");
+  const seen = new Set<string>();
+  for (const row of rows) {
+    assert.ok(!seen.has(row.id), `${row.id} has two rows (line ${row.line})`);
+    seen.add(row.id);
+  }
+});
+
+Deno.test("conformance-5 ids: the copy matches the spec table where it is present", async () => {
+  let tsv: string;
+  try {
+    tsv = await Deno.readTextFile(SPEC5_TSV);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  const spec = tsv.trim().split("\n").slice(1).map((line) => {
+    const [id, , binds] = line.split("\t");
+    return { id, binds };
+  });
+  assert.deepEqual(V5_IDS, spec);
+});
+
+Deno.test("conformance-5 doc: a client row cites a test or says not yet; a server row says why", async () => {
+  const rows = parseDoc(await Deno.readTextFile(DOC5));
+  const binds = new Map(V5_IDS.map((s) => [s.id, s.binds]));
+  for (const row of rows) {
+    if (row.tests.length > 0) continue;
+    const reason = row.reason ?? "";
+    if (binds.get(row.id) === "server") {
+      assert.ok(reason.length >= 20, `line ${row.line}: ${row.id} gives no reason`);
+    } else {
+      assert.match(
+        reason,
+        NOT_YET,
+        `line ${row.line}: ${row.id} cites no test and is not "not yet"`,
+      );
+    }
+  }
+});
+
+Deno.test("conformance-5 doc: the summary's counts are the table's", async () => {
+  const text = await Deno.readTextFile(DOC5);
+  const rows = parseDoc(text);
+  const binds = new Map(V5_IDS.map((s) => [s.id, s.binds]));
+  const mine = rows.filter((r) => binds.get(r.id) !== "server");
+  const proven = mine.filter((r) => r.tests.length > 0).length;
+  const m = /of the 133 client and both statements, (\d+) are proven by tests and (\d+) are not yet/
+    .exec(text.replace(/\s+/g, " "));
+  assert.ok(m, "the summary sentence is missing");
+  assert.deepEqual([Number(m[1]), Number(m[2])], [proven, mine.length - proven]);
+});
+
+Deno.test("conformance-5 doc: every cited test exists in tests/", async () => {
+  const rows = parseDoc(await Deno.readTextFile(DOC5));
+  const scanned = await scanTests();
+  const gone: string[] = [];
+  for (const row of rows) {
+    for (const { file, name } of row.tests) {
+      const found = scanned.get(file);
+      if (found === undefined) gone.push(`line ${row.line} (${row.id}): no file tests/${file}`);
+      else if (!nameExists(found, name)) {
+        gone.push(`line ${row.line} (${row.id}): no test "${name}" in tests/${file}`);
+      }
+    }
+  }
   assert.deepEqual(gone, [], "cited tests that no longer exist");
 });
 

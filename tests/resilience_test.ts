@@ -154,7 +154,7 @@ brokerTest(
     // publishes to its own topics: the publishes wait in the offline queue. After the reconnect
     // the broker has no session, so they reach this client only if the session subscribed again
     // first (the broker handles a connection's packets in order).
-    const published: Promise<void>[] = [];
+    const published: Promise<unknown>[] = [];
     let round = 0;
     client.addEventListener("disconnect", () => {
       if (round >= ROUNDS) return; // close() ends the last connection too

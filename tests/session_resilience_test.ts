@@ -48,7 +48,7 @@ function subscribe(
   let got: SubackReturnCode[] | undefined;
   session.subscribe(filters.map(([filter, qos]) => ({ filter, qos })), 1, (err, c) => {
     assert.equal(err, undefined);
-    got = c;
+    got = c as SubackReturnCode[] | undefined;
   });
   const [sent] = h.take();
   assert.equal(sent.type, "subscribe");

@@ -374,7 +374,7 @@ Deno.test("MQTT-3.8.4-5: SUBSCRIBE -> SUBACK gives the return codes in filter or
   const { session, h, state } = connected();
   const results: [unknown, SubackReturnCode[] | undefined][] = [];
   const requests = [{ filter: "a/+", qos: 1 as QoS }, { filter: "b/#", qos: 2 as QoS }];
-  session.subscribe(requests, 2, (e, codes) => results.push([e, codes]));
+  session.subscribe(requests, 2, (e, codes) => results.push([e, codes as SubackReturnCode[]]));
   assert.deepEqual(h.take(), [{ type: "subscribe", packetId: 1, subscriptions: requests }]);
   assert.equal(state.requestCount, 1);
   session.receive({ type: "suback", packetId: 1, returnCodes: [1, 0x80] }, 3);

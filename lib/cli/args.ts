@@ -15,6 +15,12 @@ import {
 import { urlCredentials } from "../client/url.ts";
 import { traceLines } from "./trace.ts";
 import config from "../../deno.json" with { type: "json" };
+import {
+  applyProperties,
+  type CommandProperties,
+  PropertyFlagError,
+  readPropertyFlag,
+} from "./properties.ts";
 
 /**
  * A flag error: the CLI prints `Error: message` and, unless `showUsage` is
@@ -45,6 +51,8 @@ export interface ParsedArgs {
   flags: Map<string, string | true>;
   /** Values of the flags that may be repeated (`repeat: true`), by long name, in order. */
   lists: Map<string, string[]>;
+  /** MQTT 5.0 properties from `-D command identifier value`, by command. */
+  properties: CommandProperties;
 }
 
 /** A flag: its long name, short alias, whether it takes a value, and whether it may repeat. */
@@ -86,12 +94,22 @@ const CONNECTION_FLAGS: FlagSpec[] = [
   { name: "will-retain", value: false },
   { name: "debug", short: "d", value: false },
   { name: "quiet", value: false },
+  { name: "protocol-version", short: "V", value: true },
   { name: "help", value: false },
   { name: "version", value: false },
 ];
 
 /** Flags of the connection that the tools read too, so parsing leaves them in `flags`. */
 const KEPT = new Set(["help", "version", "debug", "quiet", "qos"]);
+/** Runs `fn`, turning a `-D`/`-V` error into a UsageError. */
+function propertyFlags<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof PropertyFlagError) throw new UsageError(err.message);
+    throw err;
+  }
+}
 
 function toInt(name: string, value: string, min: number, max: number): number {
   const n = Number(value);
@@ -116,7 +134,12 @@ export const PASSWORD_ENV = "MQTT_PASSWORD";
 
 /** Help text on the password sources and the signals, shared by both tools' usage. */
 export const COMMON_HELP: string =
-  `  --pw-file file  read the password from file (one trailing newline is ignored), so it
+  `  -V version      mqttv5 (or 5) for MQTT 5.0, mqttv311 (or 311, the default) for 3.1.1
+  -D command identifier value
+                  an MQTT 5.0 property, as mosquitto 2.0 takes it (needs -V mqttv5): command is
+                  connect, publish or will; e.g. -D publish message-expiry-interval 60,
+                  -D connect user-property name value (repeatable)
+  --pw-file file  read the password from file (one trailing newline is ignored), so it
                   does not show in the process list as -P does
   Environment: ${PASSWORD_ENV}  the password, used with a user name (-u or in the URL)
                   when neither -P, --pw-file nor the URL gives one
@@ -249,13 +272,23 @@ function splitUrlTopic(url: string): { url: string; topic?: string } {
 function readFlags(
   argv: string[],
   specs: FlagSpec[],
-): { values: Map<string, string | true>; lists: Map<string, string[]> } {
+): {
+  values: Map<string, string | true>;
+  lists: Map<string, string[]>;
+  properties: CommandProperties;
+} {
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string | true>();
   const lists = new Map<string, string[]>();
+  const properties: CommandProperties = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    if (arg === "-D" || arg === "--property") {
+      // mosquitto's -D command identifier value (user-property takes a name and a value).
+      i += propertyFlags(() => readPropertyFlag(argv, i + 1, properties));
+      continue;
+    }
     let spec: FlagSpec | undefined;
     let inline: string | undefined;
     if (arg.startsWith("--")) {
@@ -282,7 +315,7 @@ function readFlags(
       values.set(spec.name, value);
     }
   }
-  return { values, lists };
+  return { values, lists, properties };
 }
 
 /**
@@ -298,12 +331,12 @@ function readFlags(
  * ```
  */
 export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<ParsedArgs> {
-  const { values, lists } = readFlags(argv, [...CONNECTION_FLAGS, ...extra]);
+  const { values, lists, properties } = readFlags(argv, [...CONNECTION_FLAGS, ...extra]);
   const get = (name: string) => values.get(name) as string | undefined;
   const topics = lists.get("topic") ?? [];
   lists.delete("topic");
   if (values.has("help") || values.has("version")) {
-    return { url: "", options: {}, topics, qos: 0, flags: values, lists };
+    return { url: "", options: {}, topics, qos: 0, flags: values, lists, properties };
   }
   const cafile = get("cafile");
   const capath = get("capath");
@@ -362,11 +395,12 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
       retain: values.has("will-retain"),
     };
   }
+  propertyFlags(() => applyProperties(options, properties, get("protocol-version")));
   const qos = toQos("qos", get("qos") ?? "0");
   for (const spec of CONNECTION_FLAGS) {
     if (!KEPT.has(spec.name) && spec.name !== "insecure") values.delete(spec.name);
   }
-  return { url, options, topics, qos, flags: values, lists };
+  return { url, options, topics, qos, flags: values, lists, properties };
 }
 
 /** Exit codes of the CLI tools; `interrupted` is the shell's 128 + SIGINT. */
@@ -472,9 +506,13 @@ const CONNACK_STRINGS = [
  */
 export function runtimeFailure(err: unknown, quiet = false): number {
   if (err instanceof ConnectionRefusedError) {
-    const text = CONNACK_STRINGS[err.returnCode] ?? `Connection Refused: ${err.reason}.`;
+    // Under 5.0 mosquitto exits with the reason code and prints its name.
+    const v5 = err.reasonCode !== undefined;
+    const text = v5
+      ? `${err.reason[0].toUpperCase()}${err.reason.slice(1)}`
+      : CONNACK_STRINGS[err.returnCode] ?? `Connection Refused: ${err.reason}.`;
     if (!quiet) console.error(`Connection error: ${text}`);
-    return err.returnCode;
+    return (v5 ? err.reasonCode : err.returnCode) || EXIT.error;
   }
   if (!quiet) {
     const code = err instanceof MqttError ? ` [${err.code}]` : "";

@@ -163,7 +163,7 @@ export async function main(args: string[]): Promise<number> {
     const send = async (payload: string | Uint8Array) => {
       // Once interrupted, nothing more is taken from standard input, not even what was read.
       if (streaming && signal.aborted) return;
-      await client.publish(topic, payload, { qos, retain });
+      await client.publish(topic, payload, { qos, retain, properties: parsed.properties.publish });
     };
     const sendRepeated = async (payload: string | Uint8Array) => {
       for (let i = 0; i < repeat && !signal.aborted; i++) {

@@ -259,7 +259,9 @@ export async function main(
         trace(direction, packet);
         if (direction === "received" && packet.type === "suback") {
           write(encoder.encode(
-            `Subscribed (mid: ${packet.packetId}): ${packet.returnCodes.join(", ")}\n`,
+            `Subscribed (mid: ${packet.packetId}): ${
+              (packet.returnCodes ?? packet.reasonCodes ?? []).join(", ")
+            }\n`,
           ));
         }
       },

@@ -25,7 +25,7 @@ export function traceLines(clientId: string, direction: PacketDirection, packet:
   const sent = direction === "sent";
   switch (packet.type) {
     case "connack":
-      return [`${who} (${packet.returnCode})`];
+      return [`${who} (${packet.returnCode ?? packet.reasonCode ?? 0})`];
     case "publish":
       return [
         `${who} (d${Number(packet.dup)}, q${packet.qos}, r${Number(packet.retain)}, m${

@@ -6,19 +6,45 @@
  *
  * @module
  */
-import type { ConnackPacket, QoS, SubackReturnCode } from "../codec/packet.ts";
-import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
+import type { ConnackPacket, QoS } from "../codec/packet.ts";
+import type { AckProperties, PublishProperties } from "../codec/properties.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import type { SubackCode } from "../session/types.ts";
 import { encodedLength } from "../codec/encode.ts";
-import { MAX_REMAINING_LENGTH } from "../codec/remaining_length.ts";
-import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
+import { MAX_PACKET_SIZE } from "../codec/remaining_length.ts";
+import {
+  ConnectionRefusedError,
+  MqttError,
+  ProtocolError,
+  ServerDisconnectError,
+  SubscribeError,
+} from "../errors.ts";
+import { refusedVersion5 } from "../session/connack.ts";
+import {
+  agreed,
+  checkDisconnectReason,
+  closeDetail,
+  type ConnackInfo,
+  connackInfo,
+  fallBackTo311,
+  isFatalReason,
+  publishProperties,
+  subscriptionFlags,
+  unsubackError,
+} from "./v5_client.ts";
 import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { ClientSessionState } from "../session/client_state.ts";
+import { expiryDeadline } from "../session/expiry.ts";
 import type { OutgoingMessage, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
+import type { Message } from "./message.ts";
+import { type RequestOptions, Requests, type RespondOptions, respondTo } from "./request.ts";
+import { checkFilters, checkPublish, checkSubscribeOptions } from "./validate.ts";
+import { parseSharedFilter } from "../util/topic_filter.ts";
 
 /** Options of {@linkcode MqttClient.publish}. */
 export interface PublishOptions {
@@ -26,6 +52,25 @@ export interface PublishOptions {
   qos?: QoS;
   /** Ask the server to retain the message for future subscribers. @default {false} */
   retain?: boolean;
+  /**
+   * MQTT 5.0 PUBLISH properties: messageExpiryInterval, contentType,
+   * responseTopic, correlationData, payloadFormatIndicator, userProperties.
+   * Refused with `INVALID_OPTION` under MQTT 3.1.1.
+   */
+  properties?: PublishProperties;
+}
+
+/**
+ * What a QoS 1 or 2 publish resolves with: the server's reason code (0x00
+ * success, 0x10 no matching subscribers, also a success) and the
+ * acknowledgement's properties (`{}` when none, and always under MQTT 3.1.1).
+ * A reason code of 0x80 or more rejects with `PublishRejectedError` instead.
+ */
+export interface PublishResult {
+  /** The PUBACK's (QoS 1) or PUBREC's (QoS 2) reason code, below 0x80. */
+  reasonCode: number;
+  /** Its properties: reasonString, userProperties. */
+  properties: AckProperties;
 }
 
 /** Options of {@linkcode MqttClient.subscribe}. */
@@ -34,6 +79,16 @@ export interface SubscribeOptions {
   qos?: QoS;
   /** Messages buffered for this subscription; defaults to the client's `bufferSize`. */
   bufferSize?: number;
+  /** MQTT 5.0 No Local: the server does not send us what we publish ourselves. @default {false} */
+  noLocal?: boolean;
+  /** MQTT 5.0 Retain As Published: messages keep the RETAIN flag they were published with. @default {false} */
+  retainAsPublished?: boolean;
+  /**
+   * MQTT 5.0 Retain Handling: 0 the server sends retained messages on
+   * subscribing, 1 only if the subscription did not exist yet, 2 never.
+   * @default {0}
+   */
+  retainHandling?: 0 | 1 | 2;
 }
 
 /** Detail of the `connect` event. */
@@ -56,6 +111,22 @@ export interface ReconnectEventDetail {
 export interface CloseEventDetail {
   /** Undefined when the connection ended because the user closed it. */
   error: MqttError | undefined;
+  /** MQTT 5.0: the reason code of the server's DISCONNECT, when the server sent one. */
+  reasonCode?: number;
+  /** MQTT 5.0: its Reason String, if any. */
+  reasonString?: string;
+  /** MQTT 5.0: its Server Reference (another server to use), if any. */
+  serverReference?: string;
+}
+
+/** Options of {@linkcode MqttClient.close}. */
+export interface CloseOptions {
+  /**
+   * MQTT 5.0 reason code of the DISCONNECT: 0x00 normal disconnection
+   * (the default: the server discards the will), 0x04 disconnect with will
+   * message (the server publishes the will). Refused under MQTT 3.1.1.
+   */
+  reasonCode?: DisconnectReasonCode;
 }
 
 /**
@@ -86,19 +157,11 @@ export type MqttClientListener<K extends keyof MqttClientEventMap> = (
   event: MqttClientEventMap[K],
 ) => void;
 
-const encoder = new TextEncoder();
-/** Topic length prefix and bytes (at most 65,535) plus packet identifier: a PUBLISH's overhead. */
-const MAX_PUBLISH_OVERHEAD = 2 + 65_535 + 2;
+/** Fixed header, topic length prefix and bytes, packet identifier: a 3.1.1 PUBLISH's most overhead. */
+const MAX_PUBLISH_OVERHEAD = 5 + 2 + 65_535 + 2;
 const noop = () => {};
 // Lets connect() make and open a client without a public method for it.
 let open: (options: ResolvedOptions) => Promise<MqttClient>;
-
-function checkQos(qos: unknown): QoS {
-  if (qos !== 0 && qos !== 1 && qos !== 2) {
-    throw new MqttError("INVALID_OPTION", `qos must be 0, 1 or 2, got ${String(qos)}`);
-  }
-  return qos;
-}
 
 /** How long a connection must last before the reconnect backoff starts over. */
 function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
@@ -107,7 +170,11 @@ function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
 
 /** Errors after which reconnecting cannot help: the broker refused who we are. */
 function isFatal(error: MqttError | undefined): boolean {
-  if (error instanceof ConnectionRefusedError) return error.returnCode !== 3; // 3: server unavailable
+  if (error instanceof ConnectionRefusedError) {
+    if (error.reasonCode !== undefined) return isFatalReason(error.reasonCode, "connack");
+    return error.returnCode !== 3; // 3: server unavailable
+  }
+  if (error instanceof ServerDisconnectError) return isFatalReason(error.reasonCode, "disconnect");
   return error?.code === "INVALID_OPTION" ||
     (error instanceof ProtocolError && error.packetType === "connect");
 }
@@ -146,9 +213,9 @@ function isFatal(error: MqttError | undefined): boolean {
  * ```
  */
 export class MqttClient extends EventTarget implements AsyncDisposable {
-  /** The client identifier sent in CONNECT. */
-  readonly clientId: string;
-  readonly #options: ResolvedOptions;
+  /** The options of the next CONNECT (the assigned client id and the agreed version set in). */
+  #options: ResolvedOptions;
+  #connack: ConnackInfo | undefined;
   readonly #state: ClientSessionState;
   #connection: Connection | undefined;
   #sessionPresent = false;
@@ -161,6 +228,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #attemptController: AbortController | undefined;
   #online: PromiseWithResolvers<void> | undefined;
   readonly #inbox: Inbox;
+  /** MQTT 5.0 request/response, made by the first `request()`. */
+  #requests: Requests<Message> | undefined;
+  #subscriptionIds = 0;
   /** What each connection may call back: kept off the public surface. */
   readonly #host: ConnectionHost;
   #abortListener: (() => void) | undefined;
@@ -177,7 +247,6 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   private constructor(options: ResolvedOptions) {
     super();
     this.#options = options;
-    this.clientId = options.clientId;
     const { maxMessages, maxBytes, overflow } = options.queue;
     this.#state = new ClientSessionState({
       maxQueued: maxMessages,
@@ -253,6 +322,37 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     super.removeEventListener(type, listener, options);
   }
 
+  /**
+   * The client identifier: the one sent in CONNECT, or under MQTT 5.0 the one
+   * the server assigned (Assigned Client Identifier, when `clientId` was ""),
+   * which later reconnects send.
+   */
+  get clientId(): string {
+    return this.#options.clientId;
+  }
+
+  /**
+   * The protocol version agreed with the server: 4 (MQTT 3.1.1) or 5 (MQTT
+   * 5.0); with `protocolVersion: "auto"`, the one the broker accepted.
+   */
+  get protocolVersion(): 4 | 5 {
+    return this.#options.protocolVersion === 4 ? 4 : 5;
+  }
+
+  /**
+   * The latest CONNACK: session present, reason code (the 3.1.1 return code,
+   * 0, under MQTT 3.1.1) and, under MQTT 5.0, its properties (`{}` when none).
+   *
+   * @example
+   * ```ts ignore
+   * const client = await connect(url, { protocolVersion: 5 });
+   * console.log(client.connack.properties.receiveMaximum, client.connack.properties.maximumQoS);
+   * ```
+   */
+  get connack(): ConnackInfo {
+    return this.#connack ?? { sessionPresent: false, reasonCode: 0, properties: {} };
+  }
+
   /** Whether the server had a session for this client (CONNACK's session present flag, latest connection). */
   get sessionPresent(): boolean {
     return this.#sessionPresent;
@@ -293,7 +393,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   /** Opens the first connection. */
   async #open(): Promise<void> {
     try {
-      await this.#connectOnce();
+      try {
+        await this.#connectOnce();
+      } catch (err) {
+        // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every reconnect.
+        if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
+        this.#options = fallBackTo311(this.#options);
+        await this.#connectOnce();
+      }
     } catch (err) {
       const error = asMqttError(err, "connect failed");
       this.#closed = true;
@@ -360,7 +467,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         transport.close();
         controller.signal.throwIfAborted();
       }
-      const connection = new Connection(this.#host, transport, options, this.#state);
+      const connection = new Connection(this.#host, transport, this.#options, this.#state);
       this.#connection = connection;
       let connack: ConnackPacket;
       try {
@@ -372,6 +479,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw error;
       }
       this.#sessionPresent = connack.sessionPresent;
+      this.#connack = connackInfo(connack);
+      this.#options = agreed(this.#options, connack);
       this.#connectedAt = now();
       this.#online?.resolve();
       this.#online = undefined;
@@ -434,33 +543,45 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     topic: string,
     payload: string | Uint8Array,
     options: PublishOptions = {},
-  ): Promise<void> {
+  ): Promise<PublishResult | undefined> {
     try {
-      validateTopicName(topic);
-      const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-      const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
-      if (!(bytes instanceof Uint8Array)) {
-        throw new MqttError("INVALID_OPTION", "payload must be a string or a Uint8Array");
-      }
+      const message: OutgoingMessage = checkPublish(topic, payload, options);
+      const { qos, payload: bytes } = message;
       if (this.#closed) throw new MqttError("CONNECTION_CLOSED", "the client is closed");
-      const message = { topic, payload: bytes, qos, retain: options.retain === true };
-      // Only a payload near the protocol's limit can fail to encode: ask the codec then, here,
-      // rather than let the writer fail the connection over it (and again after every reconnect).
-      if (bytes.length > MAX_REMAINING_LENGTH - MAX_PUBLISH_OVERHEAD) {
-        encodedLength({ type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message });
+      if (options.properties !== undefined) {
+        message.properties = publishProperties(options.properties, this.protocolVersion);
+        const interval = message.properties.messageExpiryInterval;
+        if (interval !== undefined) message.expiresAt = expiryDeadline(interval, now());
       }
       const connection = this.#connection;
+      // Only a payload near the protocol's limit, or 5.0 properties, can fail to encode: ask the
+      // codec here rather than let the writer fail the connection over it (and again after
+      // every reconnect). The server's own Maximum Packet Size (5.0) is the session's rule.
+      if (
+        message.properties !== undefined ||
+        bytes.length > MAX_PACKET_SIZE - MAX_PUBLISH_OVERHEAD
+      ) {
+        encodedLength(
+          { type: "publish", dup: false, packetId: qos ? 1 : undefined, ...message },
+          { protocolVersion: this.protocolVersion },
+        );
+      }
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }
-      return new Promise<void>((resolve, reject) => {
-        this.#publish(message, (error) => {
+      return new Promise<PublishResult | undefined>((resolve, reject) => {
+        this.#publish(message, (error, ack) => {
           if (error) reject(error);
-          else if (qos !== 0) resolve();
-          // QoS 0 is done once its batch is handed to the writer; a connection that ends first
-          // rejects it (a transport write failing after the hand-over is not seen here).
-          else if (connection?.online) connection.lastWrite.then(() => resolve(), reject);
-          else resolve();
+          else if (qos !== 0) resolve(ack as PublishResult);
+          else {
+            // QoS 0 settles with the transport's write of its batch, on the connection that
+            // sent it (a publish queued offline goes out on a later one): rejected when the
+            // write fails or the connection ends first.
+            const sender = this.#connection;
+            if (sender !== undefined && !sender.ended) {
+              sender.lastWrite.then(() => resolve(undefined), reject);
+            } else resolve(undefined);
+          }
         });
       });
     } catch (err) {
@@ -484,26 +605,31 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     filters: string | string[],
     options: SubscribeOptions = {},
   ): Promise<Subscription> {
-    const list = typeof filters === "string" ? [filters] : [...filters];
-    if (list.length === 0) {
-      throw new MqttError("INVALID_OPTION", "subscribe needs at least one topic filter");
-    }
-    for (const filter of list) validateTopicFilter(filter);
-    const qos = options.qos === undefined ? 0 : checkQos(options.qos);
-    const bufferSize = options.bufferSize ?? this.#options.bufferSize;
+    const list = checkFilters(filters, "subscribe");
+    for (const filter of list) parseSharedFilter(filter); // MQTT-4.8.2-1, -2: $share/{ShareName}/{filter}
+    const checked = checkSubscribeOptions(options);
+    const qos = checked.qos;
+    const flags = subscriptionFlags(options, this.protocolVersion, list);
+    const bufferSize = checked.bufferSize ?? this.#options.bufferSize;
     const connection = await this.#whenOnline();
+    const identifier = this.#subscriptionIdentifier();
     const inbox = this.#inbox;
     inbox.subscribing(list);
-    const make = (codes: SubackReturnCode[]) =>
+    const make = (codes: SubackCode[]) =>
       createSubscription(list, codes as QoS[], {
         bufferSize,
         unsubscribe: (s) => this.#release(s),
+        identifier,
       });
     let sub: Subscription | undefined;
-    let codes: SubackReturnCode[];
+    let codes: SubackCode[];
     try {
-      codes = await new Promise<SubackReturnCode[]>((resolve, reject) => {
-        connection.subscribe(list.map((filter) => ({ filter, qos })), (error, returnCodes) => {
+      codes = await new Promise<SubackCode[]>((resolve, reject) => {
+        const properties = identifier === undefined ? undefined : {
+          subscriptionIdentifier: identifier,
+        };
+        const requests = list.map((filter) => flags ? { filter, qos, ...flags } : { filter, qos });
+        connection.subscribe(requests, (error, returnCodes) => {
           if (error) return reject(error);
           // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in
           // the same chunk, must reach this subscription, not only an older overlapping one.
@@ -512,7 +638,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
             inbox.add(sub);
           }
           resolve(returnCodes!);
-        });
+        }, properties);
       });
     } catch (err) {
       for (const filter of list) inbox.release(filter);
@@ -525,7 +651,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       // The granted filters of a partly refused SUBSCRIBE would deliver to no one.
       const unused = list.filter((f, i) => inbox.release(f) && !isFailure(codes[i]));
       if (unused.length > 0) await this.#sendUnsubscribe(unused).catch(noop);
-      throw new SubscribeError(list[refused]);
+      throw new SubscribeError(list[refused], { reasonCode: codes[refused] });
     }
     if (sub === undefined) {
       // The client closed while the SUBACK was on its way.
@@ -546,8 +672,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * ```
    */
   async unsubscribe(filters: string | string[]): Promise<void> {
-    const list = typeof filters === "string" ? [filters] : [...filters];
-    for (const filter of list) validateTopicFilter(filter);
+    const list = checkFilters(filters, "unsubscribe");
     await this.#sendUnsubscribe(this.#inbox.unsubscribe(list));
   }
 
@@ -561,8 +686,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * await client.close();
    * ```
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing === undefined) {
+      const reasonCode = options.reasonCode;
+      if (reasonCode !== undefined) {
+        try {
+          checkDisconnectReason(reasonCode, this.protocolVersion);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
+      this.#closing = this.#close(reasonCode);
+    }
     return this.#closing;
   }
 
@@ -571,7 +706,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.close();
   }
 
-  async #close(): Promise<void> {
+  async #close(reasonCode: DisconnectReasonCode | undefined): Promise<void> {
     const wasClosed = this.#closed;
     this.#closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
@@ -579,7 +714,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#attemptController?.abort(new MqttError("ABORTED", "the client was closed"));
     const connection = this.#connection;
     if (connection && !connection.ended) {
-      connection.disconnect();
+      connection.disconnect(reasonCode);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.#options.closeTimeout);
@@ -604,7 +739,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #finish(error: MqttError | undefined): void {
     this.#closed = true;
     this.#shutdown(error, error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: { error } }));
+    this.dispatchEvent(new CustomEvent<CloseEventDetail>("close", { detail: closeDetail(error) }));
   }
 
   /** Ends everything: pending work fails, subscriptions finish, timers stop. */
@@ -628,7 +763,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // A connection CONNACK never accepted is a failed attempt; its caller reports it.
     if (!connection.accepted) return;
     if (error) this.dispatchEvent(new CustomEvent("error", { detail: error }));
-    this.dispatchEvent(new CustomEvent<CloseEventDetail>("disconnect", { detail: { error } }));
+    this.dispatchEvent(
+      new CustomEvent<CloseEventDetail>("disconnect", { detail: closeDetail(error) }),
+    );
     if (this.#closed) return; // close() is under way and finishes the job
     const backoff = this.#options.reconnect;
     // The backoff starts over only after a connection that lasted: a broker that accepts and
@@ -665,11 +802,105 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     if (filters.length === 0) return;
     const connection = await this.#whenOnline();
     const done = new Promise<void>((resolve, reject) => {
-      connection.unsubscribe(filters, (error) => error ? reject(error) : resolve());
+      connection.unsubscribe(filters, (error, codes) => {
+        error ??= unsubackError(filters, codes);
+        if (error) reject(error);
+        else resolve();
+      });
     });
     // Messages held while the UNSUBSCRIBE waited for the connection: nobody will take them.
     this.#inbox.forgetHeld(filters);
     await done;
+  }
+
+  /**
+   * MQTT 5.0 request/response (section 4.10): publishes a request with a
+   * Response Topic and fresh Correlation Data, and resolves with the reply.
+   * The response topic is subscribed once, below the server's Response
+   * Information when it gave one (`requestResponseInformation: true`).
+   * Rejects with `REQUEST_TIMEOUT` when no reply comes within `timeout`.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await client.request("svc/time", "now?", { timeout: 5000, qos: 1 });
+   * console.log(reply.text());
+   * ```
+   */
+  request(
+    topic: string,
+    payload: string | Uint8Array,
+    options?: RequestOptions,
+  ): Promise<Message> {
+    if (this.protocolVersion !== 5) {
+      return Promise.reject(
+        new MqttError(
+          "INVALID_OPTION",
+          "request() needs MQTT 5.0: connect with protocolVersion: 5",
+        ),
+      );
+    }
+    this.#requests ??= new Requests<Message>({
+      publish: (t, p, qos, properties) => this.publish(t, p, { qos, properties }),
+      subscribe: (t, qos) => this.subscribe(t, { qos }),
+      responseInformation: () => this.connack.properties.responseInformation,
+    });
+    return this.#requests.request(topic, payload, options);
+  }
+
+  /**
+   * Answers a request (section 4.10.2): publishes `payload` to the message's
+   * Response Topic with its Correlation Data. A message without Response
+   * Topic rejects with `INVALID_OPTION`.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const req of await client.subscribe("svc/time")) await client.respond(req, new Date().toISOString());
+   * ```
+   */
+  respond(
+    request: Message,
+    payload: string | Uint8Array,
+    options?: RespondOptions,
+  ): Promise<unknown> {
+    const publish = (t: string, p: string | Uint8Array, qos: QoS, properties: PublishProperties) =>
+      this.publish(t, p, { qos, properties });
+    return respondTo(publish, request, payload, options);
+  }
+
+  /**
+   * MQTT 5.0 re-authentication (section 4.12.1): sends AUTH 0x19 with the
+   * `authenticationMethod` of the options and `data` (the method's first
+   * step); the server's challenges go to `onAuth`. Resolves with the
+   * Authentication Data of the server's final AUTH (for the method to check
+   * the server). A server that refuses ends the connection with DISCONNECT.
+   *
+   * @example
+   * ```ts ignore
+   * const scram = new ScramClient("alice", "secret");
+   * const final = await client.reauthenticate(scram.first()); // onAuth answers with scram.final()
+   * ```
+   */
+  async reauthenticate(data?: Uint8Array): Promise<Uint8Array | undefined> {
+    if (
+      this.protocolVersion !== 5 ||
+      this.#options.connectProperties?.authenticationMethod === undefined
+    ) {
+      throw new MqttError(
+        "INVALID_STATE",
+        "reauthenticate() needs MQTT 5.0 and the authenticationMethod option (MQTT-4.12.0-7)",
+      );
+    }
+    const connection = await this.#whenOnline();
+    return await connection.reauthenticate(data);
+  }
+
+  /** MQTT 5.0: the next Subscription Identifier, when the server takes them (MQTT-3.3.4-3). */
+  #subscriptionIdentifier(): number | undefined {
+    if (this.protocolVersion !== 5) return undefined;
+    if (this.connack.properties.subscriptionIdentifiersAvailable === false) return undefined;
+    // 1..268,435,455 (a Variable Byte Integer, never 0); wraps after that many SUBSCRIBEs.
+    this.#subscriptionIds = (this.#subscriptionIds % 268_435_455) + 1;
+    return this.#subscriptionIds;
   }
 
   /** Publishes through the live connection, or queues for the next one (one queue, the state's). */

@@ -13,7 +13,9 @@ import { type ConnectOptions, resolveOptions } from "./options.ts";
  * URLs: `mqtt://host[:1883]`, `mqtts://host[:8883]` (TLS), `ws://host[:80]/mqtt`
  * and `wss://host[:443]/mqtt` (WebSocket). Rejects with
  * `ConnectionRefusedError` when the broker refuses (its `returnCode` and
- * `reason` name why), `MqttError` with code `CONNECT_TIMEOUT` after
+ * `reason` name why; under MQTT 5.0 its `reasonCode` and `reasonString` too,
+ * and a broker that does not speak 5.0 is named as such), `MqttError` with
+ * code `CONNECT_TIMEOUT` after
  * `connectTimeout`, `ABORTED` when `signal` aborts, `TRANSPORT_ERROR` when the
  * network or TLS fails, and `INVALID_OPTION` for bad options.
  *
@@ -27,6 +29,15 @@ import { type ConnectOptions, resolveOptions } from "./options.ts";
  * });
  * console.log(client.sessionPresent);
  * await client.publish("status/sensor-1", "online", { qos: 1, retain: true });
+ *
+ * // MQTT 5.0: properties, reason codes and the server's limits.
+ * await using v5 = await connect("mqtt://localhost:1883", {
+ *   protocolVersion: 5,
+ *   sessionExpiryInterval: 3600,
+ *   userProperties: [["app", "demo"]],
+ * });
+ * console.log(v5.connack.properties.receiveMaximum);
+ * const { reasonCode } = (await v5.publish("a/b", "hi", { qos: 1 }))!;
  * ```
  */
 export async function connect(

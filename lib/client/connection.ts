@@ -5,10 +5,21 @@
  *
  * @module
  */
-import type { ConnackPacket, Packet, PublishPacket, SubscriptionRequest } from "../codec/packet.ts";
+import type {
+  AuthPacket,
+  ConnackPacket,
+  Packet,
+  PublishPacket,
+  SubscriptionRequest,
+} from "../codec/packet.ts";
+import { AuthExchange } from "./auth.ts";
+import type { CodecOptions } from "../codec/options.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import type { SubscribeProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
+import { closedBeforeConnack } from "../session/connack.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -17,7 +28,7 @@ import type {
   UnsubscribeCallback,
 } from "../session/types.ts";
 import { PacketFramer } from "../streams/packet_reader.ts";
-import { PacketWriter } from "../streams/packet_writer.ts";
+import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
 import { DeadlineTimer } from "../util/deadline_timer.ts";
 import type { Inbox } from "./inbox.ts";
@@ -27,6 +38,8 @@ import { explainEarlyEnd, explainTlsError } from "./hints.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
+/** How long a DISCONNECT sent because of an error may take to leave before the teardown. */
+const ERROR_FLUSH_MS = 1000;
 /** The driver's clock. */
 export const now = (): number => performance.now();
 
@@ -88,11 +101,18 @@ export class Connection implements SessionHandler {
   readonly #inbox: Inbox;
   readonly #timer: DeadlineTimer;
   readonly #transport: Transport;
-  readonly #writer: WritableStreamDefaultWriter<Packet | readonly Packet[]>;
-  /** Settles once the transport's writable is closed: everything written has left. */
-  readonly #piped: Promise<void>;
+  /**
+   * The transport's own writer: each batch is encoded here and written
+   * straight to it, so a QoS 0 publish settles on the transport's answer to
+   * its write, not on a stream in between having taken it.
+   */
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** The session's protocol version, which every batch is encoded at. */
+  readonly #codec: CodecOptions;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
   #disconnecting = false;
+  /** The session failed and a DISCONNECT saying why is being written: the connection's end. */
+  #failing: MqttError | undefined;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
   #lastWrite: Promise<void> = Promise.resolve();
   /** Packets sent this tick, written together by `#flush`. */
@@ -100,10 +120,16 @@ export class Connection implements SessionHandler {
   /** Settles when the pending batch is written (made only when a QoS 0 publish asks). */
   #batchWritten: PromiseWithResolvers<void> | undefined;
   #ended = false;
-  /** Resolves on end(): wakes a read loop waiting for a slow consumer, so it can finish. */
-  readonly #endSignal: PromiseWithResolvers<void> = Promise.withResolvers();
-  /** Set while the read loop is paused for a slow consumer; `send` wakes it. */
-  #wake: PromiseWithResolvers<void> | undefined;
+  /** Why the connection ended (set by `end`): what writes still pending then fail with. */
+  #endError: MqttError | undefined;
+  /**
+   * Resolver of the current pause of the read loop (set only while paused):
+   * the consumer catching up, `send` and `end` call it. One per pause, and no
+   * promise that lives as long as the connection is raced against, so a
+   * pause leaves nothing behind (racing against a connection-long promise
+   * kept one reaction per pause until the connection ended: ~370 bytes each).
+   */
+  #wake: (() => void) | undefined;
   /** When the chunk being framed was read: one clock reading serves all its packets. */
   #readAt = 0;
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
@@ -114,6 +140,8 @@ export class Connection implements SessionHandler {
   readonly #options: ResolvedOptions;
   /** The caller's `onPacket` hook, redacting; undefined when not tracing. */
   readonly #trace: PacketListener | undefined;
+  /** MQTT 5.0 enhanced authentication: challenges answered by `onAuth`. */
+  readonly #auth: AuthExchange;
   /** Set once CONNACK accepted this connection. */
   accepted = false;
   /** Resolves once the transport is torn down and the read loop has stopped. */
@@ -130,13 +158,18 @@ export class Connection implements SessionHandler {
     this.#transport = transport;
     this.#trace = tracer(options.onPacket);
     this.#options = options;
-    const writer = new PacketWriter();
-    this.#piped = writer.readable.pipeTo(transport.writable);
-    this.#piped.catch((err) => {
-      this.end(asMqttError(err, "writing to the connection failed"));
-    });
-    this.#writer = writer.writable.getWriter();
+    this.#writer = transport.writable.getWriter();
     this.#session = new Session(sessionOptions(options), state, this);
+    this.#auth = new AuthExchange(options.onAuth, {
+      answer: (data) => {
+        this.#session.answerAuth(data, now());
+        this.#armTimer();
+      },
+      fail: (error) => this.#session.authFailed(error, now()),
+    });
+    // The reader and writer speak the session's protocol version from the CONNECT on.
+    const protocolVersion = this.#session.protocolVersion;
+    this.#codec = { protocolVersion };
     this.#timer = new DeadlineTimer(now, () => {
       if (this.#ended) return;
       this.#session.tick(now());
@@ -145,7 +178,7 @@ export class Connection implements SessionHandler {
     this.#reader = transport.readable.getReader();
     this.finished = this.#readLoop(
       this.#reader,
-      new PacketFramer({ maxPacketSize: options.maxPacketSize }),
+      new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
 
@@ -161,6 +194,11 @@ export class Connection implements SessionHandler {
     return this.#session.state === "connected";
   }
 
+  /** The session's protocol version and the server's limits from CONNACK. */
+  get session(): Pick<Session, "protocolVersion" | "limits"> {
+    return this.#session;
+  }
+
   /** Whether the session can take commands (CONNECT sent, or accepted), so nothing is queued offline. */
   get live(): boolean {
     const state = this.#session.state;
@@ -174,8 +212,12 @@ export class Connection implements SessionHandler {
   }
 
   /** Sends SUBSCRIBE through the session. */
-  subscribe(requests: SubscriptionRequest[], done: SubscribeCallback): void {
-    this.#session.subscribe(requests, now(), done);
+  subscribe(
+    requests: SubscriptionRequest[],
+    done: SubscribeCallback,
+    properties?: SubscribeProperties,
+  ): void {
+    this.#session.subscribe(requests, now(), done, properties);
     this.#armTimer();
   }
 
@@ -185,10 +227,26 @@ export class Connection implements SessionHandler {
     this.#armTimer();
   }
 
+  /**
+   * MQTT 5.0: re-authenticates (AUTH 0x19 with `data`); resolves with the
+   * Authentication Data of the server's AUTH 0x00 (see {@linkcode AuthExchange}).
+   */
+  reauthenticate(data: Uint8Array | undefined): Promise<Uint8Array | undefined> {
+    return this.#auth.reauthenticate(() => {
+      this.#session.reauthenticate(data, now());
+      this.#armTimer();
+    });
+  }
+
+  /** @internal The session hands over an AUTH from the server. */
+  auth(packet: AuthPacket, finished: boolean): void {
+    this.#auth.received(packet, finished);
+  }
+
   /** Starts the clean close: DISCONNECT once everything in flight has completed. */
-  disconnect(): void {
+  disconnect(reasonCode?: DisconnectReasonCode): void {
     if (this.#session.state !== "connected") return;
-    this.#session.disconnect(now());
+    this.#session.disconnect(now(), reasonCode);
     this.#armTimer();
   }
 
@@ -216,25 +274,48 @@ export class Connection implements SessionHandler {
     if (this.#batch.length === 0) queueMicrotask(this.#flush);
     this.#batch.push(packet);
     // A paused read loop must look again: this packet's answer has to be read.
-    if (this.#wake !== undefined) {
-      this.#wake.resolve();
-      this.#wake = undefined;
-    }
+    this.#wakeReader();
   }
 
-  /** Hands the packets of this tick to the writer as one batch. */
+  /** Ends the current pause of the read loop, if any, so it looks again. */
+  #wakeReader(): void {
+    const wake = this.#wake;
+    if (wake === undefined) return;
+    this.#wake = undefined;
+    wake();
+  }
+
+  /**
+   * Encodes the packets of this tick and writes them to the transport as one
+   * chunk. The QoS 0 publishes of the batch settle with that write: resolved
+   * once the transport took the bytes, rejected when it failed (which also
+   * ends the connection).
+   */
   readonly #flush = (): void => {
     const batch = this.#batch;
     if (batch.length === 0 || this.#ended) return;
     this.#batch = [];
-    const write = this.#writer.write(batch.length === 1 ? batch[0] : batch);
-    write.catch(noop); // a failed write ends the connection through the pipe's error
-    this.#lastWrite = write;
     const waiting = this.#batchWritten;
-    if (waiting !== undefined) {
-      this.#batchWritten = undefined;
-      write.then(() => waiting.resolve(), waiting.reject);
+    this.#batchWritten = undefined;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeBatch(batch, this.#codec);
+    } catch (err) {
+      // The session and the client validate what they send; a packet that still fails to
+      // encode ends the connection rather than leave its peer waiting for it.
+      const error = asMqttError(err, "a packet could not be encoded");
+      waiting?.reject(error);
+      this.end(error);
+      return;
     }
+    const write = this.#writer.write(bytes).then(noop, (err) => {
+      const error = this.#endError ?? asMqttError(err, "writing to the connection failed");
+      this.end(error);
+      throw error;
+    });
+    write.catch(noop);
+    this.#lastWrite = write;
+    if (waiting !== undefined) write.then(waiting.resolve, waiting.reject);
   };
 
   /** @internal The session delivers a message. */
@@ -245,6 +326,7 @@ export class Connection implements SessionHandler {
   /** @internal CONNACK accepted the connection. */
   connected(connack: ConnackPacket): void {
     this.accepted = true;
+    this.#inbox.connected(connack.sessionPresent);
     this.#connack.resolve(connack);
   }
 
@@ -255,37 +337,52 @@ export class Connection implements SessionHandler {
 
   /** @internal The session ends the connection. */
   closed(error: MqttError | undefined): void {
-    if (error) {
+    // MQTT 5.0: a session ending the connection over an error may have queued a DISCONNECT
+    // saying why (0x93 Receive Maximum exceeded); it must leave before the teardown too.
+    if (error && this.#batch.at(-1)?.type !== "disconnect") {
       this.end(error);
       return;
     }
     // A DISCONNECT was queued: the transport's writable closes only once everything written
     // has left (a WebSocket drains its buffer and closes its handshake), then the teardown.
+    // The server may hang up on a DISCONNECT we sent for an error first: `end` keeps the error.
+    this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
-    this.#writer.close().then(() => this.#piped).catch(noop).finally(() => this.end(undefined));
+    // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
+    const timer = error ? setTimeout(() => this.end(error), ERROR_FLUSH_MS) : undefined;
+    this.#writer.close().catch(noop).finally(() => {
+      clearTimeout(timer);
+      this.end(error);
+    });
   }
 
   /** Tears the transport down once; the session learns the connection is gone. */
   end(error: MqttError | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
+    // The server may hang up on the DISCONNECT we sent for an error: that error is the reason.
+    error = this.#failing ?? error;
+    const reason = error ?? new MqttError("CONNECTION_CLOSED", "connection closed");
+    this.#endError = reason;
+    this.#auth.end(reason);
     this.#timer.clear();
-    this.#endSignal.resolve();
+    this.#wakeReader();
     // QoS 0 publishes waiting for this batch were never written: they fail.
-    this.#batchWritten?.reject(error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
+    this.#batchWritten?.reject(reason);
     this.#batchWritten = undefined;
     this.#transport.close();
     // A user transport's close() may leave its readable open: the read loop must end anyway.
     this.#reader.cancel().catch(noop);
-    this.#writer.abort().catch(noop);
+    // Writes still queued fail with the reason, and so do their QoS 0 publishes.
+    this.#writer.abort(reason).catch(noop);
     if (this.#session.state !== "disconnected") {
-      this.#session.connectionLost(
-        error ?? new MqttError("CONNECTION_CLOSED", "connection closed"),
-        now(),
-      );
+      // The server closing or resetting the link (not a timeout or a close of ours) counts
+      // against the publish sent right before it (a server that cannot take it drops us).
+      const dropped = error?.code === "CONNECTION_CLOSED" || error?.code === "TRANSPORT_ERROR";
+      this.#session.connectionLost(reason, now(), dropped);
     }
-    this.#connack.reject(error ?? new MqttError("CONNECTION_CLOSED", "connection closed"));
+    this.#connack.reject(reason);
     this.#connack.promise.catch(noop);
     this.#host.connectionEnded(this, error);
   }
@@ -320,7 +417,9 @@ export class Connection implements SessionHandler {
         if (done) {
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           if (!this.#disconnecting) {
-            error = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+            error = this.#session.state === "connecting"
+              ? closedBeforeConnack(this.#session.protocolVersion)
+              : new MqttError("CONNECTION_CLOSED", "the server closed the connection");
           }
           break;
         }
@@ -358,12 +457,17 @@ export class Connection implements SessionHandler {
   /** Waits while a consumer is behind: the socket, not memory, holds the backlog. */
   async #pause(blocked: Promise<unknown>): Promise<void> {
     let released = false;
-    blocked.then(() => released = true, noop);
+    // Once per pause; `blocked` is this pause's own promise and settles when the consumer is
+    // back, so this reaction does not outlive it. A late one may wake a later pause: harmless.
+    blocked.then(() => {
+      released = true;
+      this.#wakeReader();
+    }, noop);
     this.#session.setReadPaused(true, now());
     while (!released && !this.#ended && !this.#inbox.mayReadAhead()) {
-      this.#wake = Promise.withResolvers();
-      await Promise.race([blocked, this.#endSignal.promise, this.#wake.promise]);
-      this.#wake = undefined;
+      const woken = Promise.withResolvers<void>();
+      this.#wake = woken.resolve;
+      await woken.promise;
     }
     if (this.#ended) return;
     this.#session.setReadPaused(false, now());

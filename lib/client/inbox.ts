@@ -7,8 +7,9 @@
  */
 import type { ClientSessionState } from "../session/client_state.ts";
 import type { MqttError } from "../errors.ts";
-import { topicMatches } from "../util/topic_filter.ts";
+import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import type { Message } from "./message.ts";
+import { SubscriptionIds } from "./identifiers.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
@@ -47,6 +48,7 @@ export class Inbox {
   /** SUBSCRIBEs awaiting their SUBACK; while any is, held messages do not stop the reading. */
   #subscribing = 0;
   #blocked: Promise<void>[] = [];
+  readonly #ids = new SubscriptionIds();
 
   /** An empty inbox; `bufferSize` bounds the held messages as it bounds each subscription. */
   constructor(state: ClientSessionState, bufferSize: number) {
@@ -63,14 +65,16 @@ export class Inbox {
   route(message: Message): void {
     let matched = false;
     const topic = message.topic;
+    // MQTT 5.0: Subscription Identifiers say exactly which subscriptions matched.
+    const ids = message.properties?.subscriptionIdentifiers;
     for (const sub of this.#subscriptions) {
-      if (!sub.matches(topic)) continue;
+      if (ids !== undefined ? !this.#ids.routes(sub, topic, ids) : !sub.matches(topic)) continue;
       matched = true;
       if (!pushMessage(sub, message)) this.#blocked.push(whenReady(sub));
     }
     if (matched) return;
     // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK.
-    if (this.#state.unsubscribing((f) => topicMatches(f, topic))) return;
+    if (this.#state.unsubscribing((f) => topicMatches(localFilter(f), topic))) return;
     this.#held.push(message);
     if (this.#held.length >= this.#bufferSize && this.#subscribing === 0) {
       this.#heldReady ??= Promise.withResolvers();
@@ -120,9 +124,18 @@ export class Inbox {
     this.#subscribing--;
   }
 
+  /**
+   * A connection was accepted; without a session at the server, the session
+   * re-registered every filter without its Subscription Identifier.
+   */
+  connected(sessionPresent: boolean): void {
+    if (!sessionPresent) this.#ids.resubscribed();
+  }
+
   /** Adds a new subscription and moves the held messages it matches into it, in arrival order. */
   add(sub: Subscription): void {
     this.#subscriptions.add(sub);
+    this.#ids.subscribed(sub);
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
@@ -179,7 +192,9 @@ export class Inbox {
    */
   forgetHeld(filters: readonly string[]): void {
     if (this.#held.length === 0) return;
-    this.#held = this.#held.filter((m) => !filters.some((f) => topicMatches(f, m.topic)));
+    this.#held = this.#held.filter((m) =>
+      !filters.some((f) => topicMatches(localFilter(f), m.topic))
+    );
     this.#heldShrank();
   }
 

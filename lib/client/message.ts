@@ -4,6 +4,7 @@
  * @module
  */
 import type { PublishPacket, QoS } from "../codec/packet.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 
 const decoder = new TextDecoder();
 
@@ -31,6 +32,12 @@ export class Message {
   readonly retain: boolean;
   /** Set when the server says this may be a re-delivery of an earlier attempt. */
   readonly dup: boolean;
+  /**
+   * MQTT 5.0 PUBLISH properties (message expiry, content type, response
+   * topic, correlation data, user properties, subscription identifiers ...);
+   * `undefined` when there are none and under MQTT 3.1.1.
+   */
+  readonly properties: PublishProperties | undefined;
 
   /** Wraps a received PUBLISH; copies only the fields, never the payload. */
   constructor(packet: PublishPacket) {
@@ -39,6 +46,7 @@ export class Message {
     this.qos = packet.qos;
     this.retain = packet.retain;
     this.dup = packet.dup;
+    this.properties = packet.properties;
   }
 
   /**

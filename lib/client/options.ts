@@ -14,6 +14,14 @@ import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from 
 import type { Transport } from "../transports/transport.ts";
 import type { PacketListener } from "./packet_trace.ts";
 import { checkForeignOptions } from "./hints.ts";
+import type { ConnectProperties, WillProperties } from "../codec/properties.ts";
+import {
+  checkWillProperties,
+  type ProtocolVersionOption,
+  resolveV5Options,
+  type V5ConnectOptions,
+} from "./v5_options.ts";
+import { type AuthHandler, type AuthOptions, resolveAuthOptions } from "./auth.ts";
 
 /** Last Will as the caller gives it; see {@linkcode ConnectOptions.will}. */
 export interface WillOptions {
@@ -25,6 +33,8 @@ export interface WillOptions {
   qos?: QoS;
   /** Whether the will message is retained. @default {false} */
   retain?: boolean;
+  /** MQTT 5.0 Will Properties (will delay, message expiry, content type, ...). */
+  properties?: WillProperties;
 }
 
 /** TLS settings for `mqtts://` (and, where the runtime allows, `wss://`). */
@@ -61,14 +71,20 @@ export interface TlsOptions {
  * };
  * ```
  */
-export interface ConnectOptions {
+export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
   /**
    * Client identifier. The empty string asks the server to assign one and is
    * allowed only with `clean: true` (MQTT-3.1.3-7).
    * @default {"deno-mqtt-" followed by 12 random letters and digits}
    */
   clientId?: string;
-  /** Start a clean session (CleanSession flag); `false` resumes a stored session. @default {true} */
+  /**
+   * Start a clean session (CleanSession flag; Clean Start in MQTT 5.0);
+   * `false` resumes a stored session. Under 5.0 the server keeps a session
+   * after the connection only for `sessionExpiryInterval` seconds (default 0:
+   * not at all), so `clean: false` needs that option too.
+   * @default {true}
+   */
   clean?: boolean;
   /** Keep-alive interval in seconds, 0..65535; 0 turns keep-alive off. @default {60} */
   keepAlive?: number;
@@ -220,6 +236,12 @@ export interface ResolvedOptions {
   store?: Store;
   /** The caller's packet trace hook, if any. */
   onPacket?: PacketListener;
+  /** 4 (MQTT 3.1.1), 5 (MQTT 5.0) or "auto". */
+  protocolVersion: ProtocolVersionOption;
+  /** MQTT 5.0 CONNECT properties, if any. */
+  connectProperties?: ConnectProperties;
+  /** MQTT 5.0 enhanced authentication: answers the server's AUTH challenges. */
+  onAuth?: AuthHandler;
 }
 
 /** Default values of {@linkcode ConnectOptions}. */
@@ -265,11 +287,29 @@ export const DEFAULTS: {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const encoder = new TextEncoder();
 
-function invalid(message: string): MqttError {
+/**
+ * An `INVALID_OPTION` error; the message names the option and what it must be.
+ *
+ * @example
+ * ```ts
+ * import { invalid } from "./options.ts";
+ * console.log(invalid("qos must be 0, 1 or 2").code); // INVALID_OPTION
+ * ```
+ */
+export function invalid(message: string): MqttError {
   return new MqttError("INVALID_OPTION", message);
 }
 
-function checkInteger(name: string, value: unknown, min: number, max: number): number {
+/**
+ * Returns `value` if it is an integer from `min` to `max`, else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkInteger } from "./options.ts";
+ * console.log(checkInteger("bufferSize", 10, 1, 100)); // 10
+ * ```
+ */
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw invalid(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
   }
@@ -287,7 +327,16 @@ function checkMillis(name: string, value: unknown, min: number): number {
   return value;
 }
 
-function checkBoolean(name: string, value: unknown): boolean {
+/**
+ * Returns `value` if it is a boolean, else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkBoolean } from "./options.ts";
+ * console.log(checkBoolean("retain", true)); // true
+ * ```
+ */
+export function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== "boolean") throw invalid(`${name} must be a boolean, got ${typeof value}`);
   return value;
 }
@@ -307,13 +356,31 @@ function checkPem(name: string, value: string): void {
   );
 }
 
-function toBytes(name: string, value: unknown): Uint8Array {
+/**
+ * A string as its UTF-8 bytes, a `Uint8Array` as it is; anything else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { toBytes } from "./options.ts";
+ * console.log(toBytes("payload", "hi")); // Uint8Array(2) [ 104, 105 ]
+ * ```
+ */
+export function toBytes(name: string, value: unknown): Uint8Array {
   if (typeof value === "string") return encoder.encode(value);
   if (value instanceof Uint8Array) return value;
   throw invalid(`${name} must be a string or a Uint8Array, got ${typeof value}`);
 }
 
-function checkQos(name: string, value: unknown): QoS {
+/**
+ * Returns `value` if it is a QoS (0, 1 or 2), else throws `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkQos } from "./options.ts";
+ * console.log(checkQos("qos", 1)); // 1
+ * ```
+ */
+export function checkQos(name: string, value: unknown): QoS {
   if (value !== 0 && value !== 1 && value !== 2) {
     throw invalid(`${name} must be 0, 1 or 2, got ${String(value)}`);
   }
@@ -370,7 +437,8 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     clientId = generateClientId();
   } else {
     clientId = checkString("clientId", options.clientId);
-    if (clientId === "" && !clean) {
+    // MQTT 5.0 lifts the rule: the server assigns an identifier whatever Clean Start says.
+    if (clientId === "" && !clean && options.protocolVersion !== 5) {
       throw invalid("an empty clientId requires clean: true (MQTT-3.1.3-7)");
     }
   }
@@ -407,6 +475,9 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
       qos: w.qos === undefined ? 0 : checkQos("will.qos", w.qos), // MQTT-3.1.2-14
       retain: w.retain === undefined ? false : checkBoolean("will.retain", w.retain),
     };
+    // Under 3.1.1 resolveV5Options below refuses will.properties.
+    const v5 = options.protocolVersion === 5 || options.protocolVersion === "auto";
+    if (w.properties !== undefined && v5) will.properties = checkWillProperties(w.properties);
   }
 
   let tls: TlsOptions | undefined;
@@ -467,6 +538,10 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     throw invalid("transport must be a function (url: URL) => Promise<Transport>");
   }
 
+  const v5 = resolveV5Options(
+    options,
+    options.maxPacketSize === undefined ? undefined : maxPacketSize,
+  );
   const reconnect = resolveReconnect(options.reconnect);
   const queue = resolveQueue(options.queue);
 
@@ -483,7 +558,14 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     maxPacketSize,
     bufferSize,
     closeTimeout,
+    protocolVersion: v5.protocolVersion,
   };
+  if (v5.connectProperties !== undefined) resolved.connectProperties = v5.connectProperties;
+  const auth = resolveAuthOptions(options, v5.protocolVersion);
+  if (auth !== undefined) {
+    resolved.connectProperties = { ...resolved.connectProperties, ...auth.properties };
+    if (auth.onAuth !== undefined) resolved.onAuth = auth.onAuth;
+  }
   if (username !== undefined) resolved.username = username;
   if (password !== undefined) resolved.password = password;
   if (will !== undefined) resolved.will = will;
@@ -567,5 +649,10 @@ export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
   if (resolved.username !== undefined) options.username = resolved.username;
   if (resolved.password !== undefined) options.password = resolved.password;
   if (resolved.will !== undefined) options.will = resolved.will;
+  if (resolved.protocolVersion !== 4) {
+    // "auto" starts at 5.0; the client asks for 4 itself after a refusal.
+    options.protocolVersion = 5;
+    if (resolved.connectProperties !== undefined) options.properties = resolved.connectProperties;
+  }
   return options;
 }

@@ -7,7 +7,7 @@
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import type { Message } from "./message.ts";
-import { topicMatches } from "../util/topic_filter.ts";
+import { localFilter, topicMatches } from "../util/topic_filter.ts";
 
 /** How a {@linkcode Subscription} is wired to its client. */
 export interface SubscriptionOptions {
@@ -18,6 +18,8 @@ export interface SubscriptionOptions {
   bufferSize: number;
   /** Sends UNSUBSCRIBE for this subscription; called at most once. */
   unsubscribe: (sub: Subscription) => Promise<void>;
+  /** MQTT 5.0 Subscription Identifier its SUBSCRIBE carried, if any. */
+  identifier?: number;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -59,7 +61,14 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   readonly filters: readonly string[];
   /** The QoS granted by the server for each filter, in the same order. */
   readonly granted: readonly QoS[];
+  /**
+   * MQTT 5.0 Subscription Identifier of its SUBSCRIBE (when the server
+   * supports them): messages carrying it are routed here exactly.
+   */
+  readonly identifier: number | undefined;
 
+  /** The filters local matching uses: a shared subscription's without `$share/{ShareName}/`. */
+  readonly #matchFilters: readonly string[];
   #bufferSize: number;
   #unsubscribeFn: (sub: Subscription) => Promise<void>;
   #ring: (Message | undefined)[] = new Array(INITIAL_CAPACITY);
@@ -91,6 +100,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     }
     this.filters = Object.freeze([...filters]);
     this.granted = Object.freeze([...granted]);
+    this.#matchFilters = filters.map(localFilter);
+    this.identifier = options.identifier;
     this.#bufferSize = bufferSize;
     this.#unsubscribeFn = options.unsubscribe;
   }
@@ -106,7 +117,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   /**
-   * Whether `topic` matches any of this subscription's filters (section 4.7).
+   * Whether `topic` matches any of this subscription's filters (section 4.7);
+   * a shared subscription's filter matches by the part after `$share/{ShareName}/`.
    *
    * @example
    * ```ts
@@ -116,7 +128,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
    * ```
    */
   matches(topic: string): boolean {
-    const filters = this.filters;
+    const filters = this.#matchFilters;
     for (let i = 0; i < filters.length; i++) {
       if (topicMatches(filters[i], topic)) return true;
     }

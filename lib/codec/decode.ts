@@ -595,7 +595,10 @@ function decodeConnack(
     );
   }
   const rc = buf[start + 1];
-  if (version === 5) {
+  // A 5.0 CONNACK always has a Property Length, so two bytes with a 3.1.1 refusal code are a
+  // server that speaks only 3.1.1 refusing the 5.0 CONNECT (3.1.1 MQTT-3.1.2-2: return code
+  // 0x01). Decoded in its 3.1.1 shape, so the client can say so instead of "malformed".
+  if (version === 5 && (stop - start > 2 || rc === 0 || rc > 5)) {
     // MQTT-3.2.2-1: bits 7-1 reserved (checked above); MQTT-3.2.2-8: a Connect Reason Code.
     checkReasonCode(rc, "connack");
     const properties = readProperties(buf, start + 2, stop, 2, "connack");

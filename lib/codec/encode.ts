@@ -128,14 +128,17 @@ const POOL_MAX_PACKET = 8 * 1024;
 let pool = new Uint8Array(POOL_SIZE);
 let poolOffset = 0;
 
+// `size` is a validated integer (totalLength); the comparisons are written so that anything
+// else (NaN included) takes a fresh buffer or a fresh pool rather than corrupt the shared
+// offset, which every later packet of every connection in the process depends on.
 function allocate(size: number): Uint8Array {
-  if (size > POOL_MAX_PACKET) return new Uint8Array(size);
-  if (poolOffset + size > POOL_SIZE) {
+  if (!(size <= POOL_MAX_PACKET)) return new Uint8Array(size);
+  if (!(poolOffset + size <= POOL_SIZE)) {
     pool = new Uint8Array(POOL_SIZE);
     poolOffset = 0;
   }
   const buf = pool.subarray(poolOffset, poolOffset + size);
-  poolOffset += size;
+  poolOffset += buf.length;
   return buf;
 }
 
@@ -177,7 +180,7 @@ export function encodeInto(
   const version = protocolVersionOf(options);
   const remaining = bodyLength(packet, version);
   const total = totalLength(packet.type, remaining, options?.maxPacketSize);
-  if (!(offset >= 0 && offset + total <= target.length)) {
+  if (!(Number.isInteger(offset) && offset >= 0 && offset + total <= target.length)) {
     throw new MqttError(
       "INVALID_OPTION",
       `encodeInto: ${total} bytes do not fit at offset ${offset} of a ${target.length}-byte target`,
@@ -191,6 +194,14 @@ function totalLength(
   remaining: number,
   maxPacketSize: number | undefined,
 ): number {
+  // A length that is not a whole number comes from a field of the wrong type (a number for a
+  // topic, an object for a payload) that the checks before could not see: refuse the packet.
+  if (!Number.isSafeInteger(remaining) || remaining < 0) {
+    throw new MqttError(
+      "INVALID_OPTION",
+      `${type.toUpperCase()} has a field of the wrong type (its length measured ${remaining})`,
+    );
+  }
   if (remaining > MAX_REMAINING_LENGTH) {
     throw new ProtocolError(
       "PACKET_TOO_LARGE",
@@ -244,7 +255,7 @@ function bodyLength(packet: Packet, version: ProtocolVersion): number {
       only5(hasProperties(packet.properties), packet.type, "properties");
       checkPacketId(packet.packetId, "suback");
       const codes = packet.returnCodes;
-      if (codes.length === 0) {
+      if (codes === undefined || codes.length === 0) {
         throw new ProtocolError(
           "EMPTY_SUBSCRIPTION",
           "SUBACK needs one return code per topic filter of its SUBSCRIBE, so at least one " +
@@ -641,9 +652,9 @@ function writePacket(
       pos = writeUint16(buf, writeHeader(buf, pos, SUBACK, remaining), packet.packetId);
       if (version === 5) {
         pos = writeProperties(packet.properties, propLength, buf, pos);
-        return writeCodes(buf, pos, packet.reasonCodes ?? packet.returnCodes);
+        return writeCodes(buf, pos, (packet.reasonCodes ?? packet.returnCodes)!);
       }
-      return writeCodes(buf, pos, packet.returnCodes);
+      return writeCodes(buf, pos, packet.returnCodes!);
     }
     case "unsubscribe": {
       pos = writeUint16(buf, writeHeader(buf, pos, UNSUBSCRIBE, remaining), packet.packetId);
@@ -659,7 +670,7 @@ function writePacket(
       // Section 3.2.2.1: bits 7-1 of the acknowledge flags are reserved, 0.
       buf[pos] = packet.sessionPresent ? 1 : 0;
       if (version === 4) {
-        buf[pos + 1] = packet.returnCode;
+        buf[pos + 1] = packet.returnCode!;
         return pos + 2;
       }
       buf[pos + 1] = packet.reasonCode ?? 0;

@@ -102,9 +102,11 @@ export interface ConnackPacket {
   sessionPresent: boolean;
   /**
    * MQTT 3.1.1: 0 accepted, 1..5 refused (see {@linkcode CONNACK_RETURN_CODE_NAMES}).
-   * A decoded 5.0 CONNACK has `reasonCode` instead, and this key is absent.
+   * A decoded 5.0 CONNACK has `reasonCode` instead, and this key is absent
+   * (except for a 3.1.1-only server's refusal of a 5.0 CONNECT, which is
+   * decoded in its 3.1.1 shape).
    */
-  returnCode: ConnackReturnCode;
+  returnCode?: ConnackReturnCode;
   /** MQTT 5.0 Connect Reason Code (section 3.2.2.2); 0x80 and above refuse. */
   reasonCode?: ConnectReasonCode;
   /** MQTT 5.0 CONNACK properties; absent when there are none. */
@@ -222,7 +224,7 @@ export interface SubackPacket {
    * MQTT 3.1.1: one code per filter of the SUBSCRIBE, in order (MQTT-3.9.3-1).
    * A decoded 5.0 SUBACK has `reasonCodes` instead, and this key is absent.
    */
-  returnCodes: SubackReturnCode[];
+  returnCodes?: SubackReturnCode[];
   /** MQTT 5.0: one reason code per filter, in order (5.0 MQTT-3.9.3-1). */
   reasonCodes?: SubackReasonCode[];
   /** MQTT 5.0 properties; absent when there are none. */

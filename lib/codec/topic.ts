@@ -50,6 +50,8 @@ export function validateTopicName(topic: string): void {
  * ```
  */
 export function topicNameLength(topic: string, packetType: PacketTypeName | undefined): number {
+  // From plain JavaScript anything may arrive here; only a string is a topic name.
+  if (typeof topic !== "string") throw notAString("topic name", "INVALID_TOPIC", packetType);
   const n = topic.length;
   // MQTT-4.7.3-1: at least one character.
   if (n === 0) {
@@ -66,6 +68,14 @@ export function topicNameLength(topic: string, packetType: PacketTypeName | unde
   }
   checkStringBytes(n, packetType);
   return n;
+}
+
+function notAString(
+  what: string,
+  code: "INVALID_TOPIC" | "INVALID_TOPIC_FILTER",
+  packetType: PacketTypeName | undefined,
+): ProtocolError {
+  return new ProtocolError(code, `a ${what} must be a string (section 4.7)`, packetType);
 }
 
 function wildcardInName(packetType: PacketTypeName | undefined): ProtocolError {
@@ -111,6 +121,9 @@ export function validateTopicFilter(filter: string): void {
  * ```
  */
 export function topicFilterLength(filter: string, packetType: PacketTypeName | undefined): number {
+  if (typeof filter !== "string") {
+    throw notAString("topic filter", "INVALID_TOPIC_FILTER", packetType);
+  }
   const n = filter.length;
   // MQTT-4.7.3-1: at least one character.
   if (n === 0) {

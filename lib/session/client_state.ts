@@ -8,7 +8,6 @@
  */
 import type {
   QoS,
-  SubackReturnCode,
   SubscribePacket,
   SubscriptionRequest,
   UnsubscribePacket,
@@ -16,7 +15,8 @@ import type {
 import { isFailure } from "../codec/reason_codes.ts";
 import type { MqttError } from "../errors.ts";
 import { SessionState, type SessionStateOptions } from "./state.ts";
-import type { SubscribeCallback, UnsubscribeCallback } from "./types.ts";
+import type { SubscriptionFlags } from "../store/store.ts";
+import type { SubackCode, SubscribeCallback, UnsubscribeCallback } from "./types.ts";
 
 /**
  * A SUBSCRIBE or UNSUBSCRIBE sent and awaiting its SUBACK or UNSUBACK.
@@ -76,6 +76,8 @@ export class ClientSessionState extends SessionState {
   #requests = new Map<number, PendingRequest>();
   /** Live subscriptions, filter → granted QoS, in subscribe order. */
   #subscriptions = new Map<string, QoS>();
+  /** MQTT 5.0 options (No Local, Retain As Published, Retain Handling) of live subscriptions that set any. */
+  #flags = new Map<string, SubscriptionFlags>();
   /** Filters loaded from the store and not subscribed again by this process. */
   #restored = new Set<string>();
   /**
@@ -92,8 +94,11 @@ export class ClientSessionState extends SessionState {
   constructor(options: SessionStateOptions = {}) {
     super(options);
     const stored = options.store?.load().subscriptions ?? [];
-    for (const { filter, qos } of stored) {
+    for (const record of stored) {
+      const { filter, qos } = record;
       this.#subscriptions.set(filter, qos);
+      const flags = flagsOf(record);
+      if (flags !== undefined) this.#flags.set(filter, flags);
       this.#restored.add(filter);
     }
   }
@@ -159,16 +164,19 @@ export class ClientSessionState extends SessionState {
   }
 
   /** Remembers the filters a SUBACK granted (a success code), in subscribe order. */
-  subscribed(request: PendingRequest, returnCodes: readonly SubackReturnCode[]): void {
+  subscribed(request: PendingRequest, returnCodes: readonly SubackCode[]): void {
     const subs = (request.packet as SubscribePacket).subscriptions;
     const cancelled = request.cancelled;
     for (let i = 0; i < subs.length; i++) {
       const code = returnCodes[i];
       const filter = subs[i].filter;
       if (isFailure(code) || cancelled?.has(filter)) continue;
+      const flags = flagsOf(subs[i]);
       // The store first, as everywhere: if it throws, memory is unchanged.
-      this.store?.putSubscription(filter, code as QoS);
+      this.store?.putSubscription(filter, code as QoS, flags);
       this.#subscriptions.set(filter, code as QoS);
+      if (flags === undefined) this.#flags.delete(filter);
+      else this.#flags.set(filter, flags);
       this.#restored.delete(filter);
     }
   }
@@ -180,6 +188,7 @@ export class ClientSessionState extends SessionState {
       if (!this.#subscriptions.has(filter)) continue;
       store?.removeSubscription(filter);
       this.#subscriptions.delete(filter);
+      this.#flags.delete(filter);
       this.#restored.delete(filter);
     }
     for (const request of this.#requests.values()) {
@@ -197,23 +206,31 @@ export class ClientSessionState extends SessionState {
    * forgets the filter (the server refused it). Returns whether the filter was
    * still remembered (it may have been unsubscribed meanwhile).
    */
-  resubscribed(filter: string, code: SubackReturnCode | undefined): boolean {
+  resubscribed(filter: string, code: SubackCode | undefined): boolean {
     if (!this.#subscriptions.has(filter)) return false;
     const store = this.store;
     if (code === undefined || isFailure(code)) {
       store?.removeSubscription(filter);
       this.#subscriptions.delete(filter);
+      this.#flags.delete(filter);
     } else {
-      store?.putSubscription(filter, code as QoS);
+      store?.putSubscription(filter, code as QoS, this.#flags.get(filter));
       this.#subscriptions.set(filter, code as QoS);
     }
     return true;
   }
 
-  /** The remembered subscriptions as SUBSCRIBE entries, in subscribe order. */
+  /**
+   * The remembered subscriptions as SUBSCRIBE entries, in subscribe order,
+   * with the MQTT 5.0 options they were made with.
+   */
   subscriptionRequests(): SubscriptionRequest[] {
     const out: SubscriptionRequest[] = [];
-    for (const [filter, qos] of this.#subscriptions) out.push({ filter, qos });
+    const flags = this.#flags;
+    for (const [filter, qos] of this.#subscriptions) {
+      const f = flags.size === 0 ? undefined : flags.get(filter);
+      out.push(f === undefined ? { filter, qos } : { filter, qos, ...f });
+    }
     return out;
   }
 
@@ -223,9 +240,20 @@ export class ClientSessionState extends SessionState {
    */
   override abandon(error: MqttError): void {
     this.#subscriptions.clear();
+    this.#flags.clear();
     this.#restored.clear();
     this.resubscribing = 0;
     this.failRequests(error);
     super.abandon(error);
   }
+}
+
+/** The MQTT 5.0 options a subscription sets (only those not false / 0), or undefined for none. */
+function flagsOf(r: SubscriptionFlags): SubscriptionFlags | undefined {
+  if (!r.noLocal && !r.retainAsPublished && !r.retainHandling) return undefined;
+  const flags: { noLocal?: boolean; retainAsPublished?: boolean; retainHandling?: 0 | 1 | 2 } = {};
+  if (r.noLocal) flags.noLocal = true;
+  if (r.retainAsPublished) flags.retainAsPublished = true;
+  if (r.retainHandling) flags.retainHandling = r.retainHandling;
+  return flags;
 }

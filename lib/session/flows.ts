@@ -8,9 +8,11 @@
  * @module
  */
 import type { Packet, PublishPacket } from "../codec/packet.ts";
-import { type MqttError, ProtocolError } from "../errors.ts";
+import { MqttError, ProtocolError, PublishRejectedError } from "../errors.ts";
+import { isFailure } from "../codec/reason_codes.ts";
+import { expiredError, withRemainingExpiry } from "./expiry.ts";
 import { OutgoingPublish, type SessionState } from "./state.ts";
-import type { OutgoingMessage, PublishCallback } from "./types.ts";
+import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
 /** Where the flows' packets and messages go; `now` is the caller's clock, passed through. */
 export interface FlowOutput {
@@ -19,6 +21,18 @@ export interface FlowOutput {
   /** Hands an application message to the application; once per QoS 2 message. */
   deliver(packet: PublishPacket): void;
 }
+
+/**
+ * Connections in a row the peer may drop right after a publish was sent
+ * before the publish is refused with `PUBLISH_REFUSED`
+ * ({@linkcode Flows.prototype.connectionDropped}).
+ */
+export const MAX_STRIKES = 3;
+
+// Order of every PUBLISH and PUBREL sent by any flows, counting up. One
+// counter for all, so an order taken on an earlier connection is always
+// below any taken on a later one, whichever flows took it.
+let sendOrder = 0;
 
 /** The acknowledgement packets a flow consumes. */
 export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" | "pubcomp" }>;
@@ -40,6 +54,9 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  *   may acknowledge the original and the DUP resend). A QoS 2 PUBLISH answered
  *   with PUBACK ends its flow with a `ProtocolError` (UNEXPECTED_PACKET): the
  *   receiver took it at QoS 1.
+ * - A publish the peer dropped the connection right after, {@linkcode MAX_STRIKES}
+ *   times in a row, fails with `PUBLISH_REFUSED` and leaves the state
+ *   (`connectionDropped`): MQTT 3.1.1 gives a receiver no other way to refuse one.
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
@@ -65,12 +82,21 @@ export class Flows {
   readonly #out: FlowOutput;
   /** Most QoS 1/2 publishes unacknowledged at once. */
   maxInflight: number;
+  /** Highest send order the peer has shown it read past: by an ack, or by `acknowledged`. */
+  #acked = sendOrder;
   /**
    * While true, new publishes queue behind those waiting instead of going out
    * at once: set while a resume or a window refill runs, and by the caller
    * around a callback that may publish from inside it.
    */
   holding = false;
+  /**
+   * Checked on each waiting publish as it leaves the queue: an error fails
+   * that publish (`done(error)`) instead of sending it. The client's session
+   * sets it to the server's MQTT 5.0 limits (Maximum QoS, Retain Available,
+   * Maximum Packet Size), which a publish queued before CONNACK did not meet.
+   */
+  refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
 
   /** Flows over `state`, sending through `out`. */
   constructor(state: SessionState, maxInflight: number, out: FlowOutput) {
@@ -112,20 +138,31 @@ export class Flows {
    * nothing waits or the head waits for a window slot. Its PUBLISH is
    * `entry.packet`. The caller sends it, and for QoS 0 calls `done()`.
    * For a driver that pulls what it writes (the broker fills each write up to a size).
+   * With `now`, a message whose Message Expiry Interval has passed fails with
+   * `MESSAGE_EXPIRED` instead, and one sent late carries what remains of it.
    */
-  takeNext(): OutgoingPublish | undefined {
+  takeNext(now?: number): OutgoingPublish | undefined {
     const state = this.#state;
-    const head = state.peekWaiting();
+    let head = state.peekWaiting();
+    const refuse = this.refuse;
+    while (head !== undefined) {
+      const error = expiredError(head.message, now) ?? refuse?.(head.message);
+      if (error === undefined) break;
+      state.shiftWaiting();
+      head.done(error);
+      head = state.peekWaiting();
+    }
     if (head === undefined) return undefined;
     if (head.message.qos === 0) {
       state.shiftWaiting();
-      head.packet = qos0Packet(head.message);
+      head.packet = qos0Packet(head.message, now);
       return head;
     }
     if (state.inflightCount >= this.maxInflight) return undefined;
     // The entry leaves the queue inside addInflight, after its id is allocated and stored.
-    this.#assign(head);
+    this.#assign(head, now);
     state.addInflight(head, true);
+    head.sentOrder = ++sendOrder;
     return head;
   }
 
@@ -136,7 +173,7 @@ export class Flows {
     const holding = this.holding;
     this.holding = true;
     try {
-      for (let entry = this.takeNext(); entry !== undefined; entry = this.takeNext()) {
+      for (let entry = this.takeNext(now); entry !== undefined; entry = this.takeNext(now)) {
         out.send(entry.packet!, now);
         if (entry.message.qos === 0) entry.done();
       }
@@ -188,8 +225,12 @@ export class Flows {
       case "puback": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.released) return;
+        this.acknowledged(entry.sentOrder);
         state.complete(packetId);
-        if (entry.message.qos === 1) return this.#completed(entry, now);
+        if (entry.message.qos === 1) {
+          // MQTT 5.0: a reason code of 0x80 or more refuses the message (MQTT-3.3.4-7: the slot is free).
+          return this.#completed(entry, now, rejected(entry, packet), ackOf(packet));
+        }
         // MQTT-4.3.3-1: a QoS 2 PUBLISH is answered by PUBREC. A receiver that
         // answers PUBACK has taken it at QoS 1 (RabbitMQ does): end the flow,
         // freeing its id and window slot, and tell the sender exactly-once was not had.
@@ -207,16 +248,29 @@ export class Flows {
       case "pubrec": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.message.qos !== 2) return;
-        if (!entry.released) state.release(entry);
+        const refused = entry.released ? undefined : rejected(entry, packet);
+        if (refused !== undefined) {
+          // MQTT 5.0 section 4.3.3: a PUBREC of 0x80 or more ends the flow; no PUBREL follows.
+          state.complete(packetId);
+          return this.#completed(entry, now, refused);
+        }
+        if (!entry.released) {
+          this.acknowledged(entry.sentOrder);
+          entry.ack = ackOf(packet);
+          state.release(entry);
+        }
         // MQTT-4.3.3-1: answer PUBREC with PUBREL, a repeated PUBREC too.
+        entry.sentOrder = ++sendOrder;
         this.#out.send({ type: "pubrel", packetId }, now);
         return;
       }
       case "pubcomp": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || !entry.released) return;
+        this.acknowledged(entry.sentOrder);
         state.complete(packetId);
-        return this.#completed(entry, now);
+        // The PUBREC said what became of the message; a PUBCOMP has no other verdict to give.
+        return this.#completed(entry, now, undefined, entry.ack ?? ackOf(packet));
       }
       case "pubrel":
         // MQTT-4.3.3-2: forget the id and answer PUBCOMP, also for an id we do
@@ -243,6 +297,7 @@ export class Flows {
     const out = this.#out;
     for (const entry of state.inflight()) {
       const packet = entry.packet!;
+      entry.sentOrder = ++sendOrder;
       if (sessionPresent) {
         if (entry.released) out.send({ type: "pubrel", packetId: packet.packetId! }, now);
         else out.send({ ...packet, dup: true }, now);
@@ -253,16 +308,71 @@ export class Flows {
     }
   }
 
+  /**
+   * The order of the latest PUBLISH or PUBREL sent, for a caller that sends
+   * a packet of its own whose answer proves the peer read everything before
+   * it (a PINGREQ): pass it to {@linkcode Flows.prototype.acknowledged} then.
+   */
+  get sendOrder(): number {
+    return sendOrder;
+  }
+
+  /** The peer has read every PUBLISH and PUBREL sent up to `order` (see `sendOrder`). */
+  acknowledged(order: number): void {
+    if (order > this.#acked) this.#acked = order;
+  }
+
+  /**
+   * The peer dropped the connection (closed or reset it; not a timeout or
+   * a close of ours). MQTT 3.1.1 gives a sender no way to learn that a
+   * receiver cannot take a PUBLISH (too large, not allowed): a broker just
+   * drops the connection, and resending it on every reconnect would loop
+   * forever, with everything behind it waiting. So the pattern decides: the
+   * first PUBLISH sent after the last one the peer acknowledged is the
+   * suspect, and a publish that is the suspect of {@linkcode MAX_STRIKES}
+   * drops in a row fails with `PUBLISH_REFUSED` and leaves the session (and
+   * its store); the rest go on. A drop with another suspect, or none, clears
+   * its strikes; an acknowledgement completes it.
+   */
+  connectionDropped(): void {
+    const state = this.#state;
+    if (state.inflightCount === 0) return;
+    let suspect: OutgoingPublish | undefined;
+    for (const entry of state.inflight()) {
+      // Past PUBREC the PUBLISH was taken; entries sent before the last ack were read.
+      if (entry.released || entry.sentOrder <= this.#acked) continue;
+      if (suspect === undefined || entry.sentOrder < suspect.sentOrder) suspect = entry;
+    }
+    for (const entry of state.inflight()) entry.strikes = entry === suspect ? entry.strikes + 1 : 0;
+    if (suspect === undefined || suspect.strikes < MAX_STRIKES) return;
+    const packetId = suspect.packet!.packetId!;
+    state.complete(packetId);
+    suspect.done(
+      new MqttError(
+        "PUBLISH_REFUSED",
+        `the server closed the connection right after this QoS ${suspect.message.qos} PUBLISH ` +
+          `to "${suspect.message.topic}" (${suspect.message.payload.length} bytes) ` +
+          `${MAX_STRIKES} times in a row, so it is given up: the server does not take it ` +
+          "(larger than its maximum packet size, or not allowed); see the server's log",
+      ),
+    );
+  }
+
   /** Moves a publish into the in-flight window and sends it (MQTT-4.3.2-1, MQTT-4.3.3-1: DUP=0). */
   #start(entry: OutgoingPublish, now: number, dequeued: boolean): void {
     this.#assign(entry);
     this.#state.addInflight(entry, dequeued);
+    entry.sentOrder = ++sendOrder;
     this.#out.send(entry.packet!, now);
   }
 
-  #assign(entry: OutgoingPublish): void {
+  /**
+   * Builds the PUBLISH of an entry entering the window. Expiry is applied
+   * here only: once sent, a message is resent as it was (MQTT-4.3.3-7).
+   */
+  #assign(entry: OutgoingPublish, now?: number): void {
     const m = entry.message;
-    entry.packet = {
+    const packet: PublishPacket = {
       type: "publish",
       topic: m.topic,
       payload: m.payload,
@@ -271,21 +381,23 @@ export class Flows {
       dup: false,
       packetId: this.#state.allocatePacketId(),
     };
+    if (m.properties !== undefined) packet.properties = m.properties;
+    entry.packet = now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
   }
 
   /** An in-flight publish finished: refill the window first so a publish from `done` queues behind. */
-  #completed(entry: OutgoingPublish, now: number, error?: MqttError): void {
+  #completed(entry: OutgoingPublish, now: number, error?: MqttError, ack?: PublishAck): void {
     try {
       this.fillWindow(now);
     } finally {
       // Settled even when refilling threw (a store error): its flow did complete.
-      entry.done(error);
+      entry.done(error, ack);
     }
   }
 }
 
-function qos0Packet(m: OutgoingMessage): PublishPacket {
-  return {
+function qos0Packet(m: OutgoingMessage, now?: number): PublishPacket {
+  const packet: PublishPacket = {
     type: "publish",
     topic: m.topic,
     payload: m.payload,
@@ -293,4 +405,23 @@ function qos0Packet(m: OutgoingMessage): PublishPacket {
     retain: m.retain,
     dup: false,
   };
+  if (m.properties !== undefined) packet.properties = m.properties;
+  return now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
+}
+
+/** The result of an acknowledgement without reason code or properties (all of them under 3.1.1). */
+const SUCCESS: PublishAck = Object.freeze({ reasonCode: 0, properties: Object.freeze({}) });
+
+/** The result a 5.0 PUBACK or PUBREC gives its publish. */
+function ackOf(packet: AckPacket): PublishAck {
+  const { reasonCode, properties } = packet;
+  if (properties === undefined && !reasonCode) return SUCCESS;
+  return { reasonCode: reasonCode ?? 0, properties: properties ?? {} };
+}
+
+/** The error of a PUBACK or PUBREC that refuses its publish (MQTT 5.0, code 0x80 or more). */
+function rejected(entry: OutgoingPublish, packet: AckPacket): MqttError | undefined {
+  const code = packet.reasonCode;
+  if (code === undefined || !isFailure(code)) return undefined;
+  return new PublishRejectedError(entry.message.topic, code, packet.properties?.reasonString);
 }

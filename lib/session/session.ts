@@ -1,7 +1,9 @@
 /**
- * The client's side of one connection: the MQTT 3.1.1 connection state
- * machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE, DISCONNECT),
- * without I/O. The QoS flows it shares with the broker live in `flows.ts`.
+ * The client's side of one connection: the MQTT 3.1.1 and 5.0 connection
+ * state machine (CONNECT/CONNACK, keep-alive, SUBSCRIBE/UNSUBSCRIBE,
+ * DISCONNECT), without I/O. The QoS flows it shares with the broker live in
+ * `flows.ts`; what a 5.0 CONNACK means (refusals, the server's limits) in
+ * `connack.ts`.
  *
  * The driver feeds it packets read from the transport, user commands and the
  * current time; the machine answers through a {@linkcode SessionHandler}
@@ -12,17 +14,30 @@
  * @module
  */
 import type {
+  AuthPacket,
   ConnackPacket,
   ConnectPacket,
   DisconnectPacket,
   Packet,
   PingreqPacket,
+  PublishPacket,
   SubackPacket,
-  SubackReturnCode,
   SubscriptionRequest,
 } from "../codec/packet.ts";
-import { ConnectionRefusedError, MqttError, ProtocolError, SubscribeError } from "../errors.ts";
+import { MqttError, ProtocolError, ServerDisconnectError, SubscribeError } from "../errors.ts";
+import type { ProtocolVersion } from "../codec/packet.ts";
+import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
+import {
+  checkLimits,
+  connackRefusal,
+  DEFAULT_LIMITS,
+  limitsOf,
+  type ServerLimits,
+} from "./connack.ts";
+import type { SubscribeProperties } from "../codec/properties.ts";
 import { isFailure } from "../codec/reason_codes.ts";
+import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
+import { EnhancedAuth } from "./auth.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
@@ -32,6 +47,7 @@ import type {
   SessionHandler,
   SessionOptions,
   SessionStateName,
+  SubackCode,
   SubscribeCallback,
   UnsubscribeCallback,
 } from "./types.ts";
@@ -92,6 +108,16 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  *   flows (DUP=0), QoS 2 past PUBREC included: no loss, but a QoS 2 message
  *   may then arrive twice. This also applies with `clean: true`, since the
  *   application still awaits them; exactly once needs `clean: false`.
+ * - MQTT 5.0 (`protocolVersion: 5`): CONNECT carries `properties`; the
+ *   CONNACK's limits (`limits`) hold for the connection: the in-flight window
+ *   is the smaller of `maxInflight` and the server's Receive Maximum, the
+ *   Server Keep Alive replaces ours, and a publish above Maximum QoS, with
+ *   RETAIN when Retain Available is 0, or larger than the Maximum Packet Size
+ *   fails (`done(error)`) without being sent, also one queued before CONNACK.
+ *   A PUBACK/PUBREC reason code of 0x80 or more fails its publish
+ *   (`PublishRejectedError`); a server DISCONNECT closes with a
+ *   `ServerDisconnectError`; an incoming QoS 2 PUBLISH beyond our Receive
+ *   Maximum sends DISCONNECT 0x93 and closes.
  * - When the session closes itself (`handler.closed(error)`), it is already
  *   `disconnected`, pending SUBSCRIBE/UNSUBSCRIBE callbacks have failed with
  *   `error`, and QoS 1/2 publishes stay in the {@linkcode SessionState}.
@@ -122,6 +148,16 @@ function invalidState(command: string, state: SessionStateName): MqttError {
  */
 export class Session {
   #options: SessionOptions;
+  readonly #version: ProtocolVersion;
+  #limits: Readonly<ServerLimits> = DEFAULT_LIMITS;
+  /** MQTT 5.0: most unreleased incoming QoS 1/2 the server may send us (our Receive Maximum). */
+  #receiveMaximum = Infinity;
+  /** MQTT 5.0 reason of our DISCONNECT, from `disconnect()`. */
+  #disconnectReason: DisconnectReasonCode | undefined;
+  /** MQTT 5.0 Topic Aliases of the current connection (section 3.3.2.3.4). */
+  #aliases: ConnectionTopicAliases | undefined;
+  /** MQTT 5.0 enhanced authentication rules of the current connection (section 4.12). */
+  #auth: EnhancedAuth | undefined;
   #data: ClientSessionState;
   #handler: SessionHandler;
   readonly #flows: Flows;
@@ -132,6 +168,8 @@ export class Session {
   #lastReceived = 0;
   #pingOutstanding = false;
   #pingTimeoutAt = Infinity;
+  /** The flows' send order when the outstanding PINGREQ went out (0: none). */
+  #pingOrder = 0;
   #readPaused = false;
   /** SUBSCRIBE/UNSUBSCRIBE made while connecting (ids already reserved in the state). */
   #queuedRequests: PendingRequest[] = [];
@@ -146,6 +184,7 @@ export class Session {
       throw new MqttError("INVALID_OPTION", `keepAlive must be 0..65535 seconds, got ${keepAlive}`);
     }
     this.#options = options;
+    this.#version = options.protocolVersion ?? 4;
     this.#data = state;
     this.#handler = handler;
     this.#keepAliveMs = keepAlive * 1000;
@@ -153,6 +192,20 @@ export class Session {
       send: (packet, now) => this.#send(packet, now),
       deliver: (packet) => handler.deliver(packet),
     });
+    if (this.#version === 5) {
+      this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
+      this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;
+    }
+  }
+
+  /** Protocol level this session speaks: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
+  get protocolVersion(): ProtocolVersion {
+    return this.#version;
+  }
+
+  /** The server's limits from the latest CONNACK (the defaults before one, and under 3.1.1). */
+  get limits(): Readonly<ServerLimits> {
+    return this.#limits;
   }
 
   /** The connection-level state. */
@@ -180,11 +233,22 @@ export class Session {
     const packet: ConnectPacket = {
       type: "connect",
       protocolName: "MQTT",
-      protocolLevel: 4,
+      protocolLevel: this.#version,
       clientId: o.clientId,
       clean: o.clean,
       keepAlive: o.keepAlive,
     };
+    if (this.#version === 5 && o.properties !== undefined) packet.properties = o.properties;
+    // MQTT-3.3.2-7: every connection starts without aliases, in both directions.
+    this.#aliases = this.#version === 5
+      ? new ConnectionTopicAliases(o.properties?.topicAliasMaximum ?? 0)
+      : undefined;
+    this.#auth = this.#version === 5
+      ? new EnhancedAuth(o.properties?.authenticationMethod)
+      : undefined;
+    this.#limits = DEFAULT_LIMITS;
+    this.#keepAliveMs = o.keepAlive * 1000;
+    this.#flows.maxInflight = o.maxInflight;
     if (o.username !== undefined) packet.username = o.username;
     if (o.password !== undefined) packet.password = o.password;
     if (o.will !== undefined) packet.will = o.will;
@@ -202,6 +266,8 @@ export class Session {
     if (name === "disconnected") return;
     if (name === "connecting") {
       if (packet.type === "connack") this.#onConnack(packet, now);
+      // Section 4.12: a 5.0 server may challenge with AUTH before CONNACK.
+      else if (packet.type === "auth" && this.#auth !== undefined) this.#onAuth(packet, false, now);
       // MQTT-3.2.0-1: the server's first packet must be CONNACK.
       else this.#fail(unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"));
       return;
@@ -211,9 +277,12 @@ export class Session {
     this.#pingOutstanding = false;
     const data = this.#data;
     switch (packet.type) {
-      case "publish":
-        this.#flows.receivePublish(packet, now);
+      case "publish": {
+        if (packet.qos === 2 && this.#overReceiveMaximum(packet.packetId!, now)) return;
+        const resolved = this.#resolveAlias(packet, now);
+        if (resolved !== undefined) this.#flows.receivePublish(resolved, now);
         return;
+      }
       case "puback":
       case "pubrec":
       case "pubrel":
@@ -232,14 +301,35 @@ export class Session {
           return;
         }
         data.completeRequest(packet.packetId);
-        (request.done as UnsubscribeCallback)();
+        (request.done as UnsubscribeCallback)(undefined, packet.reasonCodes);
         this.#checkDrained(now);
         return;
       }
       case "pingresp":
+        // The server read everything sent before the PINGREQ (it answers in order).
+        this.#flows.acknowledged(this.#pingOrder);
+        this.#pingOrder = 0;
         return;
       case "connack":
         this.#fail(unexpected(packet, "CONNACK was already received"));
+        return;
+      case "auth":
+        if (this.#auth !== undefined) return this.#onAuth(packet, true, now);
+        this.#fail(unexpected(packet, "AUTH exists from MQTT 5.0 on"));
+        return;
+      case "disconnect":
+        // MQTT 5.0 section 3.14: the server may end the connection, saying why.
+        if (this.#version === 5) {
+          const p = packet.properties;
+          this.#fail(
+            new ServerDisconnectError(packet.reasonCode ?? 0, {
+              reasonString: p?.reasonString,
+              serverReference: p?.serverReference,
+            }),
+          );
+          return;
+        }
+        this.#fail(unexpected(packet, "a server never sends this packet type"));
         return;
       default:
         // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT travel client to server only.
@@ -256,6 +346,11 @@ export class Session {
   publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
     const name = this.#name;
     if (name === "connected") {
+      // MQTT-3.2.2-11, -14, -15: never send what the server said it does not take.
+      if (this.#version === 5) {
+        const refused = checkLimits(message, this.#limits, 5);
+        if (refused !== undefined) return done(refused);
+      }
       this.#flows.publish(message, now, done);
       return;
     }
@@ -271,7 +366,12 @@ export class Session {
    * for the caller to turn into an error). Queued while `connecting`. The
    * session keeps `requests` as given: do not mutate it afterwards.
    */
-  subscribe(requests: SubscriptionRequest[], now: number, done: SubscribeCallback): void {
+  subscribe(
+    requests: SubscriptionRequest[],
+    now: number,
+    done: SubscribeCallback,
+    properties?: SubscribeProperties,
+  ): void {
     if (requests.length === 0) {
       // MQTT-3.8.3-3: a SUBSCRIBE carries at least one filter.
       throw new ProtocolError(
@@ -279,7 +379,7 @@ export class Session {
         "SUBSCRIBE needs a topic filter (MQTT-3.8.3-3)",
       );
     }
-    this.#request("subscribe", done, requests, undefined, now);
+    this.#request("subscribe", done, requests, undefined, now, properties);
   }
 
   /** Sends UNSUBSCRIBE; `done()` on UNSUBACK. Queued while `connecting`. */
@@ -303,20 +403,66 @@ export class Session {
    * completed, sends DISCONNECT, becomes `disconnected` and calls
    * `handler.closed(undefined)`.
    */
-  disconnect(now: number): void {
+  disconnect(now: number, reasonCode?: DisconnectReasonCode): void {
     if (this.#name !== "connected") throw invalidState("disconnect", this.#name);
     this.#name = "disconnecting";
+    this.#disconnectReason = reasonCode;
     this.#checkDrained(now);
+  }
+
+  /**
+   * MQTT 5.0: answers the server's AUTH challenge (handed to
+   * `handler.auth`) with AUTH 0x18 carrying `data` (MQTT-4.12.0-3). Ignored
+   * once the connection is gone.
+   */
+  answerAuth(data: Uint8Array | undefined, now: number): void {
+    const name = this.#name;
+    if (this.#auth === undefined || (name !== "connecting" && name !== "connected")) return;
+    this.#send(this.#auth.answer(data), now);
+  }
+
+  /**
+   * MQTT 5.0: starts a re-authentication with AUTH 0x19 carrying `data`
+   * (MQTT-4.12.1-1); the server's challenges reach `handler.auth`, its AUTH
+   * 0x00 ends it. Throws INVALID_STATE unless connected, and a ProtocolError
+   * without an Authentication Method in CONNECT (MQTT-4.12.0-7).
+   */
+  reauthenticate(data: Uint8Array | undefined, now: number): void {
+    if (this.#name !== "connected") throw invalidState("reauthenticate", this.#name);
+    const auth = this.#auth;
+    if (auth === undefined) {
+      throw new MqttError("INVALID_STATE", "re-authentication needs MQTT 5.0");
+    }
+    this.#send(auth.reauthenticate(data), now);
+  }
+
+  /**
+   * Aborts an authentication exchange the application could not continue
+   * (its challenge handler failed): DISCONNECT 0x80, then closed with `error`
+   * (MQTT-4.12.1-2).
+   */
+  authFailed(error: MqttError, now: number): void {
+    const name = this.#name;
+    if (name !== "connecting" && name !== "connected") return;
+    this.#send({ type: "disconnect", reasonCode: 0x80 }, now);
+    this.#fail(error);
   }
 
   /**
    * The transport died or closed: becomes `disconnected`. Pending
    * SUBSCRIBE/UNSUBSCRIBE callbacks fail with `error`; QoS 1/2 publishes stay
    * in the {@linkcode SessionState} for the next connection. No-op when already disconnected.
+   *
+   * `dropped`: the server closed or reset an accepted connection (rather than
+   * this side ending it). A publish the server dropped the connection right
+   * after, three times in a row, then fails with `PUBLISH_REFUSED` and leaves
+   * the state (see `Flows.connectionDropped`).
    */
-  connectionLost(error: MqttError, _now: number): void {
-    if (this.#name === "disconnected") return;
+  connectionLost(error: MqttError, _now: number, dropped = false): void {
+    const name = this.#name;
+    if (name === "disconnected") return;
     this.#enterDisconnected(error);
+    if (dropped && name !== "connecting") this.#flows.connectionDropped();
   }
 
   /**
@@ -356,6 +502,7 @@ export class Session {
       now >= this.#lastSent + ka ||
       (!this.#pingOutstanding && !paused && now >= this.#lastReceived + ka)
     ) {
+      if (this.#pingOrder === 0) this.#pingOrder = this.#flows.sendOrder;
       this.#send(PINGREQ, now);
       if (!this.#pingOutstanding) {
         this.#pingOutstanding = true;
@@ -379,7 +526,47 @@ export class Session {
 
   #send(packet: Packet, now: number): void {
     this.#lastSent = now;
-    this.#handler.send(packet);
+    // Aliases go on the copy written, never on the PUBLISH kept for resending.
+    const aliases = this.#aliases;
+    this.#handler.send(
+      aliases !== undefined && packet.type === "publish" ? aliases.outgoing(packet) : packet,
+    );
+  }
+
+  /** An AUTH from the server: checked (section 4.12), then handed to the driver. */
+  #onAuth(packet: AuthPacket, connected: boolean, now: number): void {
+    let finished: boolean;
+    try {
+      finished = this.#auth!.receive(packet, connected);
+    } catch (err) {
+      this.#protocolError(err as ProtocolError, now);
+      return;
+    }
+    this.#handler.auth?.(packet, finished);
+  }
+
+  /** A protocol error found by the session: DISCONNECT 0x82 (section 4.13), then closed. */
+  #protocolError(error: ProtocolError, now: number): void {
+    this.#send({ type: "disconnect", reasonCode: 0x82 }, now);
+    this.#fail(error);
+  }
+
+  /**
+   * An incoming PUBLISH with its Topic Alias resolved; undefined when the
+   * alias is invalid (0x94) or unknown (0x82): DISCONNECT with that reason
+   * is sent and the session closes (section 3.3.2.3.4).
+   */
+  #resolveAlias(packet: PublishPacket, now: number): PublishPacket | undefined {
+    const aliases = this.#aliases;
+    if (aliases === undefined) return packet;
+    try {
+      return aliases.incoming(packet);
+    } catch (err) {
+      const reasonCode = aliasReasonCode(err) as DisconnectReasonCode;
+      this.#send({ type: "disconnect", reasonCode }, now);
+      this.#fail(err as ProtocolError);
+      return undefined;
+    }
   }
 
   #request(
@@ -388,6 +575,7 @@ export class Session {
     subscriptions: SubscriptionRequest[] | undefined,
     filters: string[] | undefined,
     now: number,
+    properties?: SubscribeProperties,
   ): void {
     const name = this.#name;
     if (name !== "connected" && name !== "connecting") throw invalidState(type, name);
@@ -395,7 +583,7 @@ export class Session {
     const packetId = data.allocatePacketId(true);
     const request = new PendingRequest(
       type === "subscribe"
-        ? { type, packetId, subscriptions: subscriptions! }
+        ? { type, packetId, subscriptions: subscriptions!, ...properties && { properties } }
         : { type, packetId, filters: filters! },
       done,
     );
@@ -406,8 +594,9 @@ export class Session {
 
   #onConnack(packet: ConnackPacket, now: number): void {
     this.#connectDeadline = Infinity;
-    if (packet.returnCode !== 0) {
-      this.#fail(new ConnectionRefusedError(packet.returnCode));
+    const refusal = connackRefusal(packet, this.#version);
+    if (refusal !== undefined) {
+      this.#fail(refusal);
       return;
     }
     if (packet.sessionPresent && this.#options.clean) {
@@ -416,8 +605,15 @@ export class Session {
       );
       return;
     }
+    try {
+      this.#auth?.checkConnack(packet); // MQTT-4.12.0-5, -6
+    } catch (err) {
+      this.#protocolError(err as ProtocolError, now);
+      return;
+    }
     this.#name = "connected";
     this.#lastReceived = now;
+    if (this.#version === 5) this.#applyLimits(limitsOf(packet));
     // Re-register before anything else goes out: the broker handles packets in
     // order, so the subscriptions are active before resent and queued publishes
     // (which may be answered by messages on those topics) arrive.
@@ -445,6 +641,39 @@ export class Session {
     this.#checkDrained(now);
   }
 
+  /**
+   * MQTT 5.0 section 3.3.4: the server must not send more QoS 1/2 PUBLISH
+   * than our Receive Maximum before we acknowledge them (PUBACK, PUBCOMP). A
+   * QoS 1 PUBLISH is acknowledged as it is delivered, so only QoS 2 ones
+   * awaiting PUBREL count; a new one beyond the maximum ends the connection
+   * with DISCONNECT 0x93 (Receive Maximum exceeded).
+   */
+  #overReceiveMaximum(packetId: number, now: number): boolean {
+    const data = this.#data;
+    if (data.incomingCount < this.#receiveMaximum || data.hasIncoming(packetId)) return false;
+    this.#send({ type: "disconnect", reasonCode: 0x93 }, now);
+    this.#fail(
+      new ProtocolError(
+        "RECEIVE_MAXIMUM_EXCEEDED",
+        `the server sent more than our Receive Maximum of ${this.#receiveMaximum} ` +
+          "unacknowledged QoS 1/2 PUBLISH (section 3.3.4); DISCONNECT 0x93 sent",
+        "publish",
+      ),
+    );
+    return true;
+  }
+
+  /** MQTT 5.0: the CONNACK's limits hold for this connection. */
+  #applyLimits(limits: ServerLimits): void {
+    this.#limits = limits;
+    // MQTT-3.2.2-17, -18: aliases up to the server's Topic Alias Maximum, none when 0.
+    this.#aliases?.connected(limits.topicAliasMaximum);
+    // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the server's Receive Maximum.
+    this.#flows.maxInflight = Math.min(this.#options.maxInflight, limits.receiveMaximum);
+    // MQTT-3.2.2-21: the Server Keep Alive replaces ours.
+    if (limits.serverKeepAlive !== undefined) this.#keepAliveMs = limits.serverKeepAlive * 1000;
+  }
+
   /** Re-sends what was in flight on the previous connection, in original order. */
   #resume(sessionPresent: boolean, now: number): void {
     const data = this.#data;
@@ -467,7 +696,8 @@ export class Session {
       this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
       return;
     }
-    const codes = packet.returnCodes;
+    // MQTT 5.0 reason codes 0, 1, 2 grant a QoS as 3.1.1's return codes do; 0x80 and up refuse.
+    const codes: SubackCode[] = packet.reasonCodes ?? packet.returnCodes ?? [];
     const subs = sent.subscriptions;
     if (codes.length !== subs.length) {
       const error = new ProtocolError(
@@ -523,7 +753,7 @@ export class Session {
    */
   #resubscribeFailed(
     subs: SubscriptionRequest[],
-    codes: SubackReturnCode[] | undefined,
+    codes: SubackCode[] | undefined,
     error: MqttError | undefined,
   ): void {
     const data = this.#data;
@@ -533,7 +763,7 @@ export class Session {
       if (!data.resubscribed(filter, code) || (code !== undefined && !isFailure(code))) continue;
       this.#handler.resubscribeFailed?.(
         filter,
-        error ?? new SubscribeError(filter),
+        error ?? new SubscribeError(filter, { reasonCode: code }),
       );
     }
   }
@@ -543,7 +773,13 @@ export class Session {
     const data = this.#data;
     if (data.inflightCount !== 0 || data.pendingCount !== 0 || data.requestCount !== 0) return;
     // MQTT-3.14.4-2: DISCONNECT is the last packet on this connection.
-    this.#send(DISCONNECT, now);
+    const reason = this.#disconnectReason;
+    this.#send(
+      this.#version === 5 && reason !== undefined
+        ? { type: "disconnect", reasonCode: reason }
+        : DISCONNECT,
+      now,
+    );
     this.#name = "disconnected";
     this.#resetTimers();
     this.#data.detach(this);
@@ -554,6 +790,7 @@ export class Session {
     this.#connectDeadline = Infinity;
     this.#pingOutstanding = false;
     this.#pingTimeoutAt = Infinity;
+    this.#pingOrder = 0;
     this.#flows.holding = false;
   }
 

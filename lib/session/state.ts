@@ -15,9 +15,9 @@
 import type { PublishPacket } from "../codec/packet.ts";
 import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
-import type { Store } from "../store/store.ts";
+import type { PublishRecord, Store } from "../store/store.ts";
 import { Queue } from "../util/queue.ts";
-import type { OutgoingMessage, PublishCallback } from "./types.ts";
+import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
 /** Largest packet identifier (identifiers are 16-bit and non-zero, MQTT-2.3.1-1). */
 export const MAX_PACKET_ID = 65535;
@@ -47,6 +47,12 @@ export class OutgoingPublish {
   released = false;
   /** Topic plus payload bytes, counted against `maxQueuedBytes` while waiting. */
   size = 0;
+  /** MQTT 5.0, QoS 2: the PUBREC's reason code and properties, the flow's result at PUBCOMP. */
+  ack: PublishAck | undefined = undefined;
+  /** When its latest PUBLISH or PUBREL went out, in the flows' send order (`Flows`). */
+  sentOrder = 0;
+  /** Connections in a row the peer dropped right after this PUBLISH (`Flows.connectionDropped`). */
+  strikes = 0;
 
   /** Creates a waiting entry. */
   constructor(message: OutgoingMessage, done: PublishCallback) {
@@ -82,6 +88,14 @@ export interface SessionStateOptions {
 export const DEFAULT_MAX_QUEUED = 10_000;
 /** Default of {@linkcode SessionStateOptions.maxQueuedBytes}: 16 MiB. */
 export const DEFAULT_MAX_QUEUED_BYTES: number = 16 * 1024 * 1024;
+
+/** The message of a stored record (its MQTT 5.0 properties with it, when it has any). */
+function messageOf(r: PublishRecord): OutgoingMessage {
+  const { topic, payload, qos, retain, properties } = r;
+  return properties === undefined
+    ? { topic, payload, qos, retain }
+    : { topic, payload, qos, retain, properties };
+}
 
 /** Callback of entries loaded from a store: nobody in this process awaits them. */
 const RESTORED: PublishCallback = () => {};
@@ -160,16 +174,17 @@ export class SessionState {
   #load(store: Store): void {
     const stored = store.load();
     for (const r of stored.inflight) {
-      const { topic, payload, qos, retain, packetId } = r;
-      const entry = new OutgoingPublish({ topic, payload, qos, retain }, RESTORED);
+      const { topic, payload, qos, retain, packetId, properties } = r;
+      const entry = new OutgoingPublish(messageOf(r), RESTORED);
       entry.packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
+      if (properties !== undefined) entry.packet.properties = properties;
       entry.released = r.released;
       this.#inflight.set(packetId, entry);
     }
     // Loaded entries are accepted whatever the bounds: they were accepted once.
     for (const r of stored.waiting) {
-      const { topic, payload, qos, retain } = r;
-      const entry = new OutgoingPublish({ topic, payload, qos, retain }, RESTORED);
+      const { topic, payload } = r;
+      const entry = new OutgoingPublish(messageOf(r), RESTORED);
       entry.size = utf8Length(topic) + payload.byteLength;
       this.#queuedBytes += entry.size;
       this.#waiting.push(entry);

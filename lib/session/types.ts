@@ -6,13 +6,17 @@
  * @module
  */
 import type {
+  AuthPacket,
   ConnackPacket,
   Packet,
+  ProtocolVersion,
   PublishPacket,
   QoS,
   SubackReturnCode,
   Will,
 } from "../codec/packet.ts";
+import type { AckProperties, ConnectProperties, PublishProperties } from "../codec/properties.ts";
+import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import type { MqttError } from "../errors.ts";
 
 /** Connection-level state of a {@linkcode Session}. */
@@ -38,6 +42,10 @@ export interface SessionOptions {
   pingTimeout: number;
   /** Milliseconds to wait for CONNACK after CONNECT. */
   connectTimeout: number;
+  /** Protocol level of CONNECT: 4 (MQTT 3.1.1, the default) or 5 (MQTT 5.0). */
+  protocolVersion?: ProtocolVersion;
+  /** MQTT 5.0 CONNECT properties. */
+  properties?: ConnectProperties;
 }
 
 /** An outgoing application message as the caller gives it. */
@@ -50,17 +58,38 @@ export interface OutgoingMessage {
   qos: QoS;
   /** Whether the server retains the message. */
   retain: boolean;
+  /** MQTT 5.0 PUBLISH properties, if any. */
+  properties?: PublishProperties;
+  /**
+   * MQTT 5.0: when its Message Expiry Interval ends, on the session's clock
+   * (ms). A message still waiting then is not sent; one sent later carries
+   * the interval that remains. Never stored: it is of this process's clock.
+   */
+  expiresAt?: number;
 }
 
-/** Completion callback of a publish: `error` is undefined on success. */
-export type PublishCallback = (error?: MqttError) => void;
+/** MQTT 5.0: the server's answer to a QoS 1/2 publish (PUBACK, or PUBREC for QoS 2). */
+export interface PublishAck {
+  /** Reason code: 0x00 success, 0x10 no matching subscribers (also a success). */
+  reasonCode: number;
+  /** The acknowledgement's properties (reason string, user properties), if any. */
+  properties?: AckProperties;
+}
+
+/**
+ * Completion callback of a publish: `error` is undefined on success; `ack`
+ * is the server's answer to a QoS 1/2 publish under MQTT 5.0.
+ */
+export type PublishCallback = (error?: MqttError, ack?: PublishAck) => void;
+/** A SUBACK's code for one filter: 3.1.1 return code or 5.0 reason code (0x80 and up: refused). */
+export type SubackCode = SubackReturnCode | SubackReasonCode;
 /** Completion callback of a subscribe: the return codes in filter order, or an error. */
 export type SubscribeCallback = (
   error: MqttError | undefined,
-  returnCodes?: SubackReturnCode[],
+  returnCodes?: SubackCode[],
 ) => void;
-/** Completion callback of an unsubscribe. */
-export type UnsubscribeCallback = (error?: MqttError) => void;
+/** Completion callback of an unsubscribe; `reasonCodes` of an MQTT 5.0 UNSUBACK, in filter order. */
+export type UnsubscribeCallback = (error?: MqttError, reasonCodes?: UnsubackReasonCode[]) => void;
 
 /** The session's outputs; the driver carries them out. */
 export interface SessionHandler {
@@ -88,4 +117,11 @@ export interface SessionHandler {
    * driver typically ends the matching local subscriptions with `error`.
    */
   resubscribeFailed?(filter: string, error: MqttError): void;
+  /**
+   * MQTT 5.0 enhanced authentication (section 4.12): the server sent AUTH.
+   * A challenge (`finished` false, reason 0x18) is answered with
+   * `session.answerAuth(data)` or abandoned with `session.authFailed(error)`;
+   * `finished` true is the AUTH 0x00 that ends a re-authentication.
+   */
+  auth?(packet: AuthPacket, finished: boolean): void;
 }

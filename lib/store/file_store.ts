@@ -32,7 +32,15 @@
  */
 import { MqttError } from "../errors.ts";
 import type { QoS } from "../codec/packet.ts";
-import type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
+import {
+  type InflightRecord,
+  type PublishRecord,
+  type Store,
+  type StoredSession,
+  subscriptionByte,
+  type SubscriptionFlags,
+  subscriptionRecord,
+} from "./store.ts";
 import {
   CLEAR,
   Encoder,
@@ -226,7 +234,9 @@ export class FileStore implements Store {
       waiting: [...image.waiting],
       incoming: [...image.incoming],
       nextPacketId: image.nextId,
-      subscriptions: [...image.subscriptions].map(([filter, qos]) => ({ filter, qos })),
+      subscriptions: [...image.subscriptions].map(([filter, options]) =>
+        subscriptionRecord(filter, options)!
+      ),
     };
   }
 
@@ -302,11 +312,15 @@ export class FileStore implements Store {
    * Records a subscription (a filter held already keeps its place). Throws
    * `INVALID_QOS` for a QoS other than 0, 1 or 2.
    */
-  putSubscription(filter: string, qos: QoS): void {
-    if (this.#image.subscriptions.get(filter) === qos) return;
-    this.#enc.subscription(SUB, filter, qos);
+  putSubscription(filter: string, qos: QoS, flags?: SubscriptionFlags): void {
+    if (qos !== 0 && qos !== 1 && qos !== 2) {
+      throw new MqttError("INVALID_QOS", `a subscription's QoS must be 0, 1 or 2, got ${qos}`);
+    }
+    const options = subscriptionByte(qos, flags);
+    if (this.#image.subscriptions.get(filter) === options) return;
+    this.#enc.subscription(SUB, filter, options);
     this.#append();
-    this.#image.subscribe(filter, qos);
+    this.#image.subscribe(filter, options);
     this.#maybeCompact();
   }
 

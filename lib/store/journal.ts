@@ -20,18 +20,25 @@
  * | 8    | `clearIncoming`      | none                                                            |
  * | 9    | `clear`              | none                                                            |
  * | 10   | next packet id       | packet id u16 (snapshots only)                                  |
- * | 11   | `putSubscription`    | options u8 (QoS in bits 0-1, bits 2-7 zero), filter (rest)      |
+ * | 11   | `putSubscription`    | options u8 (MQTT 5 subscription options), filter (rest)         |
  * | 12   | `removeSubscription` | filter (rest)                                                   |
+ * | 13   | `putInflight` (5.0)  | as 1, then MQTT 5.0 PUBLISH properties, then payload (rest)     |
+ * | 14   | `pushWaiting` (5.0)  | as 4, then MQTT 5.0 PUBLISH properties, then payload (rest)     |
  *
  * Flags: bit 0 dequeued, bit 1 retain, bit 2 released, bits 4-5 QoS. Strings
  * are UTF-8. A filter is the rest of the body and must be valid UTF-8. The
- * options byte has the layout of MQTT 5's subscription options (3.8.3.1), so
- * their other bits can be stored later under the same type.
+ * options byte has the layout of MQTT 5's subscription options (3.8.3.1):
+ * QoS in bits 0-1, No Local bit 2, Retain As Published bit 3, Retain Handling
+ * bits 4-5, bits 6-7 zero. A 3.1.1 subscription has bits 2-7 zero, so the
+ * journals written before the 5.0 options were stored read as they are.
  *
  * Journals written before subscriptions were stored start with `MQTTSJ1\n`
  * and hold types 1 to 10 only; they load as they are, and the next compaction
  * rewrites them as `MQTTSJ2\n`. Older versions refuse a `MQTTSJ2\n` journal as
  * "not a session journal" rather than lose the records they cannot read.
+ * Types 13 and 14 appear only for publishes with MQTT 5.0 properties, so a
+ * 3.1.1 client's journal keeps to types 1 to 12; a version before them reports
+ * such a record as damage (a `StoreCorruptionError`), never as a wrong payload.
  *
  * Damage: a record cut short at the end of the file (a crash mid-write), or a
  * zero-filled end (a power loss after the file grew), is a torn tail and is
@@ -46,7 +53,16 @@
 import { MqttError } from "../errors.ts";
 import type { QoS } from "../codec/packet.ts";
 import { Queue } from "../util/queue.ts";
-import type { PublishRecord } from "./store.ts";
+import { type PublishRecord, subscriptionRecord } from "./store.ts";
+import {
+  hasProperties,
+  propertiesLength,
+  type PublishProperties,
+  readEnd,
+  readProperties,
+  varIntSize,
+  writeProperties,
+} from "../codec/properties.ts";
 
 /** One run of unreadable bytes in a journal, as {@linkcode StoreCorruptionError} reports it. */
 export interface DamagedRegion {
@@ -140,7 +156,7 @@ export class StoreCorruptionError extends MqttError {
 }
 
 const text = new TextEncoder();
-/** Written by this version: record types 1 to 12. */
+/** Written by this version: record types 1 to 14. */
 export const MAGIC = text.encode("MQTTSJ2\n");
 /** Written before subscriptions were stored: record types 1 to 10. */
 const MAGIC_V1 = text.encode("MQTTSJ1\n");
@@ -158,6 +174,9 @@ export const CLEAR = 9;
 const NEXT_ID = 10;
 export const SUB = 11;
 export const UNSUB = 12;
+/** PUT and PUSH of a publish with MQTT 5.0 properties: a property block follows the topic. */
+const PUT_PROPS = 13;
+const PUSH_PROPS = 14;
 
 /** What wrote each record type, for describing a damaged record. */
 const RECORD_NAMES = [
@@ -174,6 +193,8 @@ const RECORD_NAMES = [
   "nextPacketId",
   "putSubscription",
   "removeSubscription",
+  "putInflight",
+  "pushWaiting",
 ];
 
 export const FLAG_DEQUEUED = 0x01;
@@ -208,6 +229,7 @@ interface MutableInflight {
   qos: QoS;
   retain: boolean;
   released: boolean;
+  properties?: PublishProperties;
 }
 
 /** The live state a journal describes; replaying records onto it is loading. */
@@ -216,17 +238,18 @@ export class Image {
   waiting = new Queue<PublishRecord>();
   incoming = new Set<number>();
   nextId = 1;
-  /** Filter to QoS, in subscription order. */
-  subscriptions = new Map<string, QoS>();
+  /** Filter to its subscription options byte (QoS and 5.0 options), in subscription order. */
+  subscriptions = new Map<string, number>();
   /** Bytes the state takes as a snapshot, roughly (drives compaction). */
   liveBytes = 0;
 
   put(packetId: number, record: PublishRecord, dequeued: boolean): void {
     if (dequeued) this.shift();
-    const { topic, payload, qos, retain } = record;
+    const { topic, payload, qos, retain, properties } = record;
     const old = this.inflight.get(packetId);
     if (old !== undefined) this.liveBytes -= recordSize(old);
-    const r = { packetId, topic, payload, qos, retain, released: false };
+    const r: MutableInflight = { packetId, topic, payload, qos, retain, released: false };
+    if (properties !== undefined) r.properties = properties;
     this.inflight.set(packetId, r);
     this.liveBytes += recordSize(r);
     this.nextId = packetId === 65535 ? 1 : packetId + 1;
@@ -249,9 +272,9 @@ export class Image {
     if (r !== undefined) this.liveBytes -= recordSize(r);
   }
 
-  subscribe(filter: string, qos: QoS): void {
+  subscribe(filter: string, options: number): void {
     if (!this.subscriptions.has(filter)) this.liveBytes += filterSize(filter);
-    this.subscriptions.set(filter, qos);
+    this.subscriptions.set(filter, options);
   }
 
   unsubscribe(filter: string): void {
@@ -270,8 +293,18 @@ export class Image {
 
 /** Upper bound of a publish record's encoded size (topic counted at 3 bytes a UTF-16 unit). */
 function recordSize(r: PublishRecord): number {
-  return FRAME + 6 + r.topic.length * 3 + r.payload.byteLength;
+  return FRAME + 6 + r.topic.length * 3 + r.payload.byteLength + propsSize(r);
 }
+
+/** Bytes of a record's MQTT 5.0 property block (Property Length included); 0 when it has none. */
+function propsSize(r: PublishRecord): number {
+  if (!hasProperties(r.properties)) return 0;
+  const length = propertiesLength(r.properties, PUBLISH_CONTEXT, "publish");
+  return varIntSize(length) + length;
+}
+
+/** Properties are those of a PUBLISH (packet type 3) in the journal. */
+const PUBLISH_CONTEXT = 3;
 
 /** Upper bound of a subscription record's encoded size. */
 function filterSize(filter: string): number {
@@ -368,8 +401,8 @@ function describe(buf: Uint8Array, view: DataView, from: number, to: number): Da
   const name = RECORD_NAMES[type];
   if (name === undefined || name === "") return region;
   let key = "";
-  if (type === PUT || type === PUSH) {
-    const head = type === PUT ? 6 : 4;
+  if (type === PUT || type === PUSH || type === PUT_PROPS || type === PUSH_PROPS) {
+    const head = type === PUT || type === PUT_PROPS ? 6 : 4;
     if (to - from < FRAME + head) return region;
     const topicLen = view.getUint16(start + head - 2, true);
     const topic = decoder.decode(
@@ -399,26 +432,48 @@ function apply(
   const len = end - start;
   switch (type) {
     case PUT:
-    case PUSH: {
-      const head = type === PUT ? 6 : 4;
+    case PUSH:
+    case PUT_PROPS:
+    case PUSH_PROPS: {
+      const put = type === PUT || type === PUT_PROPS;
+      const head = put ? 6 : 4;
       if (len < head) return false;
       const flags = buf[start + 1];
       const qos = (flags >> QOS_SHIFT) & 3;
-      if (qos > 2 || (type === PUT && qos === 0)) return false;
+      if (qos > 2 || (put && qos === 0)) return false;
       const topicLen = view.getUint16(start + head - 2, true);
       const topicEnd = start + head + topicLen;
       if (topicEnd > end) return false;
-      const id = type === PUT ? view.getUint16(start + 2, true) : 0;
-      if (type === PUT && id === 0) return false;
+      const id = put ? view.getUint16(start + 2, true) : 0;
+      if (put && id === 0) return false;
+      // A copy: the record must not pin the whole file buffer.
+      const rest = buf.slice(topicEnd, end);
+      let properties: PublishProperties | undefined;
+      let payloadAt = 0;
+      if (type === PUT_PROPS || type === PUSH_PROPS) {
+        try {
+          properties = readProperties(rest, 0, rest.length, PUBLISH_CONTEXT, "publish");
+        } catch {
+          return false;
+        }
+        payloadAt = readEnd();
+        if (properties === undefined) return false; // written only when there are some
+      }
       if (image === undefined) return true;
-      const record = {
+      const record: {
+        topic: string;
+        payload: Uint8Array;
+        qos: QoS;
+        retain: boolean;
+        properties?: PublishProperties;
+      } = {
         topic: decoder.decode(buf.subarray(start + head, topicEnd)),
-        // A copy: the record must not pin the whole file buffer.
-        payload: buf.slice(topicEnd, end),
+        payload: rest.subarray(payloadAt),
         qos: qos as QoS,
         retain: (flags & FLAG_RETAIN) !== 0,
       };
-      if (type === PUSH) {
+      if (properties !== undefined) record.properties = properties;
+      if (!put) {
         image.push(record);
       } else {
         image.put(id, record, (flags & FLAG_DEQUEUED) !== 0);
@@ -457,8 +512,9 @@ function apply(
     case UNSUB: {
       const head = type === SUB ? 2 : 1;
       if (len < head) return false;
-      const qos = type === SUB ? buf[start + 1] : 0;
-      if (qos > 2) return false; // also bits 2-7, which must be zero
+      const options = type === SUB ? buf[start + 1] : 0;
+      // QoS 3, Retain Handling 3 and the reserved bits 6-7 are damage.
+      if (type === SUB && subscriptionRecord("", options) === undefined) return false;
       let filter: string;
       try {
         filter = strictDecoder.decode(buf.subarray(start + head, end));
@@ -466,7 +522,7 @@ function apply(
         return false;
       }
       if (image === undefined) return true;
-      if (type === SUB) image.subscribe(filter, qos as QoS);
+      if (type === SUB) image.subscribe(filter, options);
       else image.unsubscribe(filter);
       return true;
     }
@@ -505,34 +561,44 @@ export class Encoder {
     this.#seal(start, end);
   }
 
-  /** A PUT (with `packetId`) or PUSH record. */
+  /**
+   * A PUT (with `packetId`) or PUSH record; for a publish with MQTT 5.0
+   * properties, a PUT_PROPS or PUSH_PROPS with the property block after the topic.
+   */
   publish(type: number, packetId: number, r: PublishRecord, flags: number): void {
     const head = type === PUT ? 6 : 4;
-    this.reserve(FRAME + head + r.topic.length * 3 + r.payload.byteLength);
+    let propsLength = -1;
+    if (hasProperties(r.properties)) {
+      propsLength = propertiesLength(r.properties, PUBLISH_CONTEXT, "publish");
+      type = type === PUT ? PUT_PROPS : PUSH_PROPS;
+    }
+    this.reserve(FRAME + head + r.topic.length * 3 + r.payload.byteLength + propsSize(r));
     const buf = this.buf;
     const start = this.length + 4;
     buf[start] = type;
     buf[start + 1] = flags | (r.qos << QOS_SHIFT) | (r.retain ? FLAG_RETAIN : 0);
-    if (type === PUT) this.view.setUint16(start + 2, packetId, true);
+    if (head === 6) this.view.setUint16(start + 2, packetId, true);
     const topicAt = start + head;
     const { written } = text.encodeInto(r.topic, buf.subarray(topicAt));
     if (written > 0xffff) throw new MqttError("STORE_ERROR", "topic longer than 65535 bytes");
     this.view.setUint16(topicAt - 2, written, true);
-    const payloadAt = topicAt + written;
+    let payloadAt = topicAt + written;
+    if (propsLength >= 0) payloadAt = writeProperties(r.properties, propsLength, buf, payloadAt);
     buf.set(r.payload, payloadAt);
     this.#seal(start, payloadAt + r.payload.byteLength);
   }
 
-  /** A SUB (with `qos`) or UNSUB record. */
-  subscription(type: number, filter: string, qos: QoS): void {
-    if (type === SUB && qos !== 0 && qos !== 1 && qos !== 2) {
+  /** A SUB (with its subscription options byte) or UNSUB record. */
+  subscription(type: number, filter: string, options: number): void {
+    const qos = options & 3;
+    if (type === SUB && (qos === 3 || !(options >= 0 && options <= 0x3f))) {
       throw new MqttError("INVALID_QOS", `a subscription's QoS must be 0, 1 or 2, got ${qos}`);
     }
     const head = type === SUB ? 2 : 1;
     this.reserve(FRAME + head + filter.length * 3);
     const start = this.length + 4;
     this.buf[start] = type;
-    if (type === SUB) this.buf[start + 1] = qos;
+    if (type === SUB) this.buf[start + 1] = options;
     const { written } = text.encodeInto(filter, this.buf.subarray(start + head));
     if (written > 0xffff) {
       throw new MqttError("STORE_ERROR", "topic filter longer than 65535 bytes");
@@ -559,7 +625,7 @@ export function snapshot(image: Image): Uint8Array {
   for (const r of image.waiting) enc.publish(PUSH, 0, r, 0);
   for (const id of image.incoming) enc.small(INCOMING_ADD, id);
   enc.small(NEXT_ID, image.nextId);
-  for (const [filter, qos] of image.subscriptions) enc.subscription(SUB, filter, qos);
+  for (const [filter, options] of image.subscriptions) enc.subscription(SUB, filter, options);
   return enc.buf.subarray(0, enc.length);
 }
 

@@ -7,7 +7,15 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
-import type { InflightRecord, PublishRecord, Store, StoredSession } from "./store.ts";
+import {
+  type InflightRecord,
+  type PublishRecord,
+  type Store,
+  type StoredSession,
+  subscriptionByte,
+  type SubscriptionFlags,
+  subscriptionRecord,
+} from "./store.ts";
 import { Queue } from "../util/queue.ts";
 
 /**
@@ -26,7 +34,8 @@ export class MemoryStore implements Store {
   #waiting = new Queue<PublishRecord>();
   #incoming = new Set<number>();
   #nextId = 1;
-  #subscriptions = new Map<string, QoS>();
+  /** Filter to its subscription options byte (QoS and the 5.0 options), in subscribe order. */
+  #subscriptions = new Map<string, number>();
 
   /** Creates an empty store. */
   constructor() {}
@@ -38,7 +47,9 @@ export class MemoryStore implements Store {
       waiting: [...this.#waiting],
       incoming: [...this.#incoming],
       nextPacketId: this.#nextId,
-      subscriptions: [...this.#subscriptions].map(([filter, qos]) => ({ filter, qos })),
+      subscriptions: [...this.#subscriptions].map(([filter, byte]) =>
+        subscriptionRecord(filter, byte)!
+      ),
     };
   }
 
@@ -87,8 +98,8 @@ export class MemoryStore implements Store {
   }
 
   /** Records a subscription (a filter held already keeps its place). */
-  putSubscription(filter: string, qos: QoS): void {
-    this.#subscriptions.set(filter, qos);
+  putSubscription(filter: string, qos: QoS, flags?: SubscriptionFlags): void {
+    this.#subscriptions.set(filter, subscriptionByte(qos, flags));
   }
 
   /** Records an unsubscription. */

@@ -19,8 +19,10 @@ export type {
   PublishRecord,
   Store,
   StoredSession,
+  SubscriptionFlags,
   SubscriptionRecord,
 } from "./store.ts";
+export { subscriptionByte, subscriptionRecord } from "./store.ts";
 export { MemoryStore } from "./memory_store.ts";
 export {
   type DamagedRegion,

@@ -13,6 +13,7 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 
 /**
  * An outgoing application message as stored (structurally an
@@ -27,6 +28,8 @@ export interface PublishRecord {
   readonly qos: QoS;
   /** Retain flag. */
   readonly retain: boolean;
+  /** MQTT 5.0 PUBLISH properties, if any. */
+  readonly properties?: PublishProperties;
 }
 
 /** An outgoing QoS 1/2 publish in flight under a packet id. */
@@ -43,11 +46,69 @@ export interface InflightRecord extends PublishRecord {
  * can recreate their `Subscription` objects (the broker kept them,
  * MQTT-3.1.2-4).
  */
-export interface SubscriptionRecord {
+export interface SubscriptionRecord extends SubscriptionFlags {
   /** Topic filter as subscribed. */
   readonly filter: string;
   /** Maximum QoS requested for it. */
   readonly qos: QoS;
+}
+
+/**
+ * MQTT 5.0 subscription options besides the QoS (section 3.8.3.1), kept so
+ * that a re-subscription asks for the same; absent means false / 0.
+ */
+export interface SubscriptionFlags {
+  /** No Local: the server does not send us our own publications. */
+  readonly noLocal?: boolean;
+  /** Retain As Published: forwarded messages keep the RETAIN flag they were published with. */
+  readonly retainAsPublished?: boolean;
+  /** Retain Handling: 0 send retained messages, 1 only for a new subscription, 2 never. */
+  readonly retainHandling?: 0 | 1 | 2;
+}
+
+/**
+ * The subscription options byte of MQTT 5.0 (section 3.8.3.1): QoS in bits
+ * 0-1, No Local bit 2, Retain As Published bit 3, Retain Handling bits 4-5.
+ * Stores keep a subscription as this byte.
+ *
+ * @example
+ * ```ts
+ * import { subscriptionByte } from "./store.ts";
+ * console.log(subscriptionByte(1, { noLocal: true, retainHandling: 2 })); // 37
+ * ```
+ */
+export function subscriptionByte(qos: QoS, flags?: SubscriptionFlags): number {
+  if (flags === undefined) return qos;
+  return qos | (flags.noLocal ? 4 : 0) | (flags.retainAsPublished ? 8 : 0) |
+    ((flags.retainHandling ?? 0) << 4);
+}
+
+/**
+ * The record of a subscription options byte (see {@linkcode subscriptionByte}),
+ * with only the options that are set; undefined when the byte is not valid
+ * (QoS 3, Retain Handling 3, reserved bits 6-7 set).
+ *
+ * @example
+ * ```ts
+ * import { subscriptionRecord } from "./store.ts";
+ * console.log(subscriptionRecord("a/#", 37)); // { filter: "a/#", qos: 1, noLocal: true, retainHandling: 2 }
+ * ```
+ */
+export function subscriptionRecord(filter: string, byte: number): SubscriptionRecord | undefined {
+  const qos = byte & 3;
+  const retainHandling = (byte >> 4) & 3;
+  if (qos > 2 || retainHandling > 2 || byte > 0x3f) return undefined;
+  const record: {
+    filter: string;
+    qos: QoS;
+    noLocal?: boolean;
+    retainAsPublished?: boolean;
+    retainHandling?: 0 | 1 | 2;
+  } = { filter, qos: qos as QoS };
+  if (byte & 4) record.noLocal = true;
+  if (byte & 8) record.retainAsPublished = true;
+  if (retainHandling !== 0) record.retainHandling = retainHandling as 1 | 2;
+  return record;
 }
 
 /** Everything a store holds, as {@linkcode Store.load} returns it. */
@@ -112,9 +173,9 @@ export interface Store {
   /**
    * The session subscribed to `filter` with maximum QoS `qos`, or changed the
    * QoS of a filter it holds (a SUBSCRIBE to the same filter replaces the
-   * subscription, MQTT-3.8.4-3).
+   * subscription, MQTT-3.8.4-3). `flags` are its MQTT 5.0 options, if any.
    */
-  putSubscription(filter: string, qos: QoS): void;
+  putSubscription(filter: string, qos: QoS, flags?: SubscriptionFlags): void;
   /** The session unsubscribed from `filter`. */
   removeSubscription(filter: string): void;
   /** Forgets everything, subscriptions included. */

@@ -33,15 +33,30 @@ class PacketWriterTransformer implements Transformer<Packet | readonly Packet[],
       controller.enqueue(encodePacket(chunk as Packet, this.#options));
       return;
     }
-    // A batch becomes one chunk, so the connection sees one write instead of one per packet.
-    const options = this.#options;
-    let total = 0;
-    for (let i = 0; i < chunk.length; i++) total += encodedLength(chunk[i], options);
-    const bytes = new Uint8Array(total);
-    let offset = 0;
-    for (let i = 0; i < chunk.length; i++) offset += encodeInto(chunk[i], bytes, offset, options);
-    controller.enqueue(bytes);
+    controller.enqueue(encodeBatch(chunk, this.#options));
   }
+}
+
+/**
+ * Encodes packets into one chunk of bytes, so a connection sees one write
+ * instead of one per packet. Throws the codec's error for the first packet
+ * that cannot be encoded (nothing is returned then).
+ *
+ * @example
+ * ```ts
+ * import { encodeBatch } from "./packet_writer.ts";
+ * const bytes = encodeBatch([{ type: "pingreq" }, { type: "puback", packetId: 1 }]);
+ * console.log(bytes); // Uint8Array(6) [ 192, 0, 64, 2, 0, 1 ]
+ * ```
+ */
+export function encodeBatch(packets: readonly Packet[], options?: CodecOptions): Uint8Array {
+  if (packets.length === 1) return encodePacket(packets[0], options);
+  let total = 0;
+  for (let i = 0; i < packets.length; i++) total += encodedLength(packets[i], options);
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (let i = 0; i < packets.length; i++) offset += encodeInto(packets[i], bytes, offset, options);
+  return bytes;
 }
 
 /**

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { ProtocolError } from "../errors.ts";
+
 const SLASH = 0x2f; // "/"
 const PLUS = 0x2b; // "+"
 const HASH = 0x23; // "#"
@@ -58,4 +60,54 @@ export function topicMatches(filter: string, topic: string): boolean {
     j++;
   }
   return j === tlen;
+}
+
+/** Prefix of a shared subscription's filter (MQTT 5.0 section 4.8.2; Mosquitto at 3.1.1 too). */
+const SHARE_PREFIX = "$share/";
+
+/**
+ * The parts of a shared subscription's topic filter `$share/{ShareName}/{filter}`
+ * (section 4.8.2), or undefined when `filter` is not one. The ShareName is at
+ * least one character without "/", "+" or "#", and a "/" and a topic filter
+ * follow it (MQTT-4.8.2-1, MQTT-4.8.2-2): a filter that starts with
+ * `$share/` without that shape throws `ProtocolError("INVALID_TOPIC_FILTER")`.
+ *
+ * @example
+ * ```ts
+ * import { parseSharedFilter } from "./topic_filter.ts";
+ * console.log(parseSharedFilter("$share/workers/jobs/#")); // { shareName: "workers", filter: "jobs/#" }
+ * console.log(parseSharedFilter("jobs/#")); // undefined
+ * ```
+ */
+export function parseSharedFilter(
+  filter: string,
+): { shareName: string; filter: string } | undefined {
+  if (!filter.startsWith(SHARE_PREFIX)) return undefined;
+  const slash = filter.indexOf("/", SHARE_PREFIX.length);
+  const shareName = filter.slice(SHARE_PREFIX.length, slash === -1 ? undefined : slash);
+  const rest = slash === -1 ? "" : filter.slice(slash + 1);
+  if (shareName.length === 0 || /[+#]/.test(shareName) || slash === -1 || rest.length === 0) {
+    throw new ProtocolError(
+      "INVALID_TOPIC_FILTER",
+      `"${filter}" is not a shared subscription filter $share/{ShareName}/{filter}: the ` +
+        `ShareName needs at least one character without "/", "+" or "#", then "/" and a ` +
+        "topic filter (MQTT-4.8.2-1, MQTT-4.8.2-2)",
+    );
+  }
+  return { shareName, filter: rest };
+}
+
+/**
+ * The filter that local matching uses for a subscription's topic filter: the
+ * filter itself, or for a shared subscription the part after
+ * `$share/{ShareName}/` (messages carry the topic they were published to).
+ *
+ * @example
+ * ```ts
+ * import { localFilter } from "./topic_filter.ts";
+ * console.log(localFilter("$share/g/sensors/+"), localFilter("sensors/+")); // sensors/+ sensors/+
+ * ```
+ */
+export function localFilter(filter: string): string {
+  return parseSharedFilter(filter)?.filter ?? filter;
 }

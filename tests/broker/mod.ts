@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./mosquitto.ts";
+export * from "./dynsec.ts";
 export * from "./certs.ts";
 export * from "./cli.ts";
 export * from "./ports.ts";

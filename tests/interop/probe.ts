@@ -111,7 +111,7 @@ export function describe(reply: Reply): string {
     case "connack":
       return `CONNACK (return code ${reply.returnCode})`;
     case "suback":
-      return `SUBACK (return codes ${reply.returnCodes.join(", ")})`;
+      return `SUBACK (return codes ${reply.returnCodes!.join(", ")})`;
     case "puback":
     case "pubrec":
     case "pubrel":

@@ -1,0 +1,178 @@
+/**
+ * Publishes the server cannot take: under MQTT 3.1.1 a broker drops the connection on a PUBLISH
+ * it will not take (larger than its maximum packet size), and the client would resend it on
+ * every reconnect, forever. The session decides from the pattern (`Flows.connectionDropped`):
+ * a publish the server dropped the connection right after, three times in a row, fails with
+ * `PUBLISH_REFUSED` and leaves the state and its store. Packets and times only.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { MqttError } from "../lib/errors.ts";
+import { ClientSessionState } from "../lib/session/client_state.ts";
+import { MAX_STRIKES } from "../lib/session/flows.ts";
+import { Session } from "../lib/session/session.ts";
+import { MemoryStore } from "../lib/store/mod.ts";
+import type { PublishCallback } from "../lib/session/types.ts";
+import { brief, connack, msg, Recorder, sessionOptions } from "./session_helpers.ts";
+
+const DROPPED = new MqttError("CONNECTION_CLOSED", "the server closed the connection");
+
+/** One publish's outcome: undefined while pending, "ok", or the error code. */
+function outcome(): { done: PublishCallback; result: () => string | undefined } {
+  let result: string | undefined;
+  return {
+    done: (error) => {
+      assert.equal(result, undefined, "done called twice");
+      result = error === undefined ? "ok" : error.code;
+    },
+    result: () => result,
+  };
+}
+
+/** A new connection over `state`, accepted (no session present); returns it with its recorder. */
+function connection(state: ClientSessionState, now: number, keepAlive = 10) {
+  const rec = new Recorder();
+  const session = new Session(sessionOptions({ keepAlive }), state, rec);
+  session.connect(now);
+  session.receive(connack(false), now);
+  // What went out after CONNECT: the resends of the resume (MQTT-4.6.0-1).
+  const resent = brief(rec.take()).slice(1);
+  return { session, rec, resent };
+}
+
+Deno.test("PUBLISH_REFUSED: a publish the server drops the connection after 3 times in a row", () => {
+  assert.equal(MAX_STRIKES, 3);
+  const store = new MemoryStore();
+  const state = new ClientSessionState({ store });
+  const big = outcome();
+  let { session } = connection(state, 0);
+  session.publish(msg("big", 1), 1, big.done);
+  for (let drop = 1; drop <= MAX_STRIKES; drop++) {
+    session.connectionLost(DROPPED, drop * 10, true);
+    if (drop < MAX_STRIKES) {
+      assert.equal(big.result(), undefined, `refused after only ${drop} drops`);
+      const next = connection(state, drop * 10 + 1);
+      session = next.session;
+      // The resume sends it again (a fresh flow: no session present); the server drops us again.
+      assert.deepEqual(next.resent, ["publish:1:q1:big"]);
+    }
+  }
+  assert.equal(big.result(), "PUBLISH_REFUSED");
+  assert.equal(state.inflightCount, 0, "it left the session");
+  assert.equal(store.load().inflight.length, 0, "and the store");
+  // The next connection resends nothing, and the client goes on.
+  const rec = new Recorder();
+  const last = new Session(sessionOptions(), state, rec);
+  last.connect(100);
+  last.receive(connack(false), 101);
+  assert.deepEqual(brief(rec.take()), ["connect"]);
+  const small = outcome();
+  last.publish(msg("small", 1), 102, small.done);
+  const [publish] = rec.take();
+  assert.equal(publish.type, "publish");
+  last.receive({ type: "puback", packetId: publish.packetId! }, 103);
+  assert.equal(small.result(), "ok");
+});
+
+Deno.test("PUBLISH_REFUSED: only the first publish sent after the last acknowledged one is suspect", () => {
+  const state = new ClientSessionState();
+  const a = outcome();
+  const p = outcome();
+  const b = outcome();
+  let { session, rec } = connection(state, 0);
+  session.publish(msg("a", 1), 1, a.done);
+  session.publish(msg("p", 1), 1, p.done);
+  session.publish(msg("b", 1), 1, b.done);
+  const ids = rec.take().map((packet) => packet.type === "publish" ? packet.packetId! : 0);
+  // The server took "a", then dropped us on "p" ("b" was never read).
+  session.receive({ type: "puback", packetId: ids[0] }, 2);
+  assert.equal(a.result(), "ok");
+  for (let drop = 1; drop <= MAX_STRIKES; drop++) {
+    session.connectionLost(DROPPED, drop * 10, true);
+    if (drop === MAX_STRIKES) break;
+    ({ session, rec } = connection(state, drop * 10 + 1));
+  }
+  assert.equal(p.result(), "PUBLISH_REFUSED");
+  assert.equal(b.result(), undefined, "the publish behind it is still pending");
+  // The next connection sends "b" again, and it completes.
+  const next = connection(state, 100);
+  assert.deepEqual(next.resent, [`publish:${ids[2]}:q1:b`]);
+  next.session.receive({ type: "puback", packetId: ids[2] }, 101);
+  assert.equal(b.result(), "ok");
+});
+
+Deno.test("PUBLISH_REFUSED: an acknowledgement of a later packet clears the suspect", () => {
+  const state = new ClientSessionState();
+  const p = outcome();
+  let { session, rec } = connection(state, 0);
+  session.publish(msg("p", 1), 1, p.done);
+  for (let drop = 1; drop <= MAX_STRIKES + 1; drop++) {
+    // Each time "q" goes out after "p" and the server acknowledges it: it read past "p".
+    const q = outcome();
+    session.publish(msg("q", 1), drop * 10, q.done);
+    const sent = rec.take().at(-1)!;
+    assert.ok(sent.type === "publish" && sent.topic === "q");
+    session.receive({ type: "puback", packetId: sent.packetId! }, drop * 10);
+    assert.equal(q.result(), "ok");
+    session.connectionLost(DROPPED, drop * 10 + 1, true);
+    ({ session, rec } = connection(state, drop * 10 + 2));
+  }
+  assert.equal(p.result(), undefined, "never refused: the server read past it every time");
+  assert.equal(state.inflightCount, 1);
+});
+
+Deno.test("PUBLISH_REFUSED: an end that is not the server's drop does not count", () => {
+  const state = new ClientSessionState();
+  const p = outcome();
+  let { session } = connection(state, 0);
+  session.publish(msg("p", 1), 1, p.done);
+  for (let end = 1; end <= MAX_STRIKES + 1; end++) {
+    // A keep-alive timeout, a protocol error or the user's close: ours, not the server's.
+    session.connectionLost(new MqttError("KEEPALIVE_TIMEOUT", "no PINGRESP"), end * 10, false);
+    ({ session } = connection(state, end * 10 + 1));
+  }
+  assert.equal(p.result(), undefined);
+  assert.equal(state.inflightCount, 1);
+});
+
+Deno.test("PUBLISH_REFUSED: strikes count in a row; a PINGRESP proves the server read past it", () => {
+  const state = new ClientSessionState();
+  const p = outcome();
+  let { session, rec } = connection(state, 0, 1);
+  session.publish(msg("p", 1), 1, p.done);
+  const drop = (at: number) => {
+    session.connectionLost(DROPPED, at, true);
+    ({ session, rec } = connection(state, at + 1, 1));
+  };
+  drop(10);
+  drop(20); // two strikes
+  // This time the server answers a PINGREQ sent after the resent PUBLISH, then drops us.
+  session.tick(21 + 1000);
+  assert.deepEqual(brief(rec.take()), ["pingreq"]);
+  session.receive({ type: "pingresp" }, 1030);
+  drop(1040); // no strike: the server read past it, so the row starts over
+  drop(1050);
+  drop(1060); // two strikes again
+  assert.equal(p.result(), undefined, "refused although the row was broken");
+  drop(1070);
+  assert.equal(p.result(), "PUBLISH_REFUSED");
+});
+
+Deno.test("PUBLISH_REFUSED: a drop while connecting counts nothing", () => {
+  const state = new ClientSessionState();
+  const p = outcome();
+  let { session } = connection(state, 0);
+  session.publish(msg("p", 1), 1, p.done);
+  session.connectionLost(DROPPED, 2, true);
+  for (let i = 0; i < MAX_STRIKES + 1; i++) {
+    // The server drops each attempt before CONNACK: the publish was never resent.
+    const attempt = new Session(sessionOptions(), state, new Recorder());
+    attempt.connect(10 + i);
+    attempt.connectionLost(DROPPED, 11 + i, true);
+  }
+  assert.equal(p.result(), undefined);
+  ({ session } = connection(state, 100));
+  session.connectionLost(DROPPED, 101, true); // strike 2 only: still pending
+  assert.equal(p.result(), undefined);
+});
