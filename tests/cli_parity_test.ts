@@ -243,26 +243,12 @@ brokerTest("sub -F: mosquitto's conversions, widths and escapes", async () => {
     await same("sub", [...at(broker), "-t", "fmt/a", "-C", "1", "-F", format]);
   }
   // Times differ between two runs: their shape is compared.
-  const times = await run("ours", "sub", [
-    ...at(broker),
-    "-t",
-    "fmt/a",
-    "-C",
-    "1",
-    "-F",
-    "%I %U @Y",
-  ]);
+  const format = (which: "theirs" | "ours", f: string) =>
+    run(which, "sub", [...at(broker), "-t", "fmt/a", "-C", "1", "-F", f]);
+  const times = await format("ours", "%I %U @Y");
   assert.match(times.stdout, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \d+\.\d{9} \d{4}\n$/);
-  const theirsJson = await run("theirs", "sub", [
-    ...at(broker),
-    "-t",
-    "fmt/a",
-    "-C",
-    "1",
-    "-F",
-    "%j",
-  ]);
-  const oursJson = await run("ours", "sub", [...at(broker), "-t", "fmt/a", "-C", "1", "-F", "%j"]);
+  const theirsJson = await format("theirs", "%j");
+  const oursJson = await format("ours", "%j");
   const strip = (s: string) => s.replace(/"tst":"[^"]*"/, '"tst":""');
   assert.equal(strip(oursJson.stdout), strip(theirsJson.stdout));
   assert.match(oursJson.stdout, /"tst":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z[+-]\d{4}"/);

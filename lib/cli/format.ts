@@ -156,7 +156,16 @@ export function parseFormat(format: string): Format {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function concat(parts: Uint8Array[]): Uint8Array {
+/**
+ * The parts joined into one array.
+ *
+ * @example
+ * ```ts
+ * import { concat } from "./format.ts";
+ * console.log(concat([new Uint8Array([1]), new Uint8Array([2, 3])])); // Uint8Array(3) [ 1, 2, 3 ]
+ * ```
+ */
+export function concat(parts: Uint8Array[]): Uint8Array {
   let length = 0;
   for (const part of parts) length += part.length;
   const all = new Uint8Array(length);

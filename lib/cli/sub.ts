@@ -30,7 +30,7 @@ import {
   usageFailure,
   versionLine,
 } from "./args.ts";
-import { type Format, FormatError, parseFormat } from "./format.ts";
+import { concat, type Format, FormatError, parseFormat } from "./format.ts";
 
 const TOOL = "sub";
 
@@ -147,25 +147,15 @@ const encoder = new TextEncoder();
 function render(msg: Message, p: Plan, warn: (line: string) => void): Uint8Array | undefined {
   if (p.format) {
     const body = p.format.print(msg, new Date(), warn);
-    return join(body, encoder.encode(p.newline));
+    return concat([body, encoder.encode(p.newline)]);
   }
   if (p.verbose) {
     const payload = msg.payload.length === 0 ? encoder.encode("(null)") : msg.payload;
-    return join(encoder.encode(`${msg.topic} `), payload, encoder.encode(p.newline));
+    return concat([encoder.encode(`${msg.topic} `), payload, encoder.encode(p.newline)]);
   }
   // Without -v an empty payload prints nothing at all, not even the newline.
   if (msg.payload.length === 0) return undefined;
-  return join(msg.payload, encoder.encode(p.newline));
-}
-
-function join(...parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
+  return concat([msg.payload, encoder.encode(p.newline)]);
 }
 
 /**
