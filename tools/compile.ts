@@ -29,7 +29,11 @@ export const TOOLS: Record<string, CompiledTool> = {
     entry: "lib/cli/sub.ts",
     permissions: ["--allow-net", "--allow-read", "--allow-env"],
   },
-  "mqtt-broker": { entry: "lib/cli/broker.ts", permissions: ["--allow-net"] },
+  // Files for TLS certificates and --persistence.
+  "mqtt-broker": {
+    entry: "examples/broker_main.ts",
+    permissions: ["--allow-net", "--allow-read", "--allow-write"],
+  },
 };
 
 const ROOT = new URL("../", import.meta.url);
