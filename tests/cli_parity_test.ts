@@ -347,3 +347,34 @@ brokerTest(
     });
   },
 );
+
+brokerTest("sub TLS flags: --cafile, --capath (hashed names), --tls-use-os-certs", async (t) => {
+  await using broker = await startMosquitto({ tls: true });
+  const ca = broker.certs!.ca;
+  const dir = await Deno.makeTempDir();
+  try {
+    // A --capath directory as c_rehash leaves it: <subject hash>.0, which mosquitto looks up.
+    const hash = await new Deno.Command("openssl", {
+      args: ["x509", "-hash", "-noout", "-in", ca.certFile],
+      stdout: "piped",
+    }).output();
+    const name = new TextDecoder().decode(hash.stdout).trim();
+    await Deno.copyFile(ca.certFile, `${dir}/${name}.0`);
+    const tls = ["-h", "localhost", "-p", String(broker.tlsPort), "-t", "a", "-E"];
+    for (
+      const [label, flags, code] of [
+        ["--cafile", ["--cafile", ca.certFile], 0],
+        ["--capath", ["--capath", dir], 0],
+        ["--tls-use-os-certs: the test CA is not among them", ["--tls-use-os-certs"], 1],
+      ] as const
+    ) {
+      await t.step(label, async () => {
+        const ours = await same("sub", [...tls, ...flags]);
+        assert.equal(ours.code, code, ours.stderr);
+        if (code !== 0) assert.match(ours.stderr, /not trusted.*--cafile/);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
