@@ -58,3 +58,26 @@ brokerTest("onPacket: a hook that throws does not break the connection", async (
   await client.publish("trace/b", "x", { qos: 1 });
   assert.ok(calls >= 4, `${calls} calls`);
 });
+
+Deno.test("onPacket: 5.0 authentication data of CONNECT and AUTH shows as ***", async () => {
+  const { tracer } = await import("../lib/client/packet_trace.ts");
+  const seen: Packet[] = [];
+  const trace = tracer((_, packet) => seen.push(packet))!;
+  const secret = new TextEncoder().encode("client-final-message");
+  trace("sent", { type: "auth", reasonCode: 0x18, properties: { authenticationData: secret } });
+  trace("sent", {
+    type: "connect",
+    protocolName: "MQTT",
+    protocolLevel: 5,
+    clientId: "a",
+    clean: true,
+    keepAlive: 60,
+    properties: { authenticationMethod: "SCRAM-SHA-256", authenticationData: secret },
+  });
+  for (const packet of seen) {
+    assert.ok(packet.type === "auth" || packet.type === "connect");
+    assert.equal(new TextDecoder().decode(packet.properties?.authenticationData), "***");
+  }
+  // The packets themselves are left as they were.
+  assert.equal(new TextDecoder().decode(secret), "client-final-message");
+});

@@ -12,8 +12,8 @@ export type PacketDirection = "sent" | "received";
 /**
  * Called with each packet sent (when it is queued for the transport, in
  * order) and each packet received (when it is read, before it is acted on).
- * A CONNECT's password is replaced by the three bytes `***`, so a trace can be
- * logged as it is. The callback must not change the packet; an exception it
+ * A CONNECT's password and the MQTT 5.0 authentication data of CONNECT and
+ * AUTH are replaced by the three bytes `***`, so a trace can be logged as it is. The callback must not change the packet; an exception it
  * throws is ignored, so a broken logger cannot break the connection.
  *
  * @example
@@ -26,6 +26,21 @@ export type PacketDirection = "sent" | "received";
 export type PacketListener = (direction: PacketDirection, packet: Packet) => void;
 
 const REDACTED: Uint8Array = new TextEncoder().encode("***");
+
+/** The packet with its secrets as `***`: a CONNECT's password, 5.0 authentication data. */
+function redacted(packet: Packet): Packet {
+  let shown = packet;
+  if (shown.type === "connect" && shown.password !== undefined) {
+    shown = { ...shown, password: REDACTED };
+  }
+  if (
+    (shown.type === "connect" || shown.type === "auth") &&
+    shown.properties?.authenticationData !== undefined
+  ) {
+    shown = { ...shown, properties: { ...shown.properties, authenticationData: REDACTED } };
+  }
+  return shown;
+}
 
 /**
  * Wraps `listener` so it sees redacted packets and cannot throw into the
@@ -46,9 +61,7 @@ export function tracer(
 ): PacketListener | undefined {
   if (listener === undefined) return undefined;
   return (direction, packet) => {
-    const shown = packet.type === "connect" && packet.password !== undefined
-      ? { ...packet, password: REDACTED }
-      : packet;
+    const shown = redacted(packet);
     try {
       listener(direction, shown);
     } catch {
