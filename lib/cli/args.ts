@@ -408,12 +408,14 @@ export const EXIT: {
   readonly ok: 0;
   readonly error: 1;
   readonly usage: 1;
+  readonly tls: 8;
   readonly timedOut: 27;
   readonly interrupted: 130;
 } = {
   ok: 0,
   error: 1,
   usage: 1, // mosquitto_pub and mosquitto_sub exit 1 on a bad argument
+  tls: 8, // libmosquitto's MOSQ_ERR_TLS, what a failed TLS handshake mostly exits with
   timedOut: 27, // libmosquitto's MOSQ_ERR_TIMEOUT, what mosquitto_sub -W exits with
   interrupted: 130,
 };
@@ -495,8 +497,9 @@ const CONNACK_STRINGS = [
 /**
  * Prints a connection or protocol error and returns the exit code: a refused
  * CONNECT prints mosquitto's `Connection error: …` line and exits with the
- * return code, as mosquitto does; anything else prints its stable code, a hint
- * where one helps, and exits 1. `quiet` prints nothing.
+ * return code, as mosquitto does; a failed TLS handshake exits 8 (mosquitto's
+ * usual code for it); anything else prints its stable code and exits 1.
+ * `quiet` prints nothing.
  *
  * @example
  * ```ts
@@ -518,7 +521,9 @@ export function runtimeFailure(err: unknown, quiet = false): number {
     const code = err instanceof MqttError ? ` [${err.code}]` : "";
     console.error(`Error${code}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return EXIT.error;
+  const tls = err instanceof MqttError && err.code === "TRANSPORT_ERROR" &&
+    /TLS handshake|peer certificate/.test(err.message);
+  return tls ? EXIT.tls : EXIT.error;
 }
 
 /** The version line of `--version`. */

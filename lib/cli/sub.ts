@@ -17,7 +17,13 @@
  *
  * @module
  */
-import { connect, type Message, MqttError, type Packet, topicMatches } from "../../mod.ts";
+import {
+  connect,
+  type MqttClient,
+  type MqttError,
+  type PublishPacket,
+  topicMatches,
+} from "../../mod.ts";
 import {
   COMMON_HELP,
   debugTrace,
@@ -31,6 +37,7 @@ import {
   versionLine,
 } from "./args.ts";
 import { concat, type Format, FormatError, parseFormat } from "./format.ts";
+import { WireOrder } from "./wire_order.ts";
 
 const TOOL = "sub";
 
@@ -144,7 +151,11 @@ function plan(parsed: ParsedArgs): Plan {
 const encoder = new TextEncoder();
 
 /** A message as `mosquitto_sub` prints it: -F, else payload (-v: topic first, `(null)` if empty). */
-function render(msg: Message, p: Plan, warn: (line: string) => void): Uint8Array | undefined {
+function render(
+  msg: PublishPacket,
+  p: Plan,
+  warn: (line: string) => void,
+): Uint8Array | undefined {
   if (p.format) {
     const body = p.format.print(msg, new Date(), warn);
     return concat([body, encoder.encode(p.newline)]);
@@ -156,37 +167,6 @@ function render(msg: Message, p: Plan, warn: (line: string) => void): Uint8Array
   // Without -v an empty payload prints nothing at all, not even the newline.
   if (msg.payload.length === 0) return undefined;
   return concat([msg.payload, encoder.encode(p.newline)]);
-}
-
-/**
- * The QoS 2 messages received whose PUBREL has not come yet, seen through the
- * packet hook: our client hands a QoS 2 message over on PUBLISH, mosquitto_sub
- * on PUBREL, so sub lets those flows finish before it disconnects.
- */
-class InboundQos2 {
-  readonly #pending = new Set<number>();
-  #idle: PromiseWithResolvers<void> | undefined;
-
-  see(direction: "sent" | "received", packet: Packet): void {
-    if (direction === "received" && packet.type === "publish" && packet.qos === 2) {
-      this.#pending.add(packet.packetId!);
-    } else if (direction === "sent" && packet.type === "pubcomp") {
-      this.#pending.delete(packet.packetId);
-      if (this.#pending.size === 0) this.#idle?.resolve();
-    }
-  }
-
-  /** Resolves once no flow is pending, or after `ms`. */
-  async settled(ms: number): Promise<void> {
-    if (this.#pending.size === 0) return;
-    this.#idle = Promise.withResolvers();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#idle.promise,
-      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -235,83 +215,104 @@ export async function main(
     : undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
-  const inbound = new InboundQos2();
+  // mosquitto_sub's process_messages: once false, messages are no longer handled.
+  let handling = true;
+  let received = 0;
+  let client: MqttClient | undefined;
+  // Work on the client from the packet hook waits for connect() (a resumed session's messages
+  // come before it resolves), and always for a microtask: the session is mid-packet there.
+  const later: ((c: MqttClient) => void)[] = [];
+  const withClient = (fn: (c: MqttClient) => void) => {
+    if (client === undefined) later.push(fn);
+    else queueMicrotask(() => fn(client!));
+  };
+  const stop = () => {
+    handling = false;
+    withClient((c) => void c.close());
+  };
+  const handle = (msg: PublishPacket) => {
+    if (!handling) return;
+    if (p.retainedOnly && !msg.retain) return stop();
+    if (msg.retain && p.noRetained) return;
+    if (p.filterOut.some((filter) => topicMatches(filter, msg.topic))) return;
+    if (p.removeRetained && msg.retain) {
+      // close() waits for these, as mosquitto_sub waits for its last mid before DISCONNECT.
+      withClient((c) =>
+        c.publish(msg.topic, new Uint8Array(), { qos: 1, retain: true })
+          .catch((err) => runtimeFailure(err, quiet))
+      );
+    }
+    const line = render(msg, p, warn);
+    if (line) write(line);
+    if (++received >= p.count) stop();
+  };
+  const order = new WireOrder();
   using interrupts = trapInterrupts(debug ? warn : () => {});
   try {
-    const client = await connect(url, {
+    client = await connect(url, {
       ...options,
       signal: interrupts.signal,
       // mosquitto_sub reconnects after losing an accepted connection, about once a second.
       reconnect: { minDelay: 1000, maxDelay: 1000 },
+      // Messages are printed from here, where mosquitto_sub prints them: in the trace's order.
       onPacket: (direction, packet) => {
-        inbound.see(direction, packet);
-        if (!trace) return;
-        trace(direction, packet);
-        if (direction === "received" && packet.type === "suback") {
-          write(encoder.encode(
-            `Subscribed (mid: ${packet.packetId}): ${
-              (packet.returnCodes ?? packet.reasonCodes ?? []).join(", ")
-            }\n`,
-          ));
+        if (trace) {
+          trace(direction, packet);
+          if (direction === "received" && packet.type === "suback") {
+            write(encoder.encode(
+              `Subscribed (mid: ${packet.packetId}): ${
+                (packet.returnCodes ?? packet.reasonCodes ?? []).join(", ")
+              }\n`,
+            ));
+          }
         }
+        const message = order.see(direction, packet);
+        if (message) handle(message);
       },
+    });
+    const connected = client;
+    for (const fn of later.splice(0)) queueMicrotask(() => fn(connected));
+    const closed = new Promise<MqttError | undefined>((resolve) => {
+      connected.addEventListener("close", (event) => resolve(event.detail.error), { once: true });
     });
     try {
       if (p.timeout !== undefined) {
         timer = setTimeout(() => {
           timedOut = true;
-          void client.close();
+          stop();
         }, p.timeout * 1000);
       }
       // SUBSCRIBE and UNSUBSCRIBE leave together, as mosquitto_sub sends them.
-      const subscribing = topics.length > 0 ? client.subscribe(topics, { qos }) : undefined;
+      const subscribing = connected.subscribe(topics, { qos });
       const unsubscribing = p.unsubscribe.length > 0
-        ? client.unsubscribe(p.unsubscribe)
+        ? connected.unsubscribe(p.unsubscribe)
         : undefined;
       // mosquitto_sub does not wait for the UNSUBACK before going on (or exiting with -E).
-      unsubscribing?.catch((err) => runtimeFailure(err, quiet));
-      const sub = await subscribing;
-      if (p.exitOnSubscribe || sub === undefined) return EXIT.ok;
-      let received = 0;
-      for await (const msg of sub) {
-        // Closing first, so leaving the loop sends no UNSUBSCRIBE: mosquitto_sub just disconnects.
-        if (p.retainedOnly && !msg.retain) {
-          await client.close();
-          break;
-        }
-        if (msg.retain && p.noRetained) continue;
-        if (p.filterOut.some((filter) => topicMatches(filter, msg.topic))) continue;
-        if (p.removeRetained && msg.retain) {
-          // Not awaited: close() waits for these, as mosquitto_sub waits for its last mid.
-          client.publish(msg.topic, new Uint8Array(), { qos: 1, retain: true }).catch((err) =>
-            runtimeFailure(err, quiet)
-          );
-        }
-        const line = render(msg, p, warn);
-        if (line) write(line);
-        if (++received >= p.count) {
-          // mosquitto_sub takes a QoS 2 message on PUBREL: its flow ends before DISCONNECT.
-          await inbound.settled(1000);
-          await client.close();
-          break;
-        }
+      unsubscribing?.catch((err) => handling && runtimeFailure(err, quiet));
+      // Stopped meanwhile (-W, -C with a resumed session's messages): closing ends the SUBSCRIBE.
+      const sub = await subscribing.catch((err) => {
+        if (handling) throw err;
+      });
+      if (p.exitOnSubscribe && handling) return EXIT.ok;
+      // The subscription's messages were printed by the hook; taking them keeps the buffer
+      // moving, and waiting for the output lets a slow stdout hold the socket back.
+      if (sub) {
+        (async () => {
+          for await (const _ of sub) await writing;
+        })().catch(() => {});
       }
-      // The loop also ends when -W closes the client.
+      const error = await closed;
       if (timedOut) {
         warn("Timed out");
         return EXIT.timedOut;
       }
-      return EXIT.ok;
+      return error === undefined ? EXIT.ok : runtimeFailure(error, quiet);
     } finally {
-      await client.close();
+      await connected.close();
     }
   } catch (err) {
     // Closing on an interrupt ends a connect or subscribe under way: the way out, not a failure.
     if (interrupts.signal.aborted) return EXIT.ok;
-    if (timedOut && err instanceof MqttError) {
-      warn("Timed out");
-      return EXIT.timedOut;
-    }
     return runtimeFailure(err, quiet);
   } finally {
     clearTimeout(timer);
