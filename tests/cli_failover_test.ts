@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { brokerTest, freePorts, startMosquitto } from "./broker/mod.ts";
-import { mosquittoPub } from "./broker/cli.ts";
+import { mosquittoPub, startMosquittoSub } from "./broker/cli.ts";
 import { parseArgs } from "../lib/cli/args.ts";
 
 const root = new URL("..", import.meta.url);
@@ -45,12 +45,17 @@ brokerTest("pub/sub: several -L URLs or -h hosts: the first that accepts is used
     "-t",
     "cli/f",
     "-m",
-    "x",
-    "-d",
+    "from pub",
+    "-r",
+    "-q",
+    "1",
   ]);
   assert.equal(pub.code, 0, pub.stderr);
-  assert.ok(pub.stderr.includes(`connecting to ${deadUrl}, ${broker.url}`), pub.stderr);
-  assert.ok(pub.stderr.includes(`connected to ${broker.url}`), pub.stderr);
+  await using check = await startMosquittoSub(
+    ["-p", String(broker.port), "-h", broker.host, "-t", "cli/f"],
+    { count: 1 },
+  );
+  assert.deepEqual(await check.done, ["from pub"]);
 
   const sub = new Deno.Command(Deno.execPath(), {
     args: [
@@ -67,7 +72,6 @@ brokerTest("pub/sub: several -L URLs or -h hosts: the first that accepts is used
       "cli/g",
       "-C",
       "1",
-      "-d",
     ],
     stdin: "null",
     stdout: "piped",
@@ -90,7 +94,6 @@ brokerTest("pub/sub: several -L URLs or -h hosts: the first that accepts is used
   const stderr = decoder.decode(out.stderr);
   assert.equal(out.code, 0, stderr);
   assert.equal(decoder.decode(out.stdout), "hello\n");
-  assert.ok(stderr.includes(`connected to ${broker.url}`), stderr);
 
   // None accepts: exit 1 with the last server's error.
   const none = await run("lib/cli/pub.ts", [
@@ -103,6 +106,6 @@ brokerTest("pub/sub: several -L URLs or -h hosts: the first that accepts is used
     "-m",
     "x",
   ]);
-  assert.equal(none.code, 1);
-  assert.match(none.stderr, /TRANSPORT_ERROR/);
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, new RegExp(String(dead)));
 });
