@@ -38,6 +38,7 @@ import type { SubscribeProperties } from "../codec/properties.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
 import { EnhancedAuth } from "./auth.ts";
+import { disconnectReasonFor } from "./violation.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
@@ -269,7 +270,10 @@ export class Session {
       // Section 4.12: a 5.0 server may challenge with AUTH before CONNACK.
       else if (packet.type === "auth" && this.#auth !== undefined) this.#onAuth(packet, false, now);
       // MQTT-3.2.0-1: the server's first packet must be CONNACK.
-      else this.#fail(unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"));
+      else {this.#violation(
+          unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"),
+          now,
+        );}
       return;
     }
     // Any packet proves the link alive, so it answers an outstanding PINGREQ too.
@@ -297,7 +301,7 @@ export class Session {
         const request = data.getRequest(packet.packetId);
         if (request === undefined) return;
         if (request.packet.type !== "unsubscribe") {
-          this.#fail(unexpected(packet, `packet id ${packet.packetId} is a SUBSCRIBE`));
+          this.#violation(unexpected(packet, `packet id ${packet.packetId} is a SUBSCRIBE`), now);
           return;
         }
         data.completeRequest(packet.packetId);
@@ -311,11 +315,11 @@ export class Session {
         this.#pingOrder = 0;
         return;
       case "connack":
-        this.#fail(unexpected(packet, "CONNACK was already received"));
+        this.#violation(unexpected(packet, "CONNACK was already received"), now);
         return;
       case "auth":
         if (this.#auth !== undefined) return this.#onAuth(packet, true, now);
-        this.#fail(unexpected(packet, "AUTH exists from MQTT 5.0 on"));
+        this.#violation(unexpected(packet, "AUTH exists from MQTT 5.0 on"), now);
         return;
       case "disconnect":
         // MQTT 5.0 section 3.14: the server may end the connection, saying why.
@@ -329,11 +333,11 @@ export class Session {
           );
           return;
         }
-        this.#fail(unexpected(packet, "a server never sends this packet type"));
+        this.#violation(unexpected(packet, "a server never sends this packet type"), now);
         return;
       default:
         // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT travel client to server only.
-        this.#fail(unexpected(packet, "a server never sends this packet type"));
+        this.#violation(unexpected(packet, "a server never sends this packet type"), now);
     }
   }
 
@@ -449,6 +453,23 @@ export class Session {
   }
 
   /**
+   * The driver could not take an incoming packet: the decoder refused it
+   * (`error`, a ProtocolError: malformed, or larger than our Maximum Packet
+   * Size). At MQTT 5.0 sends DISCONNECT 0x81, 0x82 or 0x95 saying so (section
+   * 4.13) and closes with `error` (`handler.closed(error)`), returning true;
+   * the driver then ends the connection once the DISCONNECT is written. Under
+   * 3.1.1, which has no way to say why, or when not connected, returns false
+   * and does nothing: the driver ends the connection itself.
+   */
+  refuseIncoming(error: MqttError, now: number): boolean {
+    const name = this.#name;
+    if (this.#version !== 5 || (name !== "connecting" && name !== "connected")) return false;
+    this.#send({ type: "disconnect", reasonCode: disconnectReasonFor(error) }, now);
+    this.#fail(error);
+    return true;
+  }
+
+  /**
    * The transport died or closed: becomes `disconnected`. Pending
    * SUBSCRIBE/UNSUBSCRIBE callbacks fail with `error`; QoS 1/2 publishes stay
    * in the {@linkcode SessionState} for the next connection. No-op when already disconnected.
@@ -545,6 +566,15 @@ export class Session {
     this.#handler.auth?.(packet, finished);
   }
 
+  /**
+   * The server broke a rule (a packet it must not send, at the wrong time):
+   * closed with `error`; at 5.0 DISCONNECT 0x82 tells the server why first (section 4.13).
+   */
+  #violation(error: ProtocolError, now: number): void {
+    if (this.#version === 5) this.#protocolError(error, now);
+    else this.#fail(error);
+  }
+
   /** A protocol error found by the session: DISCONNECT 0x82 (section 4.13), then closed. */
   #protocolError(error: ProtocolError, now: number): void {
     this.#send({ type: "disconnect", reasonCode: 0x82 }, now);
@@ -600,9 +630,18 @@ export class Session {
       return;
     }
     if (packet.sessionPresent && this.#options.clean) {
-      this.#fail(
-        unexpected(packet, "session present with clean session set (MQTT-3.2.2-1)"),
+      // Clean Start 1 discarded our side's state, so a server claiming a session contradicts
+      // us (3.1.1 MQTT-3.2.2-1; 5.0 MQTT-3.2.2-2, and MQTT-3.2.2-4 has us close). With Clean
+      // Start 0 the state may be another process's: Session Present 1 is the resume we asked for.
+      const error = unexpected(
+        packet,
+        this.#version === 5
+          ? "Session Present 1 after Clean Start 1: we have no session state (MQTT-3.2.2-2, " +
+            "MQTT-3.2.2-4)"
+          : "session present with clean session set (MQTT-3.2.2-1)",
       );
+      if (this.#version === 5) this.#protocolError(error, now);
+      else this.#fail(error);
       return;
     }
     try {
@@ -693,7 +732,7 @@ export class Session {
     if (request === undefined) return;
     const sent = request.packet;
     if (sent.type !== "subscribe") {
-      this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
+      this.#violation(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`), now);
       return;
     }
     // MQTT 5.0 reason codes 0, 1, 2 grant a QoS as 3.1.1's return codes do; 0x80 and up refuse.
@@ -711,7 +750,7 @@ export class Session {
         this.#resubscribeFailed(subs, undefined, error);
         if ((this.#name as SessionStateName) === "disconnected") return;
       }
-      this.#fail(error);
+      this.#violation(error, now);
       return;
     }
     data.completeRequest(packet.packetId);
