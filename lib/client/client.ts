@@ -398,7 +398,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       } catch (err) {
         // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every reconnect.
         if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
-        this.#options = fallBackTo311(this.#options);
+        this.#options = fallBackTo311(this.#options, err);
         await this.#connectOnce();
       }
     } catch (err) {

@@ -29,6 +29,7 @@ import type { ProtocolVersion } from "../codec/packet.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import {
   checkLimits,
+  checkRequestSize,
   connackRefusal,
   DEFAULT_LIMITS,
   limitsOf,
@@ -610,13 +611,16 @@ export class Session {
     const name = this.#name;
     if (name !== "connected" && name !== "connecting") throw invalidState(type, name);
     const data = this.#data;
-    const packetId = data.allocatePacketId(true);
-    const request = new PendingRequest(
-      type === "subscribe"
-        ? { type, packetId, subscriptions: subscriptions!, ...properties && { properties } }
-        : { type, packetId, filters: filters! },
-      done,
-    );
+    const packet = type === "subscribe"
+      ? { type, packetId: 1, subscriptions: subscriptions!, ...properties && { properties } }
+      : { type, packetId: 1, filters: filters! };
+    // MQTT-3.2.2-15: one larger than the server takes is refused before anything changes.
+    if (name === "connected" && this.#version === 5) {
+      const tooLarge = checkRequestSize(packet, this.#limits);
+      if (tooLarge !== undefined) throw tooLarge;
+    }
+    packet.packetId = data.allocatePacketId(true);
+    const request = new PendingRequest(packet, done);
     data.addRequest(request);
     if (name === "connected") this.#send(request.packet, now);
     else this.#queuedRequests.push(request);
@@ -674,7 +678,19 @@ export class Session {
     const queued = this.#queuedRequests;
     if (queued.length !== 0) {
       this.#queuedRequests = [];
-      for (const request of queued) this.#send(request.packet, now);
+      for (const request of queued) {
+        // Made before the CONNACK told the server's Maximum Packet Size (MQTT-3.2.2-15).
+        const tooLarge = this.#version === 5
+          ? checkRequestSize(request.packet, this.#limits)
+          : undefined;
+        if (tooLarge === undefined) {
+          this.#send(request.packet, now);
+          continue;
+        }
+        data.completeRequest(request.packet.packetId);
+        request.done(tooLarge);
+        if ((this.#name as SessionStateName) === "disconnected") return;
+      }
     }
     flows.fillWindow(now);
     this.#checkDrained(now);
