@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type ConnackPacket, type ConnackProperties, connect } from "../mod.ts";
+import { type ConnackPacket, type ConnackProperties, connect, FileStore } from "../mod.ts";
 import { scriptedServer } from "./scripted_peer.ts";
 import { disconnected, hasCode, within } from "./client_helpers.ts";
 
@@ -64,4 +64,66 @@ Deno.test("5.0 MQTT-3.2.2-15: subscribe() above the server's Maximum Packet Size
   assert.deepEqual(sub.subscriptions.map((s) => s.filter), ["a"]);
   await peer.write({ type: "suback", packetId: sub.packetId, reasonCodes: [0] });
   await within(subscribing, "the SUBACK");
+});
+
+Deno.test("5.0 section 3.3.2.3.3: after a restart over a FileStore, a queued message whose interval passed while down is not sent; another goes with what is left", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "expiry-restart-" });
+  const path = `${dir}/session.journal`;
+  using server = scriptedServer();
+  const options = {
+    protocolVersion: 5 as const,
+    clientId: "expiry-restart",
+    clean: false,
+    sessionExpiryInterval: 600,
+    reconnect: false,
+    keepAlive: 0,
+    maxInflight: 1,
+  };
+  try {
+    {
+      const store = await FileStore.open(path);
+      const connecting = connect(server.url, { ...options, store });
+      const peer = await server.accept();
+      await peer.expect("connect");
+      await peer.write(connack());
+      const client = await within(connecting, "connect() to resolve");
+      const lost = disconnected(client);
+      const results = [
+        client.publish("first", "1", { qos: 1 }),
+        client.publish("second", "2", { qos: 1, properties: { messageExpiryInterval: 1 } }),
+        client.publish("third", "3", { qos: 1, properties: { messageExpiryInterval: 600 } }),
+      ].map((p) => p.catch((e) => e));
+      assert.equal((await peer.expect("publish")).topic, "first");
+      // The process "dies": the connection drops with one publish in flight and two queued.
+      peer.close();
+      await within(lost, "the disconnect event");
+      await client.close();
+      await Promise.all(results);
+      store.close();
+    }
+    // Down for longer than the second message's interval.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const store = await FileStore.open(path);
+    try {
+      const connecting = connect(server.url, { ...options, store });
+      const peer = await server.accept();
+      await peer.expect("connect");
+      await peer.write({ type: "connack", sessionPresent: true, reasonCode: 0 });
+      await using client = await within(connecting, "connect() to resolve");
+      const first = await peer.expect("publish");
+      assert.deepEqual([first.topic, first.dup], ["first", true]);
+      await peer.write({ type: "puback", packetId: first.packetId!, reasonCode: 0 });
+      const next = await peer.expect("publish");
+      assert.equal(next.topic, "third", "the expired second message is not sent");
+      const left = next.properties?.messageExpiryInterval ?? 0;
+      assert.ok(left >= 590 && left <= 599, `remaining interval ${left}`);
+      await peer.write({ type: "puback", packetId: next.packetId!, reasonCode: 0 });
+      await client.close();
+      assert.equal((await peer.expect("disconnect")).type, "disconnect");
+    } finally {
+      store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -253,6 +253,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       maxQueuedBytes: maxBytes,
       overflow,
       store: options.store,
+      clock: { now: now(), wall: Date.now() },
     });
     this.#inbox = new Inbox(this.#state, options.bufferSize);
     this.#host = {
@@ -551,7 +552,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (options.properties !== undefined) {
         message.properties = publishProperties(options.properties, this.protocolVersion);
         const interval = message.properties.messageExpiryInterval;
-        if (interval !== undefined) message.expiresAt = expiryDeadline(interval, now());
+        if (interval !== undefined) {
+          message.expiresAt = expiryDeadline(interval, now());
+          message.publishedAt = Date.now(); // stored: the interval survives a restart
+        }
       }
       const connection = this.#connection;
       // Only a payload near the protocol's limit, or 5.0 properties, can fail to encode: ask the
