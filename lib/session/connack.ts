@@ -236,7 +236,8 @@ export function checkLimits(
  * @example
  * ```ts
  * import { checkRequestSize, DEFAULT_LIMITS } from "./connack.ts";
- * const packet = { type: "unsubscribe", packetId: 1, filters: ["a/long/filter"] } as const;
+ * import type { UnsubscribePacket } from "../codec/packet.ts";
+ * const packet: UnsubscribePacket = { type: "unsubscribe", packetId: 1, filters: ["a/long/filter"] };
  * console.log(checkRequestSize(packet, { ...DEFAULT_LIMITS, maximumPacketSize: 10 })?.code); // PACKET_TOO_LARGE
  * ```
  */
