@@ -908,13 +908,24 @@ export function runFuzz(
   maxFailures = 20,
   version: ProtocolVersion = 4,
 ): FuzzResult {
+  return runWith(seed, inputs, maxFailures, version, (input) => checkInput(input, version));
+}
+
+/** Runs each input through `check` (which may draw more from `rng`), counting outcomes. */
+function runWith(
+  seed: number,
+  inputs: number,
+  maxFailures: number,
+  version: ProtocolVersion,
+  check: (input: Uint8Array, rng: Rng) => string,
+): FuzzResult {
   const rng = mulberry32(seed);
   const counts: Record<string, number> = {};
   const failures: FuzzResult["failures"] = [];
   for (let index = 0; index < inputs; index++) {
     const { kind, input } = fuzzInput(rng, version);
     try {
-      const outcome = checkInput(input, version);
+      const outcome = check(input, rng);
       counts[outcome] = (counts[outcome] ?? 0) + 1;
     } catch (err) {
       counts["FAILURE"] = (counts["FAILURE"] ?? 0) + 1;
@@ -996,18 +1007,5 @@ export function runFramedFuzz(
   inputs: number,
   version: ProtocolVersion = 4,
 ): FuzzResult {
-  const rng = mulberry32(seed);
-  const counts: Record<string, number> = {};
-  const failures: FuzzResult["failures"] = [];
-  for (let index = 0; index < inputs; index++) {
-    const { kind, input } = fuzzInput(rng, version);
-    try {
-      const outcome = checkFramed(input, rng, version);
-      counts[outcome] = (counts[outcome] ?? 0) + 1;
-    } catch (err) {
-      counts["FAILURE"] = (counts["FAILURE"] ?? 0) + 1;
-      if (failures.length < 20) failures.push({ index, kind, hex: hex(input), error: String(err) });
-    }
-  }
-  return { inputs, counts, failures };
+  return runWith(seed, inputs, 20, version, (input, rng) => checkFramed(input, rng, version));
 }
