@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { ConnackPacket, Packet } from "../lib/codec/packet.ts";
+import { encodePacket } from "../lib/codec/encode.ts";
 import type { ConnackProperties } from "../lib/codec/properties.ts";
 import { MqttError, ProtocolError } from "../lib/errors.ts";
 import { ClientSessionState, Session } from "../lib/session/session.ts";
@@ -217,4 +218,55 @@ Deno.test("5.0 section 4.13: a packet a server never sends (SUBSCRIBE) gets DISC
   session.receive({ type: "subscribe", packetId: 1, subscriptions: [{ filter: "a", qos: 0 }] }, 2);
   assert.deepEqual(disconnects(h.take()), [0x82]);
   assert.equal(h.closes[0]?.code, "UNEXPECTED_PACKET");
+});
+
+/** A state holding `filters` (subscribed and granted QoS 1 on an earlier connection). */
+function subscribedState(filters: string[]): ClientSessionState {
+  const state = new ClientSessionState();
+  const h = new Recorder();
+  const session = new Session(v5({ clean: false }), state, h);
+  session.connect(0);
+  session.receive(connack5(), 1);
+  session.subscribe(filters.map((filter) => ({ filter, qos: 1 })), 2, () => {});
+  const sent = h.take().find((p) => p.type === "subscribe")!;
+  session.receive(
+    { type: "suback", packetId: sent.packetId, reasonCodes: filters.map(() => 1 as const) },
+    3,
+  );
+  session.connectionLost(new MqttError("CONNECTION_CLOSED", "gone"), 4);
+  return state;
+}
+
+Deno.test("5.0 MQTT-3.2.2-15: re-registration after a reconnect splits its SUBSCRIBE to fit the new server's Maximum Packet Size", () => {
+  const filters = ["f/".padEnd(30, "a"), "f/".padEnd(30, "b"), "f/".padEnd(30, "c")];
+  const state = subscribedState(filters);
+  const h = new Recorder();
+  const session = new Session(v5({ clean: false }), state, h);
+  session.connect(10);
+  h.take();
+  session.receive(connack5({ maximumPacketSize: 80 }), 11);
+  const subs = h.take().flatMap((p) => p.type === "subscribe" ? [p] : []);
+  assert.deepEqual(subs.flatMap((p) => p.subscriptions.map((s) => s.filter)), filters);
+  assert.ok(subs.length > 1, "split");
+  for (const p of subs) {
+    assert.ok(encodePacket(p, { protocolVersion: 5 }).length <= 80);
+  }
+  assert.deepEqual(h.failed, []);
+});
+
+Deno.test("5.0 MQTT-3.2.2-15: a remembered filter too large on its own for the new server is reported, not sent; the rest are", () => {
+  const long = "f/".padEnd(100, "x");
+  const state = subscribedState(["a", long, "b"]);
+  const h = new Recorder();
+  const session = new Session(v5({ clean: false }), state, h);
+  session.connect(10);
+  h.take();
+  session.receive(connack5({ maximumPacketSize: 60 }), 11);
+  const filters = h.take().flatMap((p) =>
+    p.type === "subscribe" ? p.subscriptions.map((s) => s.filter) : []
+  );
+  assert.deepEqual(filters, ["a", "b"]);
+  assert.deepEqual(h.failed, [`${long}:PACKET_TOO_LARGE`]);
+  assert.equal(state.subscriptions.has(long), false);
+  assert.equal(session.state, "connected");
 });

@@ -22,6 +22,7 @@ import type {
   PingreqPacket,
   PublishPacket,
   SubackPacket,
+  SubscribePacket,
   SubscriptionRequest,
 } from "../codec/packet.ts";
 import { MqttError, ProtocolError, ServerDisconnectError, SubscribeError } from "../errors.ts";
@@ -787,19 +788,34 @@ export class Session {
     if (data.subscriptions.size === 0) return;
     const all = data.subscriptionRequests();
     for (let i = 0; i < all.length; i += RESUBSCRIBE_BATCH) {
-      const request = new PendingRequest(
-        {
-          type: "subscribe",
-          packetId: data.allocatePacketId(true),
-          subscriptions: all.slice(i, i + RESUBSCRIBE_BATCH),
-        },
-        IGNORE_SUBACK,
-        true,
-      );
-      data.addRequest(request);
-      data.resubscribing++;
-      this.#send(request.packet, now);
+      this.#resubscribeBatch(all.slice(i, i + RESUBSCRIBE_BATCH), now);
     }
+  }
+
+  /**
+   * Sends one re-registration SUBSCRIBE. At 5.0 one above the new server's
+   * Maximum Packet Size (MQTT-3.2.2-15) is split in halves until each fits;
+   * a filter too large on its own cannot be re-registered and is reported
+   * to `handler.resubscribeFailed` with `PACKET_TOO_LARGE`.
+   */
+  #resubscribeBatch(subscriptions: SubscriptionRequest[], now: number): void {
+    const data = this.#data;
+    const packet: SubscribePacket = { type: "subscribe", packetId: 1, subscriptions };
+    const tooLarge = this.#version === 5 ? checkRequestSize(packet, this.#limits) : undefined;
+    if (tooLarge !== undefined) {
+      if (subscriptions.length === 1) {
+        return this.#resubscribeFailed(subscriptions, undefined, tooLarge);
+      }
+      const half = Math.ceil(subscriptions.length / 2);
+      this.#resubscribeBatch(subscriptions.slice(0, half), now);
+      this.#resubscribeBatch(subscriptions.slice(half), now);
+      return;
+    }
+    packet.packetId = data.allocatePacketId(true);
+    const request = new PendingRequest(packet, IGNORE_SUBACK, true);
+    data.addRequest(request);
+    data.resubscribing++;
+    this.#send(packet, now);
   }
 
   /**
