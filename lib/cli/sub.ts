@@ -283,7 +283,9 @@ export async function main(
         }, p.timeout * 1000);
       }
       // SUBSCRIBE and UNSUBSCRIBE leave together, as mosquitto_sub sends them.
-      const subscribing = connected.subscribe(topics, { qos });
+      // Acknowledged on receipt, as mosquitto_sub does (its -d trace shows each PUBACK before the
+      // message is printed): each message is printed as it arrives, so little is ever buffered.
+      const subscribing = connected.subscribe(topics, { qos, ack: "receive" });
       const unsubscribing = p.unsubscribe.length > 0
         ? connected.unsubscribe(p.unsubscribe)
         : undefined;
