@@ -49,6 +49,8 @@ export interface ClientOptions {
   bufferSize?: number;
   /** Seconds. @default {60} */
   keepAlive?: number;
+  /** 4 (MQTT 3.1.1) or 5 (MQTT 5.0). @default {4} */
+  protocolVersion?: 4 | 5;
 }
 
 /**
@@ -77,6 +79,7 @@ async function connectOurs(url: string, options: ClientOptions): Promise<BenchCl
     keepAlive: options.keepAlive ?? 60,
     maxInflight: options.maxInflight ?? 1000,
     bufferSize: options.bufferSize ?? 1000,
+    protocolVersion: options.protocolVersion ?? 4,
   });
   const loops: Promise<void>[] = [];
   return {
@@ -105,7 +108,7 @@ async function connectMqttJs(url: string, options: ClientOptions): Promise<Bench
     clientId: options.clientId,
     clean: true,
     keepalive: options.keepAlive ?? 60,
-    protocolVersion: 4,
+    protocolVersion: options.protocolVersion ?? 4,
     reconnectPeriod: 0,
   });
   // MQTT.js wants a Buffer: a view over the same bytes, made once per distinct payload,

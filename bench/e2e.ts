@@ -4,6 +4,8 @@
  * Run:   deno run -A bench/e2e.ts [--runs 3] [--messages 50000] [--qos 0,1,2]
  * One:   deno run -A bench/e2e.ts --only ours --qos 1        (in this process)
  * Ceiling: deno run -A bench/e2e.ts --ceiling   (adds the calibration client of _raw_client.ts)
+ * 5.0:   deno run -A bench/e2e.ts --protocol 5       (both clients at MQTT 5.0)
+ * Both:  deno run -A bench/e2e.ts --only ours --protocol 4,5   (3.1.1 and 5.0 interleaved, compared)
  * Profile: deno run --cpu-prof -A bench/e2e.ts --only ours --qos 1
  *
  * Workload (issue 8): one publishing and one subscribing client, 50,000
@@ -43,6 +45,8 @@ const STALL_MS = 15_000;
 /** The outcome of one run. */
 export interface RunResult {
   impl: Impl;
+  /** Protocol level: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
+  protocol: 4 | 5;
   qos: QoS;
   messages: number;
   /** Messages per second at the subscriber, first to last message. */
@@ -75,7 +79,12 @@ function cpuMillis(pid: number | "self"): number {
  * const { rate } = await runOnce("ours", 1, 50_000);
  * ```
  */
-export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<RunResult> {
+export async function runOnce(
+  impl: Impl,
+  qos: QoS,
+  messages: number,
+  protocol: 4 | 5 = 4,
+): Promise<RunResult> {
   await using broker = await startMosquitto();
   const tag = `${impl}-${qos}-${Deno.pid}`;
   const topic = `bench/${tag}/x`;
@@ -87,6 +96,7 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
   const subscriber = await connectClient(impl, broker.url, {
     clientId: `sub-${tag}`,
     bufferSize: WINDOW,
+    protocolVersion: protocol,
   });
   await subscriber.subscribe("bench/#", qos, () => {
     const t = performance.now();
@@ -99,6 +109,7 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
   const publisher = await connectClient(impl, broker.url, {
     clientId: `pub-${tag}`,
     maxInflight: WINDOW,
+    protocolVersion: protocol,
   });
 
   const payload = new Uint8Array(PAYLOAD_SIZE).fill(0x61);
@@ -157,6 +168,7 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
   }
   return {
     impl,
+    protocol,
     qos,
     messages,
     rate: messages / ((last - first) / 1000),
@@ -166,7 +178,12 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
   };
 }
 
-async function runChild(impl: Impl, qos: QoS, messages: number): Promise<RunResult> {
+async function runChild(
+  impl: Impl,
+  qos: QoS,
+  messages: number,
+  protocol: 4 | 5,
+): Promise<RunResult> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -178,6 +195,8 @@ async function runChild(impl: Impl, qos: QoS, messages: number): Promise<RunResu
       String(qos),
       "--messages",
       String(messages),
+      "--protocol",
+      String(protocol),
       "--json",
     ],
     stdin: "null",
@@ -200,20 +219,33 @@ function parseQos(text: string | undefined): QoS[] {
   });
 }
 
+function parseProtocols(text: string | undefined): (4 | 5)[] {
+  if (text === undefined) return [4];
+  return text.split(",").map((p) => {
+    const n = Number(p);
+    if (n !== 4 && n !== 5) throw new Error(`bad --protocol ${p} (4 or 5)`);
+    return n;
+  });
+}
+
+const VERSION_NAMES = { 4: "3.1.1", 5: "5.0" } as const;
+
 async function main(): Promise<number> {
   const messages = Number(arg("messages") ?? 50_000);
+  const protocols = parseProtocols(arg("protocol"));
   const qosList = parseQos(arg("qos"));
   const only = arg("only") as Impl | undefined;
   if (only !== undefined && !IMPLS.includes(only) && only !== "raw") {
     throw new Error(`bad --only ${only}`);
   }
 
-  if (only !== undefined && qosList.length === 1) {
-    const result = await runOnce(only, qosList[0], messages);
+  if (only !== undefined && qosList.length === 1 && protocols.length === 1) {
+    const result = await runOnce(only, qosList[0], messages, protocols[0]);
     if (Deno.args.includes("--json")) console.log(JSON.stringify(result));
     else {
       console.log(
-        `${IMPL_NAMES[only]} QoS ${result.qos}: ${fmt(result.rate)} msg/s ` +
+        `${IMPL_NAMES[only]} ${VERSION_NAMES[result.protocol]} QoS ${result.qos}: ` +
+          `${fmt(result.rate)} msg/s ` +
           `(${result.messages} messages in ${result.elapsed.toFixed(0)} ms; CPU: client ` +
           `${result.clientCpu} ms, broker ${result.brokerCpu} ms)`,
       );
@@ -226,17 +258,22 @@ async function main(): Promise<number> {
   if (Deno.args.includes("--ceiling") && !impls.includes("raw")) impls.push("raw");
   const results = new Map<string, RunResult[]>();
   let failed = false;
+  // Each (client, protocol) pair; with one protocol the keys are those of one client.
+  const pairs = impls.flatMap((impl) => protocols.map((protocol) => ({ impl, protocol })));
+  const keyOf = (impl: Impl, protocol: 4 | 5, qos: QoS) =>
+    `${impl}/${qos}${protocols.length > 1 ? `@${protocol}` : ""}`;
   for (let r = 0; r < runs; r++) {
     for (const qos of qosList) {
-      // Alternate which client goes first so drift in machine load falls on both.
-      const order = r % 2 === 0 ? impls : [...impls].reverse();
-      for (const impl of order) {
+      // Alternate which client (and protocol) goes first so drift in machine load falls on all.
+      const order = r % 2 === 0 ? pairs : [...pairs].reverse();
+      for (const { impl, protocol } of order) {
         try {
-          const result = await runChild(impl, qos, messages);
-          const key = `${impl}/${qos}`;
+          const result = await runChild(impl, qos, messages, protocol);
+          const key = keyOf(impl, protocol, qos);
           results.set(key, [...(results.get(key) ?? []), result]);
           console.error(
-            `run ${r + 1}/${runs}  ${IMPL_NAMES[impl]} QoS ${qos}: ${fmt(result.rate)} msg/s, ` +
+            `run ${r + 1}/${runs}  ${IMPL_NAMES[impl]} ${VERSION_NAMES[protocol]} QoS ${qos}: ` +
+              `${fmt(result.rate)} msg/s, ` +
               `CPU client ${result.clientCpu} ms, broker ${result.brokerCpu} ms`,
           );
         } catch (err) {
@@ -247,6 +284,10 @@ async function main(): Promise<number> {
     }
   }
 
+  if (protocols.length > 1) {
+    printVersions(results, impls, qosList, runs, messages);
+    return failed ? 1 : 0;
+  }
   console.log(
     `\nEnd to end via Mosquitto: ${fmt(messages)} × ${PAYLOAD_SIZE} B, window ${WINDOW}, ` +
       `median of ${runs} run(s); msg/s at the subscriber, first to last message`,
@@ -302,6 +343,38 @@ async function main(): Promise<number> {
   );
   printTable(detail);
   return failed ? 1 : 0;
+}
+
+/** MQTT 5.0 against 3.1.1 per client and QoS: best and median of the runs, and their ratios. */
+function printVersions(
+  results: Map<string, RunResult[]>,
+  impls: Impl[],
+  qosList: QoS[],
+  runs: number,
+  messages: number,
+): void {
+  console.log(
+    `\nEnd to end via Mosquitto, MQTT 5.0 against 3.1.1: ${fmt(messages)} × ${PAYLOAD_SIZE} B, ` +
+      `window ${WINDOW}, ${runs} interleaved run(s); msg/s at the subscriber, first to last ` +
+      "message; best (median)",
+  );
+  const rows = [["client", "QoS", "3.1.1", "5.0", "5.0 / 3.1.1 best", "(median)"]];
+  for (const impl of impls) {
+    for (const qos of qosList) {
+      const rates = (p: 4 | 5) => (results.get(`${impl}/${qos}@${p}`) ?? []).map((r) => r.rate);
+      const best = (p: 4 | 5) => rates(p).length === runs ? Math.max(...rates(p)) : NaN;
+      const med = (p: 4 | 5) => rates(p).length === runs ? median(rates(p)) : NaN;
+      rows.push([
+        IMPL_NAMES[impl],
+        String(qos),
+        `${fmt(best(4))} (${fmt(med(4))})`,
+        `${fmt(best(5))} (${fmt(med(5))})`,
+        `${(best(5) / best(4)).toFixed(3)}`,
+        `(${(med(5) / med(4)).toFixed(3)})`,
+      ]);
+    }
+  }
+  printTable(rows);
 }
 
 function printTable(rows: string[][]): void {

@@ -413,8 +413,18 @@ export class Flows {
     const state = this.#state;
     if (state.inflightCount === 0) return;
     const out = this.#out;
+    const refuse = this.refuse;
+    const refused: [OutgoingPublish, MqttError][] = [];
     for (const entry of state.inflight()) {
       const packet = entry.packet!;
+      // The new connection's limits may be lower than those the PUBLISH was sent under
+      // (another server, a reconfigured one): one it cannot take fails rather than goes out.
+      // Past PUBREC with a session the server holds the message: only PUBREL goes.
+      const error = sessionPresent && entry.released ? undefined : refuse?.(entry.message);
+      if (error !== undefined) {
+        refused.push([entry, error]);
+        continue;
+      }
       entry.sentOrder = ++sendOrder;
       if (sessionPresent) {
         if (entry.released) out.send({ type: "pubrel", packetId: packet.packetId! }, now);
@@ -423,6 +433,10 @@ export class Flows {
         if (entry.released) state.unrelease(entry);
         out.send(packet, now);
       }
+    }
+    for (const [entry, error] of refused) {
+      state.complete(entry.packet!.packetId!);
+      entry.done(error);
     }
   }
 
