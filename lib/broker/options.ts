@@ -108,6 +108,18 @@ export interface BrokerOptions {
    * CONNACK 2, as Mosquitto does. Default 65 535 (no limit).
    */
   maxKeepAlive?: number;
+  /**
+   * MQTT 5.0: most Topic Aliases a client may use on one connection (the
+   * CONNACK's Topic Alias Maximum, Mosquitto's `max_topic_alias`); 0 allows none.
+   * The broker also sends aliases to clients whose CONNECT allows them. Default 10.
+   */
+  maxTopicAlias?: number;
+  /**
+   * MQTT 5.0 Response Information, sent in CONNACK to a client that asks for
+   * it (Request Response Information 1): the base of its response topics. A
+   * function gets the client (its identifier is known by then). Default: none sent.
+   */
+  responseInformation?: string | ((client: BrokerClient) => string);
   /** Most open connections (including ones that have not sent CONNECT yet). Default 10 000. */
   maxConnections?: number;
   /**
@@ -285,6 +297,8 @@ export interface ResolvedBrokerOptions {
   maxRetainedBytes: number;
   retainAvailable: boolean;
   maxKeepAlive: number;
+  maxTopicAlias: number;
+  responseInformation: BrokerOptions["responseInformation"];
   maxConnections: number;
   connectTimeout: number;
   authenticate: BrokerOptions["authenticate"];
@@ -305,6 +319,7 @@ export const BROKER_DEFAULTS: {
   readonly maxRetained: number;
   readonly maxRetainedBytes: number;
   readonly maxKeepAlive: number;
+  readonly maxTopicAlias: number;
   readonly maxConnections: number;
   readonly connectTimeout: number;
 } = Object.freeze({
@@ -316,6 +331,7 @@ export const BROKER_DEFAULTS: {
   maxRetained: 100_000,
   maxRetainedBytes: 256 * 1024 * 1024,
   maxKeepAlive: 65_535,
+  maxTopicAlias: 10,
   maxConnections: 10_000,
   connectTimeout: 10_000,
 });
@@ -368,9 +384,15 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   if (maxKeepAlive > 65_535) {
     throw new MqttError("INVALID_OPTION", "broker option maxKeepAlive must be at most 65535");
   }
+  const maxTopicAlias = options.maxTopicAlias ?? BROKER_DEFAULTS.maxTopicAlias;
+  if (!Number.isInteger(maxTopicAlias) || maxTopicAlias < 0 || maxTopicAlias > 65_535) {
+    throw new MqttError("INVALID_OPTION", "broker option maxTopicAlias must be 0..65535");
+  }
   return {
     maxPacketSize,
     maxQoS,
+    maxTopicAlias,
+    responseInformation: options.responseInformation,
     maxInflight,
     maxRetained: positiveInteger("maxRetained", options.maxRetained, BROKER_DEFAULTS.maxRetained),
     maxRetainedBytes: positiveInteger(
