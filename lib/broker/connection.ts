@@ -260,7 +260,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // MQTT-3.1.2-6; MQTT 5.0: a session with expiry 0 ends now, others when they expire.
       this.#host.router.connectionEnded(session);
     }
-    if (will !== undefined && reason !== "disconnect" && reason !== "shutdown") {
+    // After DISCONNECT the will is left only when its reason code was 0x04 (MQTT 5.0).
+    if (will !== undefined && reason !== "shutdown") {
       this.#host.publishWill(will, this);
     }
     this.#finish(teardown);
