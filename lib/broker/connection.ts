@@ -8,6 +8,7 @@
  */
 import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
 import {
+  type AuthPacket,
   CONNACK_RETURN_CODE_NAMES,
   type ConnackPacket,
   type ConnackReturnCode,
@@ -22,7 +23,7 @@ import {
   type UnsubscribePacket,
   type Will,
 } from "../codec/packet.ts";
-import type { ConnackProperties } from "../codec/properties.ts";
+import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
 import { isExpired } from "../session/expiry.ts";
@@ -40,7 +41,7 @@ import { Queue } from "../util/queue.ts";
 import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
 import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
-import type { BrokerClient, ResolvedBrokerOptions } from "./options.ts";
+import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
 import type { RetainedMessage } from "./retained.ts";
 import type { Router } from "./router.ts";
 import type { BrokerSession, Delivery, SessionOwner } from "./session.ts";
@@ -148,6 +149,19 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   #connackSent = false;
   /** The reason code of the DISCONNECT to send before closing (MQTT 5.0), if any. */
   #disconnectCode: number | undefined = undefined;
+  /** MQTT 5.0 enhanced authentication of this connection: its method and the current exchange. */
+  #exchange:
+    | {
+      readonly method: string;
+      state: Record<string, unknown>;
+      step: number;
+      reauthenticate: boolean;
+      active: boolean;
+    }
+    | undefined = undefined;
+  /** A CONNECT waiting for its enhanced authentication to succeed. */
+  #pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined =
+    undefined;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #outbox = new Queue<Packet>();
   readonly #machine: ServerSession;
@@ -472,7 +486,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     if (!this.#closed) this.#timer.arm(this.#machine.deadline);
   }
 
-  async #onConnect(packet: ConnectPacket): Promise<void> {
+  #onConnect(packet: ConnectPacket): Promise<void> {
     const options = this.#options;
     const version = packet.protocolLevel === 5 ? 5 : 4;
     // What follows the CONNECT is read and written at its level.
@@ -486,7 +500,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const assigned = clientId.length === 0;
     if (assigned) clientId = `auto-${crypto.randomUUID()}`;
     if (version === 5) {
-      if (props?.authenticationMethod !== undefined) {
+      const method = props?.authenticationMethod;
+      if (method !== undefined && options.enhancedAuthenticate === undefined) {
         // Enhanced authentication is not offered: 0x8C Bad authentication method.
         return this.#refuse(0x8c, "no enhanced authentication", clientId);
       }
@@ -497,8 +512,27 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (will?.retain && !options.retainAvailable) {
         return this.#refuse(0x9a, "will retain while retainAvailable is false", clientId); // MQTT-3.2.2-13
       }
+      if (method !== undefined) {
+        // MQTT 5.0 section 4.12: the exchange runs before CONNACK; `#admit` follows its success.
+        this.#exchange = { method, state: {}, step: 0, reauthenticate: false, active: true };
+        this.#pendingConnect = { packet, clientId, assigned };
+        return this.#authStep(props?.authenticationData);
+      }
     }
-    if (options.authenticate !== undefined) {
+    return this.#admit(packet, clientId, assigned);
+  }
+
+  /** Admits an authenticated CONNECT (`auth`: the CONNACK properties of an enhanced exchange). */
+  async #admit(
+    packet: ConnectPacket,
+    clientId: string,
+    assigned: boolean,
+    auth?: ConnackProperties,
+  ): Promise<void> {
+    const options = this.#options;
+    const version = this.#version;
+    const props = packet.properties;
+    if (options.authenticate !== undefined && auth === undefined) {
       let ok: boolean;
       try {
         const answer = await this.#untilClosed(options.authenticate({
@@ -584,7 +618,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#machine.accept(session.state, connack, keepAlive, now());
     } else {
       const connack: ConnackPacket = { type: "connack", sessionPresent: present, reasonCode: 0 };
-      const properties = this.#connackProperties(packet, assigned, serverKeepAlive);
+      const properties = { ...this.#connackProperties(packet, assigned, serverKeepAlive), ...auth };
       if (Object.keys(properties).length > 0) connack.properties = properties;
       this.#clientMaxPacket = props?.maximumPacketSize ?? Infinity;
       // MQTT-3.1.2-26/-27 (5.0): aliases only up to the client's maximum, none when absent.
@@ -625,6 +659,77 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     );
     session.owner = this;
     this.wake();
+  }
+
+  /** @internal MQTT 5.0 AUTH from the client: a step of the exchange, or a re-authentication. */
+  auth(packet: AuthPacket): void | Promise<void> {
+    const exchange = this.#exchange;
+    const method = packet.properties?.authenticationMethod;
+    if (exchange === undefined || method !== exchange.method) {
+      // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
+      return this.#protocolError(`AUTH with method ${method}, not that of the CONNECT`, 0x82);
+    }
+    const code = packet.reasonCode ?? 0;
+    if (code === 0x19 && this.#connected && !exchange.active) {
+      // Section 4.12.1: re-authentication, a new exchange with the same method.
+      exchange.state = {};
+      exchange.step = 0;
+      exchange.reauthenticate = true;
+      exchange.active = true;
+    } else if (code !== 0x18 || !exchange.active) {
+      return this.#protocolError(`AUTH reason 0x${code.toString(16)} out of turn`, 0x82);
+    }
+    return this.#authStep(packet.properties?.authenticationData);
+  }
+
+  /** Runs one step of the exchange through `enhancedAuthenticate` and answers it. */
+  async #authStep(data: Uint8Array | undefined): Promise<void> {
+    const exchange = this.#exchange!;
+    const hook = this.#options.enhancedAuthenticate!;
+    const pending = this.#pendingConnect;
+    let answer: EnhancedAuthResult | typeof CLOSED;
+    try {
+      answer = await this.#untilClosed(hook({
+        method: exchange.method,
+        data,
+        clientId: pending?.clientId ?? this.id,
+        username: pending?.packet.username ?? this.username,
+        remoteAddress: this.remoteAddress,
+        reauthenticate: exchange.reauthenticate,
+        step: exchange.step++,
+        state: exchange.state,
+      }));
+    } catch (err) {
+      this.#host.log(`Enhanced authentication hook failed for client ${this.id}: ${err}`);
+      answer = { result: "fail", reasonCode: 0x88 };
+    }
+    if (answer === CLOSED || this.#closed) return;
+    const properties = { authenticationMethod: exchange.method } as AuthProperties;
+    if (answer.result !== "fail" && answer.data !== undefined) {
+      properties.authenticationData = answer.data;
+    }
+    if (answer.result === "continue") {
+      this.send({ type: "auth", reasonCode: 0x18, properties }); // section 4.12
+      return;
+    }
+    exchange.active = false;
+    if (answer.result === "success") {
+      if (pending === undefined) {
+        this.send({ type: "auth", reasonCode: 0x00, properties }); // re-authenticated
+        return;
+      }
+      this.#pendingConnect = undefined;
+      return this.#admit(pending.packet, pending.clientId, pending.assigned, properties);
+    }
+    const code = answer.reasonCode ?? 0x87;
+    if (pending !== undefined) {
+      // MQTT-4.12.0-4: a CONNACK of 0x80 or more, then close.
+      return this.#refuse(code, "enhanced authentication failed", pending.clientId);
+    }
+    // Section 4.12.1: a failed re-authentication ends the connection with DISCONNECT.
+    this.#host.log(`Client ${this.id} failed re-authentication.`);
+    this.#disconnectCode = code;
+    this.close("protocol");
   }
 
   /** The CONNACK properties of an accepted 5.0 CONNECT (section 3.2.2.3). */

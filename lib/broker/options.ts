@@ -46,6 +46,52 @@ export interface AuthenticateContext {
 }
 
 /**
+ * One step of an MQTT 5.0 enhanced authentication (section 4.12), as
+ * {@linkcode BrokerOptions.enhancedAuthenticate} is asked it.
+ *
+ * @example
+ * ```ts
+ * import type { EnhancedAuthContext } from "./options.ts";
+ * const first = (ctx: EnhancedAuthContext) => ctx.step === 0 && !ctx.reauthenticate;
+ * ```
+ */
+export interface EnhancedAuthContext {
+  /** The Authentication Method of the CONNECT, e.g. "SCRAM-SHA-256". */
+  method: string;
+  /** The client's Authentication Data of this step (CONNECT's, then each AUTH's). */
+  data?: Uint8Array;
+  /** The client identifier (assigned when it was empty). */
+  clientId: string;
+  /** The user name from CONNECT, if any. */
+  username?: string;
+  /** Where the client connects from, when the transport tells. */
+  remoteAddress?: string;
+  /** Whether this exchange is a re-authentication of a connected client (AUTH 0x19). */
+  reauthenticate: boolean;
+  /** 0 for the first step of an exchange, then 1, 2, … */
+  step: number;
+  /** Kept across the steps of one exchange, for the hook's own state (a fresh object per exchange). */
+  state: Record<string, unknown>;
+}
+
+/**
+ * What a step of enhanced authentication decides: another challenge
+ * (AUTH 0x18 with `data`), success (CONNACK 0x00, or AUTH 0x00 after a
+ * re-authentication, with `data`), or failure (CONNACK, or DISCONNECT after a
+ * re-authentication, with `reasonCode`, default 0x87 Not authorized).
+ *
+ * @example
+ * ```ts
+ * import type { EnhancedAuthResult } from "./options.ts";
+ * const challenge: EnhancedAuthResult = { result: "continue", data: new Uint8Array([1]) };
+ * ```
+ */
+export type EnhancedAuthResult =
+  | { result: "continue"; data?: Uint8Array }
+  | { result: "success"; data?: Uint8Array }
+  | { result: "fail"; reasonCode?: number };
+
+/**
  * Options of a {@linkcode Broker}. Every field is optional.
  *
  * @example
@@ -133,6 +179,17 @@ export interface BrokerOptions {
    * rejected promise) refuses it with 3, "server unavailable". Default: everyone may connect.
    */
   authenticate?: (ctx: AuthenticateContext) => boolean | Promise<boolean>;
+  /**
+   * MQTT 5.0 enhanced authentication (section 4.12): called for each step of
+   * the exchange a CONNECT with an Authentication Method starts, and of each
+   * re-authentication (AUTH 0x19). Such a client is not asked to
+   * `authenticate`. Throwing fails the exchange with 0x88 Server unavailable.
+   * Without it, a CONNECT with an Authentication Method is refused with 0x8C
+   * Bad authentication method. Default: none.
+   */
+  enhancedAuthenticate?: (
+    ctx: EnhancedAuthContext,
+  ) => EnhancedAuthResult | Promise<EnhancedAuthResult>;
   /**
    * May `client` publish to `topic`? When not, the message is dropped but still
    * acknowledged, as Mosquitto does, so the client cannot tell. Also asked for
@@ -302,6 +359,7 @@ export interface ResolvedBrokerOptions {
   maxConnections: number;
   connectTimeout: number;
   authenticate: BrokerOptions["authenticate"];
+  enhancedAuthenticate: BrokerOptions["enhancedAuthenticate"];
   authorizePublish: BrokerOptions["authorizePublish"];
   authorizeSubscribe: BrokerOptions["authorizeSubscribe"];
   log: ((line: string) => void) | undefined;
@@ -423,6 +481,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
       BROKER_DEFAULTS.connectTimeout,
     ),
     authenticate: options.authenticate,
+    enhancedAuthenticate: options.enhancedAuthenticate,
     authorizePublish: options.authorizePublish,
     authorizeSubscribe: options.authorizeSubscribe,
     log: options.log,

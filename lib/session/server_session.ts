@@ -211,7 +211,12 @@ export class ServerSession {
     this.#lastReceived = now;
     const handler = this.#handler;
     if (name === "awaiting-connect") {
-      if (this.#connectSeen) return; // the driver is still deciding; it reads nothing meanwhile
+      if (this.#connectSeen) {
+        // The driver is deciding, and reads nothing meanwhile; except during an MQTT 5.0
+        // enhanced authentication, whose AUTH packets come before CONNACK (section 4.12).
+        if (packet.type === "auth" && handler.auth !== undefined) return handler.auth(packet);
+        return this.#violation(`${packet.type} before CONNACK (MQTT-3.1.2-31, MQTT-4.12.0-1)`);
+      }
       if (packet.type !== "connect") {
         return this.#violation(`first packet is ${packet.type}, not CONNECT (MQTT-3.1.0-1)`);
       }
