@@ -493,7 +493,7 @@ Deno.test("5.0 Subscription Identifiers are sent with each matching message, all
   });
 });
 
-Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's unacknowledged messages go to another member [MQTT-4.8.2-1, MQTT-4.8.2-2]", async () => {
+Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's unacknowledged QoS 1 messages go to another member, a started QoS 2 one does not [MQTT-4.8.2-3, MQTT-4.8.2-5]", async () => {
   await withBroker(async (port, broker) => {
     const { client: a } = await connect5(port, { clientId: "a" });
     const { client: b } = await connect5(port, { clientId: "b" });
@@ -512,6 +512,19 @@ Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's 
     a.close();
     const redelivered = [await b.expect("publish"), await b.expect("publish")];
     assert.deepEqual(redelivered.map((p) => p.topic).sort(), atA.map((p) => p.topic).sort());
+    for (const p of redelivered) await b.send({ type: "puback", packetId: p.packetId! });
+    // A QoS 2 delivery started to a member whose session ends goes to nobody else (MQTT-4.8.2-5).
+    const { client: c } = await connect5(port, { clientId: "c" });
+    await c.subscribe([["$share/g/jobs/#", 2]]);
+    await b.subscribe([["$share/g/jobs/#", 2]], 2);
+    broker.publish("jobs/q2", "a", { qos: 2 });
+    broker.publish("jobs/q2", "b", { qos: 2 });
+    const started = await c.expect("publish");
+    assert.equal(started.qos, 2);
+    const other = await b.expect("publish");
+    assert.notEqual(decoder.decode(other.payload), decoder.decode(started.payload));
+    c.close(); // its session ends with the connection: the started QoS 2 message is not passed on
+    await b.expectSilence(200);
     b.close();
     plain.close();
   });

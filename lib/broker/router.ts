@@ -180,7 +180,9 @@ export class Router {
     const leftovers: Delivery[] = [];
     for (const entry of session.state.inflight()) {
       const message = entry.message as Delivery;
-      if (message.share !== undefined && !entry.released) leftovers.push(message);
+      // QoS 1 goes to another member (MQTT 5.0 section 4.8.2); a QoS 2 delivery once started
+      // must not (MQTT-4.8.2-5): only its own session could complete it.
+      if (message.share !== undefined && message.qos === 1) leftovers.push(message);
     }
     if (session.store !== undefined) {
       this.#persistence?.dropSession(session.clientId);
