@@ -35,6 +35,7 @@ export { type AckPacket, type FlowOutput, Flows } from "./lib/session/flows.ts";
 export {
   type ServerCloseReason,
   ServerSession,
+  type ServerConnectionLimits,
   type ServerSessionHandler,
   type ServerSessionOptions,
 } from "./lib/session/server_session.ts";

@@ -51,6 +51,8 @@ function publish(
 /** Reads the next DISCONNECT and the close after it; returns its reason code. */
 async function disconnectCode(client: RawClient): Promise<number> {
   const packet = await client.expect("disconnect");
+  // MQTT-3.14.2-2: the server never sends a Session Expiry Interval in DISCONNECT.
+  assert.equal(packet.properties?.sessionExpiryInterval, undefined);
   await client.expectClosed();
   return packet.reasonCode ?? 0;
 }
@@ -63,7 +65,10 @@ Deno.test("[MQTT-3.2.2-16, MQTT-3.2.2-21, MQTT-3.1.2-28, MQTT-3.2.0-1] 5.0 CONNA
       properties: { requestResponseInformation: true },
     });
     assert.equal(connack.reasonCode, 0);
+    assert.equal(connack.sessionPresent, false);
     const p = connack.properties!;
+    // MQTT-4.12.0-6: no Authentication Method without one in the CONNECT.
+    assert.equal(p.authenticationMethod, undefined);
     assert.equal(p.receiveMaximum, 5);
     assert.equal(p.maximumQoS, 1);
     assert.equal(p.retainAvailable, false);
@@ -250,7 +255,7 @@ Deno.test("5.0 client DISCONNECT: reason 0x04 publishes the will, 0x00 does not 
   });
 });
 
-Deno.test("5.0 flow control: never more QoS 1 in flight to a client than its Receive Maximum; a message over its Maximum Packet Size is dropped for it, the rest go on [MQTT-3.3.4-9, MQTT-3.1.2-24, MQTT-3.1.2-25]", async () => {
+Deno.test("5.0 flow control: never more QoS 1 in flight to a client than its Receive Maximum; a message over its Maximum Packet Size is dropped for it, the rest go on [MQTT-3.3.4-9, MQTT-3.3.4-10, MQTT-3.1.2-24, MQTT-3.1.2-25]", async () => {
   await withBroker(async (port, broker) => {
     const { client } = await connect5(port, {
       clientId: "slow",
@@ -261,6 +266,9 @@ Deno.test("5.0 flow control: never more QoS 1 in flight to a client than its Rec
     const first = [await client.expect("publish"), await client.expect("publish")];
     assert.deepEqual(first.map((p) => p.topic), ["f/0", "f/1"]);
     await client.expectSilence(150);
+    // MQTT-3.3.4-10, MQTT-4.9.0-3: with the window full, other packets are still answered.
+    await client.send({ type: "pingreq" });
+    await client.expect("pingresp");
     await client.send({ type: "puback", packetId: first[0].packetId! });
     const f2 = await client.expect("publish");
     assert.equal(f2.topic, "f/2");
@@ -527,5 +535,77 @@ Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's 
     await b.expectSilence(200);
     b.close();
     plain.close();
+  });
+});
+
+Deno.test("5.0 CONNECT refusals: a will over maxQoS gets 0x9B, a retained will without retainAvailable 0x9A, session present 0, then closed; SUBSCRIBE at QoS 2 is still granted [MQTT-3.2.2-6, MQTT-3.2.2-7, MQTT-3.2.2-9, MQTT-3.2.2-10, MQTT-3.2.2-12, MQTT-3.2.2-13]", async () => {
+  await withBroker(async (port) => {
+    const will = (qos: QoS, retain: boolean) => ({
+      topic: "w",
+      payload: bytes("x"),
+      qos,
+      retain,
+    });
+    for (const [w, code] of [[will(2, false), 0x9b], [will(0, true), 0x9a]] as const) {
+      const { client, connack } = await connect5(port, { clientId: "refused", will: w });
+      assert.deepEqual([connack.reasonCode, connack.sessionPresent], [code, false]);
+      await client.expectClosed();
+      client.close();
+    }
+    const { client, connack } = await connect5(port, { clientId: "ok" });
+    assert.equal(connack.properties?.maximumQoS, 1);
+    assert.deepEqual(await client.subscribe([["t", 2]]), [1]);
+    client.close();
+  }, { maxQoS: 1, retainAvailable: false });
+});
+
+Deno.test("5.0 session resumed: unacknowledged QoS 1 resent with DUP and its id, PUBREL resent for QoS 2 past PUBREC [MQTT-4.4.0-1, MQTT-3.1.2-5, MQTT-3.2.2-3, MQTT-3.3.1-1, MQTT-4.8.2-4]", async () => {
+  await withBroker(async (port, broker) => {
+    const open = (clean: boolean) =>
+      connect5(port, { clientId: "resume", clean, properties: { sessionExpiryInterval: 60 } });
+    let { client } = await open(true);
+    await client.subscribe([["q/#", 2]]);
+    broker.publish("q/1", "one", { qos: 1 });
+    broker.publish("q/2", "two", { qos: 2 });
+    const p1 = await client.expect("publish");
+    const p2 = await client.expect("publish");
+    await client.send({ type: "pubrec", packetId: p2.packetId! });
+    await client.expect("pubrel");
+    client.close();
+    let sessionPresent;
+    ({ client, sessionPresent } = await open(false));
+    assert.equal(sessionPresent, true);
+    const again = await client.expect("publish");
+    assert.deepEqual([again.topic, again.packetId, again.dup], ["q/1", p1.packetId, true]);
+    const pubrel = await client.expect("pubrel");
+    assert.equal(pubrel.packetId, p2.packetId);
+    client.close();
+  });
+});
+
+Deno.test("5.0 a PUBACK of 0x80 or more from the client ends the delivery: not resent, not given to another member of its group [MQTT-4.8.2-6, MQTT-4.4.0-2]", async () => {
+  await withBroker(async (port, broker) => {
+    const { client: a } = await connect5(port, {
+      clientId: "a",
+      properties: { sessionExpiryInterval: 60 },
+    });
+    const { client: b } = await connect5(port, { clientId: "b" });
+    await a.subscribe([["$share/g/r/#", 1]]);
+    await b.subscribe([["$share/g/r/#", 1]]);
+    broker.publish("r/1", "x", { qos: 1 });
+    // Members take turns in the order they joined: the first message goes to a.
+    const got = await a.expect("publish");
+    await a.send({ type: "puback", packetId: got.packetId!, reasonCode: 0x80 });
+    await b.expectSilence(200);
+    a.close();
+    await b.expectSilence(200); // not when a's connection ends either
+    const { client: back } = await connect5(port, {
+      clientId: "a",
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
+    await back.expectSilence(200); // and not resent to a
+    back.close();
+    b.close();
   });
 });
