@@ -34,8 +34,8 @@ export { ClientSessionState, PendingRequest } from "./lib/session/client_state.t
 export { type AckPacket, type FlowOutput, Flows } from "./lib/session/flows.ts";
 export {
   type ServerCloseReason,
-  ServerSession,
   type ServerConnectionLimits,
+  ServerSession,
   type ServerSessionHandler,
   type ServerSessionOptions,
 } from "./lib/session/server_session.ts";
