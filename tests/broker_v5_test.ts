@@ -53,7 +53,9 @@ async function disconnectCode(client: RawClient): Promise<number> {
   const packet = await client.expect("disconnect");
   // MQTT-3.14.2-2: the server never sends a Session Expiry Interval in DISCONNECT.
   assert.equal(packet.properties?.sessionExpiryInterval, undefined);
-  await client.expectClosed();
+  // MQTT-3.14.4-1/-2: nothing after it, and the connection is closed.
+  const next = await client.read();
+  assert.ok("closed" in next, `expected the close after DISCONNECT, got ${JSON.stringify(next)}`);
   return packet.reasonCode ?? 0;
 }
 
@@ -229,7 +231,7 @@ Deno.test("5.0 server DISCONNECT 0x8D on keep-alive timeout, after which the wil
   });
 });
 
-Deno.test("5.0 client DISCONNECT: reason 0x04 publishes the will, 0x00 does not [MQTT-3.1.2-10, MQTT-3.14.4-3]", async () => {
+Deno.test("5.0 client DISCONNECT: reason 0x04 publishes the will, 0x00 does not [MQTT-3.1.2-10, MQTT-3.14.4-3, MQTT-3.1.3-10]", async () => {
   await withBroker(async (port) => {
     const { client: watcher } = await connect5(port, { clientId: "w" });
     await watcher.subscribe([["will/#", 0]]);
@@ -241,7 +243,10 @@ Deno.test("5.0 client DISCONNECT: reason 0x04 publishes the will, 0x00 does not 
           payload: bytes(id),
           qos: 0,
           retain: false,
-          properties: { contentType: "text/plain", userProperties: [["k", "v"]] },
+          properties: {
+            contentType: "text/plain",
+            userProperties: [["k", "v"], ["a", "b"], ["k", "w"]],
+          },
         },
       });
       await client.send({ type: "disconnect", reasonCode: code });
@@ -249,7 +254,11 @@ Deno.test("5.0 client DISCONNECT: reason 0x04 publishes the will, 0x00 does not 
     }
     const will = await watcher.expect("publish");
     assert.equal(will.topic, "will/keep");
-    assert.deepEqual(will.properties, { contentType: "text/plain", userProperties: [["k", "v"]] });
+    // MQTT-3.1.3-10: the will's user properties in their order.
+    assert.deepEqual(will.properties, {
+      contentType: "text/plain",
+      userProperties: [["k", "v"], ["a", "b"], ["k", "w"]],
+    });
     await watcher.expectSilence(200);
     watcher.close();
   });
@@ -501,7 +510,7 @@ Deno.test("5.0 Subscription Identifiers are sent with each matching message, all
   });
 });
 
-Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's unacknowledged QoS 1 messages go to another member, a started QoS 2 one does not [MQTT-4.8.2-3, MQTT-4.8.2-5]", async () => {
+Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's unacknowledged QoS 1 messages go to another member, a started QoS 2 one does not [MQTT-4.8.2-1, MQTT-4.8.2-2, MQTT-4.8.2-3, MQTT-4.8.2-5]", async () => {
   await withBroker(async (port, broker) => {
     const { client: a } = await connect5(port, { clientId: "a" });
     const { client: b } = await connect5(port, { clientId: "b" });
@@ -533,6 +542,13 @@ Deno.test("5.0 shared subscriptions: one delivery per group; a leaving member's 
     assert.notEqual(decoder.decode(other.payload), decoder.decode(started.payload));
     c.close(); // its session ends with the connection: the started QoS 2 message is not passed on
     await b.expectSilence(200);
+    // A ShareName without a Topic Filter after it is a protocol error (MQTT-4.8.2-2).
+    await b.send({
+      type: "subscribe",
+      packetId: 9,
+      subscriptions: [{ filter: "$share/g", qos: 0 }],
+    });
+    assert.equal(await disconnectCode(b), 0x82);
     b.close();
     plain.close();
   });
