@@ -22,6 +22,19 @@ export async function startBroker(
   return { broker, port };
 }
 
+/** Runs `fn` against a broker on a free port, closing the broker afterwards. */
+export async function withBroker(
+  fn: (port: number, broker: Broker) => Promise<void>,
+  options?: BrokerOptions,
+): Promise<void> {
+  const { broker, port } = await startBroker(options);
+  try {
+    await fn(port, broker);
+  } finally {
+    await broker.close();
+  }
+}
+
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

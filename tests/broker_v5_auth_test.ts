@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { connect, type MqttClient } from "../mod.ts";
-import type { Broker, BrokerOptions, EnhancedAuthContext, EnhancedAuthResult } from "../broker.ts";
+import type { EnhancedAuthContext, EnhancedAuthResult } from "../broker.ts";
 import { ScramClient } from "../examples/scram.ts";
 import { ScramServer } from "./scram_server.ts";
-import { RawClient, startBroker } from "./broker_helpers.ts";
+import { RawClient, withBroker } from "./broker_helpers.ts";
 
 const METHOD = "SCRAM-SHA-256";
 
@@ -29,18 +29,6 @@ async function scramHook(ctx: EnhancedAuthContext): Promise<EnhancedAuthResult> 
   // An asynchronous step: the proof is checked with WebCrypto.
   const final = await (ctx.state.server as ScramServer).final(ctx.data);
   return final === undefined ? { result: "fail" } : { result: "success", data: final };
-}
-
-async function withBroker(
-  fn: (port: number, broker: Broker) => Promise<void>,
-  options: BrokerOptions = { enhancedAuthenticate: scramHook },
-): Promise<void> {
-  const { broker, port } = await startBroker(options);
-  try {
-    await fn(port, broker);
-  } finally {
-    await broker.close();
-  }
 }
 
 Deno.test("[MQTT-4.12.0-1, MQTT-4.12.0-2, MQTT-4.12.0-3, MQTT-4.12.0-4] enhanced authentication: a SCRAM-SHA-256 exchange through the async hook before CONNACK, then re-authentication (MQTT-4.12.1-1)", async () => {
@@ -65,7 +53,7 @@ Deno.test("[MQTT-4.12.0-1, MQTT-4.12.0-2, MQTT-4.12.0-3, MQTT-4.12.0-4] enhanced
     assert.ok(scram.verify(final));
     assert.ok(client.connected);
     await client.publish("after/reauth", "x", { qos: 1 });
-  });
+  }, { enhancedAuthenticate: scramHook });
 });
 
 Deno.test("[MQTT-4.12.0-4] enhanced authentication: a wrong password gets CONNACK 0x87 and the connection is closed; an unknown method without the hook gets 0x8C", async () => {
@@ -81,7 +69,7 @@ Deno.test("[MQTT-4.12.0-4] enhanced authentication: a wrong password gets CONNAC
       }),
       (err: unknown) => (err as { reasonCode?: number }).reasonCode === 0x87,
     );
-  });
+  }, { enhancedAuthenticate: scramHook });
   await withBroker(async (port) => {
     const { client, connack } = await RawClient.connect(port, {
       protocolLevel: 5,
@@ -106,5 +94,5 @@ Deno.test("enhanced authentication: AUTH with another method than the CONNECT's 
     assert.equal(disconnect.reasonCode, 0x82);
     await client.expectClosed();
     client.close();
-  });
+  }, { enhancedAuthenticate: scramHook });
 });

@@ -7,23 +7,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Broker, BrokerOptions } from "../broker.ts";
 import type { ConnectPacket, PublishPacket, QoS } from "../lib/codec/packet.ts";
-import { bytes, delay, RawClient, startBroker } from "./broker_helpers.ts";
+import { bytes, delay, RawClient, withBroker } from "./broker_helpers.ts";
 
 const decoder = new TextDecoder();
-
-async function withBroker(
-  fn: (port: number, broker: Broker) => Promise<void>,
-  options?: BrokerOptions,
-): Promise<void> {
-  const { broker, port } = await startBroker(options);
-  try {
-    await fn(port, broker);
-  } finally {
-    await broker.close();
-  }
-}
 
 /** A 5.0 raw client, connected. */
 async function connect5(port: number, connect: Partial<ConnectPacket> = {}) {

@@ -26,6 +26,7 @@ import {
 import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
+import { publishSize } from "../session/connack.ts";
 import { isExpired } from "../session/expiry.ts";
 import { deliveredProperties } from "./router.ts";
 import { sharedFilterError } from "./shared.ts";
@@ -299,10 +300,13 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   }
 
   /** Writes a 5.0 DISCONNECT with `code` (MQTT-3.14.2-1), waiting at most FLUSH_TIMEOUT. */
-  async #sendDisconnect(code: number): Promise<void> {
-    const written = this.#writer.write(
-      encodePacket({ type: "disconnect", reasonCode: code } as DisconnectPacket, this.#codec),
-    );
+  #sendDisconnect(code: number): Promise<void> {
+    return this.#writeLast({ type: "disconnect", reasonCode: code } as DisconnectPacket);
+  }
+
+  /** Writes the last packet of the connection, waiting at most FLUSH_TIMEOUT for it to go. */
+  async #writeLast(packet: Packet): Promise<void> {
+    const written = this.#writer.write(encodePacket(packet, this.#codec));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
     try {
@@ -632,16 +636,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       const max = this.#clientMaxPacket;
       if (max !== Infinity) {
         this.#machine.flows!.refuse = (message) => {
-          const size = encodedLength({
-            type: "publish",
-            topic: message.topic,
-            payload: message.payload,
-            qos: message.qos,
-            retain: message.retain,
-            dup: false,
-            packetId: message.qos === 0 ? undefined : 1,
-            properties: message.properties,
-          }, this.#codec);
+          const size = publishSize(message, 5);
           if (size <= max) return undefined;
           return new MqttError(
             "PACKET_TOO_LARGE",
@@ -772,16 +767,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const connack: ConnackPacket = v5
       ? { type: "connack", sessionPresent: false, reasonCode: reasonCode as 0x80 }
       : { type: "connack", sessionPresent: false, returnCode: code as ConnackReturnCode };
-    const written = this.#writer.write(encodePacket(connack, this.#codec));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
-    try {
-      await Promise.race([written, timeout]);
-    } catch {
-      // The peer is gone already.
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.#writeLast(connack);
     this.close("refused");
   }
 
