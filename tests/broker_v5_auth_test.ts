@@ -96,3 +96,29 @@ Deno.test("enhanced authentication: AUTH with another method than the CONNECT's 
     client.close();
   }, { enhancedAuthenticate: scramHook });
 });
+
+Deno.test("[MQTT-4.12.1-2] a failed re-authentication ends the connection with DISCONNECT 0x87; AUTH and CONNACK carry the CONNECT's method (MQTT-4.12.0-5)", async () => {
+  const token = new TextEncoder().encode("good");
+  await withBroker(async (port) => {
+    const { client, connack } = await RawClient.connect(port, {
+      protocolLevel: 5,
+      clientId: "t",
+      properties: { authenticationMethod: "TOKEN", authenticationData: token },
+    });
+    assert.deepEqual([connack.reasonCode, connack.properties?.authenticationMethod], [0, "TOKEN"]);
+    await client.send({
+      type: "auth",
+      reasonCode: 0x19,
+      properties: { authenticationMethod: "TOKEN", authenticationData: new Uint8Array([1]) },
+    });
+    assert.equal((await client.expect("disconnect")).reasonCode, 0x87);
+    assert.ok("closed" in await client.read());
+    client.close();
+  }, {
+    // One step: the token is right or it is not.
+    enhancedAuthenticate: ({ data }) =>
+      data !== undefined && new TextDecoder().decode(data) === "good"
+        ? { result: "success" }
+        : { result: "fail" },
+  });
+});
