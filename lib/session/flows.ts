@@ -26,6 +26,16 @@ export interface FlowOutput {
    * once the application has it.
    */
   deliver(packet: PublishPacket, ack?: PendingAck): void;
+  /**
+   * Sends, right behind the packet just sent and in the same write, a packet
+   * the peer answers once it has read it (the client's PINGREQ), and passes
+   * the {@linkcode Flows.prototype.sendOrder} of the moment to
+   * {@linkcode Flows.prototype.acknowledged} when the answer comes. Asked
+   * after each resend of a publish the peer may have dropped the connection
+   * over ({@linkcode Flows.prototype.connectionDropped}); without it, such a
+   * publish is given up on the pattern of drops alone.
+   */
+  probe?(now: number): void;
 }
 
 /** How the flows acknowledge incoming messages. */
@@ -47,7 +57,8 @@ export interface FlowOptions {
 
 /**
  * Connections in a row the peer may drop right after a publish was sent
- * before the publish is refused with `PUBLISH_REFUSED`
+ * (from the second on: before answering the probe sent behind it) before
+ * the publish is refused with `PUBLISH_REFUSED`
  * ({@linkcode Flows.prototype.connectionDropped}).
  */
 export const MAX_STRIKES = 3;
@@ -80,6 +91,8 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  * - A publish the peer dropped the connection right after, {@linkcode MAX_STRIKES}
  *   times in a row, fails with `PUBLISH_REFUSED` and leaves the state
  *   (`connectionDropped`): MQTT 3.1.1 gives a receiver no other way to refuse one.
+ *   Each resend of it is followed by a probe (`FlowOutput.probe`), and a drop
+ *   counts only before the probe's answer.
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
@@ -433,6 +446,8 @@ export class Flows {
         if (entry.released) state.unrelease(entry);
         out.send(packet, now);
       }
+      // A suspect (see connectionDropped): the probe's answer proves the peer read past it.
+      if (entry.strikes > 0 && !entry.released) out.probe?.(now);
     }
     for (const [entry, error] of refused) {
       state.complete(entry.packet!.packetId!);
@@ -460,11 +475,21 @@ export class Flows {
    * receiver cannot take a PUBLISH (too large, not allowed): a broker just
    * drops the connection, and resending it on every reconnect would loop
    * forever, with everything behind it waiting. So the pattern decides: the
-   * first PUBLISH sent after the last one the peer acknowledged is the
+   * first PUBLISH sent after the last one the peer is known to have read (by
+   * an ack of it or of a later packet, or by a probe's answer) is the
    * suspect, and a publish that is the suspect of {@linkcode MAX_STRIKES}
    * drops in a row fails with `PUBLISH_REFUSED` and leaves the session (and
    * its store); the rest go on. A drop with another suspect, or none, clears
    * its strikes; an acknowledgement completes it.
+   *
+   * A cut link looks the same: after a reconnect the whole window goes again,
+   * and a cut before the first ack would make the oldest publish the suspect
+   * however good it is. So once a publish has a strike, each resend of it is
+   * followed, in the same write, by a probe (`FlowOutput.probe`): the peer
+   * reads in order, so the probe's answer proves it read past the suspect and
+   * the next drop is no strike. From the second strike on, a drop counts only
+   * when it comes between the resend and the probe's answer: a flaky link must
+   * cut within one round trip of the resend, again and again, to cost a message.
    */
   connectionDropped(): void {
     const state = this.#state;
