@@ -193,19 +193,20 @@ Deno.test("PUBLISH_REFUSED: a link cut after the probe's answer costs no message
   for (let cut = 2; cut <= 4 * MAX_STRIKES; cut++) {
     let resent: string[];
     ({ session, rec, resent } = connection(state, cut * 10));
-    bursts.push(resent);
     // The server reads in order: it answers the probe only once it has read the suspect.
     if (resent.includes("pingreq")) session.receive({ type: "pingresp" }, cut * 10 + 1);
+    bursts.push([...resent, "|", ...brief(rec.take())]);
     session.connectionLost(DROPPED, cut * 10 + 2, true);
     for (const r of results) assert.equal(r.result(), undefined, `given up after ${cut} cuts`);
   }
-  // The probe goes right behind the suspect, in the same burst; once the server has read past
-  // all three, a cut has no suspect, and the next one starts over with "a".
+  // The suspect goes alone, the probe right behind it; the rest once the server answered the
+  // probe. Once the server has read past all three, a cut has no suspect, and the next one
+  // starts over with "a".
   assert.deepEqual(bursts.slice(0, 4), [
-    ["publish:1:q1:a", "pingreq", "publish:2:q1:b", "publish:3:q1:c"],
-    ["publish:1:q1:a", "publish:2:q1:b", "pingreq", "publish:3:q1:c"],
-    ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c", "pingreq"],
-    ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c"],
+    ["publish:1:q1:a", "pingreq", "|", "publish:2:q1:b", "publish:3:q1:c"],
+    ["publish:1:q1:a", "publish:2:q1:b", "pingreq", "|", "publish:3:q1:c"],
+    ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c", "pingreq", "|"],
+    ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c", "|"],
   ]);
   // The link holds at last: all three complete.
   ({ session, rec } = connection(state, 1000));
@@ -225,13 +226,16 @@ Deno.test("PUBLISH_REFUSED: a drop before the probe's answer counts; a late answ
   for (let drop = 2; drop <= MAX_STRIKES; drop++) {
     let resent: string[];
     ({ session, rec, resent } = connection(state, drop * 10));
-    assert.deepEqual(resent, ["publish:1:q1:p", "pingreq", "publish:2:q1:q"]);
+    // "q" waits behind the suspect until the server is known to have read it.
+    assert.deepEqual(resent, ["publish:1:q1:p", "pingreq"]);
     session.connectionLost(DROPPED, drop * 10 + 1, true);
     // The answer to the probe read after the drop (a driver's leftover) proves nothing.
     session.receive({ type: "pingresp" }, drop * 10 + 2);
   }
   assert.equal(p.result(), "PUBLISH_REFUSED");
   assert.equal(q.result(), undefined, "the publish behind it is still pending");
+  const next = connection(state, 100);
+  assert.deepEqual(next.resent, ["publish:2:q1:q"]);
 });
 
 Deno.test("PUBLISH_REFUSED: the probe arms no keep-alive timeout", () => {
@@ -253,4 +257,27 @@ Deno.test("PUBLISH_REFUSED: the probe arms no keep-alive timeout", () => {
   session.tick(1100 + 3000);
   assert.equal(session.state, "disconnected");
   assert.deepEqual(rec.closes.map((e) => e?.code), ["KEEPALIVE_TIMEOUT"]);
+});
+
+Deno.test("PUBLISH_REFUSED: behind a resent suspect, the rest and new publishes wait, in order", () => {
+  const state = new ClientSessionState();
+  const results = ["p", "q", "n"].map(() => outcome());
+  let { session, rec } = connection(state, 0);
+  session.publish(msg("p", 1), 1, results[0].done);
+  session.publish(msg("q", 1), 1, results[1].done);
+  rec.take();
+  session.connectionLost(DROPPED, 10, true);
+  let resent: string[];
+  ({ session, rec, resent } = connection(state, 20));
+  assert.deepEqual(resent, ["publish:1:q1:p", "pingreq"]);
+  // A publish made now queues behind "q", which has not gone again yet (MQTT-4.6.0-1).
+  session.publish(msg("n", 1), 21, results[2].done);
+  assert.deepEqual(brief(rec.take()), []);
+  // The PUBACK of the suspect proves the server read it as well as the probe's answer would.
+  session.receive({ type: "puback", packetId: 1 }, 22);
+  assert.deepEqual(brief(rec.take()), ["publish:2:q1:q", "publish:3:q1:n"]);
+  session.receive({ type: "pingresp" }, 23);
+  session.receive({ type: "puback", packetId: 2 }, 24);
+  session.receive({ type: "puback", packetId: 3 }, 25);
+  assert.deepEqual(results.map((r) => r.result()), ["ok", "ok", "ok"]);
 });

@@ -129,6 +129,16 @@ export class Flows {
    * `PUBLISH_REFUSED` ({@linkcode MAX_STRIKES} unless the session's options say).
    */
   maxStrikes: number = MAX_STRIKES;
+  /** `sendOrder` when this connection's resume began: only later sends can be a drop's suspect. */
+  #resumedAt = sendOrder;
+  /** The peer kept its side of the session (the last `resume`). */
+  #sessionPresent = false;
+  /**
+   * The order of a suspect publish resent alone, a probe behind it (0: none):
+   * the rest of the resume and new publishes wait until the peer is known to
+   * have read it (`acknowledged`).
+   */
+  #quarantine = 0;
   /**
    * While true, new publishes queue behind those waiting instead of going out
    * at once: set while a resume or a window refill runs, and by the caller
@@ -172,7 +182,7 @@ export class Flows {
    */
   publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
     const state = this.#state;
-    if (!this.holding && state.pendingCount === 0) {
+    if (!this.holding && this.#quarantine === 0 && state.pendingCount === 0) {
       if (message.qos === 0) {
         this.#out.send(qos0Packet(message), now);
         done();
@@ -196,6 +206,7 @@ export class Flows {
    * `MESSAGE_EXPIRED` instead, and one sent late carries what remains of it.
    */
   takeNext(now?: number): OutgoingPublish | undefined {
+    if (this.#quarantine !== 0) return undefined;
     const state = this.#state;
     let head = state.peekWaiting();
     const refuse = this.refuse;
@@ -222,7 +233,7 @@ export class Flows {
 
   /** Sends waiting publishes in order while the window has room. */
   fillWindow(now: number): void {
-    if (this.#state.pendingCount === 0) return;
+    if (this.#state.pendingCount === 0 || this.#quarantine !== 0) return;
     const out = this.#out;
     const holding = this.holding;
     this.holding = true;
@@ -356,7 +367,7 @@ export class Flows {
       case "puback": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.released) return;
-        this.acknowledged(entry.sentOrder);
+        this.acknowledged(entry.sentOrder, now);
         state.complete(packetId);
         if (entry.message.qos === 1) {
           // MQTT 5.0: a reason code of 0x80 or more refuses the message (MQTT-3.3.4-7: the slot is free).
@@ -382,11 +393,12 @@ export class Flows {
         const refused = entry.released ? undefined : rejected(entry, packet);
         if (refused !== undefined) {
           // MQTT 5.0 section 4.3.3: a PUBREC of 0x80 or more ends the flow; no PUBREL follows.
+          this.acknowledged(entry.sentOrder, now);
           state.complete(packetId);
           return this.#completed(entry, now, refused);
         }
         if (!entry.released) {
-          this.acknowledged(entry.sentOrder);
+          this.acknowledged(entry.sentOrder, now);
           entry.ack = ackOf(packet);
           state.release(entry);
         }
@@ -398,7 +410,7 @@ export class Flows {
       case "pubcomp": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || !entry.released) return;
-        this.acknowledged(entry.sentOrder);
+        this.acknowledged(entry.sentOrder, now);
         state.complete(packetId);
         // The PUBREC said what became of the message; a PUBCOMP has no other verdict to give.
         return this.#completed(entry, now, undefined, entry.ack ?? ackOf(packet));
@@ -423,12 +435,26 @@ export class Flows {
    * forwarded at PUBREC may deliver it twice, which is all a lost session allows.
    */
   resume(sessionPresent: boolean, now: number): void {
+    this.#resumedAt = sendOrder;
+    this.#sessionPresent = sessionPresent;
+    this.#quarantine = 0;
+    this.#resend(now);
+  }
+
+  /**
+   * Sends again, in order, each in-flight entry not yet sent on this
+   * connection, up to and including a suspect of `connectionDropped`: that
+   * one goes with a probe behind it, and the rest wait for `acknowledged`.
+   */
+  #resend(now: number): void {
     const state = this.#state;
     if (state.inflightCount === 0) return;
     const out = this.#out;
     const refuse = this.refuse;
+    const sessionPresent = this.#sessionPresent;
     const refused: [OutgoingPublish, MqttError][] = [];
     for (const entry of state.inflight()) {
+      if (entry.sentOrder > this.#resumedAt) continue; // sent on this connection already
       const packet = entry.packet!;
       // The new connection's limits may be lower than those the PUBLISH was sent under
       // (another server, a reconfigured one): one it cannot take fails rather than goes out.
@@ -446,8 +472,12 @@ export class Flows {
         if (entry.released) state.unrelease(entry);
         out.send(packet, now);
       }
-      // A suspect (see connectionDropped): the probe's answer proves the peer read past it.
-      if (entry.strikes > 0 && !entry.released) out.probe?.(now);
+      // A suspect (see connectionDropped) goes alone, the probe right behind it.
+      if (entry.strikes > 0 && !entry.released && out.probe !== undefined) {
+        out.probe(now);
+        this.#quarantine = entry.sentOrder;
+        break;
+      }
     }
     for (const [entry, error] of refused) {
       state.complete(entry.packet!.packetId!);
@@ -464,9 +494,17 @@ export class Flows {
     return sendOrder;
   }
 
-  /** The peer has read every PUBLISH and PUBREL sent up to `order` (see `sendOrder`). */
-  acknowledged(order: number): void {
+  /**
+   * The peer has read every PUBLISH and PUBREL sent up to `order` (see
+   * `sendOrder`). Past a quarantined suspect, the resume goes on, then the
+   * publishes waiting behind it.
+   */
+  acknowledged(order: number, now: number): void {
     if (order > this.#acked) this.#acked = order;
+    if (this.#quarantine === 0 || order < this.#quarantine) return;
+    this.#quarantine = 0;
+    this.#resend(now);
+    this.fillWindow(now);
   }
 
   /**
@@ -496,8 +534,11 @@ export class Flows {
     if (state.inflightCount === 0) return;
     let suspect: OutgoingPublish | undefined;
     for (const entry of state.inflight()) {
-      // Past PUBREC the PUBLISH was taken; entries sent before the last ack were read.
-      if (entry.released || entry.sentOrder <= this.#acked) continue;
+      // Past PUBREC the PUBLISH was taken; entries sent before the last ack were read, and
+      // those not sent again on this connection (behind a quarantined suspect) were not sent.
+      if (entry.released || entry.sentOrder <= this.#acked || entry.sentOrder <= this.#resumedAt) {
+        continue;
+      }
       if (suspect === undefined || entry.sentOrder < suspect.sentOrder) suspect = entry;
     }
     for (const entry of state.inflight()) entry.strikes = entry === suspect ? entry.strikes + 1 : 0;

@@ -319,7 +319,7 @@ export class Session {
       }
       case "pingresp":
         // The server read everything sent before the PINGREQ (it answers in order).
-        this.#flows.acknowledged(this.#pingOrder);
+        this.#flows.acknowledged(this.#pingOrder, now);
         this.#pingOrder = 0;
         return;
       case "connack":
