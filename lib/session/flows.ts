@@ -33,7 +33,7 @@ export interface FlowOutput {
    * {@linkcode Flows.prototype.acknowledged} when the answer comes. Asked
    * after each resend of a publish the peer may have dropped the connection
    * over ({@linkcode Flows.prototype.connectionDropped}); without it, such a
-   * publish is given up on the pattern of drops alone.
+   * publish is resent with the rest and given up on the pattern of drops alone.
    */
   probe?(now: number): void;
 }
@@ -91,8 +91,8 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  * - A publish the peer dropped the connection right after, {@linkcode MAX_STRIKES}
  *   times in a row, fails with `PUBLISH_REFUSED` and leaves the state
  *   (`connectionDropped`): MQTT 3.1.1 gives a receiver no other way to refuse one.
- *   Each resend of it is followed by a probe (`FlowOutput.probe`), and a drop
- *   counts only before the probe's answer.
+ *   Once it has a strike it is resent alone with a probe (`FlowOutput.probe`)
+ *   behind it, the rest waiting, and a drop counts only before the probe's answer.
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
@@ -522,12 +522,15 @@ export class Flows {
    *
    * A cut link looks the same: after a reconnect the whole window goes again,
    * and a cut before the first ack would make the oldest publish the suspect
-   * however good it is. So once a publish has a strike, each resend of it is
-   * followed, in the same write, by a probe (`FlowOutput.probe`): the peer
-   * reads in order, so the probe's answer proves it read past the suspect and
-   * the next drop is no strike. From the second strike on, a drop counts only
-   * when it comes between the resend and the probe's answer: a flaky link must
-   * cut within one round trip of the resend, again and again, to cost a message.
+   * however good it is. So once a publish has a strike, it is resent alone,
+   * followed in the same write by a probe (`FlowOutput.probe`, a PINGREQ),
+   * and the rest of the window and new publishes wait until the peer is known
+   * to have read it (the probe's answer, or an ack: `acknowledged`). The peer
+   * reads in order, so that answer proves it read past the suspect and a later
+   * drop is no strike. From the second strike on, a drop counts only between
+   * the resend and the probe's answer, when nothing else is on the wire to
+   * trigger it: a flaky link must cut within that one round trip, again and
+   * again, to cost a message.
    */
   connectionDropped(): void {
     const state = this.#state;

@@ -510,7 +510,8 @@ export class Session {
    *
    * `dropped`: the server closed or reset an accepted connection (rather than
    * this side ending it). A publish the server dropped the connection right
-   * after, three times in a row, then fails with `PUBLISH_REFUSED` and leaves
+   * after, three times in a row (from the second time on, before answering the
+   * PINGREQ sent right behind it), then fails with `PUBLISH_REFUSED` and leaves
    * the state (see `Flows.connectionDropped`).
    */
   connectionLost(error: MqttError, _now: number, dropped = false): void {
