@@ -207,16 +207,7 @@ export function checkLimits(
   }
   const max = limits.maximumPacketSize;
   if (max !== Infinity) {
-    const size = encodedLength({
-      type: "publish",
-      topic: message.topic,
-      payload: message.payload,
-      qos: message.qos,
-      retain: message.retain,
-      dup: false,
-      packetId: message.qos === 0 ? undefined : 1,
-      properties: message.properties,
-    }, { protocolVersion: version });
+    const size = publishSize(message, version);
     if (size > max) {
       return new ProtocolError(
         "PACKET_TOO_LARGE",
@@ -257,4 +248,29 @@ export function checkRequestSize(
       `(MQTT-3.2.2-15); nothing was sent: ${packet.type} fewer or shorter filters at a time`,
     packet.type,
   );
+}
+
+/**
+ * The size in bytes of the PUBLISH that carries `message` at `version`
+ * (fixed header included), to hold against a peer's Maximum Packet Size
+ * (MQTT-3.1.2-24, MQTT-3.2.2-15). A Topic Alias could only make it smaller.
+ *
+ * @example
+ * ```ts
+ * import { publishSize } from "./connack.ts";
+ * const message = { topic: "a", payload: new Uint8Array(10), qos: 1, retain: false } as const;
+ * console.log(publishSize(message, 4)); // 17
+ * ```
+ */
+export function publishSize(message: OutgoingMessage, version: ProtocolVersion): number {
+  return encodedLength({
+    type: "publish",
+    topic: message.topic,
+    payload: message.payload,
+    qos: message.qos,
+    retain: message.retain,
+    dup: false,
+    packetId: message.qos === 0 ? undefined : 1,
+    properties: message.properties,
+  }, { protocolVersion: version });
 }
