@@ -1,8 +1,10 @@
 /**
- * An embedded MQTT 3.1.1 broker, in-process, for development and tests (the
- * role Aedes plays for MQTT.js): TCP and WebSocket listeners, wildcard
- * routing, QoS 0/1/2, retained messages, wills, clean and persistent sessions,
- * keep-alive enforcement, and authentication and authorization hooks.
+ * An embedded MQTT 3.1.1 broker, in-process, for development, tests and small
+ * deployments (the role Aedes plays for MQTT.js): TCP, WebSocket and TLS
+ * listeners, wildcard routing, QoS 0/1/2, retained messages, wills, clean and
+ * persistent sessions (optionally kept on disk), keep-alive enforcement,
+ * authentication and authorization hooks, and limits named after Mosquitto's.
+ * See docs/broker.md.
  *
  * @example
  * ```ts
@@ -27,6 +29,7 @@ export type {
   ConnectionInfo,
   ListenAddress,
   ListenOptions,
+  TlsListenOptions,
 } from "./lib/broker/options.ts";
 export type { Transport } from "./lib/transports/transport.ts";
 export type { QoS } from "./lib/codec/packet.ts";

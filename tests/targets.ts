@@ -14,6 +14,7 @@ import {
   type Certs,
   ignoreWithoutMosquitto,
   mosquittoAvailable,
+  sharedCerts,
   startMosquitto,
 } from "./broker/mod.ts";
 
@@ -55,7 +56,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
 
 /** What a target offers, for tests that need more than plain MQTT over TCP. */
 export interface TargetFeatures {
-  /** TLS listeners (`tlsUrl`, and `wssUrl` with WebSockets). The embedded broker has none. */
+  /** TLS listeners (`tlsUrl`, and `wssUrl` with WebSockets). */
   tls: boolean;
   /** A WebSocket listener (`wsUrl`). */
   websockets: boolean;
@@ -130,8 +131,8 @@ export async function mosquittoTarget(options: TargetOptions = {}): Promise<Targ
 }
 
 /**
- * Starts the embedded {@linkcode Broker} on free loopback ports as a {@linkcode Target}. It has
- * no TLS listener: `tls` is ignored and `features.tls` is false.
+ * Starts the embedded {@linkcode Broker} on free loopback ports as a {@linkcode Target}; with
+ * `tls`, TLS listeners too (mqtts, and wss with `websockets`) with the shared test certificates.
  *
  * @example
  * ```ts ignore
@@ -148,8 +149,17 @@ export async function embeddedTarget(
     ...brokerOptions,
   });
   let address;
+  let secure;
+  const certs = options.tls ? await sharedCerts() : undefined;
   try {
     address = await broker.listen({ port: 0, wsPort: options.websockets ? 0 : undefined });
+    if (certs !== undefined) {
+      secure = await broker.listen({
+        port: 0,
+        wsPort: options.websockets ? 0 : undefined,
+        tls: { cert: certs.server.cert, key: certs.server.key },
+      });
+    }
   } catch (err) {
     await broker.close();
     throw err;
@@ -162,6 +172,9 @@ export async function embeddedTarget(
     port,
     url: `mqtt://${hostname}:${port}`,
     wsUrl: wsPort === undefined ? undefined : `ws://${hostname}:${wsPort}/mqtt`,
+    tlsUrl: secure === undefined ? undefined : `mqtts://localhost:${secure.port}`,
+    wssUrl: secure?.wsPort === undefined ? undefined : `wss://localhost:${secure.wsPort}/mqtt`,
+    certs,
     features: FEATURES.embedded,
     stop,
     [Symbol.asyncDispose]: stop,
@@ -201,12 +214,12 @@ export const TARGETS: Readonly<Record<BrokerName, TargetFactory>> = Object.freez
  *
  * @example
  * ```ts
- * console.log(FEATURES.embedded.tls); // false
+ * console.log(FEATURES.embedded.tls); // true
  * ```
  */
 export const FEATURES: Readonly<Record<BrokerName, Readonly<TargetFeatures>>> = Object.freeze({
   mosquitto: Object.freeze({ tls: true, websockets: true }),
-  embedded: Object.freeze({ tls: false, websockets: true }),
+  embedded: Object.freeze({ tls: true, websockets: true }),
 });
 
 /** Options of {@linkcode brokersTest} and {@linkcode targetTest}. */

@@ -1,9 +1,8 @@
 /**
  * The same end-to-end test bodies over every transport: `mqtt://`, `mqtts://`, `ws://` and
- * `wss://`, against a real Mosquitto, and over `mqtt://` and `ws://` against the embedded broker
- * (which has no TLS listener: its `mqtts://` and `wss://` runs are registered as ignored, "not
- * applicable"). What must not depend on the transport or the broker: QoS 0/1/2 delivery, the will
- * after an abrupt drop, retained messages and persistent sessions.
+ * `wss://`, against a real Mosquitto and against the embedded broker. What must not depend on
+ * the transport or the broker: QoS 0/1/2 delivery, the will after an abrupt drop, retained
+ * messages and persistent sessions.
  *
  * WebSocket payloads stay at or below 128 KiB: Mosquitto 2.0.11's WebSocket listener loses
  * messages above about 190 KB.

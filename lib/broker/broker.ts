@@ -17,7 +17,9 @@ import {
   type ListenOptions,
   resolveBrokerOptions,
   type ResolvedBrokerOptions,
+  type TlsListenOptions,
 } from "./options.ts";
+import { Persistence } from "./persistence.ts";
 import { Router } from "./router.ts";
 import { websocketTransport } from "./websocket.ts";
 
@@ -37,6 +39,26 @@ export interface BrokerPublishOptions {
   retain?: boolean;
 }
 
+/** Refuses TLS settings a listener cannot honour, before anything is bound. */
+function checkTls(tls: TlsListenOptions, websocket: boolean): void {
+  if (typeof tls.cert !== "string" || typeof tls.key !== "string") {
+    throw new MqttError("INVALID_OPTION", "listen option tls needs cert and key (PEM text)");
+  }
+  if (tls.requireClientCert && (tls.caCerts === undefined || tls.caCerts.length === 0)) {
+    throw new MqttError(
+      "INVALID_OPTION",
+      "listen option tls.requireClientCert needs tls.caCerts, the CAs that sign client certificates",
+    );
+  }
+  if (tls.requireClientCert && websocket) {
+    // Deno.serve cannot ask for a client certificate.
+    throw new MqttError(
+      "INVALID_OPTION",
+      "tls.requireClientCert is supported on the TCP listener only: listen for wss:// separately",
+    );
+  }
+}
+
 /** How long to wait before accepting again after an accept error such as "too many open files". */
 const ACCEPT_RETRY_MS = 50;
 
@@ -46,6 +68,19 @@ function addressOf(addr: Deno.Addr): string | undefined {
 }
 
 const encoder = new TextEncoder();
+
+/** Control characters (C0, DEL, C1, line and paragraph separators) in a log line. */
+// deno-lint-ignore no-control-regex -- control characters are what this finds
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `line` with its control characters written as escapes (`\n`, `\u001b`), so it stays one line. */
+function escapeControls(line: string): string {
+  return line.replace(
+    CONTROLS,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
 
 /**
  * An embedded MQTT 3.1.1 broker (the role Aedes plays for MQTT.js): TCP and
@@ -82,9 +117,10 @@ export class Broker implements AsyncDisposable {
   readonly #host: ConnectionHost;
   readonly #connections = new Set<Connection>();
   readonly #tasks = new Set<Promise<void>>();
-  #listener: Deno.TcpListener | undefined = undefined;
-  #server: Deno.HttpServer<Deno.NetAddr> | undefined = undefined;
-  #listening = false;
+  /** Settles once persistence is loaded (at once without it); rejects when it cannot be. */
+  readonly #ready: Promise<void>;
+  /** What stops each listener: TCP and TLS listeners, and WebSocket servers (which drain). */
+  readonly #listeners = new Set<() => void | Promise<void>>();
   #closing: Promise<void> | undefined = undefined;
 
   /**
@@ -96,10 +132,24 @@ export class Broker implements AsyncDisposable {
     this.#router = new Router({
       maxQueued: this.#options.maxQueuedMessages,
       maxQueuedBytes: this.#options.maxQueuedBytes,
+      maxRetained: this.#options.maxRetained,
+      maxRetainedBytes: this.#options.maxRetainedBytes,
+      log: (line) => this.#log(line),
     });
+    const dir = this.#options.persistence;
+    this.#ready = dir === undefined ? Promise.resolve() : Persistence.open(dir, {
+      fsync: this.#options.persistenceFsync,
+      log: (line) => this.#log(line),
+    }).then((persistence) => {
+      if (this.#closing !== undefined) persistence.close();
+      else this.#router.restore(persistence);
+    });
+    // Observed by listen() and connections; unobserved it must not end the process.
+    this.#ready.catch(() => {});
     this.#host = {
       options: this.#options,
       router: this.#router,
+      ready: this.#ready,
       log: (line) => this.#log(line),
       publishWill: (will, client) => this.#publishWill(will, client),
       closed: (connection) => this.#connections.delete(connection),
@@ -108,9 +158,12 @@ export class Broker implements AsyncDisposable {
 
   /**
    * Listens on TCP (and WebSocket when `wsPort` is given; the endpoint accepts
-   * any path and the "mqtt" subprotocol). Port 0 picks a free port; the bound
-   * ports are returned. Throws if the broker is listening already or closed,
-   * or if a port cannot be bound.
+   * any path and the "mqtt" subprotocol). With `tls`, both serve TLS (mqtts://
+   * and wss://); `tls.requireClientCert` (TCP only) refuses clients without a
+   * certificate signed by `tls.caCerts`. Call it again for more listeners, say
+   * plain on 1883 and TLS on 8883. Port 0 picks a free port; the bound ports
+   * are returned. Rejects if the broker is closed, a port cannot be bound, or
+   * the TLS settings cannot be honoured (`INVALID_OPTION`).
    *
    * @example
    * ```ts
@@ -119,39 +172,134 @@ export class Broker implements AsyncDisposable {
    * const { port, wsPort } = await broker.listen({ port: 0, wsPort: 0 });
    * console.log(port > 0, wsPort! > 0); // true true
    * ```
+   *
+   * @example TLS, clients must present a certificate
+   * ```ts ignore
+   * await broker.listen({
+   *   port: 8883,
+   *   tls: {
+   *     cert: await Deno.readTextFile("server.crt"),
+   *     key: await Deno.readTextFile("server.key"),
+   *     caCerts: [await Deno.readTextFile("ca.crt")],
+   *     requireClientCert: true,
+   *   },
+   * });
+   * ```
    */
-  listen(options: ListenOptions = {}): Promise<ListenAddress> {
-    if (this.#closing !== undefined || this.#listening) {
-      return Promise.reject(
-        new MqttError("INVALID_STATE", "broker is already listening or is closed"),
-      );
+  async listen(options: ListenOptions = {}): Promise<ListenAddress> {
+    if (this.#closing !== undefined) {
+      throw new MqttError("INVALID_STATE", "broker is closed");
     }
     const hostname = options.hostname ?? "127.0.0.1";
-    let listener: Deno.TcpListener;
+    const tls = options.tls;
+    if (tls !== undefined) checkTls(tls, options.wsPort !== undefined);
+    await this.#ready;
+    if (this.#closing !== undefined) throw new MqttError("INVALID_STATE", "broker is closed");
+    const stops: (() => void | Promise<void>)[] = [];
     try {
-      listener = Deno.listen({ hostname, port: options.port ?? 1883, transport: "tcp" });
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const port = listener.addr.port;
-    const address: ListenAddress = { hostname, port };
-    if (options.wsPort !== undefined) {
-      try {
-        const server = Deno.serve(
-          { hostname, port: options.wsPort, onListen: () => {} },
-          (request, info) => this.#upgrade(request, info),
+      const port = tls?.requireClientCert
+        ? await this.#listenMutualTls(hostname, options.port ?? 8883, tls, stops)
+        : this.#listenTcp(hostname, options.port ?? (tls ? 8883 : 1883), tls, stops);
+      const address: ListenAddress = { hostname, port };
+      if (tls !== undefined) address.tls = true;
+      if (options.wsPort !== undefined) {
+        let wsPort = 0;
+        const server: Deno.HttpServer<Deno.NetAddr> = Deno.serve(
+          {
+            hostname,
+            port: options.wsPort,
+            onListen: () => {},
+            ...(tls === undefined ? {} : { cert: tls.cert, key: tls.key }),
+          },
+          (request, info): Response =>
+            this.#upgrade(request, info, options.allowedOrigins, wsPort, tls),
         );
-        this.#server = server;
-        address.wsPort = server.addr.port;
-      } catch (err) {
-        listener.close();
-        return Promise.reject(err);
+        stops.push(() => server.shutdown());
+        wsPort = server.addr.port;
+        address.wsPort = wsPort;
       }
+      for (const stop of stops) this.#listeners.add(stop);
+      return address;
+    } catch (err) {
+      for (const stop of stops) await stop();
+      throw err;
     }
-    this.#listener = listener;
-    this.#listening = true;
-    this.#track(this.#accept(listener, port));
-    return Promise.resolve(address);
+  }
+
+  /** Listens on TCP, or TLS without client certificates (`Deno.listenTls`); returns the port. */
+  #listenTcp(
+    hostname: string,
+    port: number,
+    tls: TlsListenOptions | undefined,
+    stops: (() => void)[],
+  ): number {
+    const listener = tls === undefined
+      ? Deno.listen({ hostname, port, transport: "tcp" })
+      : Deno.listenTls({ hostname, port, transport: "tcp", cert: tls.cert, key: tls.key });
+    stops.push(() => {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+    });
+    const bound = (listener.addr as Deno.NetAddr).port;
+    this.#track(this.#accept(listener, bound, tls !== undefined));
+    return bound;
+  }
+
+  /**
+   * Listens on TLS requiring a client certificate signed by `tls.caCerts`, with
+   * `node:tls` (loaded only here): `Deno.listenTls` cannot ask for one.
+   */
+  async #listenMutualTls(
+    hostname: string,
+    port: number,
+    tls: TlsListenOptions,
+    stops: (() => void | Promise<void>)[],
+  ): Promise<number> {
+    const [{ createServer }, { Duplex }] = await Promise.all([
+      import("node:tls"),
+      import("node:stream"),
+    ]);
+    const sockets = new Set<import("node:tls").TLSSocket>();
+    const server = createServer({
+      cert: tls.cert,
+      key: tls.key,
+      ca: tls.caCerts,
+      requestCert: true,
+      rejectUnauthorized: true,
+    }, (socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      socket.setNoDelay(true);
+      const remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+      this.#log(`New connection from ${remoteAddress} on port ${bound} (tls).`);
+      const { readable, writable } = Duplex.toWeb(socket);
+      this.handle({
+        readable: readable as ReadableStream<Uint8Array>,
+        writable: writable as WritableStream<Uint8Array>,
+        close: () => socket.destroy(),
+      }, { remoteAddress });
+    });
+    server.on("tlsClientError", (err: Error, socket: { remoteAddress?: string }) => {
+      this.#log(`OpenSSL Error on connection from ${socket.remoteAddress}: ${err.message}`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, hostname, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const bound = (server.address() as { port: number }).port;
+    stops.push(() =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      })
+    );
+    return bound;
   }
 
   /**
@@ -260,16 +408,15 @@ export class Broker implements AsyncDisposable {
   }
 
   async #shutdown(): Promise<void> {
-    try {
-      this.#listener?.close();
-    } catch {
-      // Already closed.
-    }
+    const listeners = [...this.#listeners];
+    this.#listeners.clear();
+    const stopped = Promise.all(listeners.map((stop) => stop()));
     const connections = [...this.#connections];
     for (const connection of connections) connection.close("shutdown");
     await Promise.all(connections.map((connection) => connection.done));
-    await this.#server?.shutdown();
+    await stopped;
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    await this.#ready.catch(() => {});
     this.#router.clear();
   }
 
@@ -283,15 +430,20 @@ export class Broker implements AsyncDisposable {
     const log = this.#options.log;
     if (log === undefined) return;
     try {
-      log(line);
+      // Client ids, user names and topics are the client's text: one line stays one line.
+      log(escapeControls(line));
     } catch {
       // A failing logger must not take the broker down.
     }
   }
 
-  async #accept(listener: Deno.TcpListener, port: number): Promise<void> {
+  async #accept(
+    listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn>,
+    port: number,
+    tls: boolean,
+  ): Promise<void> {
     while (this.#closing === undefined) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.TcpConn | Deno.TlsConn;
       try {
         conn = await listener.accept();
       } catch (err) {
@@ -302,11 +454,11 @@ export class Broker implements AsyncDisposable {
       }
       const remoteAddress = addressOf(conn.remoteAddr);
       try {
-        conn.setNoDelay(true);
+        if ("setNoDelay" in conn) conn.setNoDelay(true);
       } catch {
         // The peer may already be gone; the read loop will notice.
       }
-      this.#log(`New connection from ${remoteAddress} on port ${port}.`);
+      this.#log(`New connection from ${remoteAddress} on port ${port}${tls ? " (tls)" : ""}.`);
       this.handle(
         { readable: conn.readable, writable: conn.writable, close: () => conn.close() },
         { remoteAddress },
@@ -314,7 +466,19 @@ export class Broker implements AsyncDisposable {
     }
   }
 
-  #upgrade(request: Request, info: Deno.ServeHandlerInfo): Response {
+  #upgrade(
+    request: Request,
+    info: Deno.ServeHandlerInfo,
+    allowedOrigins: readonly string[] | undefined,
+    port: number,
+    tls: TlsListenOptions | undefined,
+  ): Response {
+    const origin = request.headers.get("origin");
+    if (allowedOrigins !== undefined && origin !== null && !allowedOrigins.includes(origin)) {
+      // A browser page from elsewhere: its visitors' browsers must not reach the broker.
+      this.#log(`WebSocket connection from origin ${origin} denied (allowedOrigins).`);
+      return new Response("Origin not allowed.\n", { status: 403 });
+    }
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response('MQTT over WebSocket: connect with the "mqtt" subprotocol.\n', {
         status: 426,
@@ -329,12 +493,17 @@ export class Broker implements AsyncDisposable {
       request,
       offered.includes("mqtt") ? { protocol: "mqtt" } : {},
     );
-    this.#log(`New connection from ${remoteAddress} on port ${this.#server?.addr.port} (ws).`);
+    this.#log(`New connection from ${remoteAddress} on port ${port} (${tls ? "wss" : "ws"}).`);
     this.handle(websocketTransport(socket), { remoteAddress });
     return response;
   }
 
   #publishWill(will: Will, client: BrokerClient): void {
+    if (will.topic.startsWith("$SYS")) {
+      // As for a PUBLISH: no client writes to $SYS (Mosquitto's rule).
+      this.#log(`Denied will of ${client.id} to "${will.topic}".`);
+      return;
+    }
     const hook = this.#options.authorizePublish;
     const message = {
       topic: will.topic,

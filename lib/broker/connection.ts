@@ -29,7 +29,9 @@ import { DeadlineTimer } from "../util/deadline_timer.ts";
 import { Queue } from "../util/queue.ts";
 import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
+import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
 import type { BrokerClient, ResolvedBrokerOptions } from "./options.ts";
+import type { RetainedMessage } from "./retained.ts";
 import type { Router } from "./router.ts";
 import type { BrokerSession, SessionOwner } from "./session.ts";
 
@@ -37,6 +39,8 @@ import type { BrokerSession, SessionOwner } from "./session.ts";
 export interface ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly router: Router;
+  /** Settles once persistence is loaded; rejects when it cannot be. */
+  readonly ready: Promise<void>;
   /** Writes a log line (the broker decides whether anyone listens). */
   log(line: string): void;
   /** Publishes a will on behalf of a client whose connection ended without DISCONNECT. */
@@ -51,6 +55,23 @@ const OUTBOX_HIGH = 256;
 const BATCH_BYTES = 64 * 1024;
 /** How long a refusing CONNACK may take to be written before the connection is cut. */
 const FLUSH_TIMEOUT = 1000;
+/** Retained messages moved into a session's queue at a time, when it has room. */
+const RETAINED_BATCH = 32;
+/** Topic levels a retained-message search looks at before it may pause. */
+const RETAINED_STEPS = 1024;
+/** Pauses allowed per write: past this many steps without a match, others run first. */
+const RETAINED_PAUSES = 16;
+
+/** Retained messages still to send for one granted filter. */
+interface RetainedCursor {
+  readonly messages: Iterator<RetainedMessage | undefined>;
+  readonly granted: QoS;
+}
+
+/** Topics no client may publish to (as Mosquitto, which keeps `$SYS` for the broker). */
+function reservedTopic(topic: string): boolean {
+  return topic.startsWith("$SYS");
+}
 
 /** Why a connection ended, for the log line and for what happens to the will. */
 type CloseReason =
@@ -106,8 +127,15 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   #drained: PromiseWithResolvers<void> | undefined = undefined;
   #loops: Promise<unknown> | undefined = undefined;
   #resolveDone!: () => void;
-  /** Settles when the connection closes, so a hook that never answers cannot hold a loop. */
-  readonly #closedSignal: PromiseWithResolvers<typeof CLOSED> = Promise.withResolvers();
+  /**
+   * Settles the hook answer being awaited with {@linkcode CLOSED}, so a hook that never answers
+   * cannot hold a loop once the connection closes. One at a time: packets are handled in order.
+   */
+  #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
+  /** Retained messages to send for new subscriptions, paced by the client's window. */
+  readonly #retained: RetainedCursor[] = [];
+  /** Resumes a retained-message search that paused to let other connections run. */
+  #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #droppingLogged = false;
 
   /** Wraps a transport; nothing is read until {@linkcode start}. */
@@ -117,8 +145,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#transport = transport;
     this.remoteAddress = remoteAddress;
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+    const maxPacketSize = this.#options.maxPacketSize;
     this.#reader = transport.readable
-      .pipeThrough(new PacketReader({ maxPacketSize: this.#options.maxPacketSize }))
+      // Before CONNECT is accepted a client may make the broker hold only what it sent.
+      .pipeThrough(connectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE)))
+      .pipeThrough(new PacketReader({ maxPacketSize }))
       .getReader();
     this.#writer = transport.writable.getWriter();
     this.#machine = new ServerSession(this.#options, this);
@@ -165,7 +196,9 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#machine.closed();
     this.wake();
     this.#drained?.resolve();
-    this.#closedSignal.resolve(CLOSED);
+    this.#abandonHook?.(CLOSED);
+    this.#retained.length = 0;
+    clearTimeout(this.#resumeTimer);
     try {
       this.#transport.close();
     } catch {
@@ -229,6 +262,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         const pending = this.#machine.receive(value, now());
         if (pending !== undefined) await pending;
         this.#armTimer();
+        // An acknowledgement may have opened the window for retained messages still to send.
+        if (this.#retained.length > 0) this.wake();
         if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
           // The client does not read its acknowledgements: stop reading its requests.
           this.#drained = Promise.withResolvers();
@@ -267,7 +302,18 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   /** @internal A PUBLISH arrived: authorize it, then let the machine acknowledge it. */
   publish(packet: PublishPacket): void | Promise<void> {
-    const hook = this.#options.authorizePublish;
+    const options = this.#options;
+    if (packet.qos > options.maxQoS) {
+      return this.#protocolError(`QoS ${packet.qos} PUBLISH over maxQoS ${options.maxQoS}`);
+    }
+    if (packet.retain && !options.retainAvailable) {
+      return this.#protocolError("retained PUBLISH while retainAvailable is false");
+    }
+    if (reservedTopic(packet.topic)) {
+      this.#host.log(`Denied PUBLISH from ${this.id} to "${packet.topic}".`);
+      return this.#machine.acceptPublish(packet, false, now());
+    }
+    const hook = options.authorizePublish;
     if (hook === undefined) return this.#machine.acceptPublish(packet, true, now());
     return this.#authorizePublish(packet, hook);
   }
@@ -339,13 +385,50 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (this.#closed) return;
       if (ok !== true) return this.#refuse(4, "authenticate hook said no", clientId);
     }
+    const keepAlive = packet.keepAlive;
+    if (
+      options.maxKeepAlive < 65_535 && (keepAlive > options.maxKeepAlive || keepAlive === 0)
+    ) {
+      // Mosquitto's max_keepalive: 3.1.1 cannot tell the client a lower value, so refuse.
+      return this.#refuse(2, `keep-alive ${keepAlive} s over maxKeepAlive`, clientId);
+    }
     const router = this.#host.router;
+    let store;
+    try {
+      await this.#host.ready;
+      if (this.#closed) return;
+      const persistence = router.persistence;
+      if (!packet.clean && persistence !== undefined) {
+        const opened = await persistence.sessionStore(clientId, packet.username);
+        const other = router.sessions.get(clientId);
+        if (this.#closed || (other !== undefined && other.username !== packet.username)) {
+          if (opened.created) persistence.dropSession(clientId);
+          if (this.#closed) return;
+        }
+        store = opened.store;
+      }
+    } catch (err) {
+      this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
+      return this.#refuse(3, "the broker cannot keep the session", clientId);
+    }
     const held = router.sessions.get(clientId);
+    if (held !== undefined && held.username !== packet.username) {
+      // A session belongs to the user who opened it: another user may neither resume it nor
+      // end it (and its connection) by taking its client identifier.
+      return this.#refuse(5, "client identifier in use by another user", clientId);
+    }
     if (held?.owner !== undefined) held.owner.evict(); // MQTT-3.1.4-2
-    const { session, present } = router.openSession(clientId, packet.clean);
+    const { session, present } = router.openSession(
+      clientId,
+      packet.clean,
+      packet.username,
+      store,
+    );
     this.id = clientId;
     this.username = packet.username;
-    this.#will = packet.will;
+    const will = packet.will;
+    // Kept for the connection's lifetime: its own buffer, not a view of a network read.
+    this.#will = will === undefined ? undefined : { ...will, payload: will.payload.slice() };
     this.#session = session;
     this.#connected = true;
     // MQTT-3.2.2-1/-2/-3: session present only when a held session is resumed. The machine
@@ -427,13 +510,32 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     for (const [filter, qos] of granted) router.subscribe(session, filter, qos);
     // MQTT-3.8.4-1/-5: one return code per filter, in order.
     this.send({ type: "suback", packetId: packet.packetId, returnCodes });
-    router.sendRetained(session, granted);
+    // MQTT-3.3.1-6: each granted filter's retained messages, after the SUBACK, taken as the
+    // client's window allows instead of all at once into a queue that drops when full.
+    // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
+    for (const [filter, qos] of granted) {
+      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: qos });
+    }
   }
 
   /** A hook's answer, or {@linkcode CLOSED} if the connection closes first. */
   #untilClosed<T>(answer: T | Promise<T>): T | Promise<T | typeof CLOSED> {
     if (!(answer instanceof Promise)) return answer;
-    return Promise.race([answer, this.#closedSignal.promise]);
+    // Not Promise.race against a promise that lives as long as the connection: each race would
+    // leave a reaction on it, a leak per hook call until the connection ends.
+    return new Promise<T | typeof CLOSED>((resolve, reject) => {
+      this.#abandonHook = resolve;
+      answer.then(
+        (value) => {
+          this.#abandonHook = undefined;
+          resolve(value);
+        },
+        (err) => {
+          this.#abandonHook = undefined;
+          reject(err);
+        },
+      );
+    });
   }
 
   // ---- writing ----
@@ -500,7 +602,10 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // In order and within the window (MQTT-4.6.0-6): a QoS 1/2 message at the head waiting
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext();
-      if (entry === undefined) break;
+      if (entry === undefined) {
+        if (this.#queueRetained(session)) continue;
+        break;
+      }
       const packet = entry.packet!;
       packets.push(packet);
       bytes += encodedLength(packet);
@@ -510,5 +615,41 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
     }
     return bytes;
+  }
+
+  /**
+   * Moves retained messages still to send into the session's queue while it holds fewer than a
+   * batch; returns whether any moved. Called when nothing else can be sent, so retained
+   * messages go out as fast as the client acknowledges them and never overflow its queue.
+   */
+  #queueRetained(session: BrokerSession): boolean {
+    const cursors = this.#retained;
+    const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
+    let moved = 0;
+    let pauses = 0;
+    while (cursors.length > 0 && moved < room) {
+      const cursor = cursors[0];
+      const next = cursor.messages.next();
+      if (next.done) {
+        cursors.shift();
+        continue;
+      }
+      const message = next.value;
+      if (message === undefined) {
+        // A long search (say 2,000 filters like "r/+/x" over 100,000 retained topics "r/…")
+        // must not hold the event loop: let the other connections run, then go on.
+        if (++pauses < RETAINED_PAUSES) continue;
+        this.#resumeTimer ??= setTimeout(() => {
+          this.#resumeTimer = undefined;
+          this.wake();
+        }, 0);
+        break;
+      }
+      // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
+      const qos = (message.qos < cursor.granted ? message.qos : cursor.granted) as QoS;
+      session.enqueue({ topic: message.topic, payload: message.payload, qos, retain: true });
+      moved++;
+    }
+    return moved > 0;
   }
 }

@@ -64,7 +64,10 @@ export interface BrokerOptions {
    * closes that connection as soon as its fixed header is read. Default 16 MiB.
    */
   maxPacketSize?: number;
-  /** Highest QoS granted to a subscription. Default 2. */
+  /**
+   * Highest QoS granted to a subscription (Mosquitto's `max_qos`); a client
+   * publishing with a higher QoS is disconnected, as Mosquitto does. Default 2.
+   */
   maxQoS?: QoS;
   /**
    * Most outgoing QoS 1/2 PUBLISH awaiting acknowledgement per client; later
@@ -83,9 +86,34 @@ export interface BrokerOptions {
    * `maxPacketSize` when that is larger (so one message always fits).
    */
   maxQueuedBytes?: number;
+  /**
+   * Most retained messages held. When full, a retained PUBLISH to a topic that
+   * holds none is delivered but not retained, and a line is logged; updating or
+   * clearing a held topic always works. So what is retained cannot be pushed
+   * out by a flood of new topics. Default 100 000.
+   */
+  maxRetained?: number;
+  /** Most topic plus payload bytes of retained messages, with the rule of `maxRetained`. Default 256 MiB. */
+  maxRetainedBytes?: number;
+  /**
+   * Whether retained messages are supported (Mosquitto's `retain_available`).
+   * When false, a client that sends a PUBLISH with RETAIN=1 is disconnected,
+   * as Mosquitto does with 3.1.1 clients. Default true.
+   */
+  retainAvailable?: boolean;
+  /**
+   * Largest keep-alive, in seconds, a client may ask for (Mosquitto's
+   * `max_keepalive`); 3.1.1 cannot tell a client to use less, so a CONNECT
+   * asking for more, or for none (0) when this is below 65 535, is refused with
+   * CONNACK 2, as Mosquitto does. Default 65 535 (no limit).
+   */
+  maxKeepAlive?: number;
   /** Most open connections (including ones that have not sent CONNECT yet). Default 10 000. */
   maxConnections?: number;
-  /** Milliseconds a new connection has to send CONNECT before it is closed. Default 10 000. */
+  /**
+   * Milliseconds a new connection has to send CONNECT and be accepted (the
+   * `authenticate` hook included) before it is closed. Default 10 000.
+   */
   connectTimeout?: number;
   /**
    * Checks a client's credentials. Returning `false` refuses the connection
@@ -111,6 +139,21 @@ export interface BrokerOptions {
   ) => QoS | false | Promise<QoS | false>;
   /** Receives one line per connection event, worded like Mosquitto's log. Default: silent. */
   log?: (line: string) => void;
+  /**
+   * A directory where retained messages and persistent sessions (clean
+   * session 0: subscriptions, queued and in-flight messages) are kept across
+   * a restart. Each change is written before the broker acknowledges what
+   * caused it, so a killed process loses nothing acknowledged. Loaded by
+   * {@linkcode Broker.listen} (or the first connection given to `handle`);
+   * messages published with {@linkcode Broker.publish} before then are not
+   * kept. Default: memory only.
+   */
+  persistence?: string;
+  /**
+   * With `persistence`, also flush each change to the disk (fsync), so it
+   * survives a power loss, not only a killed process. Default false.
+   */
+  persistenceFsync?: boolean;
 }
 
 /**
@@ -129,6 +172,45 @@ export interface ListenOptions {
   hostname?: string;
   /** WebSocket port (path-agnostic, subprotocol "mqtt"); 0 picks a free one. Default: no WebSocket. */
   wsPort?: number;
+  /**
+   * Browser origins allowed on the WebSocket listener, e.g. `["https://app.example"]`.
+   * An upgrade request with any other `Origin` header gets 403, so a web page
+   * elsewhere cannot make its visitors' browsers talk to the broker; a request
+   * without `Origin` (not from a browser) is served. Default: every origin.
+   */
+  allowedOrigins?: string[];
+  /**
+   * Serve TLS on these listeners (mqtts:// and wss://) with this certificate.
+   * See {@linkcode TlsListenOptions}.
+   */
+  tls?: TlsListenOptions;
+}
+
+/**
+ * The certificate of a TLS listener, and whether clients must present one.
+ *
+ * @example
+ * ```ts ignore
+ * const tls: TlsListenOptions = {
+ *   cert: await Deno.readTextFile("server.crt"),
+ *   key: await Deno.readTextFile("server.key"),
+ *   caCerts: [await Deno.readTextFile("ca.crt")],
+ *   requireClientCert: true,
+ * };
+ * ```
+ */
+export interface TlsListenOptions {
+  /** The server's certificate chain, PEM. */
+  cert: string;
+  /** Its private key, PEM. */
+  key: string;
+  /** CAs that sign client certificates, PEM (Mosquitto's `cafile`). */
+  caCerts?: string[];
+  /**
+   * Refuse clients without a certificate signed by one of `caCerts`
+   * (Mosquitto's `require_certificate`). Default false.
+   */
+  requireClientCert?: boolean;
 }
 
 /**
@@ -147,6 +229,8 @@ export interface ListenAddress {
   port: number;
   /** The WebSocket port bound, when one was asked for. */
   wsPort?: number;
+  /** Whether the listeners serve TLS. */
+  tls?: boolean;
 }
 
 /**
@@ -197,12 +281,18 @@ export interface ResolvedBrokerOptions {
   maxInflight: number;
   maxQueuedMessages: number;
   maxQueuedBytes: number;
+  maxRetained: number;
+  maxRetainedBytes: number;
+  retainAvailable: boolean;
+  maxKeepAlive: number;
   maxConnections: number;
   connectTimeout: number;
   authenticate: BrokerOptions["authenticate"];
   authorizePublish: BrokerOptions["authorizePublish"];
   authorizeSubscribe: BrokerOptions["authorizeSubscribe"];
   log: ((line: string) => void) | undefined;
+  persistence: string | undefined;
+  persistenceFsync: boolean;
 }
 
 /** The defaults of {@linkcode BrokerOptions}. */
@@ -212,6 +302,9 @@ export const BROKER_DEFAULTS: {
   readonly maxInflight: number;
   readonly maxQueuedMessages: number;
   readonly maxQueuedBytes: number;
+  readonly maxRetained: number;
+  readonly maxRetainedBytes: number;
+  readonly maxKeepAlive: number;
   readonly maxConnections: number;
   readonly connectTimeout: number;
 } = Object.freeze({
@@ -220,6 +313,9 @@ export const BROKER_DEFAULTS: {
   maxInflight: 20,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
+  maxRetained: 100_000,
+  maxRetainedBytes: 256 * 1024 * 1024,
+  maxKeepAlive: 65_535,
   maxConnections: 10_000,
   connectTimeout: 10_000,
 });
@@ -264,10 +360,26 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     // Packet identifiers are 16-bit (MQTT-2.3.1-1).
     throw new MqttError("INVALID_OPTION", "broker option maxInflight must be at most 65535");
   }
+  const maxKeepAlive = positiveInteger(
+    "maxKeepAlive",
+    options.maxKeepAlive,
+    BROKER_DEFAULTS.maxKeepAlive,
+  );
+  if (maxKeepAlive > 65_535) {
+    throw new MqttError("INVALID_OPTION", "broker option maxKeepAlive must be at most 65535");
+  }
   return {
     maxPacketSize,
     maxQoS,
     maxInflight,
+    maxRetained: positiveInteger("maxRetained", options.maxRetained, BROKER_DEFAULTS.maxRetained),
+    maxRetainedBytes: positiveInteger(
+      "maxRetainedBytes",
+      options.maxRetainedBytes,
+      BROKER_DEFAULTS.maxRetainedBytes,
+    ),
+    retainAvailable: options.retainAvailable ?? true,
+    maxKeepAlive,
     maxQueuedMessages: positiveInteger(
       "maxQueuedMessages",
       options.maxQueuedMessages,
@@ -292,5 +404,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     authorizePublish: options.authorizePublish,
     authorizeSubscribe: options.authorizeSubscribe,
     log: options.log,
+    persistence: options.persistence,
+    persistenceFsync: options.persistenceFsync ?? false,
   };
 }

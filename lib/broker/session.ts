@@ -7,6 +7,7 @@
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
+import type { Store } from "../store/store.ts";
 
 /** An application message queued for one client, QoS already downgraded for it. */
 export interface Delivery {
@@ -62,6 +63,10 @@ export class BrokerSession {
   readonly subscriptions: Map<string, QoS> = new Map();
   /** Packet ids, in-flight outgoing messages, waiting queue, incoming QoS 2 ids. */
   readonly state: SessionState;
+  /** The user name of the client that opened the session; only it may resume the session. */
+  readonly username: string | undefined;
+  /** Where a persistent session is kept across restarts (the broker's `persistence`), if anywhere. */
+  readonly store: Store | undefined;
   /** The live connection using this session, if any. */
   owner: SessionOwner | undefined = undefined;
   /** Messages dropped from this session's full queue. */
@@ -73,14 +78,26 @@ export class BrokerSession {
     else this.owner?.flowFailed(error);
   };
 
-  /** Creates an empty session whose queue holds at most `limits` messages and bytes. */
-  constructor(clientId: string, clean: boolean, limits: QueueLimits) {
+  /**
+   * Creates a session whose queue holds at most `limits` messages and bytes;
+   * with a `store`, loaded from it and recorded in it.
+   */
+  constructor(
+    clientId: string,
+    clean: boolean,
+    limits: QueueLimits,
+    username?: string,
+    store?: Store,
+  ) {
     this.clientId = clientId;
+    this.username = username;
     this.clean = clean;
+    this.store = store;
     this.state = new SessionState({
       maxQueued: limits.maxQueued,
       maxQueuedBytes: limits.maxQueuedBytes,
       overflow: "drop-oldest",
+      store,
     });
   }
 

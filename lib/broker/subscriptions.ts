@@ -4,15 +4,11 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
-import { topicMatches } from "../util/topic_filter.ts";
-
-function isWildcard(filter: string): boolean {
-  return filter.includes("+") || filter.includes("#");
-}
+import { TopicTree } from "../util/topic_tree.ts";
 
 /**
- * Topic filters of every session. Filters without wildcards are found by one
- * map lookup; wildcard filters are tested one by one with `topicMatches`.
+ * Topic filters of every session, in a {@linkcode TopicTree}: a PUBLISH costs
+ * the filters along its topic's levels, not every wildcard filter held.
  *
  * @example
  * ```ts
@@ -25,8 +21,7 @@ function isWildcard(filter: string): boolean {
  * ```
  */
 export class SubscriptionIndex<S> {
-  #exact = new Map<string, Map<S, QoS>>();
-  #wildcard = new Map<string, Map<S, QoS>>();
+  readonly #tree = new TopicTree<Map<S, QoS>>();
   #size = 0;
 
   /** Number of (filter, subscriber) pairs. */
@@ -36,11 +31,10 @@ export class SubscriptionIndex<S> {
 
   /** Adds or replaces `subscriber`'s subscription to `filter` (MQTT-3.8.4-3). */
   add(filter: string, subscriber: S, qos: QoS): void {
-    const table = isWildcard(filter) ? this.#wildcard : this.#exact;
-    let entry = table.get(filter);
+    let entry = this.#tree.get(filter);
     if (entry === undefined) {
       entry = new Map();
-      table.set(filter, entry);
+      this.#tree.set(filter, entry);
     }
     if (!entry.has(subscriber)) this.#size++;
     entry.set(subscriber, qos);
@@ -48,10 +42,9 @@ export class SubscriptionIndex<S> {
 
   /** Removes `subscriber`'s subscription to `filter`; returns whether there was one. */
   remove(filter: string, subscriber: S): boolean {
-    const table = isWildcard(filter) ? this.#wildcard : this.#exact;
-    const entry = table.get(filter);
+    const entry = this.#tree.get(filter);
     if (entry === undefined || !entry.delete(subscriber)) return false;
-    if (entry.size === 0) table.delete(filter);
+    if (entry.size === 0) this.#tree.delete(filter);
     this.#size--;
     return true;
   }
@@ -63,15 +56,12 @@ export class SubscriptionIndex<S> {
    */
   match(topic: string): Map<S, QoS> {
     const result = new Map<S, QoS>();
-    const exact = this.#exact.get(topic);
-    if (exact !== undefined) { for (const [subscriber, qos] of exact) result.set(subscriber, qos); }
-    for (const [filter, entry] of this.#wildcard) {
-      if (!topicMatches(filter, topic)) continue;
+    this.#tree.match(topic, (entry) => {
       for (const [subscriber, qos] of entry) {
         const known = result.get(subscriber);
         if (known === undefined || known < qos) result.set(subscriber, qos);
       }
-    }
+    });
     return result;
   }
 }

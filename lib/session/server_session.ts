@@ -57,8 +57,9 @@ export interface ServerSessionOptions {
  * `awaiting-connect → connected → closed`.
  *
  * - The first packet must be CONNECT (MQTT-3.1.0-1), a second one is a
- *   protocol violation (MQTT-3.1.0-2); no CONNECT within `connectTimeout`
- *   closes with `connect-timeout`.
+ *   protocol violation (MQTT-3.1.0-2); a CONNECT not accepted within
+ *   `connectTimeout` (not sent, or still being authenticated) closes with
+ *   `connect-timeout`.
  * - Keep-alive: no packet from the client for one and a half times its
  *   keep-alive closes with `keepalive` (MQTT-3.1.2-24).
  * - PINGREQ is answered with PINGRESP (MQTT-3.12.4-1).
@@ -175,7 +176,8 @@ export class ServerSession {
         return this.#violation(`first packet is ${packet.type}, not CONNECT (MQTT-3.1.0-1)`);
       }
       this.#connectSeen = true;
-      this.#connectDeadline = Infinity;
+      // The CONNECT deadline stays until `accept`: an authentication that never answers must
+      // not keep the connection open forever.
       return handler.connect(packet);
     }
     switch (packet.type) {

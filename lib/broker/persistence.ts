@@ -1,0 +1,361 @@
+/**
+ * The embedded broker's optional persistence: retained messages and
+ * persistent sessions in a directory, kept across a restart.
+ *
+ * Layout of the directory:
+ * - `broker.lock`: held (advisory, exclusive) while a broker uses the directory.
+ * - `retained.journal`: the retained messages, a journal in the format of
+ *   `../store/journal.ts` (each retained PUBLISH a `pushWaiting` record with
+ *   RETAIN set; a clear is one with an empty payload and RETAIN clear), compacted
+ *   into a snapshot (`.tmp`, then an atomic rename) once it grows past twice
+ *   what is live.
+ * - `sessions/<key>.journal`: one {@linkcode FileStore} per persistent session
+ *   (subscriptions, in-flight and queued messages, incoming QoS 2 ids), and
+ *   `sessions/<key>.json`: its client identifier and user name.
+ *
+ * Durability is `FileStore`'s: every change is written synchronously before
+ * the broker acknowledges what caused it (PUBACK, PUBREC, SUBACK), so a
+ * killed process (SIGKILL) loses nothing acknowledged; `fsync` adds a flush to
+ * the disk per change, for power loss. A torn tail is ignored; damaged records
+ * are skipped, a copy of the damaged file is kept (`<file>.corrupt-<n>`) and
+ * the damage is logged, never dropped silently.
+ *
+ * @module
+ */
+import type { QoS } from "../codec/packet.ts";
+import { MqttError } from "../errors.ts";
+import { FileStore } from "../store/file_store.ts";
+import {
+  Encoder,
+  Image,
+  isJournalHeader,
+  MAGIC,
+  PUSH,
+  replay,
+  StoreCorruptionError,
+} from "../store/journal.ts";
+import type { PublishRecord } from "../store/store.ts";
+import type { RetainedMessage } from "./retained.ts";
+
+/** A persistent session found in the directory. */
+export interface PersistedSession {
+  clientId: string;
+  username: string | undefined;
+  store: FileStore;
+}
+
+/** Journal size below which the retained journal is never compacted. */
+const COMPACT_BYTES = 4 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextEncoder();
+
+function storeError(message: string, cause: unknown): MqttError {
+  return new MqttError("STORE_ERROR", `${message}: ${(cause as Error)?.message ?? cause}`, {
+    cause,
+  });
+}
+
+function writeAll(file: Deno.FsFile, data: Uint8Array): void {
+  let at = 0;
+  while (at < data.length) at += file.writeSync(data.subarray(at));
+}
+
+/**
+ * A file name for a client identifier: its UTF-8 bytes in hex when short,
+ * else a prefix and a 64-bit FNV-1a hash (the `.json` beside it names the
+ * identifier, so a collision is noticed).
+ */
+function keyOf(clientId: string): string {
+  const bytes = utf8.encode(clientId);
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  if (bytes.length <= 96) return `c${hex(bytes)}`;
+  let h = 0xcbf29ce484222325n;
+  for (const b of bytes) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
+  return `h${hex(bytes.subarray(0, 32))}-${h.toString(16)}`;
+}
+
+/**
+ * The broker's directory: the retained journal and the session stores.
+ *
+ * @example
+ * ```ts ignore
+ * const persistence = await Persistence.open("./broker-data", { log: console.log });
+ * for (const message of persistence.retained) console.log(message.topic);
+ * persistence.close();
+ * ```
+ */
+export class Persistence {
+  readonly #dir: string;
+  readonly #fsync: boolean;
+  readonly #log: (line: string) => void;
+  readonly #lock: Deno.FsFile;
+  /** The retained messages as loaded, by topic (the broker's store takes them at start). */
+  readonly retained: Map<string, RetainedMessage>;
+  /** The persistent sessions as loaded. */
+  readonly sessions: PersistedSession[];
+  /** Open session stores by client identifier. */
+  readonly #stores = new Map<string, FileStore>();
+  readonly #enc = new Encoder();
+  #file: Deno.FsFile | undefined;
+  #size = 0;
+  #liveBytes = 0;
+  /**
+   * Where compaction reads the live retained messages: the loaded ones until the broker
+   * takes them over and points this at its own store.
+   */
+  retainedSource: () => Iterable<RetainedMessage> = () => this.retained.values();
+
+  private constructor(
+    dir: string,
+    fsync: boolean,
+    log: (line: string) => void,
+    lock: Deno.FsFile,
+    retained: Map<string, RetainedMessage>,
+    sessions: PersistedSession[],
+  ) {
+    this.#dir = dir;
+    this.#fsync = fsync;
+    this.#log = log;
+    this.#lock = lock;
+    this.retained = retained;
+    this.sessions = sessions;
+    for (const session of sessions) this.#stores.set(session.clientId, session.store);
+  }
+
+  /**
+   * Opens (or creates) the directory and loads it. Throws `STORE_ERROR` when
+   * it cannot be read or written, or another broker uses it.
+   */
+  static async open(
+    dir: string,
+    options: { fsync?: boolean; log: (line: string) => void },
+  ): Promise<Persistence> {
+    const { log } = options;
+    const fsync = options.fsync ?? false;
+    try {
+      await Deno.mkdir(`${dir}/sessions`, { recursive: true });
+    } catch (err) {
+      throw storeError(`cannot create ${dir}`, err);
+    }
+    let lock: Deno.FsFile;
+    try {
+      lock = await Deno.open(`${dir}/broker.lock`, { write: true, create: true });
+    } catch (err) {
+      throw storeError(`cannot open ${dir}/broker.lock`, err);
+    }
+    if (!(await lock.tryLock(true))) {
+      lock.close();
+      throw new MqttError("STORE_ERROR", `${dir} is in use by another broker`);
+    }
+    const sessions: PersistedSession[] = [];
+    try {
+      const retained = await loadRetained(`${dir}/retained.journal`, log);
+      for await (const entry of Deno.readDir(`${dir}/sessions`)) {
+        if (!entry.isFile || !entry.name.endsWith(".json")) continue;
+        const key = entry.name.slice(0, -5);
+        let meta: { clientId: string; username?: string };
+        try {
+          meta = JSON.parse(await Deno.readTextFile(`${dir}/sessions/${entry.name}`));
+        } catch (err) {
+          log(`Persistence: skipping session ${key}: unreadable ${entry.name} (${err}).`);
+          continue;
+        }
+        const store = await FileStore.open(`${dir}/sessions/${key}.journal`, {
+          fsync,
+          onCorruption: (error) => log(`Persistence: ${error.message}.`),
+        });
+        sessions.push({ clientId: meta.clientId, username: meta.username, store });
+      }
+      const persistence = new Persistence(dir, fsync, log, lock, retained, sessions);
+      persistence.#compactRetained();
+      return persistence;
+    } catch (err) {
+      for (const session of sessions) session.store.close();
+      lock.close();
+      throw err;
+    }
+  }
+
+  /**
+   * The store of `clientId`'s persistent session: the open one, or a new one
+   * (its `.json` written first, so a crash leaves no journal without a name).
+   */
+  async sessionStore(
+    clientId: string,
+    username: string | undefined,
+  ): Promise<{ store: FileStore; created: boolean }> {
+    const open = this.#stores.get(clientId);
+    if (open !== undefined) return { store: open, created: false };
+    const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
+    const meta = `${base}.json`;
+    try {
+      const tmp = `${meta}.tmp`;
+      await Deno.writeTextFile(tmp, JSON.stringify({ clientId, username }));
+      await Deno.rename(tmp, meta);
+    } catch (err) {
+      throw storeError(`cannot write ${meta}`, err);
+    }
+    // Opened meanwhile by another connection of this client: use that one.
+    const raced = this.#stores.get(clientId);
+    if (raced !== undefined) return { store: raced, created: false };
+    try {
+      await Deno.remove(`${base}.journal`);
+    } catch {
+      // Nothing left from an earlier session of this name.
+    }
+    const store = await FileStore.open(`${base}.journal`, { fsync: this.#fsync });
+    const again = this.#stores.get(clientId);
+    if (again !== undefined) {
+      store.close();
+      return { store: again, created: false };
+    }
+    this.#stores.set(clientId, store);
+    return { store, created: true };
+  }
+
+  /** Forgets `clientId`'s persistent session: closes its store and removes its files. */
+  dropSession(clientId: string): void {
+    const store = this.#stores.get(clientId);
+    if (store === undefined) return;
+    this.#stores.delete(clientId);
+    store.close();
+    const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
+    // The name first: a journal without one is never loaded.
+    for (const path of [`${base}.json`, `${base}.journal`, `${base}.journal.lock`]) {
+      try {
+        Deno.removeSync(path);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) {
+          this.#log(`Persistence: cannot remove ${path}: ${err}.`);
+        }
+      }
+    }
+  }
+
+  /** Records that `topic` retains `payload` (empty: retains nothing any more). */
+  retain(topic: string, payload: Uint8Array, qos: QoS, before: Uint8Array | undefined): void {
+    const record: PublishRecord = payload.length === 0
+      ? { topic, payload: EMPTY, qos: 0, retain: false }
+      : { topic, payload, qos, retain: true };
+    this.#enc.publish(PUSH, 0, record, 0);
+    this.#append();
+    this.#liveBytes += (payload.length === 0 ? 0 : topic.length * 3 + payload.length + 14) -
+      (before === undefined ? 0 : topic.length * 3 + before.length + 14);
+    if (this.#size > Math.max(COMPACT_BYTES, 2 * this.#liveBytes)) {
+      try {
+        this.#compactRetained();
+      } catch (err) {
+        this.#log(`Persistence: cannot compact the retained journal: ${err}.`);
+      }
+    }
+  }
+
+  /** Closes every file; what is written stays. */
+  close(): void {
+    for (const store of this.#stores.values()) store.close();
+    this.#stores.clear();
+    this.#file?.close();
+    this.#file = undefined;
+    try {
+      this.#lock.close();
+    } catch {
+      // Closed already.
+    }
+  }
+
+  #append(): void {
+    const enc = this.#enc;
+    const data = enc.buf.subarray(0, enc.length);
+    enc.length = 0;
+    const file = this.#file;
+    if (file === undefined) throw new MqttError("STORE_ERROR", "the broker's store is closed");
+    try {
+      writeAll(file, data);
+      if (this.#fsync) file.syncDataSync();
+    } catch (err) {
+      try {
+        file.truncateSync(this.#size);
+        file.seekSync(this.#size, Deno.SeekMode.Start);
+      } catch {
+        // Left as a torn tail, which loading ignores.
+      }
+      throw storeError(`cannot write ${this.#dir}/retained.journal`, err);
+    }
+    this.#size += data.length;
+  }
+
+  /** Writes the retained messages as a fresh journal and renames it over the old one. */
+  #compactRetained(): void {
+    const path = `${this.#dir}/retained.journal`;
+    const tmp = `${path}.tmp`;
+    const enc = new Encoder();
+    enc.reserve(MAGIC.length);
+    enc.buf.set(MAGIC, 0);
+    enc.length = MAGIC.length;
+    let live = 0;
+    for (const message of this.retainedSource()) {
+      enc.publish(PUSH, 0, { ...message, retain: true }, 0);
+      live += message.topic.length * 3 + message.payload.length + 14;
+    }
+    const data = enc.buf.subarray(0, enc.length);
+    const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    try {
+      writeAll(file, data);
+      if (this.#fsync) file.syncSync();
+      Deno.renameSync(tmp, path);
+    } catch (err) {
+      file.close();
+      try {
+        Deno.removeSync(tmp);
+      } catch {
+        // Gone already.
+      }
+      throw storeError(`cannot compact ${path}`, err);
+    }
+    this.#file?.close();
+    this.#file = file;
+    this.#size = data.length;
+    this.#liveBytes = live;
+  }
+}
+
+/** Reads the retained journal at `path` (none: no retained messages). */
+async function loadRetained(
+  path: string,
+  log: (line: string) => void,
+): Promise<Map<string, RetainedMessage>> {
+  const retained = new Map<string, RetainedMessage>();
+  let buf: Uint8Array;
+  try {
+    buf = await Deno.readFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return retained;
+    throw storeError(`cannot read ${path}`, err);
+  }
+  if (buf.length < MAGIC.length) return retained; // created, never written
+  if (!isJournalHeader(buf.subarray(0, MAGIC.length))) {
+    throw new MqttError("STORE_ERROR", `${path} is not a journal`);
+  }
+  const image = new Image();
+  const { damaged } = replay(buf, image);
+  if (damaged.length > 0) {
+    let keptAt: string | undefined;
+    for (let n = 1; keptAt === undefined; n++) {
+      const copy = `${path}.corrupt-${n}`;
+      try {
+        await Deno.writeFile(copy, buf, { createNew: true });
+        keptAt = copy;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) {
+          throw storeError(`cannot keep a copy of the damaged ${path}`, err);
+        }
+      }
+    }
+    log(`Persistence: ${new StoreCorruptionError(path, damaged, keptAt).message}.`);
+  }
+  for (const record of image.waiting) {
+    if (record.retain) retained.set(record.topic, record);
+    else retained.delete(record.topic);
+  }
+  return retained;
+}

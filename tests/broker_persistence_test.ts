@@ -1,0 +1,250 @@
+/**
+ * The embedded broker's `persistence`: retained messages and persistent
+ * sessions across a restart, a clean one, and one after SIGKILL mid-stream.
+ */
+import assert from "node:assert/strict";
+import { Broker } from "../broker.ts";
+import type { PublishPacket } from "../lib/codec/packet.ts";
+import { bytes, RawClient } from "./broker_helpers.ts";
+
+const MAIN = new URL("../examples/broker_main.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+const text = (payload: Uint8Array) => decoder.decode(payload);
+
+Deno.test("persistence: retained messages, subscriptions and queued messages survive close and reopen", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-persistence-" });
+  try {
+    {
+      await using broker = new Broker({ persistence: dir });
+      const { port } = await broker.listen({ port: 0 });
+      const { client: durable } = await RawClient.connect(port, {
+        clientId: "durable",
+        clean: false,
+        username: "alice",
+      });
+      await durable.subscribe([["d/#", 1]]);
+      await durable.send({ type: "disconnect" });
+      await durable.expectClosed();
+      durable.close();
+      const { client: pub } = await RawClient.connect(port, { clientId: "pub" });
+      for (let i = 1; i <= 3; i++) {
+        await pub.publish("d/x", `queued ${i}`, 1, i);
+        await pub.expect("puback");
+      }
+      await pub.send({
+        type: "publish",
+        topic: "status",
+        payload: bytes("kept"),
+        qos: 1,
+        retain: true,
+        dup: false,
+        packetId: 9,
+      });
+      await pub.expect("puback");
+      pub.close();
+    }
+    await using broker = new Broker({ persistence: dir });
+    const { port } = await broker.listen({ port: 0 });
+    assert.equal(broker.stats().retained, 1);
+    assert.equal(broker.stats().sessions, 1);
+    // Another user cannot have the restored session either.
+    const bob = await RawClient.connect(port, {
+      clientId: "durable",
+      clean: false,
+      username: "bob",
+    });
+    assert.equal(bob.returnCode, 5);
+    bob.client.close();
+    const { client, sessionPresent } = await RawClient.connect(port, {
+      clientId: "durable",
+      clean: false,
+      username: "alice",
+    });
+    assert.equal(sessionPresent, true);
+    for (let i = 1; i <= 3; i++) {
+      const message = await client.expect("publish");
+      assert.equal(text(message.payload), `queued ${i}`);
+      await client.send({ type: "puback", packetId: message.packetId! });
+    }
+    // The restored subscription routes new messages.
+    broker.publish("d/y", "live", { qos: 1 });
+    const live = await client.expect("publish");
+    assert.equal(text(live.payload), "live");
+    await client.send({ type: "puback", packetId: live.packetId! });
+    assert.deepEqual(await client.subscribe([["status", 0]]), [0]);
+    assert.equal(text((await client.expect("publish")).payload), "kept");
+    client.close();
+    // A clean connection ends the stored session, on disk too.
+    const cleaned = await RawClient.connect(port, {
+      clientId: "durable",
+      clean: true,
+      username: "alice",
+    });
+    cleaned.client.close();
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(`${dir}/sessions`)) names.push(entry.name);
+    assert.deepEqual(names.filter((n) => !n.endsWith(".lock")), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Starts `deno task broker --persistence dir` on a free port; resolves with the port. */
+async function startBrokerProcess(dir: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "-q", "-p", "0", "--persistence", dir],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  let port: number | undefined;
+  while (port === undefined) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the broker exited: ${out}`);
+    out += value;
+    const match = out.match(/listen socket on [^:]+:(\d+)\./);
+    if (match) port = Number(match[1]);
+  }
+  return {
+    port,
+    async kill(signal: Deno.Signal) {
+      child.kill(signal);
+      await reader.cancel().catch(() => {});
+      return await child.status;
+    },
+  };
+}
+
+Deno.test("persistence: SIGKILL mid-stream, restart: every acknowledged message and subscription is kept", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-sigkill-" });
+  try {
+    let broker = await startBrokerProcess(dir);
+    // A durable subscriber that takes messages but never acknowledges them: some are in
+    // flight (maxInflight 20), the rest queued, when the broker dies.
+    const { client: durable } = await RawClient.connect(broker.port, {
+      clientId: "durable",
+      clean: false,
+    });
+    await durable.subscribe([["s/#", 1]]);
+    const { client: pub } = await RawClient.connect(broker.port, { clientId: "pub" });
+    await pub.send({
+      type: "publish",
+      topic: "s/retained",
+      payload: bytes("kept"),
+      qos: 1,
+      retain: true,
+      dup: false,
+      packetId: 1,
+    });
+    await pub.expect("puback");
+    const acked = new Set<string>();
+    // Ten PUBLISH in flight at a time; the broker is killed after the 300th PUBACK.
+    let sent = 0;
+    const window = 10;
+    for (; sent < window; sent++) await pub.publish("s/x", `m${sent}`, 1, 2 + sent);
+    let killed = false;
+    while (!killed) {
+      const result = await pub.read();
+      if ("closed" in result) break;
+      assert.equal(result.packet.type, "puback");
+      const id = (result.packet as { packetId: number }).packetId;
+      acked.add(`m${id - 2}`);
+      if (acked.size === 300) {
+        const status = await broker.kill("SIGKILL");
+        assert.equal(status.signal, "SIGKILL");
+        killed = true;
+        break;
+      }
+      await pub.publish("s/x", `m${sent}`, 1, 2 + (sent % 60000));
+      sent++;
+    }
+    pub.close();
+    durable.close();
+    assert.ok(killed);
+
+    broker = await startBrokerProcess(dir);
+    try {
+      const { client, sessionPresent } = await RawClient.connect(broker.port, {
+        clientId: "durable",
+        clean: false,
+      });
+      assert.equal(sessionPresent, true, "the session survived");
+      const received = new Set<string>();
+      while (true) {
+        let result;
+        try {
+          result = await client.read(1000);
+        } catch {
+          break; // a second of silence: everything queued has arrived
+        }
+        if ("closed" in result) break;
+        const message = result.packet as PublishPacket;
+        received.add(text(message.payload));
+        await client.send({ type: "puback", packetId: message.packetId! });
+      }
+      for (const id of acked) assert.ok(received.has(id), `acknowledged ${id} was lost`);
+      // The subscription itself survived: a new message is routed to it.
+      const { client: again } = await RawClient.connect(broker.port, { clientId: "pub2" });
+      await again.publish("s/after", "after", 1);
+      await again.expect("puback");
+      assert.equal(text((await client.expect("publish")).payload), "after");
+      assert.deepEqual(await again.subscribe([["s/retained", 0]]), [0]);
+      assert.equal(text((await again.expect("publish")).payload), "kept");
+      again.close();
+      client.close();
+    } finally {
+      await broker.kill("SIGTERM");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("persistence: a torn tail of the retained journal is ignored; a damaged record is skipped, kept and logged", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-damage-" });
+  try {
+    {
+      await using broker = new Broker({ persistence: dir });
+      await broker.listen({ port: 0 });
+      for (const topic of ["a", "b", "c"]) {
+        broker.publish(topic, `payload of ${topic}`, { retain: true });
+      }
+    }
+    const path = `${dir}/retained.journal`;
+    const journal = await Deno.readFile(path);
+    // A torn tail: the start of a record (its length says 100 bytes; 3 are there).
+    await Deno.writeFile(path, new Uint8Array([...journal, 100, 0, 0, 0, 4, 0, 0]));
+    {
+      const lines: string[] = [];
+      await using broker = new Broker({ persistence: dir, log: (line) => lines.push(line) });
+      await broker.listen({ port: 0 });
+      assert.equal(broker.stats().retained, 3);
+      assert.deepEqual(lines.filter((l) => l.includes("damaged")), []);
+    }
+    // Damage inside the record of "b": its CRC no longer matches.
+    const now = await Deno.readFile(path);
+    const at = new TextDecoder().decode(now).indexOf("payload of b");
+    now[at + 3] ^= 0xff;
+    await Deno.writeFile(path, now);
+    const lines: string[] = [];
+    await using broker = new Broker({ persistence: dir, log: (line) => lines.push(line) });
+    const { port } = await broker.listen({ port: 0 });
+    assert.equal(broker.stats().retained, 2, "a and c are read past the damage");
+    const report = lines.find((l) => l.includes("damaged bytes"));
+    assert.ok(report, lines.join("\n"));
+    assert.match(report, /retained\.journal\.corrupt-1/);
+    await Deno.stat(`${path}.corrupt-1`);
+    const { client } = await RawClient.connect(port, { clientId: "reader" });
+    await client.subscribe([["+", 0]]);
+    const topics = [
+      text((await client.expect("publish")).payload),
+      text((await client.expect("publish")).payload),
+    ];
+    assert.deepEqual(topics.sort(), ["payload of a", "payload of c"]);
+    client.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
