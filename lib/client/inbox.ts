@@ -10,6 +10,7 @@ import type { MqttError } from "../errors.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import type { Message } from "./message.ts";
 import { SubscriptionIds } from "./identifiers.ts";
+import { SubscriptionSet } from "./subscription_set.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
@@ -41,7 +42,7 @@ const READ_AHEAD_FACTOR = 4;
 export class Inbox {
   readonly #state: ClientSessionState;
   readonly #bufferSize: number;
-  readonly #subscriptions = new Set<Subscription>();
+  readonly #subscriptions = new SubscriptionSet();
   readonly #filterCounts = new Map<string, number>();
   #held: Message[] = [];
   #heldReady: PromiseWithResolvers<void> | undefined = undefined;
@@ -67,8 +68,9 @@ export class Inbox {
     const topic = message.topic;
     // MQTT 5.0: Subscription Identifiers say exactly which subscriptions matched.
     const ids = message.properties?.subscriptionIdentifiers;
-    for (const sub of this.#subscriptions) {
-      if (ids !== undefined ? !this.#ids.routes(sub, topic, ids) : !sub.matches(topic)) continue;
+    // Otherwise the topic tree finds the matching filters, whatever their number (issue 18).
+    for (const sub of ids !== undefined ? this.#subscriptions : this.#subscriptions.match(topic)) {
+      if (ids !== undefined && !this.#ids.routes(sub, topic, ids)) continue;
       matched = true;
       if (!pushMessage(sub, message)) this.#blocked.push(whenReady(sub));
     }
