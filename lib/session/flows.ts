@@ -382,6 +382,11 @@ export class Flows {
       packetId: this.#state.allocatePacketId(),
     };
     if (m.properties !== undefined) packet.properties = m.properties;
+    if (m.expiresAt === undefined) {
+      // Nothing of the message is needed that the packet does not carry: keep one object.
+      entry.packet = entry.message = packet;
+      return;
+    }
     entry.packet = now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
   }
 
