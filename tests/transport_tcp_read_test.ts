@@ -40,3 +40,25 @@ Deno.test("connectTcp: chunks are right-sized copies and reads grow while the so
   assert.ok(largest > 8 * 1024, `reads grew past the first buffer (largest ${largest})`);
   assert.ok(largest <= 64 * 1024, `reads stay within 64 KiB (largest ${largest})`);
 });
+
+Deno.test("connectTcp: an idle connection's first read takes at most 512 bytes (no buffer sized for a flood)", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const transport = await connectTcp({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  const peer = await accepted;
+  // A burst waits in the socket before the first read: the first chunk shows the first buffer's size.
+  let at = 0;
+  const burst = new Uint8Array(4096).fill(1);
+  while (at < burst.length) at += await peer.write(burst.subarray(at));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const reader = transport.readable.getReader();
+  const first = await reader.read();
+  await reader.cancel();
+  transport.close();
+  peer.close();
+  listener.close();
+  assert.equal(first.value?.length, 512);
+});
