@@ -51,9 +51,10 @@ export type {
 export type { ConnackInfo } from "./lib/client/v5_client.ts";
 export * from "./lib/store/mod.ts";
 export { Message } from "./lib/client/message.ts";
+export type { PacketDirection, PacketListener } from "./lib/client/packet_trace.ts";
 export type { RequestOptions, RespondOptions } from "./lib/client/request.ts";
 export type { AuthHandler, AuthOptions } from "./lib/client/auth.ts";
-export { Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
+export { type AckMode, Subscription, type SubscriptionOptions } from "./lib/client/subscription.ts";
 export { topicMatches } from "./lib/util/topic_filter.ts";
 export * from "./lib/errors.ts";
 export * from "./lib/codec/mod.ts";

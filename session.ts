@@ -31,7 +31,8 @@
  */
 export { RESUBSCRIBE_BATCH, Session } from "./lib/session/session.ts";
 export { ClientSessionState, PendingRequest } from "./lib/session/client_state.ts";
-export { type AckPacket, type FlowOutput, Flows } from "./lib/session/flows.ts";
+export { type AckPacket, type FlowOptions, type FlowOutput, Flows } from "./lib/session/flows.ts";
+export { AckQueue, type AckStatus, PendingAck, settleAck } from "./lib/session/acks.ts";
 export {
   type ServerCloseReason,
   ServerSession,

@@ -34,8 +34,7 @@ async function run(count: number, messages: number): Promise<number> {
       bufferSize: BATCH * 2,
       unsubscribe: () => Promise.resolve(),
     });
-    inbox.subscribing([filter]);
-    inbox.subscribed();
+    inbox.subscribed(inbox.subscribing([filter]));
     inbox.add(sub);
     subs.push(sub);
   }

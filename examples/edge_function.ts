@@ -5,9 +5,11 @@
  * request, reconnects by itself when the connection drops, and is replaced by the next request
  * should it close for good.
  *
- * Run it locally:
+ * Run it locally, with `deno serve` (the default export) or `deno run` (which
+ * starts the server itself), from this repository or from JSR:
  *
  * ```sh
+ * MQTT_URL=wss://broker.example/mqtt MQTT_TOPIC=ingest deno serve --allow-net --allow-env jsr:@mqtt/client/edge
  * MQTT_URL=wss://broker.example/mqtt MQTT_TOPIC=ingest deno run --allow-net --allow-env examples/edge_function.ts
  * curl -X POST --data 'hello' http://localhost:8000/   # 202 {"topic":"ingest","bytes":5,"qos":1}
  * ```
@@ -15,7 +17,8 @@
  * Environment: `MQTT_URL` (required), `MQTT_TOPIC` (else the request path is the topic),
  * `MQTT_QOS` (0, 1 or 2; default 1), `MQTT_USERNAME`, `MQTT_PASSWORD`, `MQTT_CLIENT_ID`
  * (default: a random one per isolate; never share one between isolates, the broker would
- * disconnect one for the other), `MQTT_CA_CERT` (PEM text of an extra root CA, `mqtts://` only).
+ * disconnect one for the other), `MQTT_CA_CERT` (PEM text of an extra root CA, `mqtts://` only);
+ * `PORT` (default 8000) under `deno run` (`deno serve` takes `--port`).
  *
  * @module
  */
@@ -247,7 +250,58 @@ export function optionsFromEnv(env: Env): PublishHandlerOptions {
   return options;
 }
 
+/** The handler the default export serves, made from the environment on first use. */
+let fromEnv: PublishHandler | undefined;
+/** Set when `deno serve` serves the default export: `deno run` then starts no server of its own. */
+let servedByDenoServe = false;
+
+/** Prints where it listens, and makes SIGINT and SIGTERM close the MQTT connection, then exit. */
+function listening(addr: Deno.Addr): void {
+  if (addr.transport === "tcp") {
+    console.log(`publishing POST bodies: http://${addr.hostname}:${addr.port}/`);
+  }
+  // The open MQTT connection would keep the process alive after the server's shutdown.
+  const stop = async () => {
+    await fromEnv?.close();
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, stop);
+    } catch {
+      // No SIGTERM on Windows.
+    }
+  }
+}
+
+/**
+ * The module as `deno serve` runs it: `fetch` publishes each `POST` body,
+ * with the options of {@linkcode optionsFromEnv} read from `Deno.env` on the
+ * first request.
+ *
+ * @example
+ * ```sh
+ * MQTT_URL=wss://broker.example/mqtt deno serve --allow-net --allow-env examples/edge_function.ts
+ * ```
+ */
+const server: Deno.ServeDefaultExport = {
+  fetch(request: Request): Promise<Response> {
+    fromEnv ??= createPublishHandler(optionsFromEnv(Deno.env));
+    return fromEnv.fetch(request);
+  },
+  onListen(addr: Deno.Addr): void {
+    servedByDenoServe = true;
+    listening(addr);
+  },
+};
+export default server;
+
 if (import.meta.main) {
-  const handler = createPublishHandler(optionsFromEnv(Deno.env));
-  Deno.serve(handler.fetch);
+  // `deno serve` also runs this module as the main one, and calls onListen once it listens,
+  // before a timer of 0 ms fires; `deno run` never does, so then this starts the server.
+  setTimeout(() => {
+    if (servedByDenoServe) return;
+    const handler = fromEnv ??= createPublishHandler(optionsFromEnv(Deno.env));
+    Deno.serve({ port: Number(Deno.env.get("PORT") ?? 8000), onListen: listening }, handler.fetch);
+  }, 0);
 }

@@ -183,7 +183,10 @@ brokersTest(
     const topic = fresh("slow");
     const count = 2_000;
     const bufferSize = 10;
-    const subscription = await sub.subscribe(topic, { qos: 1, bufferSize });
+    // Acknowledged on receipt: with the default acknowledgement on consume the broker's
+    // in-flight window bounds the unacknowledged QoS 1 messages (with `flood`, none does, and
+    // the client reads on to 4 × bufferSize; see "a consumer behind" below).
+    const subscription = await sub.subscribe(topic, { qos: 1, bufferSize, ack: "receive" });
     const sent: Promise<unknown>[] = [];
     for (let i = 0; i < count; i++) sent.push(pub.publish(topic, String(i), { qos: 1 }));
     await within(Promise.all(sent), "all publishes to be acknowledged", 20_000);
@@ -592,15 +595,23 @@ brokersTest(
 
     await using again = await connect(target.url, { clientId, clean: false });
     assert.equal(again.sessionPresent, true);
-    // Read the sentinel first: everything queued before it has then arrived and is held.
-    const sentinel = await again.subscribe(`${base}/sentinel`, { qos: 1 });
-    assert.equal((await take(sentinel, 1, "the sentinel"))[0].text(), "sentinel");
-    const received: Message[] = [];
+    // The queued messages arrive right after CONNACK and are held until a subscription takes
+    // them. They are acknowledged once consumed, in arrival order (MQTT-4.6.0-2), so the
+    // broker's in-flight window (20) moves only as they are: subscribe to every filter, then
+    // consume them all, the sentinel last.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const subs = [];
     for (const level of ["0", "1", "2"]) {
-      const sub = await again.subscribe(`${base}/${level}`, { qos: 1 });
-      received.push(...await take(sub, sub.buffered, `the held messages of ${level}`));
-      await sub.unsubscribe();
+      subs.push(await again.subscribe(`${base}/${level}`, { qos: 1 }));
     }
+    const sentinel = await again.subscribe(`${base}/sentinel`, { qos: 1 });
+    const received: Message[] = [];
+    const perLevel = [17, 17, 16];
+    await Promise.all(subs.map(async (sub, i) => {
+      received.push(...await take(sub, perLevel[i], `the held and queued messages of ${i}`));
+      await sub.unsubscribe();
+    }));
+    assert.equal((await take(sentinel, 1, "the sentinel"))[0].text(), "sentinel");
     assert.deepEqual(
       received.map((m) => Number(m.text())).sort((a, b) => a - b),
       Array.from({ length: count }, (_, i) => i),
@@ -707,10 +718,12 @@ for (
       // of them, and the client reconnects to the same session.
       proxy.cutAfterBytes(upBytes, "up");
       const back = reconnected(client);
+      // PUBREC goes out once the message is consumed: when the loop asks for the next one.
+      const taking = take(sub, 2, "the message and the sentinel");
       await pub.publish(topic, "once", { qos: 2 });
       assert.equal(await within(back, "the reconnect"), true, "the session was resumed");
       await pub.publish(topic, "sentinel", { qos: 2 });
-      const messages = await take(sub, 2, "the message and the sentinel");
+      const messages = await taking;
       assert.deepEqual(messages.map((m) => m.text()), ["once", "sentinel"]);
       assert.equal(sub.buffered, 0);
       // The session ends without leftovers on the broker.

@@ -16,6 +16,7 @@ import {
 import { brokerTest, type Mosquitto, startMosquitto } from "./broker/mosquitto.ts";
 import { trustForWebSocket } from "./broker/certs.ts";
 import { within } from "./client_helpers.ts";
+import { freePort } from "./broker/ports.ts";
 
 /** Serves `handler` on a free loopback port until the returned server is disposed. */
 function serve(handler: PublishHandler): Promise<{ origin: string } & AsyncDisposable> {
@@ -222,3 +223,49 @@ Deno.test("edge function: options from the environment", () => {
     },
   });
 });
+
+for (const mode of ["serve", "run"] as const) {
+  brokerTest(`edge function: deno ${mode} serves it from the environment`, async () => {
+    await using broker = await startMosquitto();
+    const port = freePort();
+    const file = new URL("../examples/edge_function.ts", import.meta.url).pathname;
+    const args = mode === "serve"
+      ? ["serve", "--allow-net", "--allow-env", "--port", String(port), file]
+      : ["run", "--allow-net", "--allow-env", file];
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      env: { MQTT_URL: broker.url, MQTT_TOPIC: `edge/${mode}`, PORT: String(port) },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    try {
+      // Both modes print one line once listening.
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      while (!out.includes(`:${port}/`)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`ended before listening: ${out} ${await stderr}`);
+        out += value;
+      }
+      reader.releaseLock();
+      const watcher = await connect(broker.url);
+      try {
+        const sub = await watcher.subscribe(`edge/${mode}`, { qos: 1 });
+        const [status, body] = await post(`http://127.0.0.1:${port}/`, "from " + mode);
+        assert.equal(status, 202, JSON.stringify(body));
+        const message = await within(sub[Symbol.asyncIterator]().next(), "the message");
+        assert.equal((message.value as Message).text(), `from ${mode}`);
+      } finally {
+        await watcher.close();
+      }
+    } finally {
+      // SIGTERM closes the MQTT connection and ends the process (a hang fails the test).
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      await child.stdout.cancel().catch(() => {});
+      // One server only: a second one on the same port would have failed with AddrInUse.
+      assert.doesNotMatch(await stderr, /AddrInUse|error/i);
+    }
+  });
+}

@@ -307,11 +307,13 @@ Deno.test("sessionOptions picks the session's fields", () => {
     maxInflight: 7,
     pingTimeout: 300,
     connectTimeout: 400,
+    deferAcks: true,
   });
   assert.deepEqual(Object.keys(sessionOptions(resolveOptions("mqtt://h"))).sort(), [
     "clean",
     "clientId",
     "connectTimeout",
+    "deferAcks",
     "keepAlive",
     "maxInflight",
     "pingTimeout",

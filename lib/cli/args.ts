@@ -5,8 +5,16 @@
  *
  * @module
  */
-import { type ConnectOptions, MqttError, type QoS } from "../../mod.ts";
+import {
+  ConnectionRefusedError,
+  type ConnectOptions,
+  MqttError,
+  type PacketListener,
+  type QoS,
+} from "../../mod.ts";
 import { urlCredentials } from "../client/url.ts";
+import { traceLines } from "./trace.ts";
+import config from "../../deno.json" with { type: "json" };
 import {
   applyProperties,
   type CommandProperties,
@@ -14,12 +22,18 @@ import {
   readPropertyFlag,
 } from "./properties.ts";
 
-/** A flag error: the CLI prints it with the usage and exits with code 2. */
+/**
+ * A flag error: the CLI prints `Error: message` and, unless `showUsage` is
+ * false, mosquitto's pointer to `--help`; it exits with code 1 as mosquitto does.
+ */
 export class UsageError extends Error {
+  /** Whether the pointer to `--help` follows the message. */
+  readonly showUsage: boolean;
   /** Creates a usage error. */
-  constructor(message: string) {
+  constructor(message: string, options: { showUsage?: boolean } = {}) {
     super(message);
     this.name = "UsageError";
+    this.showUsage = options.showUsage ?? true;
   }
 }
 
@@ -29,47 +43,64 @@ export interface ParsedArgs {
   url: string;
   /** Options for `connect()`. */
   options: ConnectOptions;
-  /** Topics given with `-t` (in order). */
+  /** Topics given with `-t` (in order), and the topic of an `-L` URL's path. */
   topics: string[];
   /** QoS from `-q`. */
   qos: QoS;
   /** Flags not about the connection, by long name (e.g. `message`, `retain`, `count`). */
   flags: Map<string, string | true>;
+  /** Values of the flags that may be repeated (`repeat: true`), by long name, in order. */
+  lists: Map<string, string[]>;
   /** MQTT 5.0 properties from `-D command identifier value`, by command. */
   properties: CommandProperties;
 }
 
-/** A flag: its long name, short alias, and whether it takes a value. */
-interface FlagSpec {
+/** A flag: its long name, short alias, whether it takes a value, and whether it may repeat. */
+export interface FlagSpec {
+  /** Long name, without `--`. */
   name: string;
+  /** One-letter alias, without `-`. */
   short?: string;
+  /** Whether a value follows. */
   value: boolean;
+  /** May be given more than once; the values are collected in {@linkcode ParsedArgs.lists}. */
+  repeat?: boolean;
 }
 
+/** Flags both tools take, as `mosquitto_pub` and `mosquitto_sub` name them. */
 const CONNECTION_FLAGS: FlagSpec[] = [
   { name: "host", short: "h", value: true },
   { name: "port", short: "p", value: true },
   { name: "url", short: "L", value: true },
-  { name: "topic", short: "t", value: true },
+  { name: "topic", short: "t", value: true, repeat: true },
   { name: "qos", short: "q", value: true },
   { name: "id", short: "i", value: true },
+  { name: "id-prefix", short: "I", value: true },
   { name: "disable-clean-session", short: "c", value: false },
   { name: "username", short: "u", value: true },
   { name: "pw", short: "P", value: true },
   { name: "pw-file", value: true },
   { name: "cafile", value: true },
+  { name: "capath", value: true },
+  { name: "tls-use-os-certs", value: false },
   { name: "cert", value: true },
   { name: "key", value: true },
+  { name: "insecure", value: false },
   { name: "insecure-servername", value: true },
   { name: "keepalive", short: "k", value: true },
   { name: "will-topic", value: true },
   { name: "will-payload", value: true },
   { name: "will-qos", value: true },
   { name: "will-retain", value: false },
+  { name: "debug", short: "d", value: false },
+  { name: "quiet", value: false },
   { name: "protocol-version", short: "V", value: true },
   { name: "help", value: false },
+  { name: "version", value: false },
 ];
 
+/** Flags of the connection that the tools read too, so parsing leaves them in `flags`. */
+const KEPT = new Set(["help", "version", "debug", "quiet", "qos"]);
 /** Runs `fn`, turning a `-D`/`-V` error into a UsageError. */
 function propertyFlags<T>(fn: () => T): T {
   try {
@@ -89,7 +120,13 @@ function toInt(name: string, value: string, min: number, max: number): number {
 }
 
 function toQos(name: string, value: string): QoS {
-  return toInt(name, value, 0, 2) as QoS;
+  const n = Number(value);
+  if (value === "" || !(n === 0 || n === 1 || n === 2)) {
+    throw new UsageError(
+      name === "qos" ? `Invalid QoS given: ${value}` : `Invalid will QoS ${value}.`,
+    );
+  }
+  return n as QoS;
 }
 
 /** Environment variable read for the password when no flag or URL gives one. */
@@ -167,24 +204,83 @@ async function credentials(
   return { username, password };
 }
 
+/** Reads a file a flag names; a failure is a one-line error, not a stack trace. */
+async function readFlagFile(flag: string, path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound ? "file not found" : (err as Error).message;
+    throw new UsageError(`Problem setting TLS options: cannot read --${flag} "${path}": ${why}.`, {
+      showUsage: false,
+    });
+  }
+}
+
+/** The PEM certificates of the files in `dir` (as `c_rehash` leaves them, or `*.pem`, `*.crt`). */
+async function readCertDir(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isDirectory) continue;
+      const text = await Deno.readTextFile(`${dir}/${entry.name}`).catch(() => "");
+      if (text.includes("-----BEGIN CERTIFICATE-----")) found.push(text);
+    }
+  } catch (err) {
+    throw new UsageError(
+      `Problem setting TLS options: cannot read --capath "${dir}": ${(err as Error).message}.`,
+      { showUsage: false },
+    );
+  }
+  return found;
+}
+
+/** Where Linux distributions and macOS keep the system's trusted roots as one PEM bundle. */
+const OS_CA_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, Arch
+  "/etc/pki/tls/certs/ca-bundle.crt", // Fedora, RHEL
+  "/etc/ssl/ca-bundle.pem", // openSUSE
+  "/etc/ssl/cert.pem", // macOS, Alpine
+];
+
+async function readOsCerts(): Promise<string> {
+  for (const path of OS_CA_BUNDLES) {
+    const text = await Deno.readTextFile(path).catch(() => undefined);
+    if (text !== undefined) return text;
+  }
+  throw new UsageError(
+    `Problem setting TLS options: --tls-use-os-certs found no CA bundle (looked in ${
+      OS_CA_BUNDLES.join(", ")
+    }); give --cafile, or run deno with DENO_TLS_CA_STORE=system`,
+    { showUsage: false },
+  );
+}
+
 /**
- * Parses `argv` with the connection flags plus `extra` tool flags.
- *
- * @example
- * ```ts
- * import { parseArgs } from "./args.ts";
- * const parsed = await parseArgs(["-h", "localhost", "-t", "a/b", "-m", "hi"], [
- *   { name: "message", short: "m", value: true },
- * ]);
- * console.log(parsed.url, parsed.topics, parsed.flags.get("message")); // mqtt://localhost:1883 ["a/b"] hi
- * ```
+ * Splits the topic off an `-L` URL, as mosquitto reads `mqtt://host:port/topic`:
+ * everything after the authority's `/`, taken as written (`#` and `+` too).
  */
-export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<ParsedArgs> {
-  const specs = [...CONNECTION_FLAGS, ...extra];
+function splitUrlTopic(url: string): { url: string; topic?: string } {
+  const scheme = /^(mqtts?):\/\//i.exec(url);
+  if (!scheme) return { url };
+  const slash = url.indexOf("/", scheme[0].length);
+  if (slash === -1) return { url };
+  const topic = url.slice(slash + 1);
+  return { url: url.slice(0, slash), topic: topic === "" ? undefined : topic };
+}
+
+/** Reads argv against the flag table: values by long name, repeatable flags as lists. */
+function readFlags(
+  argv: string[],
+  specs: FlagSpec[],
+): {
+  values: Map<string, string | true>;
+  lists: Map<string, string[]>;
+  properties: CommandProperties;
+} {
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string | true>();
-  const topics: string[] = [];
+  const lists = new Map<string, string[]>();
   const properties: CommandProperties = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -203,32 +299,76 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
     } else if (arg.startsWith("-") && arg.length === 2) {
       spec = byShort.get(arg[1]);
     }
-    if (!spec) throw new UsageError(`unknown argument "${arg}"`);
+    if (!spec) throw new UsageError(`Unknown option '${arg}'.`);
     let value: string | true = true;
     if (spec.value) {
       value = inline ?? argv[++i];
-      if (value === undefined) throw new UsageError(`--${spec.name} needs a value`);
+      if (value === undefined) {
+        throw new UsageError(`${arg} argument given but no value specified.`);
+      }
     }
-    if (spec.name === "topic") topics.push(value as string);
-    else values.set(spec.name, value);
+    if (spec.repeat) {
+      const list = lists.get(spec.name) ?? [];
+      list.push(value as string);
+      lists.set(spec.name, list);
+    } else {
+      values.set(spec.name, value);
+    }
   }
+  return { values, lists, properties };
+}
 
+/**
+ * Parses `argv` with the connection flags plus `extra` tool flags.
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "./args.ts";
+ * const parsed = await parseArgs(["-h", "localhost", "-t", "a/b", "-m", "hi"], [
+ *   { name: "message", short: "m", value: true },
+ * ]);
+ * console.log(parsed.url, parsed.topics, parsed.flags.get("message")); // mqtt://localhost:1883 ["a/b"] hi
+ * ```
+ */
+export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<ParsedArgs> {
+  const { values, lists, properties } = readFlags(argv, [...CONNECTION_FLAGS, ...extra]);
   const get = (name: string) => values.get(name) as string | undefined;
+  const topics = lists.get("topic") ?? [];
+  lists.delete("topic");
+  if (values.has("help") || values.has("version")) {
+    return { url: "", options: {}, topics, qos: 0, flags: values, lists, properties };
+  }
   const cafile = get("cafile");
+  const capath = get("capath");
+  const osCerts = values.has("tls-use-os-certs");
   const cert = get("cert");
   const key = get("key");
-  const tlsWanted = cafile !== undefined || cert !== undefined;
+  const tlsWanted = cafile !== undefined || capath !== undefined || osCerts || cert !== undefined;
   let url = get("url");
   if (url === undefined) {
     const host = get("host") ?? "localhost";
     const port = get("port") ?? (tlsWanted ? "8883" : "1883");
     toInt("port", port, 1, 65535);
     url = `${tlsWanted ? "mqtts" : "mqtt"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  } else {
+    const split = splitUrlTopic(url);
+    url = split.url;
+    if (split.topic !== undefined) topics.unshift(split.topic);
   }
   const options: ConnectOptions = { reconnect: false };
   const id = get("id");
-  if (id !== undefined) options.clientId = id;
-  if (values.has("disable-clean-session")) options.clean = false;
+  const prefix = get("id-prefix");
+  if (id !== undefined && prefix !== undefined) {
+    throw new UsageError("-i and -I argument cannot be used together.");
+  }
+  // As mosquitto 2.0 does for 3.1.1: no -i, no -I: the broker assigns an identifier.
+  options.clientId = id ?? (prefix === undefined ? "" : `${prefix}${Deno.pid}`);
+  if (values.has("disable-clean-session")) {
+    if (options.clientId === "") {
+      throw new UsageError("You must provide a client id if you are using the -c option.");
+    }
+    options.clean = false;
+  }
   const keepalive = get("keepalive");
   if (keepalive !== undefined) options.keepAlive = toInt("keepalive", keepalive, 0, 65535);
   const { username, password } = await credentials(url, get);
@@ -236,9 +376,13 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   if (password !== undefined) options.password = password;
   if (tlsWanted || get("insecure-servername") !== undefined) {
     options.tls = {};
-    if (cafile !== undefined) options.tls.caCerts = [await Deno.readTextFile(cafile)];
-    if (cert !== undefined) options.tls.cert = await Deno.readTextFile(cert);
-    if (key !== undefined) options.tls.key = await Deno.readTextFile(key);
+    const caCerts: string[] = [];
+    if (cafile !== undefined) caCerts.push(await readFlagFile("cafile", cafile));
+    if (capath !== undefined) caCerts.push(...await readCertDir(capath));
+    if (osCerts) caCerts.push(await readOsCerts());
+    if (caCerts.length > 0) options.tls.caCerts = caCerts;
+    if (cert !== undefined) options.tls.cert = await readFlagFile("cert", cert);
+    if (key !== undefined) options.tls.key = await readFlagFile("key", key);
     const serverName = get("insecure-servername");
     if (serverName !== undefined) options.tls.serverName = serverName;
   }
@@ -253,22 +397,26 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   }
   propertyFlags(() => applyProperties(options, properties, get("protocol-version")));
   const qos = toQos("qos", get("qos") ?? "0");
-  for (const name of CONNECTION_FLAGS) {
-    if (name.name !== "help" && name.name !== "qos") values.delete(name.name);
+  for (const spec of CONNECTION_FLAGS) {
+    if (!KEPT.has(spec.name) && spec.name !== "insecure") values.delete(spec.name);
   }
-  return { url, options, topics, qos, flags: values, properties };
+  return { url, options, topics, qos, flags: values, lists, properties };
 }
 
 /** Exit codes of the CLI tools; `interrupted` is the shell's 128 + SIGINT. */
 export const EXIT: {
   readonly ok: 0;
   readonly error: 1;
-  readonly usage: 2;
+  readonly usage: 1;
+  readonly tls: 8;
+  readonly timedOut: 27;
   readonly interrupted: 130;
 } = {
   ok: 0,
   error: 1,
-  usage: 2,
+  usage: 1, // mosquitto_pub and mosquitto_sub exit 1 on a bad argument
+  tls: 8, // libmosquitto's MOSQ_ERR_TLS, what a failed TLS handshake mostly exits with
+  timedOut: 27, // libmosquitto's MOSQ_ERR_TIMEOUT, what mosquitto_sub -W exits with
   interrupted: 130,
 };
 
@@ -317,23 +465,41 @@ export function trapInterrupts(notice: (line: string) => void = () => {}): Inter
 }
 
 /**
- * Prints a usage error with the usage text and returns exit code 2; rethrows
- * anything that is not a {@linkcode UsageError}.
+ * Prints a usage error as mosquitto does (`Error: …`, then where the usage is)
+ * and returns exit code 1; rethrows anything that is not a {@linkcode UsageError}.
+ * `quiet` (`--quiet`) prints nothing.
  *
  * @example
  * ```ts
  * import { usageFailure, UsageError } from "./args.ts";
- * console.log(usageFailure(new UsageError("give a topic"), "Usage: pub -t topic")); // 2
+ * console.log(usageFailure(new UsageError("give a topic"), "pub")); // 1
  * ```
  */
-export function usageFailure(err: unknown, usage: string): number {
+export function usageFailure(err: unknown, tool: string, quiet = false): number {
   if (!(err instanceof UsageError)) throw err;
-  console.error(`Error: ${err.message}\n${usage}`);
+  if (!quiet) {
+    console.error(`Error: ${err.message}`);
+    if (err.showUsage) console.error(`\nUse '${tool} --help' to see usage.`);
+  }
   return EXIT.usage;
 }
 
+/** libmosquitto's words for CONNACK return codes 1 to 5 (`mosquitto_connack_string`). */
+const CONNACK_STRINGS = [
+  "Connection Accepted.",
+  "Connection Refused: unacceptable protocol version.",
+  "Connection Refused: identifier rejected.",
+  "Connection Refused: broker unavailable.",
+  "Connection Refused: bad user name or password.",
+  "Connection Refused: not authorised.",
+];
+
 /**
- * Prints a connection or protocol error with its stable code and returns exit code 1.
+ * Prints a connection or protocol error and returns the exit code: a refused
+ * CONNECT prints mosquitto's `Connection error: …` line and exits with the
+ * return code, as mosquitto does; a failed TLS handshake exits 8 (mosquitto's
+ * usual code for it); anything else prints its stable code and exits 1.
+ * `quiet` prints nothing.
  *
  * @example
  * ```ts
@@ -341,8 +507,53 @@ export function usageFailure(err: unknown, usage: string): number {
  * console.log(runtimeFailure(new Error("refused"))); // 1
  * ```
  */
-export function runtimeFailure(err: unknown): number {
-  const code = err instanceof MqttError ? ` [${err.code}]` : "";
-  console.error(`Error${code}: ${err instanceof Error ? err.message : String(err)}`);
-  return EXIT.error;
+export function runtimeFailure(err: unknown, quiet = false): number {
+  if (err instanceof ConnectionRefusedError) {
+    // Under 5.0 mosquitto exits with the reason code and prints its name.
+    const v5 = err.reasonCode !== undefined;
+    const text = v5
+      ? `${err.reason[0].toUpperCase()}${err.reason.slice(1)}`
+      : CONNACK_STRINGS[err.returnCode] ?? `Connection Refused: ${err.reason}.`;
+    if (!quiet) console.error(`Connection error: ${text}`);
+    return (v5 ? err.reasonCode : err.returnCode) || EXIT.error;
+  }
+  if (!quiet) {
+    const code = err instanceof MqttError ? ` [${err.code}]` : "";
+    console.error(`Error${code}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const tls = err instanceof MqttError && err.code === "TRANSPORT_ERROR" &&
+    /TLS handshake|peer certificate/.test(err.message);
+  return tls ? EXIT.tls : EXIT.error;
+}
+
+/** The version line of `--version`. */
+export function versionLine(tool: string): string {
+  return `${tool} version ${config.version} (${config.name}, MQTT 3.1.1) running on Deno ${
+    globalThis.Deno?.version?.deno ?? "?"
+  }.`;
+}
+
+/**
+ * A `connect()` `onPacket` hook printing the `-d` trace lines of
+ * `mosquitto_pub`/`mosquitto_sub` to `print`. libmosquitto numbers QoS 0
+ * publishes from the same counter as other packets, so they are given the
+ * next number too.
+ *
+ * @example
+ * ```ts
+ * import { debugTrace } from "./args.ts";
+ * const hook = debugTrace("c1", console.log);
+ * hook("sent", { type: "pingreq" }); // Client c1 sending PINGREQ
+ * ```
+ */
+export function debugTrace(clientId: string, print: (line: string) => void): PacketListener {
+  let lastId = 0;
+  return (direction, packet) => {
+    if (direction === "sent" && "packetId" in packet && packet.packetId !== undefined) {
+      lastId = packet.packetId;
+    } else if (direction === "sent" && packet.type === "publish") {
+      packet = { ...packet, packetId: ++lastId };
+    }
+    for (const line of traceLines(clientId, direction, packet)) print(line);
+  };
 }

@@ -1,13 +1,15 @@
 /**
- * `pub`: publish messages, with the flags of `mosquitto_pub`.
+ * `pub`: publish messages, with the flags, output and exit codes of
+ * `mosquitto_pub` 2.0.
  *
  * ```sh
- * deno task pub -h localhost -t sensors/1/temp -m 21.5 -q 1
- * echo -e "a\nb" | deno task pub -t lines -l      # one message per stdin line
+ * deno run -A jsr:@mqtt/client/pub -h localhost -t sensors/1/temp -m 21.5 -q 1
+ * echo -e "a\nb" | deno run -A jsr:@mqtt/client/pub -t lines -l   # one message per line
  * ```
  *
- * Exit codes: 0 published, 1 connection or publish error, 2 bad arguments,
- * 130 interrupted twice. On Ctrl-C or SIGTERM it stops taking input (-l,
+ * Exit codes, as mosquitto_pub's: 0 published, 1 bad arguments or a
+ * connection or publish error, the CONNACK return code (1 to 5) when the
+ * broker refuses the connection, 130 interrupted twice. On Ctrl-C or SIGTERM it stops taking input (-l,
  * -s), lets the publishes under way finish (up to the client's
  * `closeTimeout`), sends DISCONNECT and exits 0, or 1 if a publish under way
  * failed or the message of -m, -n or -f was not published. A second
@@ -15,27 +17,45 @@
  *
  * @module
  */
-import { connect, MqttError } from "../../mod.ts";
-import { redactUrl } from "../client/url.ts";
+import { connect, ConnectionRefusedError, MqttError } from "../../mod.ts";
 import {
   COMMON_HELP,
+  debugTrace,
   EXIT,
   parseArgs,
   runtimeFailure,
   trapInterrupts,
   UsageError,
   usageFailure,
+  versionLine,
 } from "./args.ts";
 
-const USAGE =
-  `Usage: pub [-h host] [-p port] [-L url] -t topic (-m message | -n | -f file | -l | -s)
-           [-q qos] [-r] [-i id] [-c] [-u user] [-P password | --pw-file file] [-k keepalive]
-           [--cafile file] [--cert file --key file] [--insecure-servername name]
-           [--will-topic t --will-payload p --will-qos q --will-retain] [-d]
-  -m message   publish one message        -n   publish an empty message
-  -f file      publish a file's content   -l   publish each stdin line as a message
-  -s           publish all of stdin as one message
-  -r           retain                     -d   print what is done to stderr
+const TOOL = "pub";
+
+const USAGE = `pub publishes a message to a topic and exits, as mosquitto_pub does.
+
+Usage: pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}
+           {-f file | -l | -n | -m message | -s}
+           [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time] [-M max_inflight]
+           [-i id] [-I id_prefix] [-d] [--quiet]
+           [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
+           [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file] [--key file]
+             [--insecure] [--insecure-servername name]]
+           [--pw-file file]
+       pub --help | --version
+
+ -d : print the packets sent and received (to stdout, as mosquitto does).
+ -f : send the contents of a file as the message.
+ -l : read messages from stdin, sending a separate message for each line.
+ -L : mqtt(s)://[username[:password]@]host[:port]/topic (ws:// and wss:// too, without topic)
+ -m : message payload to send.
+ -M : the maximum inflight messages for QoS 1/2.
+ -n : send a null (zero length) message.
+ -r : message should be retained.
+ -s : read message from stdin, sending the entire input as a message.
+ --repeat : publish the message N times.
+ --repeat-delay : wait this many seconds (e.g. 0.5) between the repeated messages.
+ --quiet : do not print error messages.
 ${COMMON_HELP}`;
 
 /** Standard input in chunks, until its end or until `signal` aborts. */
@@ -67,6 +87,8 @@ async function* stdinChunks(signal: AbortSignal): AsyncGenerator<Uint8Array<Arra
  */
 export async function main(args: string[]): Promise<number> {
   let parsed;
+  let repeat = 1;
+  let repeatDelay = 0;
   try {
     parsed = await parseArgs(args, [
       { name: "message", short: "m", value: true },
@@ -75,49 +97,88 @@ export async function main(args: string[]): Promise<number> {
       { name: "stdin-line", short: "l", value: false },
       { name: "stdin-file", short: "s", value: false },
       { name: "retain", short: "r", value: false },
-      { name: "debug", short: "d", value: false },
+      { name: "max-inflight", short: "M", value: true },
+      { name: "repeat", value: true },
+      { name: "repeat-delay", value: true },
     ]);
     if (parsed.flags.has("help")) {
       console.log(USAGE);
       return EXIT.ok;
     }
-    if (parsed.topics.length !== 1) throw new UsageError("give exactly one topic with -t");
+    if (parsed.flags.has("version")) {
+      console.log(versionLine(TOOL));
+      return EXIT.ok;
+    }
     const sources = ["message", "null-message", "file", "stdin-line", "stdin-file"]
       .filter((f) => parsed!.flags.has(f));
-    if (sources.length !== 1) {
-      throw new UsageError("give exactly one of -m, -n, -f, -l or -s");
+    if (parsed.topics.length === 0 || sources.length === 0) {
+      throw new UsageError("Both topic and message must be supplied.");
+    }
+    if (parsed.topics.length > 1) throw new UsageError("Only one topic may be given.");
+    if (sources.length > 1) throw new UsageError("Only one type of message can be sent at once.");
+    const inflight = parsed.flags.get("max-inflight");
+    if (inflight !== undefined) {
+      const n = Number(inflight);
+      if (!Number.isInteger(n) || n < 1 || n > 65535) {
+        throw new UsageError(`Invalid max inflight "${inflight}".`);
+      }
+      parsed.options.maxInflight = n;
+    }
+    const r = parsed.flags.get("repeat");
+    if (r !== undefined) {
+      repeat = Number(r);
+      if (!Number.isInteger(repeat) || repeat < 1) {
+        throw new UsageError("--repeat argument must be an integer of at least 1.");
+      }
+    }
+    const d = parsed.flags.get("repeat-delay");
+    if (d !== undefined) {
+      repeatDelay = Number(d);
+      if (!Number.isFinite(repeatDelay) || repeatDelay < 0) {
+        throw new UsageError("--repeat-delay argument must be a number of seconds, at least 0.");
+      }
     }
   } catch (err) {
-    return usageFailure(err, USAGE);
+    return usageFailure(err, TOOL, args.includes("--quiet"));
   }
   const { url, options, topics, qos, flags } = parsed;
-  const debug = flags.has("debug") ? (line: string) => console.error(line) : () => {};
+  const quiet = flags.has("quiet");
+  const debug = flags.has("debug");
+  const encoder = new TextEncoder();
+  const trace = debug
+    ? debugTrace(
+      options.clientId ?? "",
+      (line) => Deno.stdout.writeSync(encoder.encode(`${line}\n`)),
+    )
+    : undefined;
   const retain = flags.has("retain");
   const topic = topics[0];
   // -m, -n and -f name their message up front: an interrupt cannot take it back.
   const streaming = flags.has("stdin-line") || flags.has("stdin-file");
-  using interrupts = trapInterrupts(debug);
+  using interrupts = trapInterrupts(debug && !quiet ? (line) => console.error(line) : () => {});
   const { signal } = interrupts;
   try {
-    debug(`connecting to ${redactUrl(url)}`);
     // The signal makes the client close itself (DISCONNECT) on an interrupt.
-    await using client = await connect(url, { ...options, signal });
-    debug(`connected to ${redactUrl(url)} as ${client.clientId}`);
+    await using client = await connect(url, { ...options, signal, onPacket: trace });
     const send = async (payload: string | Uint8Array) => {
       // Once interrupted, nothing more is taken from standard input, not even what was read.
       if (streaming && signal.aborted) return;
-      const what = `${payload.length} bytes to ${topic} (q${qos}${retain ? ", r" : ""})`;
-      debug(`sending ${what}`);
       await client.publish(topic, payload, { qos, retain, properties: parsed.properties.publish });
-      debug(`published ${what}`);
     };
-    if (flags.has("message")) await send(flags.get("message") as string);
-    else if (flags.has("null-message")) await send(new Uint8Array());
-    else if (flags.has("file")) await send(await Deno.readFile(flags.get("file") as string));
-    else if (flags.has("stdin-file")) {
+    const sendRepeated = async (payload: string | Uint8Array) => {
+      for (let i = 0; i < repeat && !signal.aborted; i++) {
+        if (i > 0 && repeatDelay > 0) await delay(repeatDelay * 1000, signal);
+        await send(payload);
+      }
+    };
+    if (flags.has("message")) await sendRepeated(flags.get("message") as string);
+    else if (flags.has("null-message")) await sendRepeated(new Uint8Array());
+    else if (flags.has("file")) {
+      await sendRepeated(await Deno.readFile(flags.get("file") as string));
+    } else if (flags.has("stdin-file")) {
       const chunks: Uint8Array<ArrayBuffer>[] = [];
       for await (const chunk of stdinChunks(signal)) chunks.push(chunk);
-      await send(new Uint8Array(await new Blob(chunks).arrayBuffer()));
+      await sendRepeated(new Uint8Array(await new Blob(chunks).arrayBuffer()));
     } else {
       const decoder = new TextDecoder();
       let rest = "";
@@ -135,8 +196,26 @@ export async function main(args: string[]): Promise<number> {
     // Interrupted while connecting: no input had been taken, so nothing failed.
     const aborted = err instanceof MqttError && err.code === "ABORTED";
     if (streaming && signal.aborted && aborted) return EXIT.ok;
-    return runtimeFailure(err);
+    const code = runtimeFailure(err, quiet);
+    // mosquitto_pub adds this line after a refused CONNECT's own.
+    if (err instanceof ConnectionRefusedError && !quiet) {
+      console.error("Error: The connection was refused.");
+    }
+    return code;
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -40,7 +40,13 @@ import type { OutgoingMessage, PublishAck, PublishCallback } from "../session/ty
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { createSubscription, endSubscription, type Subscription } from "./subscription.ts";
+import {
+  type AckMode,
+  checkAckMode,
+  createSubscription,
+  endSubscription,
+  type Subscription,
+} from "./subscription.ts";
 import type { Message } from "./message.ts";
 import { type RequestOptions, Requests, type RespondOptions, respondTo } from "./request.ts";
 import { checkFilters, checkPublish, checkSubscribeOptions } from "./validate.ts";
@@ -73,7 +79,23 @@ export interface PublishResult {
   properties: AckProperties;
 }
 
-/** Options of {@linkcode MqttClient.subscribe}. */
+/**
+ * Options of {@linkcode MqttClient.subscribe}.
+ *
+ * @example
+ * ```ts ignore
+ * // Default: a message is acknowledged once the loop asks for the next one.
+ * const orders = await client.subscribe("orders/#", { qos: 1 });
+ * for await (const msg of orders) await save(msg); // killed mid-save: the broker sends it again
+ *
+ * // Finish out of order: acknowledge each message when its work is done.
+ * const jobs = await client.subscribe("jobs/#", { qos: 2, ack: "manual" });
+ * for await (const msg of jobs) run(msg).then(() => msg.ack());
+ *
+ * // Acknowledge on arrival, as most clients do.
+ * const ticks = await client.subscribe("ticks", { qos: 1, ack: "receive" });
+ * ```
+ */
 export interface SubscribeOptions {
   /** Maximum QoS requested for every filter. @default {0} */
   qos?: QoS;
@@ -89,6 +111,36 @@ export interface SubscribeOptions {
    * @default {0}
    */
   retainHandling?: 0 | 1 | 2;
+  /**
+   * When a QoS 1/2 message is acknowledged to the broker (PUBACK for QoS 1,
+   * PUBREC for QoS 2). Until then the broker keeps it: with `clean: false`
+   * it sends it again after a reconnect or a restart of the process.
+   *
+   * - `"consume"` (default): once your code has taken the message and asks for
+   *   the next one (the next `for await` step) or leaves the loop (`break`,
+   *   `return`, `throw`: the message in hand counts as consumed). A process
+   *   killed while handling a message, or with messages still buffered, gets
+   *   them again on its next connection with `clean: false` (at least once;
+   *   with QoS 2 and a `FileStore` only the message whose handling was cut
+   *   short can arrive twice).
+   * - `"manual"`: when you call `msg.ack()`, for consumers that finish
+   *   messages out of order. A message never acknowledged holds back the
+   *   acknowledgement of every later one (they go out in arrival order,
+   *   MQTT-4.6.0-2/3), and the broker stops sending once its in-flight window
+   *   is full.
+   * - `"receive"`: when the message enters the subscription's buffer, as
+   *   before: a process that dies loses what it had buffered.
+   *
+   * Leaving the loop or `unsubscribe()` discards the buffered messages
+   * without acknowledging them: with `clean: false` the broker sends them
+   * again on the next connection, where they are held for the next
+   * subscription that matches them; with `clean: true` they are acknowledged
+   * (no later connection could get them), so they do not take up the broker's
+   * in-flight window. A message delivered to several overlapping
+   * subscriptions is acknowledged once each has consumed it or ended.
+   * @default {"consume"}
+   */
+  ack?: AckMode;
 }
 
 /** Detail of the `connect` event. */
@@ -257,6 +309,9 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#inbox = new Inbox(this.#state, options.bufferSize);
     this.#host = {
       inbox: this.#inbox,
+      // Acknowledgements go to the latest connection's session: it sends them,
+      // or, between connections, marks them for the next one.
+      acknowledge: (ack, consumed) => this.#connection?.acknowledge(ack, consumed),
       connectionEnded: (connection, error) => this.#connectionEnded(connection, error),
       resubscribeFailed: (filter, error) => {
         this.#inbox.refused(filter, error);
@@ -600,13 +655,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     const qos = checked.qos;
     const flags = subscriptionFlags(options, this.protocolVersion, list);
     const bufferSize = checked.bufferSize ?? this.#options.bufferSize;
+    const ack = checkAckMode(options.ack);
     const connection = await this.#whenOnline();
     const identifier = this.#subscriptionIdentifier();
     const inbox = this.#inbox;
-    inbox.subscribing(list);
+    const pending = inbox.subscribing(list);
     const make = (codes: SubackCode[]) =>
       createSubscription(list, codes as QoS[], {
         bufferSize,
+        ack,
         unsubscribe: (s) => this.#release(s),
         identifier,
       });
@@ -622,7 +679,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
           if (error) return reject(error);
           // Made in the SUBACK's own turn: a retained message right behind the SUBACK, in
           // the same chunk, must reach this subscription, not only an older overlapping one.
-          if (!returnCodes!.some(isFailure) && !this.#closed) {
+          if (!returnCodes!.some(isFailure) && !this.#closed && pending.cancelled === undefined) {
             sub = make(returnCodes!);
             inbox.add(sub);
           }
@@ -633,7 +690,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       for (const filter of list) inbox.release(filter);
       throw err;
     } finally {
-      inbox.subscribed();
+      inbox.subscribed(pending);
     }
     const refused = codes.findIndex(isFailure);
     if (refused !== -1) {
@@ -642,8 +699,16 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (unused.length > 0) await this.#sendUnsubscribe(unused).catch(noop);
       throw new SubscribeError(list[refused], { reasonCode: codes[refused] });
     }
+    const cancelled = pending.cancelled;
+    if (cancelled !== undefined) {
+      // An UNSUBSCRIBE went out after this SUBSCRIBE, so the server is not
+      // subscribed to those filters: end the subscription rather than let it
+      // wait for nothing. Its other filters are let go as by unsubscribe().
+      const unused = list.filter((f) => !cancelled.has(f) && inbox.release(f));
+      if (unused.length > 0) await this.#sendUnsubscribe(unused).catch(noop);
+    }
     if (sub === undefined) {
-      // The client closed while the SUBACK was on its way.
+      // The client closed while the SUBACK was on its way, or it was unsubscribed meanwhile.
       const ended = make(codes);
       endSubscription(ended);
       return ended;
@@ -703,6 +768,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     this.#attemptController?.abort(new MqttError("ABORTED", "the client was closed"));
     const connection = this.#connection;
     if (connection && !connection.ended) {
+      if (connection.online) this.#inbox.acknowledgeHeld();
       connection.disconnect(reasonCode);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<void>((resolve) => {
@@ -790,6 +856,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   async #sendUnsubscribe(filters: string[]): Promise<void> {
     if (filters.length === 0) return;
     const connection = await this.#whenOnline();
+    this.#inbox.unsubscribing(filters);
     const done = new Promise<void>((resolve, reject) => {
       connection.unsubscribe(filters, (error, codes) => {
         error ??= unsubackError(filters, codes);

@@ -32,7 +32,10 @@ import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
 import { DeadlineTimer } from "../util/deadline_timer.ts";
 import type { Inbox } from "./inbox.ts";
-import { Message } from "./message.ts";
+import { type AckFunction, createMessage } from "./message.ts";
+import type { PendingAck } from "../session/acks.ts";
+import { type PacketListener, tracer } from "./packet_trace.ts";
+import { explainEarlyEnd, explainTlsError } from "./hints.ts";
 import { type ResolvedOptions, sessionOptions } from "./options.ts";
 
 const noop = () => {};
@@ -57,12 +60,16 @@ export async function openTransport(
   if (options.transport) return await options.transport(url.href);
   if (url.protocol === "mqtt" || url.protocol === "mqtts") {
     const { connectTcp } = await import("../transports/tcp.ts");
-    return await connectTcp({
-      hostname: url.hostname,
-      port: url.port,
-      tls: url.protocol === "mqtts" ? (options.tls ?? true) : undefined,
-      signal,
-    });
+    try {
+      return await connectTcp({
+        hostname: url.hostname,
+        port: url.port,
+        tls: url.protocol === "mqtts" ? (options.tls ?? true) : undefined,
+        signal,
+      });
+    } catch (err) {
+      throw err instanceof MqttError ? explainTlsError(err, options.tls?.cert !== undefined) : err;
+    }
   }
   const { connectWebSocket } = await import("../transports/websocket.ts");
   return await connectWebSocket(url.href, { tls: options.tls, signal });
@@ -72,6 +79,8 @@ export async function openTransport(
 export interface ConnectionHost {
   /** Where delivered messages go, and whether the reading must wait for a consumer. */
   readonly inbox: Inbox;
+  /** A delivered message was consumed (or declined): see `Session.acknowledge`. */
+  readonly acknowledge: AckFunction;
   /** The transport is gone (`error` undefined after a clean DISCONNECT). */
   connectionEnded(connection: Connection, error: MqttError | undefined): void;
   /** A subscription the session re-registered by itself was refused. */
@@ -129,6 +138,11 @@ export class Connection implements SessionHandler {
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** The first bytes read before CONNACK, to explain a failure there (an HTTP port…). */
+  #firstChunk: Uint8Array | undefined;
+  readonly #options: ResolvedOptions;
+  /** The caller's `onPacket` hook, redacting; undefined when not tracing. */
+  readonly #trace: PacketListener | undefined;
   /** MQTT 5.0 enhanced authentication: challenges answered by `onAuth`. */
   readonly #auth: AuthExchange;
   /** Set once CONNACK accepted this connection. */
@@ -145,6 +159,8 @@ export class Connection implements SessionHandler {
     this.#host = host;
     this.#inbox = host.inbox;
     this.#transport = transport;
+    this.#trace = tracer(options.onPacket);
+    this.#options = options;
     this.#writer = transport.writable.getWriter();
     this.#session = new Session(sessionOptions(options), state, this);
     this.#auth = new AuthExchange(options.onAuth, {
@@ -214,6 +230,12 @@ export class Connection implements SessionHandler {
     this.#armTimer();
   }
 
+  /** Acknowledges a consumed (or declined) message through the session (see `Session.acknowledge`). */
+  acknowledge(ack: PendingAck, consumed: boolean): void {
+    this.#session.acknowledge(ack, consumed, now());
+    this.#armTimer();
+  }
+
   /**
    * MQTT 5.0: re-authenticates (AUTH 0x19 with `data`); resolves with the
    * Authentication Data of the server's AUTH 0x00 (see {@linkcode AuthExchange}).
@@ -256,6 +278,7 @@ export class Connection implements SessionHandler {
   /** @internal The session's output: queues a packet for this tick's write. */
   send(packet: Packet): void {
     if (this.#ended) return;
+    this.#trace?.("sent", packet);
     // Packets sent in one tick go out as one write: far fewer system calls under load.
     if (this.#batch.length === 0) queueMicrotask(this.#flush);
     this.#batch.push(packet);
@@ -305,8 +328,8 @@ export class Connection implements SessionHandler {
   };
 
   /** @internal The session delivers a message. */
-  deliver(packet: PublishPacket): void {
-    this.#inbox.route(new Message(packet));
+  deliver(packet: PublishPacket, ack?: PendingAck): void {
+    this.#inbox.route(createMessage(packet, ack, this.#host.acknowledge));
   }
 
   /** @internal CONNACK accepted the connection. */
@@ -380,6 +403,7 @@ export class Connection implements SessionHandler {
    */
   readonly #receive = (packet: Packet): boolean => {
     if (this.#ended) return false;
+    this.#trace?.("received", packet);
     this.#session.receive(packet, this.#readAt);
     const blocked = this.#inbox.backpressure();
     if (blocked === undefined) return true;
@@ -409,6 +433,7 @@ export class Connection implements SessionHandler {
           break;
         }
         this.#readAt = now();
+        if (!this.accepted) this.#firstChunk ??= value.slice(0, 80);
         let used = framer.push(value, this.#receive);
         while (!this.#ended) {
           this.#armTimer();
@@ -426,6 +451,14 @@ export class Connection implements SessionHandler {
     } finally {
       framer.reset();
       reader.releaseLock();
+    }
+    if (error !== undefined && !this.accepted) {
+      const options = this.#options;
+      error = explainEarlyEnd(
+        explainTlsError(error, options.tls?.cert !== undefined),
+        this.#firstChunk,
+        options.url,
+      );
     }
     this.end(error);
   }

@@ -8,13 +8,30 @@
 import type { ClientSessionState } from "../session/client_state.ts";
 import type { MqttError } from "../errors.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
-import type { Message } from "./message.ts";
+import { copyMessage, type Message, settleMessage } from "./message.ts";
 import { SubscriptionIds } from "./identifiers.ts";
 import { SubscriptionSet } from "./subscription_set.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
-/** How far past `bufferSize` a buffer may grow while an acknowledgement is awaited. */
+/**
+ * How far past `bufferSize` a buffer (or the held messages) may grow: while an
+ * acknowledgement is awaited, and for QoS 1/2 messages not yet acknowledged,
+ * whose number the server's in-flight window already bounds. The hard bound
+ * for a server with no such window.
+ */
 const READ_AHEAD_FACTOR = 4;
+
+/**
+ * A SUBSCRIBE sent and awaiting its SUBACK. `cancelled` once an UNSUBSCRIBE for
+ * one of its filters went out after it: the server handles that after the
+ * SUBSCRIBE, so the subscription must end rather than wait for nothing.
+ */
+export interface PendingSubscribe {
+  /** The filters of the SUBSCRIBE. */
+  readonly filters: readonly string[];
+  /** Filters unsubscribed after the SUBSCRIBE was sent. */
+  cancelled: Set<string> | undefined;
+}
 
 /**
  * The client's subscriptions and the messages waiting for them.
@@ -22,9 +39,16 @@ const READ_AHEAD_FACTOR = 4;
  * Messages that arrive for no subscription (a resumed session's queued
  * messages arrive right after CONNACK, before the user subscribes again) are
  * held, never dropped, and handed to the first subscription that matches
- * them; while `bufferSize` of them are held, `backpressure()` stops the
- * reading. Messages for filters being unsubscribed are dropped: nobody will
- * take them.
+ * them; while `bufferSize` QoS 0 messages are held, `backpressure()` stops
+ * the reading; unacknowledged QoS 1/2 messages are bounded by the server's
+ * in-flight window, and by READ_AHEAD_FACTOR × `bufferSize` at most, whatever
+ * is awaited. Messages arriving for filters being unsubscribed are dropped,
+ * declined (not acknowledged, like the buffered messages of a subscription
+ * left); messages held before `unsubscribe(filters)` are dropped and acknowledged.
+ *
+ * A message matching several subscriptions is handed to each as its own copy
+ * and acknowledged once every copy is settled (consumed, or declined by a
+ * subscription that ended).
  *
  * Each topic filter is counted over the subscriptions using it, so that the
  * filter is unsubscribed at the server only when the last one ends.
@@ -46,8 +70,8 @@ export class Inbox {
   readonly #filterCounts = new Map<string, number>();
   #held: Message[] = [];
   #heldReady: PromiseWithResolvers<void> | undefined = undefined;
-  /** SUBSCRIBEs awaiting their SUBACK; while any is, held messages do not stop the reading. */
-  #subscribing = 0;
+  /** SUBSCRIBEs awaiting their SUBACK. */
+  readonly #pending = new Set<PendingSubscribe>();
   #blocked: Promise<void>[] = [];
   readonly #ids = new SubscriptionIds();
 
@@ -64,23 +88,63 @@ export class Inbox {
 
   /** Hands a delivered message to every matching subscription, or holds it. */
   route(message: Message): void {
-    let matched = false;
     const topic = message.topic;
+    let first: Subscription | undefined;
+    let more: Subscription[] | undefined;
     // MQTT 5.0: Subscription Identifiers say exactly which subscriptions matched.
     const ids = message.properties?.subscriptionIdentifiers;
     // Otherwise the topic tree finds the matching filters, whatever their number (issue 18).
     for (const sub of ids !== undefined ? this.#subscriptions : this.#subscriptions.match(topic)) {
       if (ids !== undefined && !this.#ids.routes(sub, topic, ids)) continue;
-      matched = true;
-      if (!pushMessage(sub, message)) this.#blocked.push(whenReady(sub));
+      if (first === undefined) first = sub;
+      else (more ??= []).push(sub);
     }
-    if (matched) return;
+    if (first === undefined && ids !== undefined) {
+      // Identifiers no live subscription has: a message queued for a subscription of an
+      // earlier connection or process. Held, it would never be consumed (and, never
+      // acknowledged, hold back every later acknowledgement): match it by topic.
+      for (const sub of this.#subscriptions.match(topic)) {
+        if (first === undefined) first = sub;
+        else (more ??= []).push(sub);
+      }
+    }
+    if (first !== undefined) {
+      // Every copy exists before any is pushed: a subscription that settles on
+      // receipt must not complete the delivery while others are still to get theirs.
+      const copies = more?.map(() => copyMessage(message));
+      this.#push(first, message);
+      if (more !== undefined) {
+        for (let i = 0; i < more.length; i++) this.#push(more[i], copies![i]);
+      }
+      return;
+    }
     // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK.
-    if (this.#state.unsubscribing((f) => topicMatches(localFilter(f), topic))) return;
-    this.#held.push(message);
-    if (this.#held.length >= this.#bufferSize && this.#subscribing === 0) {
+    if (this.#state.unsubscribing((f) => topicMatches(localFilter(f), topic))) {
+      settleMessage(message, false);
+      return;
+    }
+    const held = this.#held;
+    held.push(message);
+    const n = held.length;
+    // Held QoS 1/2 messages are not acknowledged (a subscription will consume
+    // them), so the server's in-flight window bounds them; QoS 0 ones only we do.
+    if (n >= this.#bufferSize * READ_AHEAD_FACTOR || (n >= this.#bufferSize && message.qos === 0)) {
       this.#heldReady ??= Promise.withResolvers();
       this.#blocked.push(this.#heldReady.promise);
+    }
+  }
+
+  /** Pushes into one subscription; a full buffer stops the reading unless the server's window bounds it. */
+  #push(sub: Subscription, message: Message): void {
+    if (pushMessage(sub, message)) return;
+    // With acknowledgement on consume (MQTT-4.3.2-2, MQTT-4.3.3-2 let the
+    // receiver choose when), the server sends no more unacknowledged QoS 1/2
+    // messages than its in-flight window: reading on is safe up to the hard bound.
+    if (
+      message.qos === 0 || sub.ack === "receive" ||
+      sub.buffered >= this.#bufferSize * READ_AHEAD_FACTOR
+    ) {
+      this.#blocked.push(whenReady(sub));
     }
   }
 
@@ -108,22 +172,38 @@ export class Inbox {
   }
 
   /**
-   * A SUBSCRIBE for `filters` is about to go out: held messages no longer stop
-   * the reading (else its SUBACK could never be read), and the filters count
-   * from now on, so unsubscribing another subscription of the same filter
-   * meanwhile does not UNSUBSCRIBE it at the server under the new one.
+   * A SUBSCRIBE for `filters` is about to go out: a reading stopped by held
+   * messages looks again (while the SUBACK is awaited it may read ahead, to
+   * READ_AHEAD_FACTOR × `bufferSize` held messages, so the bound holds at all
+   * times), and the filters count from now on, so unsubscribing another
+   * subscription of the same filter meanwhile does not UNSUBSCRIBE it at the
+   * server under the new one.
    */
-  subscribing(filters: readonly string[]): void {
-    this.#subscribing++;
+  subscribing(filters: readonly string[]): PendingSubscribe {
     this.#releaseHeld();
     for (const filter of filters) {
       this.#filterCounts.set(filter, (this.#filterCounts.get(filter) ?? 0) + 1);
     }
+    const pending: PendingSubscribe = { filters, cancelled: undefined };
+    this.#pending.add(pending);
+    return pending;
   }
 
   /** The SUBSCRIBE announced by {@linkcode subscribing} was answered or failed. */
-  subscribed(): void {
-    this.#subscribing--;
+  subscribed(pending: PendingSubscribe): void {
+    this.#pending.delete(pending);
+  }
+
+  /**
+   * An UNSUBSCRIBE for `filters` goes out now: SUBSCRIBEs sent before it and
+   * still awaiting their SUBACK will not be live at the server for these filters.
+   */
+  unsubscribing(filters: readonly string[]): void {
+    for (const pending of this.#pending) {
+      for (const filter of filters) {
+        if (pending.filters.includes(filter)) (pending.cancelled ??= new Set()).add(filter);
+      }
+    }
   }
 
   /**
@@ -141,7 +221,7 @@ export class Inbox {
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
-      if (sub.matches(message.topic)) pushMessage(sub, message);
+      if (sub.matches(message.topic)) this.#push(sub, message);
       else keep.push(message);
     }
     this.#held = keep;
@@ -184,20 +264,44 @@ export class Inbox {
       }
     }
     for (const f of filters) this.#filterCounts.delete(f);
-    this.forgetHeld(filters);
+    this.forgetHeld(filters, true);
     return [...gone];
   }
 
   /**
    * Drops held messages of filters being unsubscribed: nobody will take them,
-   * and they would otherwise keep the reading stopped.
+   * and they would otherwise keep the reading stopped. With `acknowledge`
+   * (held before the application unsubscribed their filter, so dropping them
+   * is its decision) they are acknowledged: unacknowledged they would hold the
+   * server's in-flight window, and every later acknowledgement, until a
+   * reconnect. Otherwise (they arrived while the UNSUBSCRIBE was on its way,
+   * like those of a loop left) they are declined.
    */
-  forgetHeld(filters: readonly string[]): void {
+  forgetHeld(filters: readonly string[], acknowledge = false): void {
     if (this.#held.length === 0) return;
-    this.#held = this.#held.filter((m) =>
-      !filters.some((f) => topicMatches(localFilter(f), m.topic))
-    );
+    const keep: Message[] = [];
+    for (const message of this.#held) {
+      if (filters.some((f) => topicMatches(localFilter(f), message.topic))) {
+        settleMessage(message, acknowledge);
+      } else keep.push(message);
+    }
+    this.#held = keep;
     this.#heldShrank();
+  }
+
+  /**
+   * The client is closing: messages held for no subscription are acknowledged
+   * and dropped. MQTT-4.5.0-2: a message is acknowledged whether or not the
+   * application elects to process it, and one that no subscription took
+   * before the close was not elected. (Buffered ones, which the application
+   * did subscribe to, stay unacknowledged: the broker sends them again.)
+   */
+  acknowledgeHeld(): void {
+    if (this.#held.length === 0) return;
+    const held = this.#held;
+    this.#held = [];
+    for (const message of held) settleMessage(message, true);
+    this.#releaseHeld();
   }
 
   /** A filter the session re-registered was refused: ends the subscriptions using it. */

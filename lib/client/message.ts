@@ -4,9 +4,40 @@
  * @module
  */
 import type { PublishPacket, QoS } from "../codec/packet.ts";
+import type { PendingAck } from "../session/acks.ts";
 import type { PublishProperties } from "../codec/properties.ts";
 
 const decoder = new TextDecoder();
+
+/**
+ * One incoming QoS 1/2 message as the client tracks it: the session's
+ * pending acknowledgement, the copies handed to subscriptions (one per
+ * matching subscription) not yet settled, and whether any copy was consumed.
+ * Acknowledged once every copy is settled and one was consumed; declined when
+ * every copy was declined.
+ */
+class Delivery {
+  readonly ack: PendingAck;
+  readonly settle: AckFunction;
+  copies = 1;
+  consumed = false;
+
+  constructor(ack: PendingAck, settle: AckFunction) {
+    this.ack = ack;
+    this.settle = settle;
+  }
+}
+
+/**
+ * Tells the session a message's acknowledgement may go (`consumed`), or that
+ * nobody will consume it. Not part of the public API.
+ */
+export type AckFunction = (ack: PendingAck, consumed: boolean) => void;
+
+// Let the client's modules reach a message's private side without public methods.
+let makeOf: (packet: PublishPacket, ack: PendingAck | undefined, settle: AckFunction) => Message;
+let copyOf: (message: Message) => Message;
+let settleOf: (message: Message, consumed: boolean) => void;
 
 /**
  * A received application message: topic, payload bytes, and PUBLISH flags.
@@ -38,6 +69,25 @@ export class Message {
    * `undefined` when there are none and under MQTT 3.1.1.
    */
   readonly properties: PublishProperties | undefined;
+  #delivery: Delivery | undefined = undefined;
+  #settled = false;
+
+  static {
+    makeOf = (packet, ack, settle) => {
+      const message = new Message(packet);
+      if (ack !== undefined) message.#delivery = new Delivery(ack, settle);
+      return message;
+    };
+    copyOf = (message) => {
+      const { topic, payload, qos, retain, dup, properties } = message;
+      const copy = new Message({ type: "publish", topic, payload, qos, retain, dup, properties });
+      const delivery = message.#delivery;
+      copy.#delivery = delivery;
+      if (delivery !== undefined) delivery.copies++;
+      return copy;
+    };
+    settleOf = (message, consumed) => message.#settle(consumed);
+  }
 
   /** Wraps a received PUBLISH; copies only the fields, never the payload. */
   constructor(packet: PublishPacket) {
@@ -47,6 +97,35 @@ export class Message {
     this.retain = packet.retain;
     this.dup = packet.dup;
     this.properties = packet.properties;
+  }
+
+  /**
+   * Acknowledges the message now: the application is done with it. Needed
+   * with `ack: "manual"` subscriptions, which acknowledge nothing by
+   * themselves; with the default `ack: "consume"` it acknowledges earlier than
+   * asking for the next message would. Acknowledgements still go out in the
+   * order the messages arrived, so this one may wait for earlier ones. Calling
+   * it again, or on a QoS 0 message, does nothing.
+   *
+   * @example
+   * ```ts ignore
+   * const sub = await client.subscribe("jobs/#", { qos: 1, ack: "manual" });
+   * for await (const msg of sub) {
+   *   handle(msg).then(() => msg.ack()); // finish in any order
+   * }
+   * ```
+   */
+  ack(): void {
+    this.#settle(true);
+  }
+
+  #settle(consumed: boolean): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const delivery = this.#delivery;
+    if (delivery === undefined) return;
+    if (consumed) delivery.consumed = true;
+    if (--delivery.copies === 0) delivery.settle(delivery.ack, delivery.consumed);
   }
 
   /**
@@ -78,4 +157,59 @@ export class Message {
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T;
   }
+}
+
+/**
+ * Makes the message of a delivered PUBLISH; `ack` (QoS 1/2 with
+ * acknowledgement on consume) goes to `settle` once the message is consumed
+ * or declined. Not part of the public API.
+ *
+ * @example
+ * ```ts
+ * import { createMessage } from "./message.ts";
+ * const msg = createMessage(
+ *   { type: "publish", topic: "a", payload: new Uint8Array(), qos: 0, retain: false, dup: false },
+ *   undefined,
+ *   () => {},
+ * );
+ * console.log(msg.topic); // a
+ * ```
+ */
+export function createMessage(
+  packet: PublishPacket,
+  ack: PendingAck | undefined,
+  settle: AckFunction,
+): Message {
+  return makeOf(packet, ack, settle);
+}
+
+/**
+ * A copy of a message for one more subscription: the message is acknowledged
+ * once every copy is settled. Not part of the public API.
+ *
+ * @example
+ * ```ts
+ * import { copyMessage, Message } from "./message.ts";
+ * const msg = new Message({ type: "publish", topic: "a", payload: new Uint8Array(), qos: 0, retain: false, dup: false });
+ * console.log(copyMessage(msg).topic); // a
+ * ```
+ */
+export function copyMessage(message: Message): Message {
+  return copyOf(message);
+}
+
+/**
+ * Settles one copy of a message: consumed (acknowledge) or declined (nobody
+ * will consume this copy). Only the first call per copy counts. Not part of
+ * the public API.
+ *
+ * @example
+ * ```ts
+ * import { Message, settleMessage } from "./message.ts";
+ * const msg = new Message({ type: "publish", topic: "a", payload: new Uint8Array(), qos: 0, retain: false, dup: false });
+ * settleMessage(msg, true); // QoS 0: nothing to acknowledge
+ * ```
+ */
+export function settleMessage(message: Message, consumed: boolean): void {
+  settleOf(message, consumed);
 }

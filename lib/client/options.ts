@@ -12,6 +12,8 @@ import type { SessionOptions } from "../session/types.ts";
 import type { Store } from "../store/store.ts";
 import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from "./url.ts";
 import type { Transport } from "../transports/transport.ts";
+import type { PacketListener } from "./packet_trace.ts";
+import { checkForeignOptions } from "./hints.ts";
 import type { ConnectProperties, WillProperties } from "../codec/properties.ts";
 import {
   checkWillProperties,
@@ -148,6 +150,19 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    * @default {in memory}
    */
   store?: Store;
+  /**
+   * Debug hook: called with every packet sent and received, e.g. to print a
+   * trace as `mosquitto_sub -d` does. A CONNECT's password shows as `***`.
+   *
+   * @example
+   * ```ts ignore
+   * import { connect } from "../../mod.ts";
+   * await using client = await connect("mqtt://localhost", {
+   *   onPacket: (direction, packet) => console.debug(direction, packet.type),
+   * }); // sent connect, received connack
+   * ```
+   */
+  onPacket?: PacketListener;
 }
 
 /** Backoff of {@linkcode ConnectOptions.reconnect}, in milliseconds. */
@@ -219,6 +234,8 @@ export interface ResolvedOptions {
   queue: Required<QueueOptions>;
   /** The caller's store, if any. */
   store?: Store;
+  /** The caller's packet trace hook, if any. */
+  onPacket?: PacketListener;
   /** 4 (MQTT 3.1.1), 5 (MQTT 5.0) or "auto". */
   protocolVersion: ProtocolVersionOption;
   /** MQTT 5.0 CONNECT properties, if any. */
@@ -329,6 +346,16 @@ function checkString(name: string, value: unknown): string {
   return value;
 }
 
+/** A PEM option given a file's path instead of its content: the mistake is named. */
+function checkPem(name: string, value: string): void {
+  if (value.includes("-----BEGIN")) return;
+  if (!/[/\\]|\.(pem|crt|cer|key)$/i.test(value)) return; // not PEM either, but TLS will say
+  throw invalid(
+    `${name} is not PEM text but looks like a file path (${JSON.stringify(value)}): ` +
+      `pass the file's content, not its path (read the file first)`,
+  );
+}
+
 /**
  * A string as its UTF-8 bytes, a `Uint8Array` as it is; anything else throws `INVALID_OPTION`.
  *
@@ -400,6 +427,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (typeof options !== "object" || options === null) {
     throw invalid(`options must be an object, got ${options === null ? "null" : typeof options}`);
   }
+  checkForeignOptions(url, options);
   const broker = parseBrokerUrl(url);
   const parsed = url instanceof URL ? url : new URL(url);
 
@@ -465,9 +493,10 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
       if (!Array.isArray(t.caCerts) || t.caCerts.some((c) => typeof c !== "string")) {
         throw invalid("tls.caCerts must be an array of PEM strings");
       }
+      t.caCerts.forEach((pem, i) => checkPem(`tls.caCerts[${i}]`, pem));
     }
-    if (t.cert !== undefined) checkString("tls.cert", t.cert);
-    if (t.key !== undefined) checkString("tls.key", t.key);
+    if (t.cert !== undefined) checkPem("tls.cert", checkString("tls.cert", t.cert));
+    if (t.key !== undefined) checkPem("tls.key", checkString("tls.key", t.key));
     if ((t.cert === undefined) !== (t.key === undefined)) {
       throw invalid("tls.cert and tls.key must be given together (mutual TLS needs both)");
     }
@@ -543,6 +572,12 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (tls !== undefined) resolved.tls = tls;
   if (options.signal !== undefined) resolved.signal = options.signal;
   if (options.transport !== undefined) resolved.transport = options.transport;
+  if (options.onPacket !== undefined) {
+    if (typeof options.onPacket !== "function") {
+      throw invalid("onPacket must be a function (direction, packet) => void");
+    }
+    resolved.onPacket = options.onPacket;
+  }
   if (options.store !== undefined) {
     if (typeof options.store !== "object" || options.store === null) {
       throw invalid("store must be a Store (e.g. await FileStore.open(path))");
@@ -610,6 +645,8 @@ export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
     maxInflight: resolved.maxInflight,
     pingTimeout: resolved.pingTimeout,
     connectTimeout: resolved.connectTimeout,
+    // Acknowledged when the application has the message (SubscribeOptions.ack).
+    deferAcks: true,
   };
   if (resolved.username !== undefined) options.username = resolved.username;
   if (resolved.password !== undefined) options.password = resolved.password;

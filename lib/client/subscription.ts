@@ -6,8 +6,19 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
-import type { Message } from "./message.ts";
+import { type Message, settleMessage } from "./message.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
+
+/**
+ * When a subscription's QoS 1/2 messages are acknowledged (PUBACK / PUBREC):
+ * - `"consume"`: once the consumer has taken the message and asks for the
+ *   next one (the next `for await` step) or leaves the loop;
+ * - `"manual"`: when the consumer calls `msg.ack()`;
+ * - `"receive"`: when the message enters the subscription's buffer.
+ *
+ * See `SubscribeOptions.ack` for what each promises.
+ */
+export type AckMode = "consume" | "manual" | "receive";
 
 /** How a {@linkcode Subscription} is wired to its client. */
 export interface SubscriptionOptions {
@@ -16,6 +27,8 @@ export interface SubscriptionOptions {
    * wait. An integer of at least 1.
    */
   bufferSize: number;
+  /** When messages are acknowledged. @default {"consume"} */
+  ack?: AckMode;
   /** Sends UNSUBSCRIBE for this subscription; called at most once. */
   unsubscribe: (sub: Subscription) => Promise<void>;
   /** MQTT 5.0 Subscription Identifier its SUBSCRIBE carried, if any. */
@@ -33,6 +46,7 @@ let make: (filters: string[], granted: QoS[], options: SubscriptionOptions) => S
 let pushOf: (sub: Subscription, message: Message) => boolean;
 let readyOf: (sub: Subscription) => Promise<void>;
 let endOf: (sub: Subscription, error?: Error) => void;
+let leaveOf: (sub: Subscription) => Promise<void>;
 
 /**
  * The messages of one SUBSCRIBE, as an async iterable with backpressure.
@@ -46,6 +60,13 @@ let endOf: (sub: Subscription, error?: Error) => void;
  * Breaking out of `for await`, `await using`, or {@linkcode unsubscribe} sends
  * UNSUBSCRIBE and ends the iteration. One consumer at a time: a second
  * concurrent iterator throws `MqttError` with code `INVALID_STATE`.
+ *
+ * QoS 1/2 messages are acknowledged as its {@linkcode AckMode} says (by
+ * default once the loop asks for the next message or is left); buffered
+ * messages discarded when it ends are not acknowledged. With
+ * acknowledgement on consume, unacknowledged QoS 1/2 messages do not stop
+ * the reading (the broker's in-flight window bounds them) until a buffer
+ * holds 4 × `bufferSize`.
  *
  * @example
  * ```ts ignore
@@ -61,6 +82,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   readonly filters: readonly string[];
   /** The QoS granted by the server for each filter, in the same order. */
   readonly granted: readonly QoS[];
+  /** When this subscription's QoS 1/2 messages are acknowledged (see {@linkcode AckMode}). */
+  readonly ack: AckMode;
   /**
    * MQTT 5.0 Subscription Identifier of its SUBSCRIBE (when the server
    * supports them): messages carrying it are routed here exactly.
@@ -80,6 +103,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | undefined;
   #readyWaiter: PromiseWithResolvers<void> | undefined;
   #unsubscribed: Promise<void> | undefined;
+  /** With `ack: "consume"`: the message last handed to the consumer, acknowledged when it asks again. */
+  #inHand: Message | undefined;
 
   static {
     nextOf = (sub) => sub.#next();
@@ -87,6 +112,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     pushOf = (sub, message) => sub.#push(message);
     readyOf = (sub) => sub.#ready();
     endOf = (sub, error) => sub.#end(error);
+    leaveOf = (sub) => sub.#leave();
   }
 
   /** Made by the client after a successful SUBACK; see {@linkcode createSubscription}. */
@@ -100,6 +126,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     }
     this.filters = Object.freeze([...filters]);
     this.granted = Object.freeze([...granted]);
+    this.ack = checkAckMode(options.ack);
     this.#matchFilters = filters.map(localFilter);
     this.identifier = options.identifier;
     this.#bufferSize = bufferSize;
@@ -137,11 +164,16 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
 
   /** See {@linkcode pushMessage}. */
   #push(message: Message): boolean {
-    if (this.#ended) return true;
+    if (this.#ended) {
+      settleMessage(message, false); // nobody will consume it here
+      return true;
+    }
+    if (this.ack === "receive") settleMessage(message, true);
     const waiting = this.#waiting;
     if (waiting !== undefined) {
       // The consumer is parked on an empty buffer: hand over directly.
       this.#waiting = undefined;
+      if (this.ack === "consume") this.#inHand = message;
       waiting.resolve({ done: false, value: message });
       return true;
     }
@@ -164,6 +196,9 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    // Ended by an unsubscribe: the consumer may never ask again, and its message
+    // in hand must not hold back every later acknowledgement.
+    if (error === undefined) this.#consumed();
     this.#releaseReady();
     const waiting = this.#waiting;
     if (waiting !== undefined) {
@@ -180,7 +215,9 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
 
   /**
    * Sends UNSUBSCRIBE (once) and ends the iteration at once, discarding
-   * buffered messages. Every call returns the same promise.
+   * buffered messages. The message last handed to the consumer counts as
+   * consumed (with `ack: "consume"`); the buffered ones are not acknowledged (see `SubscribeOptions.ack`
+   * for what becomes of them). Every call returns the same promise.
    *
    * @example
    * ```ts ignore
@@ -189,6 +226,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
    */
   unsubscribe(): Promise<void> {
     if (this.#unsubscribed !== undefined) return this.#unsubscribed;
+    this.#consumed(); // leaving: the message in hand counts as consumed
     this.#clear();
     this.#error = undefined; // the caller asked to stop: an earlier end(error) is moot
     this.#end();
@@ -234,7 +272,23 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return this.#consumer;
   }
 
+  /** The consumer left its loop: the message in hand counts as consumed, then UNSUBSCRIBE. */
+  #leave(): Promise<void> {
+    this.#consumed();
+    return this.unsubscribe();
+  }
+
+  /** With `ack: "consume"`: the consumer is done with the message in hand. */
+  #consumed(): void {
+    const inHand = this.#inHand;
+    if (inHand === undefined) return;
+    this.#inHand = undefined;
+    settleMessage(inHand, true);
+  }
+
   #next(): Promise<IteratorResult<Message, undefined>> {
+    // Asking for the next message is what says the last one was consumed.
+    this.#consumed();
     if (this.#length > 0) {
       const ring = this.#ring;
       const message = ring[this.#head] as Message;
@@ -242,6 +296,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
       this.#head = (this.#head + 1) & (ring.length - 1);
       this.#length--;
       if (this.#readyWaiter !== undefined && this.#length < this.#bufferSize) this.#releaseReady();
+      if (this.ack === "consume") this.#inHand = message;
       return Promise.resolve({ done: false, value: message });
     }
     if (this.#ended) {
@@ -270,8 +325,15 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return ring;
   }
 
+  /** Discards the buffered messages, declined: none of them reached the consumer. */
   #clear(): void {
-    if (this.#length > 0) this.#ring = new Array(INITIAL_CAPACITY);
+    if (this.#length > 0) {
+      const ring = this.#ring;
+      for (let k = 0; k < this.#length; k++) {
+        settleMessage(ring[(this.#head + k) & (ring.length - 1)] as Message, false);
+      }
+      this.#ring = new Array(INITIAL_CAPACITY);
+    }
     this.#head = 0;
     this.#length = 0;
   }
@@ -301,7 +363,7 @@ class SubscriptionIterator implements AsyncIterator<Message, undefined> {
   async return(): Promise<IteratorResult<Message, undefined>> {
     this.finished = true;
     try {
-      await this.#sub.unsubscribe();
+      await leaveOf(this.#sub);
     } catch {
       // Leaving a loop must not throw because UNSUBSCRIBE failed (say the
       // connection is gone): the caller sees that error from sub.unsubscribe().
@@ -379,4 +441,25 @@ export function whenReady(sub: Subscription): Promise<void> {
  */
 export function endSubscription(sub: Subscription, error?: Error): void {
   endOf(sub, error);
+}
+
+/**
+ * Checks a subscription's `ack` option: its {@linkcode AckMode}, `"consume"`
+ * when undefined; anything else throws `MqttError` with code `INVALID_OPTION`.
+ *
+ * @example
+ * ```ts
+ * import { checkAckMode } from "./subscription.ts";
+ * console.log(checkAckMode(undefined), checkAckMode("manual")); // consume manual
+ * ```
+ */
+export function checkAckMode(ack: unknown): AckMode {
+  if (ack === undefined) return "consume";
+  if (ack !== "consume" && ack !== "manual" && ack !== "receive") {
+    throw new MqttError(
+      "INVALID_OPTION",
+      `ack must be "consume", "manual" or "receive", got ${String(ack)}`,
+    );
+  }
+  return ack;
 }

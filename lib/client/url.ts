@@ -5,6 +5,7 @@
  * @module
  */
 import { MqttError } from "../errors.ts";
+import { schemeHint } from "./hints.ts";
 
 /** URL schemes `connect()` understands. */
 export type BrokerProtocol = "mqtt" | "mqtts" | "ws" | "wss";
@@ -117,18 +118,21 @@ export function parseBrokerUrl(url: string | URL): BrokerUrl {
     parsed = new URL(url);
   } catch {
     // The URL parser's error repeats the input, password included: it is not passed on.
+    const hint = schemeHint(redactUrl(url));
     throw invalid(
-      `invalid broker URL "${redactUrl(url)}": it does not parse as a URL ` +
-        `(expected e.g. mqtt://host:1883, with a port up to 65535)`,
+      `invalid broker URL "${redactUrl(url)}": ${
+        hint ??
+          "it does not parse as a URL (expected e.g. mqtt://host:1883, with a port up to 65535)"
+      }`,
     );
   }
   const shown = redactUrl(parsed);
   const scheme = parsed.protocol.slice(0, -1);
   if (scheme !== "mqtt" && scheme !== "mqtts" && scheme !== "ws" && scheme !== "wss") {
     throw invalid(
-      `unsupported URL scheme "${parsed.protocol}" in "${
-        redactUrl(url)
-      }": use mqtt:, mqtts:, ws: or wss:`,
+      `unsupported URL scheme "${parsed.protocol}" in "${redactUrl(url)}": ${
+        schemeHint(redactUrl(url)) ?? "use mqtt:, mqtts:, ws: or wss:"
+      }`,
     );
   }
   // Non-special schemes (mqtt:, mqtts:) keep the host's case; host names are case-insensitive.

@@ -13,13 +13,36 @@ import { isFailure } from "../codec/reason_codes.ts";
 import { expiredError, withRemainingExpiry } from "./expiry.ts";
 import { OutgoingPublish, type SessionState } from "./state.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
+import { PendingAck, settleAck } from "./acks.ts";
 
 /** Where the flows' packets and messages go; `now` is the caller's clock, passed through. */
 export interface FlowOutput {
   /** Writes a packet to the peer. */
   send(packet: Packet, now: number): void;
-  /** Hands an application message to the application; once per QoS 2 message. */
-  deliver(packet: PublishPacket): void;
+  /**
+   * Hands an application message to the application; once per QoS 2 message.
+   * With {@linkcode FlowOptions.deferAcks}, a QoS 1/2 message comes with its
+   * {@linkcode PendingAck}, to pass to {@linkcode Flows.prototype.acknowledge}
+   * once the application has it.
+   */
+  deliver(packet: PublishPacket, ack?: PendingAck): void;
+}
+
+/** How the flows acknowledge incoming messages. */
+export interface FlowOptions {
+  /**
+   * Acknowledge an incoming QoS 1/2 message when the application has
+   * consumed it ({@linkcode Flows.prototype.acknowledge}), not when it is
+   * delivered. @default {false}
+   */
+  deferAcks?: boolean;
+  /**
+   * With `deferAcks`: the connection's clean session flag. A message nobody
+   * will consume is then acknowledged all the same (no later connection could
+   * get it again); without clean session it is left unacknowledged, so the
+   * server sends it again on the next connection. @default {false}
+   */
+  clean?: boolean;
 }
 
 /**
@@ -60,6 +83,10 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
+ * - With `deferAcks` (the client's acknowledgement on consume), see
+ *   {@linkcode Flows.prototype.acknowledge}: PUBACK / PUBREC waits until the
+ *   application has consumed the message, and a QoS 2 id is recorded when its
+ *   PUBREC goes out, not when the message arrives.
  *
  * @example
  * ```ts
@@ -97,12 +124,21 @@ export class Flows {
    * Maximum Packet Size), which a publish queued before CONNACK did not meet.
    */
   refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
+  readonly #deferAcks: boolean;
+  readonly #clean: boolean;
 
   /** Flows over `state`, sending through `out`. */
-  constructor(state: SessionState, maxInflight: number, out: FlowOutput) {
+  constructor(
+    state: SessionState,
+    maxInflight: number,
+    out: FlowOutput,
+    options: FlowOptions = {},
+  ) {
     this.#state = state;
     this.maxInflight = maxInflight;
     this.#out = out;
+    this.#deferAcks = options.deferAcks === true;
+    this.#clean = options.clean === true;
   }
 
   /** The state the flows run over. */
@@ -194,6 +230,7 @@ export class Flows {
       if (!refused) out.deliver(packet);
       return;
     }
+    if (this.#deferAcks) return this.#receiveDeferred(packet, qos, now, refused);
     const packetId = packet.packetId!;
     if (qos === 1) {
       // MQTT-4.3.2-2: deliver (accept ownership), then PUBACK, in arrival order (MQTT-4.6.0-2).
@@ -211,6 +248,82 @@ export class Flows {
       if (!refused) out.deliver(packet);
     }
     out.send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
+  }
+
+  /**
+   * With `deferAcks`: a QoS 1/2 message delivered with its {@linkcode PendingAck}.
+   *
+   * Why the id of a QoS 2 message is recorded only when its PUBREC goes out:
+   * recorded on arrival (in the store first), a process that dies before the
+   * application consumed the message would treat the server's DUP resend after
+   * the restart as already delivered (MQTT-4.3.3-2), and the message would be
+   * lost. Recorded at PUBREC, after the application consumed it, the resend
+   * after a restart is delivered again only when the application had not
+   * finished with it. Within one process, the queue of pending acknowledgements
+   * holds the "delivered, not yet acknowledged" ids, so a DUP resend on a new
+   * connection (MQTT-4.4.0-1) does not reach the application twice: the
+   * pending acknowledgement answers it once the message is consumed.
+   */
+  #receiveDeferred(packet: PublishPacket, qos: 1 | 2, now: number, refused: boolean): void {
+    const packetId = packet.packetId!;
+    const state = this.#state;
+    const acks = state.acks;
+    if (qos === 2 && state.hasIncoming(packetId)) {
+      // MQTT-4.3.3-2: consumed and acknowledged before, awaiting PUBREL: PUBREC
+      // again, not delivered; queued, so it keeps arrival order (MQTT-4.6.0-3).
+      acks.push(new PendingAck(packetId, 2, "consumed", true));
+    } else if (acks.get(packetId) !== undefined) {
+      // The resend of a message the application holds (MQTT-4.4.0-1): its
+      // pending acknowledgement answers both; the peer uses an id for one
+      // message at a time (MQTT-2.3.1-2), so the same id is the same message.
+      return;
+    } else {
+      const ack = new PendingAck(packetId, qos, refused ? "consumed" : "waiting");
+      acks.push(ack);
+      if (!refused) this.#out.deliver(packet, ack);
+    }
+    this.releaseAcks(now);
+  }
+
+  /**
+   * With `deferAcks`: the application has consumed the message of `ack`
+   * (`consumed`), or nobody will (`consumed` false: its subscription ended).
+   * Acknowledgements go out in the order the PUBLISH packets arrived, QoS 1
+   * and 2 alike (MQTT-4.6.0-2, MQTT-4.6.0-3): one whose earlier messages are
+   * still being consumed waits for them. A declined message is acknowledged
+   * only under clean session; otherwise it is skipped, never acknowledged on
+   * this connection, so the server keeps it and sends it again on the next
+   * (MQTT-4.4.0-1). A second call, or one for a message whose session the
+   * server lost, does nothing. May throw the store's error (the QoS 2 id is
+   * recorded before PUBREC); nothing is then sent and a later call retries.
+   */
+  acknowledge(ack: PendingAck, consumed: boolean, now: number): void {
+    if (settleAck(ack, consumed)) this.releaseAcks(now);
+  }
+
+  /** Sends the acknowledgements at the head of the queue whose message was consumed, in order. */
+  releaseAcks(now: number): void {
+    const state = this.#state;
+    const acks = state.acks;
+    for (let head = acks.peek(); head !== undefined; head = acks.peek()) {
+      const status = head.status;
+      if (status === "waiting") return;
+      const packetId = head.packetId;
+      if (status === "declined" && !this.#clean) {
+        acks.shift();
+        continue;
+      }
+      if (head.qos === 1) {
+        acks.shift();
+        this.#out.send({ type: "puback", packetId }, now);
+        continue;
+      }
+      // MQTT-4.3.3-2: the id is recorded (in the store first) before PUBREC
+      // says the message is ours; if the store throws, the head stays queued.
+      if (!head.recorded && !state.hasIncoming(packetId)) state.addIncoming(packetId);
+      acks.shift();
+      this.#out.send({ type: "pubrec", packetId }, now);
+    }
   }
 
   /**

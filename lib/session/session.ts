@@ -41,6 +41,7 @@ import { EnhancedAuth } from "./auth.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
+import { type PendingAck, settleAck } from "./acks.ts";
 import type {
   OutgoingMessage,
   PublishCallback,
@@ -190,8 +191,8 @@ export class Session {
     this.#keepAliveMs = keepAlive * 1000;
     this.#flows = new Flows(state, maxInflight, {
       send: (packet, now) => this.#send(packet, now),
-      deliver: (packet) => handler.deliver(packet),
-    });
+      deliver: (packet, ack) => handler.deliver(packet, ack),
+    }, { deferAcks: options.deferAcks, clean: options.clean });
     if (this.#version === 5) {
       this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
       this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;
@@ -278,7 +279,10 @@ export class Session {
     const data = this.#data;
     switch (packet.type) {
       case "publish": {
-        if (packet.qos === 2 && this.#overReceiveMaximum(packet.packetId!, now)) return;
+        if (
+          (packet.qos === 2 || (packet.qos === 1 && this.#options.deferAcks)) &&
+          this.#overReceiveMaximum(packet.packetId!, now)
+        ) return;
         const resolved = this.#resolveAlias(packet, now);
         if (resolved !== undefined) this.#flows.receivePublish(resolved, now);
         return;
@@ -395,6 +399,32 @@ export class Session {
     // Forget them at once: a connection that drops before the UNSUBACK must
     // not bring them back on re-registration.
     this.#data.unsubscribed(filters);
+  }
+
+  /**
+   * With `deferAcks`: the application consumed the message of `ack` (or, with
+   * `consumed` false, nobody will); see `Flows.acknowledge`. While not
+   * connected it is only marked: it goes out on the next connection if the
+   * server kept the session, in order with the rest. A store error while
+   * recording a QoS 2 id closes the connection with that error.
+   */
+  acknowledge(ack: PendingAck, consumed: boolean, now: number): void {
+    const name = this.#name;
+    if (name !== "connected" && name !== "disconnecting") {
+      settleAck(ack, consumed);
+      return;
+    }
+    try {
+      this.#flows.acknowledge(ack, consumed, now);
+    } catch (err) {
+      this.#fail(
+        err instanceof MqttError
+          ? err
+          : new MqttError("STORE_ERROR", `recording an incoming message failed: ${err}`, {
+            cause: err,
+          }),
+      );
+    }
   }
 
   /**
@@ -646,11 +676,17 @@ export class Session {
    * than our Receive Maximum before we acknowledge them (PUBACK, PUBCOMP). A
    * QoS 1 PUBLISH is acknowledged as it is delivered, so only QoS 2 ones
    * awaiting PUBREL count; a new one beyond the maximum ends the connection
-   * with DISCONNECT 0x93 (Receive Maximum exceeded).
+   * with DISCONNECT 0x93 (Receive Maximum exceeded). With `deferAcks`, the
+   * messages still being consumed count too (QoS 1 included), and a resend of
+   * one of them is no new message.
    */
   #overReceiveMaximum(packetId: number, now: number): boolean {
     const data = this.#data;
-    if (data.incomingCount < this.#receiveMaximum || data.hasIncoming(packetId)) return false;
+    const pending = data.acks.length;
+    if (
+      data.incomingCount + pending < this.#receiveMaximum || data.hasIncoming(packetId) ||
+      (pending !== 0 && data.acks.get(packetId) !== undefined)
+    ) return false;
     this.#send({ type: "disconnect", reasonCode: 0x93 }, now);
     this.#fail(
       new ProtocolError(
@@ -678,13 +714,22 @@ export class Session {
   #resume(sessionPresent: boolean, now: number): void {
     const data = this.#data;
     // The broker forgot every QoS 2 id it had sent us; a new PUBLISH with an
-    // old id is a new message.
-    if (!sessionPresent) data.clearIncoming();
+    // old id is a new message. Acknowledgements still pending are for a
+    // session it no longer has: they are dropped (their messages stay with the
+    // application, which may still consume them, to no effect).
+    if (!sessionPresent) {
+      data.clearIncoming();
+      data.acks.clear();
+    }
     // MQTT-3.1.2-6: a clean session discards the previous session state on our side too.
     if (this.#options.clean) data.discardRestoredInflight();
     // Without a session on the broker this also covers clean=true, where the
     // application still expects its pending publishes to go out.
     this.#flows.resume(sessionPresent, now);
+    // Messages of the previous connection consumed while offline: their
+    // acknowledgements go out now, in arrival order; those still being
+    // consumed go out when they are (a DUP resend meanwhile is not delivered).
+    this.#flows.releaseAcks(now);
   }
 
   #onSuback(packet: SubackPacket, now: number): void {

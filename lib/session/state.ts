@@ -17,6 +17,7 @@ import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
 import type { PublishRecord, Store } from "../store/store.ts";
 import { Queue } from "../util/queue.ts";
+import { AckQueue } from "./acks.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
 
 /** Largest packet identifier (identifiers are 16-bit and non-zero, MQTT-2.3.1-1). */
@@ -154,6 +155,12 @@ export class SessionState {
   readonly #maxQueued: number;
   readonly #maxQueuedBytes: number;
   readonly #dropOldest: boolean;
+  /**
+   * Incoming QoS 1/2 messages handed to the application and not yet
+   * acknowledged, in arrival order (used by flows that defer acknowledgements).
+   * Memory only: after a restart the server's resend delivers them again.
+   */
+  readonly acks: AckQueue = new AckQueue();
 
   /**
    * Creates a session state, empty or loaded from `options.store`.
@@ -431,6 +438,7 @@ export class SessionState {
     this.#queuedBytes = 0;
     this.#incoming.clear();
     this.#reserved.clear();
+    this.acks.clear();
     if (this.#clean === true) this.#store?.clear();
     for (const entry of entries) entry.done(error);
   }

@@ -18,6 +18,7 @@ import type {
 import type { AckProperties, ConnectProperties, PublishProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import type { MqttError } from "../errors.ts";
+import type { PendingAck } from "./acks.ts";
 
 /** Connection-level state of a {@linkcode Session}. */
 export type SessionStateName = "disconnected" | "connecting" | "connected" | "disconnecting";
@@ -46,6 +47,12 @@ export interface SessionOptions {
   protocolVersion?: ProtocolVersion;
   /** MQTT 5.0 CONNECT properties. */
   properties?: ConnectProperties;
+  /**
+   * Acknowledge incoming QoS 1/2 messages when the driver says the
+   * application consumed them (`Session.acknowledge` with the
+   * {@linkcode PendingAck} given to `deliver`), not on delivery. @default {false}
+   */
+  deferAcks?: boolean;
 }
 
 /** An outgoing application message as the caller gives it. */
@@ -95,8 +102,12 @@ export type UnsubscribeCallback = (error?: MqttError, reasonCodes?: UnsubackReas
 export interface SessionHandler {
   /** Write this packet to the transport (the driver may coalesce writes per tick). */
   send(packet: Packet): void;
-  /** Hand this application message to the user; called exactly once per QoS 2 message. */
-  deliver(packet: PublishPacket): void;
+  /**
+   * Hand this application message to the user; called exactly once per QoS 2
+   * message. With `deferAcks`, a QoS 1/2 message comes with the
+   * {@linkcode PendingAck} to pass to `Session.acknowledge` once consumed.
+   */
+  deliver(packet: PublishPacket, ack?: PendingAck): void;
   /** CONNACK accepted; the session is now connected. */
   connected(connack: ConnackPacket): void;
   /**

@@ -1,9 +1,12 @@
 /**
  * The browser check: the module (`mod.ts`) loaded in headless Chromium connects over `ws://` to a test
- * Mosquitto, publishes a message to itself and receives it. Run twice in one browser: as
+ * Mosquitto, publishes a message to itself and receives it. Run three times in one browser: as
  * separate ES modules (each `.ts` file served with its types stripped, as `tests/browser/serve.ts`
- * does; no bundler, works offline) and as the single file `deno bundle --platform browser` makes
- * (skipped with a warning when `deno bundle` cannot run, e.g. without its esbuild download).
+ * does; no bundler, works offline), as the single file `deno bundle --platform browser` makes
+ * (skipped with a warning when `deno bundle` cannot run, e.g. without its esbuild download), and
+ * as modules over `wss://` (Chromium trusts the test server certificate's key alone, through
+ * `--ignore-certificate-errors-spki-list`). The first and the `wss://` runs also check a
+ * reconnect after the broker threw the client off, and that `close()` does not fire the will.
  *
  * Needs Chromium (`apt-get install -y chromium`) and Mosquitto. Without Chromium the test is
  * ignored with a warning, unless env `CI` is set: then it fails.
@@ -62,6 +65,25 @@ async function bundlePage(): Promise<string | undefined> {
   }
 }
 
+/** base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's SPKI list wants it. */
+async function spkiHash(certPem: string): Promise<string> {
+  const pubkey = await new Deno.Command("openssl", {
+    args: ["x509", "-pubkey", "-noout"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const writer = pubkey.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(certPem));
+  await writer.close();
+  const pem = new TextDecoder().decode((await pubkey.output()).stdout);
+  const der = Uint8Array.from(
+    atob(pem.replace(/-----[^-]+-----/g, "").replace(/\s/g, "")),
+    (c) => c.charCodeAt(0),
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
+  return btoa(String.fromCharCode(...digest));
+}
+
 async function within<T>(promise: Promise<T>, what: string, detail: () => string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -78,30 +100,34 @@ async function within<T>(promise: Promise<T>, what: string, detail: () => string
 }
 
 Deno.test({
-  name: "browser: the bundled and the unbundled module publish and receive over ws:// in Chromium",
+  name:
+    "browser: bundled and unbundled, over ws:// and wss://, publish, receive, reconnect, no will on close()",
   ignore: ignoreWithoutChromium() || ignoreWithoutMosquitto(),
   async fn() {
     const chromium = findChromium();
     assert.ok(chromium, "Chromium is not installed and CI is set (apt-get install -y chromium)");
     assert.ok(mosquittoAvailable(), "Mosquitto is not installed and CI is set");
     const started = performance.now();
-    await using broker = await startMosquitto({ websockets: true });
+    await using broker = await startMosquitto({ websockets: true, wsTls: true });
     const bundle = await bundlePage();
     const query = `?broker=${encodeURIComponent(broker.wsUrl!)}`;
+    const wss = `/modules.html?broker=${encodeURIComponent(broker.wssUrl!)}&variant=wss&full=1`;
+    const variants = bundle === undefined ? ["modules", "wss"] : ["modules", "bundle", "wss"];
     await using server = await startPageServer({
       root: ROOT,
       bundle,
-      nextPages: bundle === undefined ? [] : [`/bundle.html${query}&variant=bundle`],
+      nextPages: bundle === undefined ? [wss] : [`/bundle.html${query}&variant=bundle`, wss],
     });
     await using browser = await launchChromium(
       chromium,
-      `${server.origin}/modules.html${query}&variant=modules`,
+      `${server.origin}/modules.html${query}&variant=modules&full=1`,
+      [`--ignore-certificate-errors-spki-list=${await spkiHash(broker.certs!.server.cert)}`],
     );
     const diagnostics = () =>
       `requested: ${server.requested.join(" ")}\n--- chromium stderr ---\n${browser.stderr()}`;
 
     const results: PostedResult[] = [];
-    for (const variant of bundle === undefined ? ["modules"] : ["modules", "bundle"]) {
+    for (const variant of variants) {
       const result = await within(server.nextResult(), `the ${variant} page`, diagnostics);
       results.push(result);
       assert.equal(result.error, undefined, `${variant}: ${result.error}\n${diagnostics()}`);
@@ -113,6 +139,11 @@ Deno.test({
         text: `hello from ${variant}`,
         qos: 1,
       });
+      if (variant !== "bundle") {
+        assert.equal(result.afterReconnect, "after the reconnect", variant);
+        // The marker came first: close() sent DISCONNECT, so the broker dropped the will.
+        assert.equal(result.firstOnWillTopic, "marker", variant);
+      }
     }
     // The browser fetched the WebSocket transport, never the TCP one (it is for mqtt: only).
     assert.ok(server.requested.includes("/lib/transports/websocket.ts"));

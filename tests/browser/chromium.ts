@@ -47,7 +47,8 @@ export interface Chromium extends AsyncDisposable {
 
 /**
  * Starts headless Chromium on `url` with a fresh profile and everything that would reach out
- * to the network (updates, sync, QUIC, background requests) turned off.
+ * to the network (updates, sync, QUIC, background requests) turned off; `extraArgs` go before
+ * the URL (e.g. `--ignore-certificate-errors-spki-list=…` to trust one test certificate).
  *
  * @example
  * ```ts ignore
@@ -55,7 +56,11 @@ export interface Chromium extends AsyncDisposable {
  * await using browser = await launchChromium("/usr/lib/chromium/chromium", "http://127.0.0.1:8000/");
  * ```
  */
-export async function launchChromium(executable: string, url: string): Promise<Chromium> {
+export async function launchChromium(
+  executable: string,
+  url: string,
+  extraArgs: string[] = [],
+): Promise<Chromium> {
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
   const child = new Deno.Command(executable, {
     args: [
@@ -71,6 +76,7 @@ export async function launchChromium(executable: string, url: string): Promise<C
       "--disable-extensions",
       "--disable-dev-shm-usage", // containers often have a tiny /dev/shm
       `--user-data-dir=${profile}`,
+      ...extraArgs,
       url,
     ],
     stdin: "null",
