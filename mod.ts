@@ -35,6 +35,8 @@ export {
   type SubscribeOptions,
 } from "./lib/client/client.ts";
 export type { BrokerProtocol } from "./lib/client/url.ts";
+export type { BrokerUrls } from "./lib/client/servers.ts";
+export type { Redirect } from "./lib/client/redirect.ts";
 export {
   type ConnectOptions,
   DEFAULTS,

@@ -126,6 +126,8 @@ export interface RefusalDetails {
   reasonCode?: number;
   /** The CONNACK's Reason String, if the server gave one. */
   reasonString?: string;
+  /** The CONNACK's Server Reference (with 0x9C use another server, 0x9D server moved), if any. */
+  serverReference?: string;
 }
 
 /** 3.1.1 return codes of the 5.0 reason codes that mean the same (0 when none does). */
@@ -163,6 +165,8 @@ export class ConnectionRefusedError extends MqttError {
   readonly reasonCode: number | undefined;
   /** MQTT 5.0 Reason String of the CONNACK, if any. */
   readonly reasonString: string | undefined;
+  /** MQTT 5.0 Server Reference of the CONNACK (another server to use), if any. */
+  readonly serverReference: string | undefined;
   /** Creates the error for a CONNACK return code, or (with `options.reasonCode`) a 5.0 reason code. */
   constructor(returnCode: number, options?: ErrorOptions & RefusalDetails) {
     const reasonCode = options?.reasonCode;
@@ -177,7 +181,8 @@ export class ConnectionRefusedError extends MqttError {
     const reasonString = options?.reasonString;
     super(
       "CONNECTION_REFUSED",
-      `connection refused: ${reason}${reasonString ? ` (${reasonString})` : ""}`,
+      `connection refused: ${reason}${reasonString ? ` (${reasonString})` : ""}` +
+        (options?.serverReference ? `; server reference: ${options.serverReference}` : ""),
       options,
     );
     this.name = "ConnectionRefusedError";
@@ -185,6 +190,7 @@ export class ConnectionRefusedError extends MqttError {
     this.reason = reason;
     this.reasonCode = reasonCode;
     this.reasonString = reasonString;
+    this.serverReference = options?.serverReference;
   }
 }
 

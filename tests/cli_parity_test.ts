@@ -172,7 +172,8 @@ brokerTest("sub flags on retained messages: -R, -T, --retained-only, -C, -N, -E,
     ["-t", "ret/#", "-v", "-W", "1", "-T", "ret/b", "-T", "ret/+/x"],
     ["-t", "ret/#", "-v", "-C", "2"],
     ["-t", "ret/a", "-N", "-C", "1"],
-    ["-t", "ret/#", "-E"],
+    // Not `-t ret/# -E`: whether the retained messages that follow the SUBACK are printed
+    // before the exit depends on how the bytes arrive, for mosquitto_sub as for ours.
     ["-t", "none", "-E", "-d", "-i", "e"],
     ["-t", "ret/#", "-v", "-C", "3", "-d", "-i", "d", "-q", "1"],
     ["-t", "ret/a", "-t", "ret/b", "-v", "-W", "1", "-U", "ret/c", "-d", "-i", "u"],

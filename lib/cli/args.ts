@@ -39,8 +39,10 @@ export class UsageError extends Error {
 
 /** Parsed command line: connection URL and options, and the tool-specific flags. */
 export interface ParsedArgs {
-  /** Broker URL. */
+  /** Broker URL (the first of `urls`). */
   url: string;
+  /** Every broker URL, from each `-L`, or from each `-h` with `-p`; tried in order. */
+  urls: string[];
   /** Options for `connect()`. */
   options: ConnectOptions;
   /** Topics given with `-t` (in order), and the topic of an `-L` URL's path. */
@@ -69,9 +71,9 @@ export interface FlagSpec {
 
 /** Flags both tools take, as `mosquitto_pub` and `mosquitto_sub` name them. */
 const CONNECTION_FLAGS: FlagSpec[] = [
-  { name: "host", short: "h", value: true },
+  { name: "host", short: "h", value: true, repeat: true },
   { name: "port", short: "p", value: true },
-  { name: "url", short: "L", value: true },
+  { name: "url", short: "L", value: true, repeat: true },
   { name: "topic", short: "t", value: true, repeat: true },
   { name: "qos", short: "q", value: true },
   { name: "id", short: "i", value: true },
@@ -134,7 +136,9 @@ export const PASSWORD_ENV = "MQTT_PASSWORD";
 
 /** Help text on the password sources and the signals, shared by both tools' usage. */
 export const COMMON_HELP: string =
-  `  -V version      mqttv5 (or 5) for MQTT 5.0, mqttv311 (or 311, the default) for 3.1.1
+  `  -L url and -h host may be given several times (nodes of a cluster): they are tried
+                  in order until one accepts the connection
+  -V version      mqttv5 (or 5) for MQTT 5.0, mqttv311 (or 311, the default) for 3.1.1
   -D command identifier value
                   an MQTT 5.0 property, as mosquitto 2.0 takes it (needs -V mqttv5): command is
                   connect, publish or will; e.g. -D publish message-expiry-interval 60,
@@ -334,9 +338,11 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   const { values, lists, properties } = readFlags(argv, [...CONNECTION_FLAGS, ...extra]);
   const get = (name: string) => values.get(name) as string | undefined;
   const topics = lists.get("topic") ?? [];
-  lists.delete("topic");
+  const urlList = lists.get("url") ?? [];
+  const hostList = lists.get("host") ?? [];
+  for (const name of ["topic", "url", "host"]) lists.delete(name);
   if (values.has("help") || values.has("version")) {
-    return { url: "", options: {}, topics, qos: 0, flags: values, lists, properties };
+    return { url: "", urls: [], options: {}, topics, qos: 0, flags: values, lists, properties };
   }
   const cafile = get("cafile");
   const capath = get("capath");
@@ -344,17 +350,21 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   const cert = get("cert");
   const key = get("key");
   const tlsWanted = cafile !== undefined || capath !== undefined || osCerts || cert !== undefined;
-  let url = get("url");
-  if (url === undefined) {
-    const host = get("host") ?? "localhost";
+  let urls: string[];
+  if (urlList.length === 0) {
     const port = get("port") ?? (tlsWanted ? "8883" : "1883");
     toInt("port", port, 1, 65535);
-    url = `${tlsWanted ? "mqtts" : "mqtt"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    urls = (hostList.length === 0 ? ["localhost"] : hostList).map((host) =>
+      `${tlsWanted ? "mqtts" : "mqtt"}://${host.includes(":") ? `[${host}]` : host}:${port}`
+    );
   } else {
-    const split = splitUrlTopic(url);
-    url = split.url;
-    if (split.topic !== undefined) topics.unshift(split.topic);
+    // Several -L name the nodes of one cluster: the topic is the first URL's.
+    const splits = urlList.map(splitUrlTopic);
+    urls = splits.map((split) => split.url);
+    const topic = splits.find((split) => split.topic !== undefined)?.topic;
+    if (topic !== undefined) topics.unshift(topic);
   }
+  const url = urls[0];
   const options: ConnectOptions = { reconnect: false };
   const id = get("id");
   const prefix = get("id-prefix");
@@ -400,7 +410,7 @@ export async function parseArgs(argv: string[], extra: FlagSpec[]): Promise<Pars
   for (const spec of CONNECTION_FLAGS) {
     if (!KEPT.has(spec.name) && spec.name !== "insecure") values.delete(spec.name);
   }
-  return { url, options, topics, qos, flags: values, lists, properties };
+  return { url, urls, options, topics, qos, flags: values, lists, properties };
 }
 
 /** Exit codes of the CLI tools; `interrupted` is the shell's 128 + SIGINT. */

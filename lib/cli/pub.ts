@@ -141,7 +141,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     return usageFailure(err, TOOL, args.includes("--quiet"));
   }
-  const { url, options, topics, qos, flags } = parsed;
+  const { urls, options, topics, qos, flags } = parsed;
   const quiet = flags.has("quiet");
   const debug = flags.has("debug");
   const encoder = new TextEncoder();
@@ -159,7 +159,7 @@ export async function main(args: string[]): Promise<number> {
   const { signal } = interrupts;
   try {
     // The signal makes the client close itself (DISCONNECT) on an interrupt.
-    await using client = await connect(url, { ...options, signal, onPacket: trace });
+    await using client = await connect(urls, { ...options, signal, onPacket: trace });
     const send = async (payload: string | Uint8Array) => {
       // Once interrupted, nothing more is taken from standard input, not even what was read.
       if (streaming && signal.aborted) return;

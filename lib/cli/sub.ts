@@ -200,7 +200,7 @@ export async function main(
   } catch (err) {
     return usageFailure(err, TOOL, quietAsked);
   }
-  const { url, options, topics, qos, flags } = parsed;
+  const { urls, options, topics, qos, flags } = parsed;
   const quiet = flags.has("quiet");
   const warn = quiet ? () => {} : (line: string) => console.error(line);
   const writer = out.getWriter();
@@ -249,7 +249,7 @@ export async function main(
   const order = new WireOrder();
   using interrupts = trapInterrupts(debug ? warn : () => {});
   try {
-    client = await connect(url, {
+    client = await connect(urls, {
       ...options,
       signal: interrupts.signal,
       // mosquitto_sub reconnects after losing an accepted connection, about once a second.
@@ -283,7 +283,9 @@ export async function main(
         }, p.timeout * 1000);
       }
       // SUBSCRIBE and UNSUBSCRIBE leave together, as mosquitto_sub sends them.
-      const subscribing = connected.subscribe(topics, { qos });
+      // Acknowledged on receipt, as mosquitto_sub does (its -d trace shows each PUBACK before the
+      // message is printed): each message is printed as it arrives, so little is ever buffered.
+      const subscribing = connected.subscribe(topics, { qos, ack: "receive" });
       const unsubscribing = p.unsubscribe.length > 0
         ? connected.unsubscribe(p.unsubscribe)
         : undefined;

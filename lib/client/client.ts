@@ -40,6 +40,8 @@ import type { OutgoingMessage, PublishAck, PublishCallback } from "../session/ty
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { ServerList } from "./servers.ts";
+import type { Redirect } from "./redirect.ts";
 import {
   type AckMode,
   checkAckMode,
@@ -149,14 +151,23 @@ export interface ConnectEventDetail {
   sessionPresent: boolean;
   /** Whether this connection replaced a lost one. */
   reconnect: boolean;
+  /** The server's URL as given to `connect()`, its password replaced by `***`. */
+  url: string;
+  /** MQTT 5.0: the redirection (`followRedirects`) that led to this server, if one did. */
+  redirect?: Redirect;
 }
 
 /** Detail of the `reconnect` event: a new attempt is scheduled. */
 export interface ReconnectEventDetail {
-  /** 1 for the first attempt after a loss, counting up until one succeeds. */
+  /**
+   * 1 for the first attempt after a loss, counting up until one succeeds; with
+   * several servers it counts rounds through the list.
+   */
   attempt: number;
   /** Milliseconds until the attempt. */
   delay: number;
+  /** The server the attempt goes to, its password replaced by `***`. */
+  url: string;
 }
 
 /** Detail of the `close` and `disconnect` events: the error that ended the connection, if any. */
@@ -213,7 +224,7 @@ export type MqttClientListener<K extends keyof MqttClientEventMap> = (
 const MAX_PUBLISH_OVERHEAD = 5 + 2 + 65_535 + 2;
 const noop = () => {};
 // Lets connect() make and open a client without a public method for it.
-let open: (options: ResolvedOptions) => Promise<MqttClient>;
+let open: (options: ResolvedOptions, servers: ServerList) => Promise<MqttClient>;
 
 /** How long a connection must last before the reconnect backoff starts over. */
 function stableAfter(backoff: { minDelay: number; maxDelay: number }): number {
@@ -265,8 +276,12 @@ function isFatal(error: MqttError | undefined): boolean {
  * ```
  */
 export class MqttClient extends EventTarget implements AsyncDisposable {
-  /** The options of the next CONNECT (the assigned client id and the agreed version set in). */
+  /**
+   * The options of the next CONNECT (the assigned client id and the agreed version set in),
+   * the server's own (URL, credentials, TLS) laid over them by {@linkcode ServerList.apply}.
+   */
   #options: ResolvedOptions;
+  readonly #servers: ServerList;
   #connack: ConnackInfo | undefined;
   readonly #state: ClientSessionState;
   #connection: Connection | undefined;
@@ -288,17 +303,18 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   #abortListener: (() => void) | undefined;
 
   static {
-    open = async (options) => {
-      const client = new MqttClient(options);
+    open = async (options, servers) => {
+      const client = new MqttClient(options, servers);
       await client.#open();
       return client;
     };
   }
 
   /** Made by `connect()`, which opens it. */
-  private constructor(options: ResolvedOptions) {
+  private constructor(options: ResolvedOptions, servers: ServerList) {
     super();
     this.#options = options;
+    this.#servers = servers;
     const { maxMessages, maxBytes, overflow } = options.queue;
     this.#state = new ClientSessionState({
       maxQueued: maxMessages,
@@ -413,6 +429,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#sessionPresent;
   }
 
+  /**
+   * The server the client is on (or, while reconnecting, tries next): its URL
+   * as given to `connect()`, the password replaced by `***`.
+   */
+  get url(): string {
+    return this.#servers.url;
+  }
+
   /** Whether the client currently has an accepted connection. */
   get connected(): boolean {
     return this.#connection?.online === true;
@@ -445,22 +469,29 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#state.pendingCount;
   }
 
-  /** Opens the first connection. */
+  /** Opens the first connection: each server in turn, once, until one accepts. */
   async #open(): Promise<void> {
-    try {
+    for (;;) {
       try {
-        await this.#connectOnce();
+        try {
+          await this.#connectOnce();
+        } catch (err) {
+          // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every
+          // reconnect.
+          if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
+          this.#options = fallBackTo311(this.#options);
+          await this.#connectOnce();
+        }
+        break;
       } catch (err) {
-        // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every reconnect.
-        if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
-        this.#options = fallBackTo311(this.#options);
-        await this.#connectOnce();
+        const error = asMqttError(err, "connect failed");
+        if (this.#servers.follow(error)) continue; // 5.0 redirection, with followRedirects
+        if (error.code === "ABORTED" || isFatal(error) || this.#servers.failed()) {
+          this.#closed = true;
+          this.#shutdown(error, error);
+          throw error;
+        }
       }
-    } catch (err) {
-      const error = asMqttError(err, "connect failed");
-      this.#closed = true;
-      this.#shutdown(error, error);
-      throw error;
     }
     if (this.#closed) {
       // Accepted, then lost before connect() could return (reconnect off): say so.
@@ -473,7 +504,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: false },
+        detail: this.#connectDetail(false),
       }),
     );
   }
@@ -483,7 +514,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * `connectTimeout` and the user's signal. Leaves no connection behind on failure.
    */
   async #connectOnce(): Promise<void> {
-    const options = this.#options;
+    const options = this.#servers.apply(this.#options);
     const controller = new AbortController();
     this.#attemptController = controller;
     const userSignal = options.signal;
@@ -522,7 +553,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         transport.close();
         controller.signal.throwIfAborted();
       }
-      const connection = new Connection(this.#host, transport, this.#options, this.#state);
+      const connection = new Connection(this.#host, transport, options, this.#state);
       this.#connection = connection;
       let connack: ConnackPacket;
       try {
@@ -534,6 +565,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
         throw error;
       }
       this.#sessionPresent = connack.sessionPresent;
+      this.#servers.connected();
       this.#connack = connackInfo(connack);
       this.#options = agreed(this.#options, connack);
       this.#connectedAt = now();
@@ -548,14 +580,32 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     }
   }
 
-  /** Schedules the next reconnect attempt: exponential backoff with full jitter. */
-  #scheduleReconnect(backoff: { minDelay: number; maxDelay: number }): void {
-    const cap = Math.min(backoff.maxDelay, backoff.minDelay * 2 ** Math.min(this.#attempt, 30));
-    const delay = Math.random() * cap;
-    this.#attempt++;
+  /** The `connect` event's detail for the connection just accepted. */
+  #connectDetail(reconnect: boolean): ConnectEventDetail {
+    const detail: ConnectEventDetail = {
+      sessionPresent: this.#sessionPresent,
+      reconnect,
+      url: this.url,
+    };
+    const redirect = this.#servers.redirect;
+    if (redirect !== undefined) detail.redirect = redirect;
+    return detail;
+  }
+
+  /**
+   * Schedules the next reconnect attempt: exponential backoff with full jitter
+   * per round through the servers; the next server of a round goes at once.
+   */
+  #scheduleReconnect(backoff: { minDelay: number; maxDelay: number }, inRound = false): void {
+    let delay = 0;
+    if (!inRound) {
+      const cap = Math.min(backoff.maxDelay, backoff.minDelay * 2 ** Math.min(this.#attempt, 30));
+      delay = Math.random() * cap;
+      this.#attempt++;
+    }
     this.dispatchEvent(
       new CustomEvent<ReconnectEventDetail>("reconnect", {
-        detail: { attempt: this.#attempt, delay },
+        detail: { attempt: this.#attempt, delay, url: this.url },
       }),
     );
     this.#reconnectTimer = setTimeout(() => {
@@ -571,14 +621,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (this.#closed) return;
       const error = asMqttError(err, "reconnect failed");
       this.dispatchEvent(new CustomEvent("error", { detail: error }));
-      if (isFatal(error)) this.#finish(error);
-      else this.#scheduleReconnect(backoff);
+      if (this.#servers.follow(error)) this.#scheduleReconnect(backoff, true);
+      else if (isFatal(error)) this.#finish(error);
+      else this.#scheduleReconnect(backoff, !this.#servers.failed());
       return;
     }
     if (this.#closed) return;
     this.dispatchEvent(
       new CustomEvent<ConnectEventDetail>("connect", {
-        detail: { sessionPresent: this.#sessionPresent, reconnect: true },
+        detail: this.#connectDetail(true),
       }),
     );
   }
@@ -826,9 +877,12 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     // The backoff starts over only after a connection that lasted: a broker that accepts and
     // then drops us at once (NATS on a QoS 2 PUBLISH) must not be hammered in a tight loop.
     if (backoff !== false && now() - this.#connectedAt >= stableAfter(backoff)) this.#attempt = 0;
-    if (backoff === false || isFatal(error)) {
+    if (backoff !== false && this.#servers.follow(error)) {
+      this.#scheduleReconnect(backoff);
+    } else if (backoff === false || isFatal(error)) {
       this.#finish(error ?? new MqttError("CONNECTION_CLOSED", "the connection closed"));
     } else {
+      this.#servers.lost();
       this.#scheduleReconnect(backoff);
     }
   }
@@ -1006,7 +1060,9 @@ function settleAcked(
 
 /**
  * Makes a client over resolved options and opens its first connection; what
- * `connect()` does after resolving its options. Not part of the public API.
+ * `connect()` does after resolving its options. `servers` are those to try
+ * (default: the one of `options`); `options` is what they share (the first's).
+ * Not part of the public API.
  *
  * @example
  * ```ts ignore
@@ -1015,6 +1071,9 @@ function settleAcked(
  * const client = await openClient(resolveOptions("mqtt://localhost"));
  * ```
  */
-export function openClient(options: ResolvedOptions): Promise<MqttClient> {
-  return open(options);
+export function openClient(
+  options: ResolvedOptions,
+  servers: ServerList = ServerList.of(options),
+): Promise<MqttClient> {
+  return open(options, servers);
 }

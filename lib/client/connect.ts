@@ -4,11 +4,21 @@
  * @module
  */
 import { type MqttClient, openClient } from "./client.ts";
-import { type ConnectOptions, resolveOptions } from "./options.ts";
+import type { ConnectOptions } from "./options.ts";
+import { type BrokerUrls, resolveServers } from "./servers.ts";
 
 /**
  * Connects to an MQTT broker and resolves once the broker accepts the
  * connection (CONNACK return code 0).
+ *
+ * Several URLs (nodes of a cluster, or independent brokers; schemes may be
+ * mixed) are tried in order until one accepts; the first `connect()` fails
+ * with the last server's error when none does. A lost connection moves on to
+ * the next server, and the reconnect backoff applies per round through the
+ * list. `client.url` and the `connect` event say which server the client is
+ * on. With `clean: false` a cluster that shares sessions resumes the session
+ * on the new node; a server without it (`sessionPresent` false) gets the
+ * subscriptions again, and in-flight messages are sent again.
  *
  * URLs: `mqtt://host[:1883]`, `mqtts://host[:8883]` (TLS), `ws://host[:80]/mqtt`
  * and `wss://host[:443]/mqtt` (WebSocket). Rejects with
@@ -39,10 +49,21 @@ import { type ConnectOptions, resolveOptions } from "./options.ts";
  * console.log(v5.connack.properties.receiveMaximum);
  * const { reasonCode } = (await v5.publish("a/b", "hi", { qos: 1 }))!;
  * ```
+ *
+ * @example A cluster: the client fails over between its nodes
+ * ```ts ignore
+ * import { connect } from "./connect.ts";
+ * await using client = await connect(
+ *   ["mqtt://node1:1883", "mqtt://node2:1883", "wss://node3/mqtt"],
+ *   { clientId: "sensor-1", clean: false },
+ * );
+ * client.addEventListener("connect", (e) => console.log("on", e.detail.url));
+ * ```
  */
 export async function connect(
-  url: string | URL,
+  url: BrokerUrls,
   options: ConnectOptions = {},
 ): Promise<MqttClient> {
-  return await openClient(resolveOptions(url, options));
+  const servers = resolveServers(url, options);
+  return await openClient(servers.current, servers);
 }

@@ -130,6 +130,15 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    */
   transport?: (url: URL) => Promise<Transport>;
   /**
+   * MQTT 5.0 server redirection: follow a CONNACK or DISCONNECT with 0x9C
+   * (use another server) or 0x9D (server moved) to its Server Reference,
+   * sending the same CONNECT there, credentials included, so it is off by
+   * default. `true` follows up to 3 redirections in a row, a number up to
+   * that many. A reference is never followed from TLS to plain text.
+   * @default {false}
+   */
+  followRedirects?: boolean | number;
+  /**
    * Reconnect automatically when an established connection is lost, with
    * exponential backoff and full jitter: attempt n waits a random time in
    * `[0, min(maxDelay, minDelay × 2^n))`. `false` turns it off: a lost
@@ -234,6 +243,8 @@ export interface ResolvedOptions {
   queue: Required<QueueOptions>;
   /** The caller's store, if any. */
   store?: Store;
+  /** Set by the server list: drops in a row before a publish is given up (session default 3). */
+  maxStrikes?: number;
   /** The caller's packet trace hook, if any. */
   onPacket?: PacketListener;
   /** 4 (MQTT 3.1.1), 5 (MQTT 5.0) or "auto". */
@@ -651,6 +662,7 @@ export function sessionOptions(resolved: ResolvedOptions): SessionOptions {
   if (resolved.username !== undefined) options.username = resolved.username;
   if (resolved.password !== undefined) options.password = resolved.password;
   if (resolved.will !== undefined) options.will = resolved.will;
+  if (resolved.maxStrikes !== undefined) options.maxStrikes = resolved.maxStrikes;
   if (resolved.protocolVersion !== 4) {
     // "auto" starts at 5.0; the client asks for 4 itself after a refusal.
     options.protocolVersion = 5;

@@ -77,6 +77,7 @@ export function connackRefusal(
   return new ConnectionRefusedError(0, {
     reasonCode: code,
     reasonString: packet.properties?.reasonString,
+    serverReference: packet.properties?.serverReference,
   });
 }
 

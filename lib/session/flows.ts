@@ -112,6 +112,11 @@ export class Flows {
   /** Highest send order the peer has shown it read past: by an ack, or by `acknowledged`. */
   #acked = sendOrder;
   /**
+   * Drops in a row right after the same publish before it fails with
+   * `PUBLISH_REFUSED` ({@linkcode MAX_STRIKES} unless the session's options say).
+   */
+  maxStrikes: number = MAX_STRIKES;
+  /**
    * While true, new publishes queue behind those waiting instead of going out
    * at once: set while a resume or a window refill runs, and by the caller
    * around a callback that may publish from inside it.
@@ -457,7 +462,7 @@ export class Flows {
       if (suspect === undefined || entry.sentOrder < suspect.sentOrder) suspect = entry;
     }
     for (const entry of state.inflight()) entry.strikes = entry === suspect ? entry.strikes + 1 : 0;
-    if (suspect === undefined || suspect.strikes < MAX_STRIKES) return;
+    if (suspect === undefined || suspect.strikes < this.maxStrikes) return;
     const packetId = suspect.packet!.packetId!;
     state.complete(packetId);
     suspect.done(
@@ -465,7 +470,7 @@ export class Flows {
         "PUBLISH_REFUSED",
         `the server closed the connection right after this QoS ${suspect.message.qos} PUBLISH ` +
           `to "${suspect.message.topic}" (${suspect.message.payload.length} bytes) ` +
-          `${MAX_STRIKES} times in a row, so it is given up: the server does not take it ` +
+          `${this.maxStrikes} times in a row, so it is given up: the server does not take it ` +
           "(larger than its maximum packet size, or not allowed); see the server's log",
       ),
     );

@@ -193,6 +193,7 @@ export class Session {
       send: (packet, now) => this.#send(packet, now),
       deliver: (packet, ack) => handler.deliver(packet, ack),
     }, { deferAcks: options.deferAcks, clean: options.clean });
+    if (options.maxStrikes !== undefined) this.#flows.maxStrikes = options.maxStrikes;
     if (this.#version === 5) {
       this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
       this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;

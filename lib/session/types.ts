@@ -48,6 +48,12 @@ export interface SessionOptions {
   /** MQTT 5.0 CONNECT properties. */
   properties?: ConnectProperties;
   /**
+   * Drops in a row right after the same publish before it fails with
+   * `PUBLISH_REFUSED`. Default 3 (`MAX_STRIKES`); a client with several
+   * servers allows 3 per server, as each may drop it once in a failover.
+   */
+  maxStrikes?: number;
+  /**
    * Acknowledge incoming QoS 1/2 messages when the driver says the
    * application consumed them (`Session.acknowledge` with the
    * {@linkcode PendingAck} given to `deliver`), not on delivery. @default {false}

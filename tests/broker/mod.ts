@@ -21,3 +21,4 @@ export * from "./certs.ts";
 export * from "./cli.ts";
 export * from "./ports.ts";
 export * from "./proxy.ts";
+export * from "./nats.ts";

@@ -170,7 +170,16 @@ export function mosquittoAvailable(): boolean {
     .every((name) => findExecutable(name) !== undefined);
 }
 
-function inCi(): boolean {
+/**
+ * Whether env `CI` is set (to anything but `""`, `0` or `false`): tests needing a broker then
+ * fail rather than skip when it is missing.
+ *
+ * @example
+ * ```ts
+ * if (!inCi()) console.log("a missing broker skips its tests");
+ * ```
+ */
+export function inCi(): boolean {
   const ci = Deno.env.get("CI");
   return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
 }
