@@ -35,44 +35,61 @@ const SCAN_LIMIT = 16;
  * ```
  */
 export class SubscriptionSet extends Set<Subscription> {
-  /** Subscriptions by local filter; a filter several subscriptions hold lists each once. */
-  readonly #tree: TopicTree<Subscription[]> = new TopicTree();
-  /** Insertion order, to return matches in the order a scan of the set gives. */
-  readonly #order: Map<Subscription, number> = new Map();
+  /**
+   * Subscriptions by local filter (a filter several subscriptions hold lists
+   * each once) and their insertion order, to return matches in the order a
+   * scan of the set gives. Built once the set outgrows SCAN_LIMIT: most
+   * clients hold a few subscriptions and pay nothing for the index.
+   */
+  #index: { tree: TopicTree<Subscription[]>; order: Map<Subscription, number> } | undefined =
+    undefined;
   #next = 0;
 
   /** Adds a subscription and indexes its filters. */
   override add(sub: Subscription): this {
-    // The Set constructor calls add before the fields exist; it is never given values here.
-    if (this.#order === undefined || this.#order.has(sub)) return super.add(sub);
-    this.#order.set(sub, this.#next++);
+    if (this.has(sub)) return this;
+    super.add(sub);
+    if (this.#index !== undefined) this.#indexOne(this.#index, sub);
+    else if (this.size > SCAN_LIMIT) {
+      const index = this.#index = { tree: new TopicTree(), order: new Map() };
+      for (const each of this) this.#indexOne(index, each);
+    }
+    return this;
+  }
+
+  #indexOne(
+    index: { tree: TopicTree<Subscription[]>; order: Map<Subscription, number> },
+    sub: Subscription,
+  ): void {
+    index.order.set(sub, this.#next++);
     for (const filter of sub.filters) {
       const key = localFilter(filter);
-      const list = this.#tree.get(key);
-      if (list === undefined) this.#tree.set(key, [sub]);
+      const list = index.tree.get(key);
+      if (list === undefined) index.tree.set(key, [sub]);
       else if (!list.includes(sub)) list.push(sub);
     }
-    return super.add(sub);
   }
 
   /** Removes a subscription and its filters from the index. */
   override delete(sub: Subscription): boolean {
-    if (!this.#order.delete(sub)) return false;
+    if (!super.delete(sub)) return false;
+    const index = this.#index;
+    if (index === undefined) return true;
+    index.order.delete(sub);
     for (const filter of sub.filters) {
       const key = localFilter(filter);
-      const list = this.#tree.get(key);
+      const list = index.tree.get(key);
       if (list === undefined) continue;
       const i = list.indexOf(sub);
       if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) this.#tree.delete(key);
+      if (list.length === 0) index.tree.delete(key);
     }
-    return super.delete(sub);
+    return true;
   }
 
   /** Removes every subscription. */
   override clear(): void {
-    this.#tree.clear();
-    this.#order.clear();
+    this.#index = undefined;
     super.clear();
   }
 
@@ -82,18 +99,19 @@ export class SubscriptionSet extends Set<Subscription> {
    */
   match(topic: string): Subscription[] {
     const found: Subscription[] = [];
+    const index = this.#index;
     // A few subscriptions are scanned faster than the tree is walked.
-    if (this.size <= SCAN_LIMIT) {
+    if (index === undefined || this.size <= SCAN_LIMIT) {
       for (const sub of this) if (sub.matches(topic)) found.push(sub);
       return found;
     }
-    this.#tree.match(topic, (list) => {
+    index.tree.match(topic, (list) => {
       for (let i = 0; i < list.length; i++) found.push(list[i]);
     });
     if (found.length < 2) return found;
     // Insertion sort by age (few are found), dropping a subscription found
     // again through another of its filters.
-    const order = this.#order;
+    const order = index.order;
     let n = 1;
     for (let i = 1; i < found.length; i++) {
       const sub = found[i];
