@@ -49,6 +49,11 @@ export interface ClientOptions {
   bufferSize?: number;
   /** Seconds. @default {60} */
   keepAlive?: number;
+  /**
+   * 5 for MQTT 5.0 with topic aliases on outgoing publishes (ours assigns them
+   * whenever the server allows; MQTT.js with `autoAssignTopicAlias`). @default {4}
+   */
+  protocolVersion?: 4 | 5;
 }
 
 /**
@@ -75,6 +80,7 @@ async function connectOurs(url: string, options: ClientOptions): Promise<BenchCl
     clientId: options.clientId,
     clean: true,
     keepAlive: options.keepAlive ?? 60,
+    protocolVersion: options.protocolVersion ?? 4,
     maxInflight: options.maxInflight ?? 1000,
     bufferSize: options.bufferSize ?? 1000,
   });
@@ -113,7 +119,8 @@ async function connectMqttJs(url: string, options: ClientOptions): Promise<Bench
     clientId: options.clientId,
     clean: true,
     keepalive: options.keepAlive ?? 60,
-    protocolVersion: 4,
+    protocolVersion: options.protocolVersion ?? 4,
+    autoAssignTopicAlias: options.protocolVersion === 5,
     reconnectPeriod: 0,
   });
   // MQTT.js wants a Buffer: a view over the same bytes, made once per distinct payload,
