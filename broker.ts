@@ -27,6 +27,8 @@ export type {
   BrokerOptions,
   BrokerStats,
   ConnectionInfo,
+  EnhancedAuthContext,
+  EnhancedAuthResult,
   ListenAddress,
   ListenOptions,
   TlsListenOptions,

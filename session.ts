@@ -35,6 +35,7 @@ export { type AckPacket, type FlowOptions, type FlowOutput, Flows } from "./lib/
 export { AckQueue, type AckStatus, PendingAck, settleAck } from "./lib/session/acks.ts";
 export {
   type ServerCloseReason,
+  type ServerConnectionLimits,
   ServerSession,
   type ServerSessionHandler,
   type ServerSessionOptions,

@@ -49,11 +49,13 @@ export interface ClientOptions {
   bufferSize?: number;
   /** Seconds. @default {60} */
   keepAlive?: number;
-  /**
-   * 5 for MQTT 5.0 with topic aliases on outgoing publishes (ours assigns them
-   * whenever the server allows; MQTT.js with `autoAssignTopicAlias`). @default {4}
-   */
+  /** 4 (MQTT 3.1.1) or 5 (MQTT 5.0). @default {4} */
   protocolVersion?: 4 | 5;
+  /**
+   * MQTT 5.0: topic aliases on outgoing publishes. Ours assigns them whenever
+   * the server allows at 5.0; this turns on MQTT.js's `autoAssignTopicAlias`.
+   */
+  topicAliases?: boolean;
 }
 
 /**
@@ -80,9 +82,9 @@ async function connectOurs(url: string, options: ClientOptions): Promise<BenchCl
     clientId: options.clientId,
     clean: true,
     keepAlive: options.keepAlive ?? 60,
-    protocolVersion: options.protocolVersion ?? 4,
     maxInflight: options.maxInflight ?? 1000,
     bufferSize: options.bufferSize ?? 1000,
+    protocolVersion: options.protocolVersion ?? 4,
   });
   const loops: Promise<void>[] = [];
   // The success callback, made once per distinct `done` (the loops pass one), as a caller
@@ -120,7 +122,7 @@ async function connectMqttJs(url: string, options: ClientOptions): Promise<Bench
     clean: true,
     keepalive: options.keepAlive ?? 60,
     protocolVersion: options.protocolVersion ?? 4,
-    autoAssignTopicAlias: options.protocolVersion === 5,
+    autoAssignTopicAlias: options.topicAliases === true,
     reconnectPeriod: 0,
   });
   // MQTT.js wants a Buffer: a view over the same bytes, made once per distinct payload,

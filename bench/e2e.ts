@@ -2,7 +2,9 @@
  * End-to-end throughput through a local Mosquitto, ours against MQTT.js.
  *
  * Run:   deno run -A bench/e2e.ts [--runs 3] [--messages 50000] [--qos 0,1,2]
- * 5.0:   deno run -A bench/e2e.ts --v5   (topic aliases on a 100-byte topic; ours and MQTT.js)
+ * 5.0:   deno run -A bench/e2e.ts --protocol 5       (both clients at MQTT 5.0; ours and MQTT.js)
+ * Aliases: deno run -A bench/e2e.ts --protocol 5 --aliases  (topic aliases on a 100-byte topic)
+ * Both:  deno run -A bench/e2e.ts --only ours --protocol 4,5   (3.1.1 and 5.0 interleaved, compared)
  * One:   deno run -A bench/e2e.ts --only ours --qos 1        (in this process)
  * Ceiling: deno run -A bench/e2e.ts --ceiling   (adds the calibration client of _raw_client.ts)
  * Profile: deno run --cpu-prof -A bench/e2e.ts --only ours --qos 1
@@ -37,7 +39,7 @@
  */
 import type { QoS } from "../lib/codec/packet.ts";
 import { connectClient, type Impl, IMPL_NAMES, IMPLS } from "./_clients.ts";
-import { arg, fmt, startMosquitto } from "./_mosquitto.ts";
+import { arg, fmt, median, startMosquitto } from "./_mosquitto.ts";
 
 /** A client under comparison: the Deno ones of `_clients.ts`, or libmosquitto (C). */
 export type Contender = Impl | "c";
@@ -46,8 +48,12 @@ const NAMES: Record<Contender, string> = { ...IMPL_NAMES, c: "libmosquitto" };
 /** Ours must be at least this many times MQTT.js, by QoS (issue 18). */
 const RATIO_BAR: Record<QoS, number> = { 0: 1.5, 1: 2, 2: 2 };
 const PAYLOAD_SIZE = 64;
-/** MQTT 5.0 with topic aliases on a 100-byte topic (`--v5`), else 3.1.1. */
-const V5 = Deno.args.includes("--v5");
+/**
+ * With `--aliases` (MQTT 5.0): a 100-byte topic, which topic aliases shorten
+ * to two bytes after the first publish (ours assigns them whenever the server
+ * allows; MQTT.js with `autoAssignTopicAlias`).
+ */
+const ALIASES = Deno.args.includes("--aliases");
 const WINDOW = 1000;
 /** A run with no message received for this long has failed. */
 const STALL_MS = 15_000;
@@ -55,6 +61,8 @@ const STALL_MS = 15_000;
 /** The outcome of one run. */
 export interface RunResult {
   impl: Contender;
+  /** Protocol level: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
+  protocol: 4 | 5;
   qos: QoS;
   messages: number;
   /** Messages per second, from the SUBACK to the last message received. */
@@ -89,12 +97,17 @@ function cpuMillis(pid: number | "self"): number {
  * const { rate } = await runOnce("ours", 1, 50_000);
  * ```
  */
-export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<RunResult> {
+export async function runOnce(
+  impl: Impl,
+  qos: QoS,
+  messages: number,
+  protocol: 4 | 5 = 4,
+): Promise<RunResult> {
   await using broker = await startMosquitto();
   const tag = `${impl}-${qos}-${Deno.pid}`;
-  // At 5.0 (`--v5`) a 100-byte topic, which topic aliases shorten to two bytes after the first.
-  const topic = V5 ? `bench/${tag}/`.padEnd(100, "t") : `bench/${tag}/x`;
-  const protocolVersion = V5 ? 5 : 4;
+  const topic = ALIASES ? `bench/${tag}/`.padEnd(100, "t") : `bench/${tag}/x`;
+  const protocolVersion = protocol;
+  const topicAliases = ALIASES;
 
   let received = 0;
   let first = 0;
@@ -109,6 +122,7 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
     clientId: `pub-${tag}`,
     maxInflight: WINDOW,
     protocolVersion,
+    topicAliases,
   });
   await subscriber.subscribe("bench/#", qos, () => {
     const t = performance.now();
@@ -175,6 +189,7 @@ export async function runOnce(impl: Impl, qos: QoS, messages: number): Promise<R
   }
   return {
     impl,
+    protocol,
     qos,
     messages,
     rate: messages / ((last - start) / 1000),
@@ -226,6 +241,7 @@ async function runPeer(qos: QoS, messages: number): Promise<RunResult> {
   };
   return {
     impl: "c",
+    protocol: 4,
     qos,
     messages,
     rate: out.rate,
@@ -237,7 +253,12 @@ async function runPeer(qos: QoS, messages: number): Promise<RunResult> {
   };
 }
 
-async function runChild(impl: Contender, qos: QoS, messages: number): Promise<RunResult> {
+async function runChild(
+  impl: Contender,
+  qos: QoS,
+  messages: number,
+  protocol: 4 | 5,
+): Promise<RunResult> {
   if (impl === "c") return runPeer(qos, messages);
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -250,8 +271,10 @@ async function runChild(impl: Contender, qos: QoS, messages: number): Promise<Ru
       String(qos),
       "--messages",
       String(messages),
+      "--protocol",
+      String(protocol),
       "--json",
-      ...(V5 ? ["--v5"] : []),
+      ...(ALIASES ? ["--aliases"] : []),
     ],
     stdin: "null",
   }).output();
@@ -273,6 +296,17 @@ function parseQos(text: string | undefined): QoS[] {
   });
 }
 
+function parseProtocols(text: string | undefined): (4 | 5)[] {
+  if (text === undefined) return ALIASES ? [5] : [4];
+  return text.split(",").map((p) => {
+    const n = Number(p);
+    if (n !== 4 && n !== 5) throw new Error(`bad --protocol ${p} (4 or 5)`);
+    return n;
+  });
+}
+
+const VERSION_NAMES = { 4: "3.1.1", 5: "5.0" } as const;
+
 /** The best (largest) of some figures: noise on a shared machine only slows a run. */
 function best(values: number[]): number {
   return values.length === 0 ? NaN : Math.max(...values);
@@ -280,18 +314,20 @@ function best(values: number[]): number {
 
 async function main(): Promise<number> {
   const messages = Number(arg("messages") ?? 50_000);
+  const protocols = parseProtocols(arg("protocol"));
   const qosList = parseQos(arg("qos"));
   const only = arg("only") as Contender | undefined;
   if (only !== undefined && !(NAMES as Record<string, string>)[only]) {
     throw new Error(`bad --only ${only}`);
   }
 
-  if (only !== undefined && only !== "c" && qosList.length === 1) {
-    const result = await runOnce(only, qosList[0], messages);
+  if (only !== undefined && only !== "c" && qosList.length === 1 && protocols.length === 1) {
+    const result = await runOnce(only, qosList[0], messages, protocols[0]);
     if (Deno.args.includes("--json")) console.log(JSON.stringify(result));
     else {
       console.log(
-        `${NAMES[only]} QoS ${result.qos}: ${fmt(result.rate)} msg/s ` +
+        `${NAMES[only]} ${VERSION_NAMES[result.protocol]} QoS ${result.qos}: ` +
+          `${fmt(result.rate)} msg/s ` +
           `(${result.messages} messages in ${result.elapsed.toFixed(0)} ms; CPU: client ` +
           `${result.clientCpu} ms, broker ${result.brokerCpu} ms)`,
       );
@@ -301,23 +337,31 @@ async function main(): Promise<number> {
 
   const runs = Number(arg("runs") ?? 3);
   // The C peer speaks 3.1.1 only here: at 5.0 ours is compared with MQTT.js.
-  const impls: Contender[] = only === undefined ? (V5 ? [...IMPLS] : [...IMPLS, "c"]) : [only];
+  const withPeer = protocols.length === 1 && protocols[0] === 4;
+  const impls: Contender[] = only === undefined
+    ? (withPeer ? [...IMPLS, "c"] : [...IMPLS])
+    : [only];
   if (Deno.args.includes("--ceiling") && !impls.includes("raw")) impls.push("raw");
   if (impls.includes("c")) await buildPeer();
   const results = new Map<string, RunResult[]>();
   let failed = false;
   const load: number[] = [];
+  // Each (client, protocol) pair; with one protocol the keys are those of one client.
+  const pairs = impls.flatMap((impl) => protocols.map((protocol) => ({ impl, protocol })));
+  const keyOf = (impl: Contender, protocol: 4 | 5, qos: QoS) =>
+    `${impl}/${qos}${protocols.length > 1 ? `@${protocol}` : ""}`;
   for (let r = 0; r < runs; r++) {
     for (const qos of qosList) {
-      // Alternate which client goes first so drift in machine load falls on all.
-      const order = r % 2 === 0 ? impls : [...impls].reverse();
-      for (const impl of order) {
+      // Alternate which client (and protocol) goes first so drift in machine load falls on all.
+      const order = r % 2 === 0 ? pairs : [...pairs].reverse();
+      for (const { impl, protocol } of order) {
         try {
-          const result = await runChild(impl, qos, messages);
-          const key = `${impl}/${qos}`;
+          const result = await runChild(impl, qos, messages, protocol);
+          const key = keyOf(impl, protocol, qos);
           results.set(key, [...(results.get(key) ?? []), result]);
           console.error(
-            `run ${r + 1}/${runs}  ${NAMES[impl]} QoS ${qos}: ${fmt(result.rate)} msg/s, ` +
+            `run ${r + 1}/${runs}  ${NAMES[impl]} ${VERSION_NAMES[protocol]} QoS ${qos}: ` +
+              `${fmt(result.rate)} msg/s, ` +
               `CPU client ${result.clientCpu.toFixed(0)} ms, broker ${result.brokerCpu} ms`,
           );
         } catch (err) {
@@ -329,8 +373,15 @@ async function main(): Promise<number> {
     }
   }
 
+  if (protocols.length > 1) {
+    printVersions(results, impls, qosList, runs, messages);
+    return failed ? 1 : 0;
+  }
+  const at = protocols[0] === 5
+    ? ` at MQTT 5.0${ALIASES ? ", topic aliases on a 100-byte topic" : ""}`
+    : "";
   console.log(
-    `\nEnd to end via Mosquitto${V5 ? " at MQTT 5.0, topic aliases on a 100-byte topic" : ""}: ` +
+    `\nEnd to end via Mosquitto${at}: ` +
       `${fmt(messages)} × ${PAYLOAD_SIZE} B, window ${WINDOW}, ` +
       `best of ${runs} run(s); msg/s from the SUBACK to the last message received` +
       `\n(1-minute load average during the runs: ${Math.min(...load).toFixed(1)}–` +
@@ -394,6 +445,38 @@ async function main(): Promise<number> {
   );
   printTable(detail);
   return failed ? 1 : 0;
+}
+
+/** MQTT 5.0 against 3.1.1 per client and QoS: best and median of the runs, and their ratios. */
+function printVersions(
+  results: Map<string, RunResult[]>,
+  impls: Contender[],
+  qosList: QoS[],
+  runs: number,
+  messages: number,
+): void {
+  console.log(
+    `\nEnd to end via Mosquitto, MQTT 5.0 against 3.1.1: ${fmt(messages)} × ${PAYLOAD_SIZE} B, ` +
+      `window ${WINDOW}, ${runs} interleaved run(s); msg/s from the SUBACK to the last message ` +
+      "received; best (median)",
+  );
+  const rows = [["client", "QoS", "3.1.1", "5.0", "5.0 / 3.1.1 best", "(median)"]];
+  for (const impl of impls) {
+    for (const qos of qosList) {
+      const rates = (p: 4 | 5) => (results.get(`${impl}/${qos}@${p}`) ?? []).map((r) => r.rate);
+      const top = (p: 4 | 5) => rates(p).length === runs ? Math.max(...rates(p)) : NaN;
+      const med = (p: 4 | 5) => rates(p).length === runs ? median(rates(p)) : NaN;
+      rows.push([
+        NAMES[impl],
+        String(qos),
+        `${fmt(top(4))} (${fmt(med(4))})`,
+        `${fmt(top(5))} (${fmt(med(5))})`,
+        `${(top(5) / top(4)).toFixed(3)}`,
+        `(${(med(5) / med(4)).toFixed(3)})`,
+      ]);
+    }
+  }
+  printTable(rows);
 }
 
 /** The 1-minute load average (NaN where /proc has none). */

@@ -41,6 +41,8 @@ Limits (Mosquitto's names):
       --max-keepalive <s>       largest keep-alive a client may ask for
       --max-connections <n>     open connections
       --max-retained <n>        retained messages held (new topics refused beyond)
+      --max-topic-alias <n>     MQTT 5.0 topic aliases a client may use (default 10; 0: none)
+      --response-information <s> MQTT 5.0 Response Information for clients that ask
 Persistence:
       --persistence <dir>       keep retained messages and persistent sessions in <dir>
       --fsync                   with --persistence, flush each change to the disk
@@ -111,6 +113,8 @@ try {
       "max-keepalive": { type: "string" },
       "max-connections": { type: "string" },
       "max-retained": { type: "string" },
+      "max-topic-alias": { type: "string" },
+      "response-information": { type: "string" },
       persistence: { type: "string" },
       fsync: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
@@ -158,6 +162,8 @@ const options: BrokerOptions = {
   maxKeepAlive: parseInteger("--max-keepalive", args["max-keepalive"], 1, 65535),
   maxConnections: count("--max-connections", args["max-connections"]),
   maxRetained: count("--max-retained", args["max-retained"]),
+  maxTopicAlias: parseInteger("--max-topic-alias", args["max-topic-alias"], 0, 65535),
+  responseInformation: args["response-information"],
   persistence: args.persistence,
   persistenceFsync: args.fsync,
 };

@@ -102,6 +102,39 @@ Deno.test("deno task broker: --tls-port/--cert/--key/--cafile/--require-certific
   }
 });
 
+Deno.test("deno task broker: MQTT 5.0 limits --max-inflight, --max-keepalive, --max-topic-alias, --response-information reach the CONNACK", async () => {
+  const cli = await startCli([
+    "-q",
+    "-p",
+    "0",
+    "--max-inflight",
+    "7",
+    "--max-keepalive",
+    "20",
+    "--max-topic-alias",
+    "3",
+    "--response-information",
+    "replies/",
+  ]);
+  try {
+    const { client, connack } = await RawClient.connect(cli.ports[0], {
+      protocolLevel: 5,
+      clientId: "cli5",
+      keepAlive: 60,
+      properties: { requestResponseInformation: true },
+    });
+    const p = connack.properties!;
+    assert.deepEqual(
+      [p.receiveMaximum, p.serverKeepAlive, p.topicAliasMaximum, p.responseInformation],
+      [7, 20, 3, "replies/"],
+    );
+    client.close();
+  } finally {
+    const status = await cli.stop();
+    assert.equal(status.code, 0);
+  }
+});
+
 Deno.test("deno task broker: bad flags exit with status 2 and say why", async () => {
   for (
     const [args, why] of [

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Broker, type BrokerOptions } from "../broker.ts";
 import { encodePacket } from "../lib/codec/mod.ts";
-import type { ConnectPacket, Packet, QoS } from "../lib/codec/packet.ts";
+import type { ConnackPacket, ConnectPacket, Packet, QoS } from "../lib/codec/packet.ts";
 import { PacketReader } from "../lib/streams/packet_reader.ts";
 
 const encoder = new TextEncoder();
@@ -20,6 +20,19 @@ export async function startBroker(
   const broker = new Broker(options);
   const { port } = await broker.listen({ port: 0 });
   return { broker, port };
+}
+
+/** Runs `fn` against a broker on a free port, closing the broker afterwards. */
+export async function withBroker(
+  fn: (port: number, broker: Broker) => Promise<void>,
+  options?: BrokerOptions,
+): Promise<void> {
+  const { broker, port } = await startBroker(options);
+  try {
+    await fn(port, broker);
+  } finally {
+    await broker.close();
+  }
 }
 
 export function delay(ms: number): Promise<void> {
@@ -48,15 +61,19 @@ export class RawClient {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   #pending: Promise<ReadResult> | undefined;
   #closed = false;
+  /** The protocol level packets are written and read at: 4 (3.1.1) or 5 (5.0). */
+  readonly version: 4 | 5;
 
-  constructor(conn: Deno.TcpConn | Deno.TlsConn) {
+  constructor(conn: Deno.TcpConn | Deno.TlsConn, version: 4 | 5 = 4) {
     this.conn = conn;
-    this.#reader = conn.readable.pipeThrough(new PacketReader()).getReader();
+    this.version = version;
+    this.#reader = conn.readable.pipeThrough(new PacketReader({ protocolVersion: version }))
+      .getReader();
     this.#writer = conn.writable.getWriter();
   }
 
-  static async open(port: number): Promise<RawClient> {
-    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  static async open(port: number, version: 4 | 5 = 4): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }), version);
   }
 
   /** Opens a TLS connection to `localhost:port`. */
@@ -74,8 +91,10 @@ export class RawClient {
     port: number,
     connect: Partial<ConnectPacket> = {},
     opened?: RawClient,
-  ): Promise<{ client: RawClient; sessionPresent: boolean; returnCode: number }> {
-    const client = opened ?? await RawClient.open(port);
+  ): Promise<
+    { client: RawClient; sessionPresent: boolean; returnCode: number; connack: ConnackPacket }
+  > {
+    const client = opened ?? await RawClient.open(port, connect.protocolLevel === 5 ? 5 : 4);
     await client.send({
       type: "connect",
       protocolName: "MQTT",
@@ -86,11 +105,16 @@ export class RawClient {
       ...connect,
     });
     const connack = await client.expect("connack");
-    return { client, sessionPresent: connack.sessionPresent, returnCode: connack.returnCode! };
+    return {
+      client,
+      sessionPresent: connack.sessionPresent,
+      returnCode: connack.returnCode ?? connack.reasonCode!,
+      connack,
+    };
   }
 
   async send(packet: Packet): Promise<void> {
-    await this.#writer.write(encodePacket(packet));
+    await this.#writer.write(encodePacket(packet, { protocolVersion: this.version }));
   }
 
   async sendBytes(data: Uint8Array): Promise<void> {
@@ -157,7 +181,7 @@ export class RawClient {
     });
     const suback = await this.expect("suback");
     assert.equal(suback.packetId, packetId);
-    return suback.returnCodes!;
+    return (suback.returnCodes ?? suback.reasonCodes)! as number[];
   }
 
   async publish(topic: string, payload: string, qos: QoS = 0, packetId?: number): Promise<void> {

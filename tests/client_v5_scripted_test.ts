@@ -89,6 +89,23 @@ Deno.test('protocolVersion "auto" against a 3.1.1-only broker: tries 5.0, then a
   }
 });
 
+Deno.test('protocolVersion "auto" with enhanced authentication does not fall back to 3.1.1 without it', async () => {
+  const levels: number[] = [];
+  const error = await connect("mqtt://old.invalid", {
+    protocolVersion: "auto",
+    authenticationMethod: "SCRAM-SHA-256",
+    onAuth: () => new Uint8Array(),
+    reconnect: false,
+    transport: broker311(levels),
+  }).then(() => undefined, (e) => e);
+  // Only the 5.0 CONNECT went out: a 3.1.1 one would have connected unauthenticated.
+  assert.deepEqual(levels, [5]);
+  assert.ok(error instanceof ConnectionRefusedError, String(error));
+  assert.equal(error.reasonCode, 0x84);
+  assert.match(error.message, /does not speak MQTT 5\.0/);
+  assert.match(error.message, /enhanced authentication .* needs MQTT 5\.0/);
+});
+
 /** A 5.0 server that accepts every CONNECT and can end the latest connection with a DISCONNECT. */
 class Server5 {
   connections = 0;

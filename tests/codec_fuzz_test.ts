@@ -8,7 +8,7 @@
  * `deno task fuzz` runs millions.
  */
 import assert from "node:assert/strict";
-import { checkInput, runFuzz } from "./fuzz.ts";
+import { checkInput, runFramedFuzz, runFuzz } from "./fuzz.ts";
 
 const INPUTS = 250_000;
 
@@ -70,6 +70,29 @@ for (const { version, seeds, types, codes } of RUNS) {
       }
     });
   }
+}
+
+// The streaming path the client reads with: the same inputs framed in random chunks with a
+// random Maximum Packet Size, at both versions, the same volume each.
+for (const version of [4, 5] as const) {
+  Deno.test(
+    `fuzz${version === 5 ? " 5.0" : ""}: 50000 inputs framed in random chunks give the packets ` +
+      "of whole framing, PACKET_TOO_LARGE above maxPacketSize (MQTT-3.1.2-25), or ProtocolErrors",
+    () => {
+      const result = runFramedFuzz(version * 7, 50_000, version);
+      assert.deepEqual(result.failures, []);
+      for (
+        const outcome of [
+          "framed:1",
+          "framed:2",
+          "error:PACKET_TOO_LARGE",
+          "error:TRUNCATED_PACKET",
+        ]
+      ) {
+        assert((result.counts[outcome] ?? 0) > 0, `no input reached ${outcome}`);
+      }
+    },
+  );
 }
 
 Deno.test("fuzz harness: checkInput classifies known inputs", () => {

@@ -9,9 +9,12 @@ import { compileTool } from "../tools/compile.ts";
 async function canDownloadRuntime(): Promise<boolean> {
   if (Deno.env.get("DENORT_BIN")) return true;
   try {
-    const signal = AbortSignal.timeout(3000);
-    const found = await Deno.resolveDns("dl.deno.land", "A", { signal });
-    return found.length > 0;
+    // A name that resolves is not enough where outgoing HTTPS is filtered: ask the host itself.
+    const response = await fetch("https://dl.deno.land/release-latest.txt", {
+      signal: AbortSignal.timeout(5000),
+    });
+    await response.body?.cancel();
+    return response.ok;
   } catch {
     return false;
   }

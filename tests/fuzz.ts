@@ -18,6 +18,7 @@ import {
   type QoS,
   type SubackReturnCode,
 } from "../lib/codec/mod.ts";
+import { PacketFramer } from "../lib/streams/packet_reader.ts";
 
 /** A seeded pseudo-random generator returning floats in [0, 1). */
 export type Rng = () => number;
@@ -907,13 +908,24 @@ export function runFuzz(
   maxFailures = 20,
   version: ProtocolVersion = 4,
 ): FuzzResult {
+  return runWith(seed, inputs, maxFailures, version, (input) => checkInput(input, version));
+}
+
+/** Runs each input through `check` (which may draw more from `rng`), counting outcomes. */
+function runWith(
+  seed: number,
+  inputs: number,
+  maxFailures: number,
+  version: ProtocolVersion,
+  check: (input: Uint8Array, rng: Rng) => string,
+): FuzzResult {
   const rng = mulberry32(seed);
   const counts: Record<string, number> = {};
   const failures: FuzzResult["failures"] = [];
   for (let index = 0; index < inputs; index++) {
     const { kind, input } = fuzzInput(rng, version);
     try {
-      const outcome = checkInput(input, version);
+      const outcome = check(input, rng);
       counts[outcome] = (counts[outcome] ?? 0) + 1;
     } catch (err) {
       counts["FAILURE"] = (counts["FAILURE"] ?? 0) + 1;
@@ -923,4 +935,77 @@ export function runFuzz(
     }
   }
   return { inputs, counts, failures };
+}
+
+/**
+ * The streaming path the client and broker read with: `input` framed by a
+ * {@linkcode PacketFramer} in up to four chunks split at random points, with
+ * a random Maximum Packet Size (MQTT-3.1.2-24/-25, section 3.2.2.3.6) half the
+ * time. The packets must be those framing `input` in one piece gives, a
+ * packet above the maximum must give `PACKET_TOO_LARGE` and never be
+ * returned, and every failure must be a ProtocolError. Returns the outcome
+ * (`framed:<count>` or `error:<code>`); throws on a violation.
+ */
+export function checkFramed(input: Uint8Array, rng: Rng, version: ProtocolVersion = 4): string {
+  const whole = frameAll([input], undefined, version);
+  const max = rng() < 0.5 ? 2 + int(rng, 40) : undefined;
+  const cuts = new Set<number>();
+  for (let i = int(rng, 4); i > 0; i--) cuts.add(int(rng, input.length + 1));
+  const points = [0, ...[...cuts].sort((a, b) => a - b), input.length];
+  const chunks: Uint8Array[] = [];
+  for (let i = 1; i < points.length; i++) {
+    if (points[i] > points[i - 1]) chunks.push(input.slice(points[i - 1], points[i]));
+  }
+  const split = frameAll(chunks, max, version);
+  for (const packet of split.packets) {
+    const size = encodePacket(packet, { protocolVersion: version }).length;
+    // Re-encoding is never longer than the wire form, so this bounds the packet from below.
+    if (max !== undefined && size > max) {
+      throw new Error("a packet above maxPacketSize was returned");
+    }
+  }
+  const n = split.packets.length;
+  if (n > whole.packets.length) throw new Error("chunked framing returned more packets");
+  for (let i = 0; i < n; i++) {
+    if (!samePacket(split.packets[i], whole.packets[i])) {
+      throw new Error(`chunked framing returned another packet #${i}`);
+    }
+  }
+  if (split.error === undefined) {
+    if (n !== whole.packets.length || whole.error !== undefined) {
+      throw new Error("chunked framing accepted what whole framing refused");
+    }
+    return `framed:${n}`;
+  }
+  // Within the maximum, the chunked framing fails where the whole one does, for the same reason.
+  if (split.error !== "PACKET_TOO_LARGE" && split.error !== whole.error) {
+    throw new Error(`chunked framing failed with ${split.error}, whole with ${whole.error}`);
+  }
+  return `error:${split.error}`;
+}
+
+function frameAll(
+  chunks: Uint8Array[],
+  maxPacketSize: number | undefined,
+  version: ProtocolVersion,
+): { packets: Packet[]; error?: string } {
+  const framer = new PacketFramer({ protocolVersion: version, maxPacketSize });
+  const packets: Packet[] = [];
+  try {
+    for (const chunk of chunks) framer.push(chunk, (p) => void packets.push(p));
+    framer.end();
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    return { packets, error: err.code };
+  }
+  return { packets };
+}
+
+/** Runs `inputs` fuzz inputs from `seed` through {@linkcode checkFramed}; never throws. */
+export function runFramedFuzz(
+  seed: number,
+  inputs: number,
+  version: ProtocolVersion = 4,
+): FuzzResult {
+  return runWith(seed, inputs, 20, version, (input, rng) => checkFramed(input, rng, version));
 }

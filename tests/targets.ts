@@ -23,8 +23,7 @@ export type BrokerName = "mosquitto" | "embedded";
 
 /**
  * The protocol version a body registered by {@linkcode brokersTest} runs at: each body runs at
- * MQTT 3.1.1 against both brokers and again at MQTT 5.0 against Mosquitto (the embedded broker
- * speaks 3.1.1 only). Its `connect()` calls read it from here.
+ * MQTT 3.1.1 and again at MQTT 5.0, against both brokers. Its `connect()` calls read it from here.
  */
 const bodyVersion = new AsyncLocalStorage<5>();
 /**
@@ -306,12 +305,14 @@ export function brokersTest(
   for (const broker of Object.keys(TARGETS) as BrokerName[]) {
     targetTest(broker, name, body, options);
   }
-  // Again at MQTT 5.0, against Mosquitto.
+  // Again at MQTT 5.0, against both.
   const at5 = NOT_AT_5.find(([start]) => name.startsWith(start));
-  targetTest(
-    "mosquitto",
-    `${name} [MQTT 5.0]`,
-    (target, t) => bodyVersion.run(5, () => body(target, t)),
-    at5 === undefined ? options : { ...options, notApplicable: at5[1] },
-  );
+  for (const broker of Object.keys(TARGETS) as BrokerName[]) {
+    targetTest(
+      broker,
+      `${name} [MQTT 5.0]`,
+      (target, t) => bodyVersion.run(5, () => body(target, t)),
+      at5 === undefined ? options : { ...options, notApplicable: at5[1] },
+    );
+  }
 }

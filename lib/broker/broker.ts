@@ -20,7 +20,7 @@ import {
   type TlsListenOptions,
 } from "./options.ts";
 import { Persistence } from "./persistence.ts";
-import { Router } from "./router.ts";
+import { type RoutedMessage, Router } from "./router.ts";
 import { websocketTransport } from "./websocket.ts";
 
 /**
@@ -505,12 +505,17 @@ export class Broker implements AsyncDisposable {
       return;
     }
     const hook = this.#options.authorizePublish;
-    const message = {
+    const message: RoutedMessage = {
       topic: will.topic,
       payload: will.payload,
       qos: will.qos,
       retain: will.retain,
     };
+    if (will.properties !== undefined) {
+      // MQTT 5.0 section 3.1.3.2: the will's properties but its delay are the message's.
+      const { willDelayInterval: _, ...properties } = will.properties;
+      if (Object.keys(properties).length > 0) message.properties = properties;
+    }
     if (hook === undefined) {
       this.#router.publish(message);
       return;

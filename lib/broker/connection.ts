@@ -6,12 +6,16 @@
  *
  * @module
  */
-import { encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
+import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
 import {
+  type AuthPacket,
   CONNACK_RETURN_CODE_NAMES,
+  type ConnackPacket,
   type ConnackReturnCode,
   type ConnectPacket,
+  type DisconnectPacket,
   type Packet,
+  type ProtocolVersion,
   type PublishPacket,
   type QoS,
   type SubackReturnCode,
@@ -19,7 +23,15 @@ import {
   type UnsubscribePacket,
   type Will,
 } from "../codec/packet.ts";
-import { type MqttError, ProtocolError } from "../errors.ts";
+import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
+import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
+import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
+import { publishSize } from "../session/connack.ts";
+import { isExpired } from "../session/expiry.ts";
+import { deliveredProperties } from "./router.ts";
+import { sharedFilterError } from "./shared.ts";
+import type { Grant } from "./subscriptions.ts";
+import { MqttError, ProtocolError } from "../errors.ts";
 import {
   type ServerCloseReason,
   ServerSession,
@@ -30,10 +42,10 @@ import { Queue } from "../util/queue.ts";
 import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
 import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
-import type { BrokerClient, ResolvedBrokerOptions } from "./options.ts";
+import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
 import type { RetainedMessage } from "./retained.ts";
 import type { Router } from "./router.ts";
-import type { BrokerSession, SessionOwner } from "./session.ts";
+import type { BrokerSession, Delivery, SessionOwner } from "./session.ts";
 
 /** What a connection needs from its broker. */
 export interface ConnectionHost {
@@ -65,8 +77,19 @@ const RETAINED_PAUSES = 16;
 /** Retained messages still to send for one granted filter. */
 interface RetainedCursor {
   readonly messages: Iterator<RetainedMessage | undefined>;
-  readonly granted: QoS;
+  readonly granted: Grant;
 }
+
+/** MQTT 5.0 CONNACK reason codes for the 3.1.1 return codes the broker refuses with. */
+const REASON_OF_RETURN_CODE = [0x00, 0x84, 0x85, 0x88, 0x86, 0x87] as const;
+
+/** MQTT 5.0 DISCONNECT reason code the broker sends when it closes for `reason`. */
+const DISCONNECT_REASON: Partial<Record<CloseReason, number>> = {
+  keepalive: 0x8d, // Keep Alive timeout
+  takeover: 0x8e, // Session taken over (MQTT-3.1.4-3)
+  shutdown: 0x8b, // Server shutting down
+  protocol: 0x82, // Protocol Error
+};
 
 /** Topics no client may publish to (as Mosquitto, which keeps `$SYS` for the broker). */
 function reservedTopic(topic: string): boolean {
@@ -115,6 +138,31 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   readonly #options: ResolvedBrokerOptions;
   readonly #transport: Transport;
   readonly #reader: ReadableStreamDefaultReader<Packet>;
+  readonly #packets: PacketReader;
+  /** The client's protocol level, from its CONNECT: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
+  #version: ProtocolVersion = 4;
+  #codec: CodecOptions = { protocolVersion: 4 };
+  /** MQTT 5.0: the client's Maximum Packet Size (MQTT-3.1.2-24: nothing larger is sent). */
+  #clientMaxPacket = Infinity;
+  /** MQTT 5.0: the Topic Aliases we send this client, per its Topic Alias Maximum. */
+  #aliases: OutgoingTopicAliases | undefined = undefined;
+  /** Set once CONNACK is written: only then may a 5.0 DISCONNECT be sent (MQTT-3.14.0-1). */
+  #connackSent = false;
+  /** The reason code of the DISCONNECT to send before closing (MQTT 5.0), if any. */
+  #disconnectCode: number | undefined = undefined;
+  /** MQTT 5.0 enhanced authentication of this connection: its method and the current exchange. */
+  #exchange:
+    | {
+      readonly method: string;
+      state: Record<string, unknown>;
+      step: number;
+      reauthenticate: boolean;
+      active: boolean;
+    }
+    | undefined = undefined;
+  /** A CONNECT waiting for its enhanced authentication to succeed. */
+  #pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined =
+    undefined;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #outbox = new Queue<Packet>();
   readonly #machine: ServerSession;
@@ -146,10 +194,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.remoteAddress = remoteAddress;
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const maxPacketSize = this.#options.maxPacketSize;
+    // Level 5 reads a CONNECT of level 4 or 5; the CONNECT then sets the level of what follows.
+    this.#packets = new PacketReader({ maxPacketSize, protocolVersion: 5 });
     this.#reader = transport.readable
       // Before CONNECT is accepted a client may make the broker hold only what it sent.
       .pipeThrough(connectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE)))
-      .pipeThrough(new PacketReader({ maxPacketSize }))
+      .pipeThrough(this.#packets)
       .getReader();
     this.#writer = transport.writable.getWriter();
     this.#machine = new ServerSession(this.#options, this);
@@ -180,9 +230,14 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     }
   }
 
-  /** Another connection took over this client identifier (MQTT-3.1.4-2). */
+  /** Another connection took over this client identifier (MQTT-3.1.4-2; 5.0: DISCONNECT 0x8E). */
   evict(): void {
     this.close("takeover");
+  }
+
+  /** The protocol level the client connected with: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
+  get protocolVersion(): ProtocolVersion {
+    return this.#version;
   }
 
   /**
@@ -199,6 +254,42 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#abandonHook?.(CLOSED);
     this.#retained.length = 0;
     clearTimeout(this.#resumeTimer);
+    const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
+    const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
+        reason !== "disconnect" && reason !== "peer" && reason !== "io"
+      ? this.#sendDisconnect(code).then(() => this.#teardown())
+      : this.#teardown();
+    const session = this.#session;
+    this.#log(reason, error);
+    const will = this.#will;
+    this.#will = undefined;
+    if (session !== undefined && session.owner === this) {
+      session.owner = undefined;
+      const delay = will?.properties?.willDelayInterval ?? 0;
+      if (will !== undefined && delay > 0 && !session.clean && reason !== "shutdown") {
+        // MQTT 5.0 section 3.1.3.2.2: after the delay, or when the session ends if sooner.
+        session.delayWill(() => this.#host.publishWill(will, this), delay * 1000);
+        this.#host.router.connectionEnded(session);
+        return this.#finish(teardown);
+      }
+      // MQTT-3.1.2-6; MQTT 5.0: a session with expiry 0 ends now, others when they expire.
+      this.#host.router.connectionEnded(session);
+    }
+    // After DISCONNECT the will is left only when its reason code was 0x04 (MQTT 5.0).
+    if (will !== undefined && reason !== "shutdown") {
+      this.#host.publishWill(will, this);
+    }
+    this.#finish(teardown);
+  }
+
+  #finish(teardown: Promise<void> | void): void {
+    this.#host.closed(this);
+    const finish = () => this.#resolveDone();
+    const all = Promise.all([this.#loops, teardown]);
+    all.then(finish, finish);
+  }
+
+  #teardown(): void {
     try {
       this.#transport.close();
     } catch {
@@ -206,21 +297,25 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     }
     this.#reader.cancel().catch(NOOP);
     this.#writer.abort().catch(NOOP);
-    const session = this.#session;
-    if (session !== undefined && session.owner === this) {
-      session.owner = undefined;
-      if (session.clean) this.#host.router.discard(session); // MQTT-3.1.2-6
+  }
+
+  /** Writes a 5.0 DISCONNECT with `code` (MQTT-3.14.2-1), waiting at most FLUSH_TIMEOUT. */
+  #sendDisconnect(code: number): Promise<void> {
+    return this.#writeLast({ type: "disconnect", reasonCode: code } as DisconnectPacket);
+  }
+
+  /** Writes the last packet of the connection, waiting at most FLUSH_TIMEOUT for it to go. */
+  async #writeLast(packet: Packet): Promise<void> {
+    const written = this.#writer.write(encodePacket(packet, this.#codec));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
+    try {
+      await Promise.race([written, timeout]);
+    } catch {
+      // The peer is gone already.
+    } finally {
+      clearTimeout(timer);
     }
-    this.#log(reason, error);
-    const will = this.#will;
-    this.#will = undefined;
-    if (will !== undefined && reason !== "disconnect" && reason !== "shutdown") {
-      this.#host.publishWill(will, this);
-    }
-    this.#host.closed(this);
-    const finish = () => this.#resolveDone();
-    if (this.#loops === undefined) finish();
-    else this.#loops.then(finish, finish);
   }
 
   #log(reason: CloseReason, error: unknown): void {
@@ -244,9 +339,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     }
   }
 
-  #protocolError(message: string): void {
+  /** Closes for a protocol error; under 5.0 with DISCONNECT `code` (0x82 Protocol Error unless told). */
+  #protocolError(message: string, code?: number): void {
     const name = this.#connected ? this.id : "<unknown>";
     this.#host.log(`Client ${name} disconnected due to protocol error: ${message}.`);
+    this.#disconnectCode = code;
     this.close("protocol");
   }
 
@@ -284,7 +381,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (err.code === "UNSUPPORTED_PROTOCOL") return this.#refuse(1, err.message); // MQTT-3.1.2-2
       if (err.code === "INVALID_CLIENT_ID") return this.#refuse(2, err.message); // MQTT-3.1.3-8
     }
-    this.#protocolError(`${err.code}, ${err.message}`);
+    // MQTT 5.0 section 4.13: 0x95 Packet too large; any other decoding error is 0x81 Malformed.
+    this.#protocolError(
+      `${err.code}, ${err.message}`,
+      err.code === "PACKET_TOO_LARGE" ? 0x95 : 0x81,
+    );
   }
 
   // ---- the machine's handler: what the server decides ----
@@ -304,28 +405,38 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   publish(packet: PublishPacket): void | Promise<void> {
     const options = this.#options;
     if (packet.qos > options.maxQoS) {
-      return this.#protocolError(`QoS ${packet.qos} PUBLISH over maxQoS ${options.maxQoS}`);
+      // MQTT-3.2.2-12 (5.0): 0x9B QoS not supported.
+      return this.#protocolError(`QoS ${packet.qos} PUBLISH over maxQoS ${options.maxQoS}`, 0x9b);
     }
     if (packet.retain && !options.retainAvailable) {
-      return this.#protocolError("retained PUBLISH while retainAvailable is false");
+      // MQTT-3.2.2-15 (5.0): 0x9A Retain not supported.
+      return this.#protocolError("retained PUBLISH while retainAvailable is false", 0x9a);
     }
     if (reservedTopic(packet.topic)) {
       this.#host.log(`Denied PUBLISH from ${this.id} to "${packet.topic}".`);
-      return this.#machine.acceptPublish(packet, false, now());
+      return this.#machine.acceptPublish(packet, false, now(), this.#notAuthorized);
     }
     const hook = options.authorizePublish;
     if (hook === undefined) return this.#machine.acceptPublish(packet, true, now());
     return this.#authorizePublish(packet, hook);
   }
 
-  /** @internal Routes an accepted application message. */
-  deliver(packet: PublishPacket): void {
-    this.#host.router.publish({
+  /** @internal Routes an accepted application message; under 5.0, 0x10 when nobody subscribed. */
+  deliver(packet: PublishPacket): number | void {
+    const routed = this.#host.router.publish({
       topic: packet.topic,
       payload: packet.payload,
       qos: packet.qos,
       retain: packet.retain,
+      properties: packet.properties,
+      publisher: this.#session,
     });
+    if (routed === 0 && this.#version === 5) return 0x10; // No matching subscribers
+  }
+
+  /** The reason code of a refused PUBLISH's acknowledgement: 0x87 Not authorized under 5.0. */
+  get #notAuthorized(): number | undefined {
+    return this.#version === 5 ? 0x87 : undefined;
   }
 
   /** @internal A SUBSCRIBE arrived. */
@@ -336,20 +447,37 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** @internal An UNSUBSCRIBE arrived. */
   unsubscribe(packet: UnsubscribePacket): void {
     const session = this.#session!;
-    for (const filter of packet.filters) this.#host.router.unsubscribe(session, filter);
+    const codes: UnsubackReasonCode[] = [];
+    for (const filter of packet.filters) {
+      // MQTT 5.0: 0x11 No subscription existed (MQTT-3.11.3-1: one per filter, in order).
+      codes.push(this.#host.router.unsubscribe(session, filter) ? 0x00 : 0x11);
+    }
     // MQTT-3.10.4-4/-5: UNSUBACK even when nothing matched.
-    this.send({ type: "unsuback", packetId: packet.packetId });
+    if (this.#version === 5) {
+      this.send({ type: "unsuback", packetId: packet.packetId, reasonCodes: codes });
+    } else this.send({ type: "unsuback", packetId: packet.packetId });
   }
 
   /** @internal The client sent DISCONNECT. */
-  disconnected(): void {
-    this.#will = undefined; // MQTT-3.1.2-10
+  disconnected(packet: DisconnectPacket): void {
+    const session = this.#session;
+    const expiry = packet.properties?.sessionExpiryInterval;
+    if (expiry !== undefined && session !== undefined) {
+      if (session.expiryInterval === 0 && expiry !== 0) {
+        // MQTT-3.14.2-2 (5.0): a session that ends with its connection cannot be kept now.
+        return this.#protocolError("DISCONNECT sets a Session Expiry Interval after 0", 0x82);
+      }
+      session.expiryInterval = expiry >= 0xffff_ffff ? Infinity : expiry;
+      session.clean = expiry === 0;
+    }
+    // MQTT-3.1.2-10; MQTT 5.0: reason 0x04 Disconnect with Will Message keeps the will.
+    if (packet.reasonCode !== 0x04) this.#will = undefined;
     this.close("disconnect");
   }
 
   /** @internal The machine ends the connection. */
-  abort(reason: ServerCloseReason, message: string): void {
-    if (reason === "protocol") this.#protocolError(message);
+  abort(reason: ServerCloseReason, message: string, code?: number): void {
+    if (reason === "protocol") this.#protocolError(message, code);
     else this.close(reason);
   }
 
@@ -362,12 +490,53 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     if (!this.#closed) this.#timer.arm(this.#machine.deadline);
   }
 
-  async #onConnect(packet: ConnectPacket): Promise<void> {
+  #onConnect(packet: ConnectPacket): Promise<void> {
     const options = this.#options;
+    const version = packet.protocolLevel === 5 ? 5 : 4;
+    // What follows the CONNECT is read and written at its level.
+    this.#version = version;
+    this.#codec = { protocolVersion: version };
+    this.#packets.protocolVersion = version;
+    const props = packet.properties;
     let clientId = packet.clientId;
-    // MQTT-3.1.3-6: an empty identifier (with clean session, checked by the codec) gets one.
-    if (clientId.length === 0) clientId = `auto-${crypto.randomUUID()}`;
-    if (options.authenticate !== undefined) {
+    // MQTT-3.1.3-6: an empty identifier (with clean session, checked by the codec) gets one;
+    // 5.0 (MQTT-3.1.3-6/-7): unique, and told to the client as Assigned Client Identifier.
+    const assigned = clientId.length === 0;
+    if (assigned) clientId = `auto-${crypto.randomUUID()}`;
+    if (version === 5) {
+      const method = props?.authenticationMethod;
+      if (method !== undefined && options.enhancedAuthenticate === undefined) {
+        // Enhanced authentication is not offered: 0x8C Bad authentication method.
+        return this.#refuse(0x8c, "no enhanced authentication", clientId);
+      }
+      const will = packet.will;
+      if (will !== undefined && will.qos > options.maxQoS) {
+        return this.#refuse(0x9b, `will QoS ${will.qos} over maxQoS`, clientId); // MQTT-3.2.2-12
+      }
+      if (will?.retain && !options.retainAvailable) {
+        return this.#refuse(0x9a, "will retain while retainAvailable is false", clientId); // MQTT-3.2.2-13
+      }
+      if (method !== undefined) {
+        // MQTT 5.0 section 4.12: the exchange runs before CONNACK; `#admit` follows its success.
+        this.#exchange = { method, state: {}, step: 0, reauthenticate: false, active: true };
+        this.#pendingConnect = { packet, clientId, assigned };
+        return this.#authStep(props?.authenticationData);
+      }
+    }
+    return this.#admit(packet, clientId, assigned);
+  }
+
+  /** Admits an authenticated CONNECT (`auth`: the CONNACK properties of an enhanced exchange). */
+  async #admit(
+    packet: ConnectPacket,
+    clientId: string,
+    assigned: boolean,
+    auth?: ConnackProperties,
+  ): Promise<void> {
+    const options = this.#options;
+    const version = this.#version;
+    const props = packet.properties;
+    if (options.authenticate !== undefined && auth === undefined) {
       let ok: boolean;
       try {
         const answer = await this.#untilClosed(options.authenticate({
@@ -385,8 +554,15 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (this.#closed) return;
       if (ok !== true) return this.#refuse(4, "authenticate hook said no", clientId);
     }
-    const keepAlive = packet.keepAlive;
+    let keepAlive = packet.keepAlive;
+    let serverKeepAlive: number | undefined;
     if (
+      version === 5 && options.maxKeepAlive < 65_535 &&
+      (keepAlive > options.maxKeepAlive || keepAlive === 0)
+    ) {
+      // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead.
+      keepAlive = serverKeepAlive = options.maxKeepAlive;
+    } else if (
       options.maxKeepAlive < 65_535 && (keepAlive > options.maxKeepAlive || keepAlive === 0)
     ) {
       // Mosquitto's max_keepalive: 3.1.1 cannot tell the client a lower value, so refuse.
@@ -398,7 +574,9 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       await this.#host.ready;
       if (this.#closed) return;
       const persistence = router.persistence;
-      if (!packet.clean && persistence !== undefined) {
+      // 5.0: a session outlives its connection only with a Session Expiry Interval.
+      const keeps = version === 4 || (props?.sessionExpiryInterval ?? 0) > 0;
+      if (!packet.clean && keeps && persistence !== undefined) {
         const opened = await persistence.sessionStore(clientId, packet.username);
         const other = router.sessions.get(clientId);
         if (this.#closed || (other !== undefined && other.username !== packet.username)) {
@@ -418,11 +596,17 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       return this.#refuse(5, "client identifier in use by another user", clientId);
     }
     if (held?.owner !== undefined) held.owner.evict(); // MQTT-3.1.4-2
+    // 3.1.1: clean session decides both; 5.0: Clean Start, and the Session Expiry Interval
+    // (absent is 0: the session ends with the connection, MQTT 5.0 section 3.1.2.11.2).
+    const expiry = version === 4
+      ? (packet.clean ? 0 : Infinity)
+      : (props?.sessionExpiryInterval ?? 0);
     const { session, present } = router.openSession(
       clientId,
       packet.clean,
       packet.username,
       store,
+      expiry,
     );
     this.id = clientId;
     this.username = packet.username;
@@ -433,8 +617,36 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#connected = true;
     // MQTT-3.2.2-1/-2/-3: session present only when a held session is resumed. The machine
     // sends CONNACK, then resends what was in flight (MQTT-4.4.0-1).
-    const connack = { type: "connack", sessionPresent: present, returnCode: 0 } as const;
-    this.#machine.accept(session.state, connack, packet.keepAlive, now());
+    if (version === 4) {
+      const connack = { type: "connack", sessionPresent: present, returnCode: 0 } as const;
+      this.#machine.accept(session.state, connack, keepAlive, now());
+    } else {
+      const connack: ConnackPacket = { type: "connack", sessionPresent: present, reasonCode: 0 };
+      const properties = { ...this.#connackProperties(packet, assigned, serverKeepAlive), ...auth };
+      if (Object.keys(properties).length > 0) connack.properties = properties;
+      this.#clientMaxPacket = props?.maximumPacketSize ?? Infinity;
+      // MQTT-3.1.2-26/-27 (5.0): aliases only up to the client's maximum, none when absent.
+      this.#aliases = new OutgoingTopicAliases(props?.topicAliasMaximum ?? 0);
+      this.#machine.accept(session.state, connack, keepAlive, now(), {
+        sendQuota: props?.receiveMaximum ?? 65_535, // MQTT-3.3.4-9
+        receiveMaximum: options.maxInflight,
+        topicAliasMaximum: options.maxTopicAlias,
+      });
+      // MQTT-3.1.2-24 (5.0): a message larger than the client's maximum is dropped for it.
+      const max = this.#clientMaxPacket;
+      if (max !== Infinity) {
+        this.#machine.flows!.refuse = (message) => {
+          const size = publishSize(message, 5);
+          if (size <= max) return undefined;
+          return new MqttError(
+            "PACKET_TOO_LARGE",
+            `a PUBLISH of ${size} bytes to "${message.topic}" is over the client's Maximum ` +
+              `Packet Size ${max}: not sent (MQTT-3.1.2-25)`,
+          );
+        };
+      }
+    }
+    this.#connackSent = true;
     const user = packet.username === undefined ? "" : `, u'${packet.username}'`;
     this.#host.log(
       `New client connected from ${this.remoteAddress ?? "unknown"} as ${clientId} ` +
@@ -444,23 +656,118 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.wake();
   }
 
-  /** Refuses the CONNECT with a return code, then closes (MQTT-3.2.2-5). */
-  async #refuse(code: ConnackReturnCode, why: string, clientId = "<unknown>"): Promise<void> {
-    this.#host.log(
-      `Client ${clientId} refused: ${CONNACK_RETURN_CODE_NAMES[code]} (CONNACK ${code}, ${why}).`,
-    );
-    const written = this.#writer.write(
-      encodePacket({ type: "connack", sessionPresent: false, returnCode: code }),
-    );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
-    try {
-      await Promise.race([written, timeout]);
-    } catch {
-      // The peer is gone already.
-    } finally {
-      clearTimeout(timer);
+  /** @internal MQTT 5.0 AUTH from the client: a step of the exchange, or a re-authentication. */
+  auth(packet: AuthPacket): void | Promise<void> {
+    const exchange = this.#exchange;
+    const method = packet.properties?.authenticationMethod;
+    if (exchange === undefined || method !== exchange.method) {
+      // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
+      return this.#protocolError(`AUTH with method ${method}, not that of the CONNECT`, 0x82);
     }
+    const code = packet.reasonCode ?? 0;
+    if (code === 0x19 && this.#connected && !exchange.active) {
+      // Section 4.12.1: re-authentication, a new exchange with the same method.
+      exchange.state = {};
+      exchange.step = 0;
+      exchange.reauthenticate = true;
+      exchange.active = true;
+    } else if (code !== 0x18 || !exchange.active) {
+      return this.#protocolError(`AUTH reason 0x${code.toString(16)} out of turn`, 0x82);
+    }
+    return this.#authStep(packet.properties?.authenticationData);
+  }
+
+  /** Runs one step of the exchange through `enhancedAuthenticate` and answers it. */
+  async #authStep(data: Uint8Array | undefined): Promise<void> {
+    const exchange = this.#exchange!;
+    const hook = this.#options.enhancedAuthenticate!;
+    const pending = this.#pendingConnect;
+    let answer: EnhancedAuthResult | typeof CLOSED;
+    try {
+      answer = await this.#untilClosed(hook({
+        method: exchange.method,
+        data,
+        clientId: pending?.clientId ?? this.id,
+        username: pending?.packet.username ?? this.username,
+        remoteAddress: this.remoteAddress,
+        reauthenticate: exchange.reauthenticate,
+        step: exchange.step++,
+        state: exchange.state,
+      }));
+    } catch (err) {
+      this.#host.log(`Enhanced authentication hook failed for client ${this.id}: ${err}`);
+      answer = { result: "fail", reasonCode: 0x88 };
+    }
+    if (answer === CLOSED || this.#closed) return;
+    const properties = { authenticationMethod: exchange.method } as AuthProperties;
+    if (answer.result !== "fail" && answer.data !== undefined) {
+      properties.authenticationData = answer.data;
+    }
+    if (answer.result === "continue") {
+      this.send({ type: "auth", reasonCode: 0x18, properties }); // section 4.12
+      return;
+    }
+    exchange.active = false;
+    if (answer.result === "success") {
+      if (pending === undefined) {
+        this.send({ type: "auth", reasonCode: 0x00, properties }); // re-authenticated
+        return;
+      }
+      this.#pendingConnect = undefined;
+      return this.#admit(pending.packet, pending.clientId, pending.assigned, properties);
+    }
+    const code = answer.reasonCode ?? 0x87;
+    if (pending !== undefined) {
+      // MQTT-4.12.0-4: a CONNACK of 0x80 or more, then close.
+      return this.#refuse(code, "enhanced authentication failed", pending.clientId);
+    }
+    // Section 4.12.1: a failed re-authentication ends the connection with DISCONNECT.
+    this.#host.log(`Client ${this.id} failed re-authentication.`);
+    this.#disconnectCode = code;
+    this.close("protocol");
+  }
+
+  /** The CONNACK properties of an accepted 5.0 CONNECT (section 3.2.2.3). */
+  #connackProperties(
+    packet: ConnectPacket,
+    assigned: boolean,
+    serverKeepAlive: number | undefined,
+  ): ConnackProperties {
+    const options = this.#options;
+    const properties: ConnackProperties = {};
+    // Each only when it differs from what an absent property means.
+    if (options.maxInflight < 65_535) properties.receiveMaximum = options.maxInflight;
+    if (options.maxQoS < 2) properties.maximumQoS = options.maxQoS as 0 | 1;
+    if (!options.retainAvailable) properties.retainAvailable = false;
+    properties.maximumPacketSize = options.maxPacketSize;
+    if (options.maxTopicAlias > 0) properties.topicAliasMaximum = options.maxTopicAlias;
+    if (assigned) properties.assignedClientIdentifier = this.id; // MQTT-3.2.2-16
+    if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive;
+    properties.wildcardSubscriptionAvailable = true;
+    properties.subscriptionIdentifiersAvailable = true;
+    properties.sharedSubscriptionAvailable = true;
+    const info = options.responseInformation;
+    if (packet.properties?.requestResponseInformation && info !== undefined) {
+      // MQTT-3.1.2-28: only when asked.
+      properties.responseInformation = typeof info === "string" ? info : info(this);
+    }
+    return properties;
+  }
+
+  /**
+   * Refuses the CONNECT, then closes (MQTT-3.2.2-5): a 3.1.1 return code, or
+   * a 5.0 reason code (0x80 and up) for a 5.0 CONNECT; a 3.1.1 code is
+   * translated for a 5.0 client.
+   */
+  async #refuse(code: number, why: string, clientId = "<unknown>"): Promise<void> {
+    const v5 = this.#version === 5;
+    const reasonCode = code >= 0x80 ? code : REASON_OF_RETURN_CODE[code];
+    const name = code < 0x80 ? CONNACK_RETURN_CODE_NAMES[code] : `reason 0x${code.toString(16)}`;
+    this.#host.log(`Client ${clientId} refused: ${name} (CONNACK ${code}, ${why}).`);
+    const connack: ConnackPacket = v5
+      ? { type: "connack", sessionPresent: false, reasonCode: reasonCode as 0x80 }
+      : { type: "connack", sessionPresent: false, returnCode: code as ConnackReturnCode };
+    await this.#writeLast(connack);
     this.close("refused");
   }
 
@@ -476,15 +783,28 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     }
     if (this.#closed) return;
     if (!allowed) this.#host.log(`Denied PUBLISH from ${this.id} to "${packet.topic}".`);
-    this.#machine.acceptPublish(packet, allowed, now());
+    this.#machine.acceptPublish(packet, allowed, now(), this.#notAuthorized);
   }
 
   async #onSubscribe(packet: SubscribePacket): Promise<void> {
     const options = this.#options;
     const hook = options.authorizeSubscribe;
     const returnCodes: SubackReturnCode[] = [];
-    const granted = new Map<string, QoS>();
-    for (const { filter, qos: requested } of packet.subscriptions) {
+    const reasonCodes: SubackReasonCode[] = [];
+    const granted = new Map<string, { grant: Grant; retainHandling: 0 | 1 | 2 }>();
+    const identifier = packet.properties?.subscriptionIdentifier;
+    for (const request of packet.subscriptions) {
+      const { filter, qos: requested } = request;
+      if (this.#version === 5) {
+        const shareError = sharedFilterError(filter);
+        if (shareError !== undefined) {
+          return this.#protocolError(shareError, 0x82);
+        }
+        if (request.noLocal && filter.startsWith("$share/")) {
+          // MQTT-3.8.3-4: No Local on a shared subscription is a protocol error.
+          return this.#protocolError(`No Local on the shared subscription "${filter}"`, 0x82);
+        }
+      }
       let qos: QoS | false = requested < options.maxQoS ? requested : options.maxQoS;
       if (hook !== undefined) {
         try {
@@ -500,21 +820,37 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (qos === false || !(qos === 0 || qos === 1 || qos === 2)) {
         this.#host.log(`Denied SUBSCRIBE from ${this.id} to "${filter}".`);
         returnCodes.push(0x80);
+        reasonCodes.push(0x87); // 5.0: Not authorized
         continue;
       }
       returnCodes.push(qos);
-      granted.set(filter, qos);
+      reasonCodes.push(qos);
+      const grant: { -readonly [K in keyof Grant]: Grant[K] } = { qos };
+      if (request.noLocal) grant.noLocal = true;
+      if (request.retainAsPublished) grant.retainAsPublished = true;
+      if (request.retainHandling) grant.retainHandling = request.retainHandling;
+      if (identifier !== undefined) grant.identifier = identifier;
+      granted.set(filter, { grant, retainHandling: request.retainHandling ?? 0 });
     }
     const session = this.#session!;
     const router = this.#host.router;
-    for (const [filter, qos] of granted) router.subscribe(session, filter, qos);
+    const send: [string, Grant][] = [];
+    for (const [filter, { grant, retainHandling }] of granted) {
+      const existed = router.subscribe(session, filter, grant);
+      // MQTT 5.0 section 3.3.1.3: Retain Handling 1 sends them for a new subscription only,
+      // 2 never; shared subscriptions get none (section 4.8.2).
+      if (retainHandling === 2 || (retainHandling === 1 && existed)) continue;
+      if (filter.startsWith("$share/") && this.#version === 5) continue;
+      send.push([filter, grant]);
+    }
     // MQTT-3.8.4-1/-5: one return code per filter, in order.
-    this.send({ type: "suback", packetId: packet.packetId, returnCodes });
+    if (this.#version === 5) this.send({ type: "suback", packetId: packet.packetId, reasonCodes });
+    else this.send({ type: "suback", packetId: packet.packetId, returnCodes });
     // MQTT-3.3.1-6: each granted filter's retained messages, after the SUBACK, taken as the
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
-    for (const [filter, qos] of granted) {
-      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: qos });
+    for (const [filter, grant] of send) {
+      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: grant });
     }
   }
 
@@ -565,8 +901,9 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const outbox = this.#outbox;
     let deliveredFirst = false;
     while (bytes < BATCH_BYTES) {
-      const packet = outbox.peek();
+      let packet = outbox.peek();
       if (packet === undefined) break;
+      if (packet.type === "publish") packet = this.#wire(packet);
       if (!deliveredFirst && (packet.type === "puback" || packet.type === "pubrec")) {
         // Deliveries routed before this acknowledgement of an incoming PUBLISH go out first, as
         // Mosquitto does: a client subscribed to its own topic has the message by the time its
@@ -578,16 +915,32 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       }
       outbox.shift();
       packets.push(packet);
-      bytes += encodedLength(packet);
+      bytes += encodedLength(packet, this.#codec);
     }
     if (this.#drained !== undefined && outbox.length < OUTBOX_HIGH / 2) this.#drained.resolve();
     bytes = this.#takeDeliveries(packets, bytes);
     if (packets.length === 0) return undefined;
-    if (packets.length === 1) return encodePacket(packets[0]);
+    const codec = this.#codec;
+    if (packets.length === 1) return encodePacket(packets[0], codec);
     const chunk = new Uint8Array(bytes);
     let offset = 0;
-    for (const packet of packets) offset += encodeInto(packet, chunk, offset);
+    for (const packet of packets) offset += encodeInto(packet, chunk, offset, codec);
     return chunk;
+  }
+
+  /**
+   * A PUBLISH as this client gets it on the wire: without properties for a
+   * 3.1.1 client (a message from a 5.0 client loses them), with a Topic Alias
+   * for a 5.0 client that allows them. The message kept for resending keeps
+   * its topic (MQTT-3.3.2-7: aliases are of this connection only).
+   */
+  #wire(packet: PublishPacket): PublishPacket {
+    if (this.#version === 4) {
+      if (packet.properties === undefined) return packet;
+      const { properties: _, ...bare } = packet;
+      return bare;
+    }
+    return this.#aliases?.apply(packet) ?? packet;
   }
 
   /**
@@ -601,14 +954,14 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     while (bytes < BATCH_BYTES) {
       // In order and within the window (MQTT-4.6.0-6): a QoS 1/2 message at the head waiting
       // for a window slot holds back everything behind it.
-      const entry = flows.takeNext();
+      const entry = flows.takeNext(now());
       if (entry === undefined) {
         if (this.#queueRetained(session)) continue;
         break;
       }
-      const packet = entry.packet!;
+      const packet = this.#wire(entry.packet!);
       packets.push(packet);
-      bytes += encodedLength(packet);
+      bytes += encodedLength(packet, this.#codec);
     }
     if (session.dropped > 0 && !this.#droppingLogged) {
       this.#droppingLogged = true;
@@ -645,9 +998,23 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         }, 0);
         break;
       }
+      if (isExpired(message.expiresAt, now())) {
+        this.#host.router.expireRetained(message); // MQTT 5.0 section 3.3.2.3.3
+        continue;
+      }
       // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
-      const qos = (message.qos < cursor.granted ? message.qos : cursor.granted) as QoS;
-      session.enqueue({ topic: message.topic, payload: message.payload, qos, retain: true });
+      const granted = cursor.granted;
+      const qos = (message.qos < granted.qos ? message.qos : granted.qos) as QoS;
+      const delivery: Delivery = {
+        topic: message.topic,
+        payload: message.payload,
+        qos,
+        retain: true,
+      };
+      const properties = deliveredProperties(message.properties, granted);
+      if (properties !== undefined) delivery.properties = properties;
+      if (message.expiresAt !== undefined) delivery.expiresAt = message.expiresAt;
+      session.enqueue(delivery);
       moved++;
     }
     return moved > 0;

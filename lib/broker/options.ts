@@ -46,6 +46,52 @@ export interface AuthenticateContext {
 }
 
 /**
+ * One step of an MQTT 5.0 enhanced authentication (section 4.12), as
+ * {@linkcode BrokerOptions.enhancedAuthenticate} is asked it.
+ *
+ * @example
+ * ```ts
+ * import type { EnhancedAuthContext } from "./options.ts";
+ * const first = (ctx: EnhancedAuthContext) => ctx.step === 0 && !ctx.reauthenticate;
+ * ```
+ */
+export interface EnhancedAuthContext {
+  /** The Authentication Method of the CONNECT, e.g. "SCRAM-SHA-256". */
+  method: string;
+  /** The client's Authentication Data of this step (CONNECT's, then each AUTH's). */
+  data?: Uint8Array;
+  /** The client identifier (assigned when it was empty). */
+  clientId: string;
+  /** The user name from CONNECT, if any. */
+  username?: string;
+  /** Where the client connects from, when the transport tells. */
+  remoteAddress?: string;
+  /** Whether this exchange is a re-authentication of a connected client (AUTH 0x19). */
+  reauthenticate: boolean;
+  /** 0 for the first step of an exchange, then 1, 2, … */
+  step: number;
+  /** Kept across the steps of one exchange, for the hook's own state (a fresh object per exchange). */
+  state: Record<string, unknown>;
+}
+
+/**
+ * What a step of enhanced authentication decides: another challenge
+ * (AUTH 0x18 with `data`), success (CONNACK 0x00, or AUTH 0x00 after a
+ * re-authentication, with `data`), or failure (CONNACK, or DISCONNECT after a
+ * re-authentication, with `reasonCode`, default 0x87 Not authorized).
+ *
+ * @example
+ * ```ts
+ * import type { EnhancedAuthResult } from "./options.ts";
+ * const challenge: EnhancedAuthResult = { result: "continue", data: new Uint8Array([1]) };
+ * ```
+ */
+export type EnhancedAuthResult =
+  | { result: "continue"; data?: Uint8Array }
+  | { result: "success"; data?: Uint8Array }
+  | { result: "fail"; reasonCode?: number };
+
+/**
  * Options of a {@linkcode Broker}. Every field is optional.
  *
  * @example
@@ -108,6 +154,18 @@ export interface BrokerOptions {
    * CONNACK 2, as Mosquitto does. Default 65 535 (no limit).
    */
   maxKeepAlive?: number;
+  /**
+   * MQTT 5.0: most Topic Aliases a client may use on one connection (the
+   * CONNACK's Topic Alias Maximum, Mosquitto's `max_topic_alias`); 0 allows none.
+   * The broker also sends aliases to clients whose CONNECT allows them. Default 10.
+   */
+  maxTopicAlias?: number;
+  /**
+   * MQTT 5.0 Response Information, sent in CONNACK to a client that asks for
+   * it (Request Response Information 1): the base of its response topics. A
+   * function gets the client (its identifier is known by then). Default: none sent.
+   */
+  responseInformation?: string | ((client: BrokerClient) => string);
   /** Most open connections (including ones that have not sent CONNECT yet). Default 10 000. */
   maxConnections?: number;
   /**
@@ -121,6 +179,17 @@ export interface BrokerOptions {
    * rejected promise) refuses it with 3, "server unavailable". Default: everyone may connect.
    */
   authenticate?: (ctx: AuthenticateContext) => boolean | Promise<boolean>;
+  /**
+   * MQTT 5.0 enhanced authentication (section 4.12): called for each step of
+   * the exchange a CONNECT with an Authentication Method starts, and of each
+   * re-authentication (AUTH 0x19). Such a client is not asked to
+   * `authenticate`. Throwing fails the exchange with 0x88 Server unavailable.
+   * Without it, a CONNECT with an Authentication Method is refused with 0x8C
+   * Bad authentication method. Default: none.
+   */
+  enhancedAuthenticate?: (
+    ctx: EnhancedAuthContext,
+  ) => EnhancedAuthResult | Promise<EnhancedAuthResult>;
   /**
    * May `client` publish to `topic`? When not, the message is dropped but still
    * acknowledged, as Mosquitto does, so the client cannot tell. Also asked for
@@ -285,9 +354,12 @@ export interface ResolvedBrokerOptions {
   maxRetainedBytes: number;
   retainAvailable: boolean;
   maxKeepAlive: number;
+  maxTopicAlias: number;
+  responseInformation: BrokerOptions["responseInformation"];
   maxConnections: number;
   connectTimeout: number;
   authenticate: BrokerOptions["authenticate"];
+  enhancedAuthenticate: BrokerOptions["enhancedAuthenticate"];
   authorizePublish: BrokerOptions["authorizePublish"];
   authorizeSubscribe: BrokerOptions["authorizeSubscribe"];
   log: ((line: string) => void) | undefined;
@@ -305,6 +377,7 @@ export const BROKER_DEFAULTS: {
   readonly maxRetained: number;
   readonly maxRetainedBytes: number;
   readonly maxKeepAlive: number;
+  readonly maxTopicAlias: number;
   readonly maxConnections: number;
   readonly connectTimeout: number;
 } = Object.freeze({
@@ -316,6 +389,7 @@ export const BROKER_DEFAULTS: {
   maxRetained: 100_000,
   maxRetainedBytes: 256 * 1024 * 1024,
   maxKeepAlive: 65_535,
+  maxTopicAlias: 10,
   maxConnections: 10_000,
   connectTimeout: 10_000,
 });
@@ -368,9 +442,15 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   if (maxKeepAlive > 65_535) {
     throw new MqttError("INVALID_OPTION", "broker option maxKeepAlive must be at most 65535");
   }
+  const maxTopicAlias = options.maxTopicAlias ?? BROKER_DEFAULTS.maxTopicAlias;
+  if (!Number.isInteger(maxTopicAlias) || maxTopicAlias < 0 || maxTopicAlias > 65_535) {
+    throw new MqttError("INVALID_OPTION", "broker option maxTopicAlias must be 0..65535");
+  }
   return {
     maxPacketSize,
     maxQoS,
+    maxTopicAlias,
+    responseInformation: options.responseInformation,
     maxInflight,
     maxRetained: positiveInteger("maxRetained", options.maxRetained, BROKER_DEFAULTS.maxRetained),
     maxRetainedBytes: positiveInteger(
@@ -401,6 +481,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
       BROKER_DEFAULTS.connectTimeout,
     ),
     authenticate: options.authenticate,
+    enhancedAuthenticate: options.enhancedAuthenticate,
     authorizePublish: options.authorizePublish,
     authorizeSubscribe: options.authorizeSubscribe,
     log: options.log,

@@ -5,6 +5,7 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 import { TopicTree } from "../util/topic_tree.ts";
 
 /** One retained message. */
@@ -15,6 +16,10 @@ export interface RetainedMessage {
   readonly payload: Uint8Array;
   /** The QoS it was published with. */
   readonly qos: QoS;
+  /** MQTT 5.0 properties it was published with (kept for later subscribers). */
+  readonly properties?: PublishProperties;
+  /** When its Message Expiry Interval ends (ms, `performance.now()`); it is dropped then. */
+  readonly expiresAt?: number;
 }
 
 /** Bounds of a {@linkcode RetainedStore}. */
@@ -77,7 +82,12 @@ export class RetainedStore {
    * (MQTT-3.3.1-5); an empty payload removes it instead (MQTT-3.3.1-10/-11).
    * The payload is kept as it is: the caller hands over a buffer of its own.
    */
-  update(topic: string, payload: Uint8Array, qos: QoS): RetainedUpdate {
+  update(
+    topic: string,
+    payload: Uint8Array,
+    qos: QoS,
+    extra?: Pick<RetainedMessage, "properties" | "expiresAt">,
+  ): RetainedUpdate {
     const messages = this.#messages;
     const held = messages.get(topic);
     if (payload.length === 0) {
@@ -94,7 +104,10 @@ export class RetainedStore {
       (held === undefined && messages.size >= limits.maxRetained) ||
       this.#bytes - freed + size > limits.maxRetainedBytes
     ) return "full";
-    messages.set(topic, { topic, payload, qos });
+    messages.set(
+      topic,
+      extra === undefined ? { topic, payload, qos } : { topic, payload, qos, ...extra },
+    );
     this.#bytes += size - freed;
     return "stored";
   }

@@ -5,11 +5,13 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 import { type RetainedLimits, type RetainedMessage, RetainedStore } from "./retained.ts";
 import type { Store } from "../store/store.ts";
 import type { Persistence } from "./persistence.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
-import { SubscriptionIndex } from "./subscriptions.ts";
+import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
+import { SharedSubscriptions } from "./shared.ts";
 
 /** An application message entering the broker. */
 export interface RoutedMessage {
@@ -17,6 +19,23 @@ export interface RoutedMessage {
   payload: Uint8Array;
   qos: QoS;
   retain: boolean;
+  /** MQTT 5.0 properties as published (no Topic Alias, no Subscription Identifier). */
+  properties?: PublishProperties;
+  /** The session of the client that published it, for No Local (MQTT-3.8.3-3). */
+  publisher?: BrokerSession;
+}
+
+/** Largest Session Expiry Interval, seconds: 0xFFFFFFFF means the session does not expire. */
+const NEVER_EXPIRES = 0xffff_ffff;
+
+/** The properties a subscriber gets: the message's, with the Subscription Identifiers that matched. */
+export function deliveredProperties(
+  properties: PublishProperties | undefined,
+  match: Match,
+): PublishProperties | undefined {
+  const ids = identifiersOf(match);
+  if (ids === undefined) return properties;
+  return { ...properties, subscriptionIdentifiers: ids };
 }
 
 /** What a {@linkcode Router} is built with. */
@@ -59,6 +78,7 @@ export class Router {
   /** Retained messages. */
   readonly retained: RetainedStore;
   readonly #index: SubscriptionIndex<BrokerSession> = new SubscriptionIndex();
+  readonly #shared: SharedSubscriptions<BrokerSession> = new SharedSubscriptions();
   readonly #limits: QueueLimits;
   readonly #log: (line: string) => void;
   /** Whether the retained store's "full" line was logged since it last had room. */
@@ -84,7 +104,7 @@ export class Router {
 
   /** Subscriptions over every session. */
   get subscriptionCount(): number {
-    return this.#index.size;
+    return this.#index.size + this.#shared.size;
   }
 
   /**
@@ -99,34 +119,90 @@ export class Router {
     clean: boolean,
     username: string | undefined,
     store?: Store,
+    expiryInterval: number = clean ? 0 : Infinity,
   ): { session: BrokerSession; present: boolean } {
     const held = this.sessions.get(clientId);
+    if (held !== undefined) {
+      // A new connection for the session: its delayed will is not sent (MQTT-3.1.3-9) and it
+      // no longer expires while connected.
+      held.cancelWill();
+      clearTimeout(held.expiryTimer);
+      held.expiryTimer = undefined;
+    }
+    const interval = expiryInterval >= NEVER_EXPIRES ? Infinity : expiryInterval;
     if (held !== undefined && !clean) {
-      held.clean = false;
+      held.clean = interval === 0;
+      held.expiryInterval = interval;
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
     const session = new BrokerSession(
       clientId,
-      clean,
+      interval === 0,
       this.#limits,
       username,
-      clean ? undefined : store,
+      interval === 0 ? undefined : store,
     );
+    session.expiryInterval = interval;
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
 
-  /** Forgets a session: its subscriptions and queued messages go with it. */
+  /**
+   * The session's connection ended: a session with expiry interval 0 ends now
+   * (MQTT-3.1.2-6), one with a finite interval ends that many seconds later
+   * unless a connection resumes it first (MQTT 5.0 section 3.1.2.11.2).
+   */
+  connectionEnded(session: BrokerSession): void {
+    if (session.clean) return this.discard(session);
+    const interval = session.expiryInterval;
+    if (interval === Infinity) return;
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = setTimeout(() => {
+      session.expiryTimer = undefined;
+      if (session.owner === undefined) this.discard(session);
+    }, interval * 1000);
+  }
+
+  /**
+   * Forgets a session: its subscriptions and queued messages go with it; a
+   * will still delayed is published, and messages given to it through a shared
+   * subscription and not yet acknowledged go to another member of the group.
+   */
   discard(session: BrokerSession): void {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
-    for (const filter of session.subscriptions.keys()) this.#index.remove(filter, session);
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    for (const filter of session.subscriptions.keys()) {
+      if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
+    }
     session.subscriptions.clear();
+    const leftovers: Delivery[] = [];
+    for (const entry of session.state.inflight()) {
+      const message = entry.message as Delivery;
+      // QoS 1 goes to another member (MQTT 5.0 section 4.8.2); a QoS 2 delivery once started
+      // must not (MQTT-4.8.2-5): only its own session could complete it.
+      if (message.share !== undefined && message.qos === 1) leftovers.push(message);
+    }
     if (session.store !== undefined) {
       this.#persistence?.dropSession(session.clientId);
-      return;
+    } else {
+      for (
+        let e = session.state.shiftWaiting();
+        e !== undefined;
+        e = session.state.shiftWaiting()
+      ) {
+        const message = e.message as Delivery;
+        if (message.share !== undefined) leftovers.push(message);
+      }
     }
-    while (session.state.shiftWaiting() !== undefined);
+    for (const message of leftovers) {
+      const next = this.#shared.redeliverTarget(message.share, session);
+      if (next === undefined) continue;
+      const qos = (next.qos < message.qos ? next.qos : message.qos) as QoS;
+      this.#deliver(next.session, { ...message, qos });
+    }
+    session.flushWill();
   }
 
   /**
@@ -137,9 +213,11 @@ export class Router {
     for (const { clientId, username, store } of persistence.sessions) {
       const session = new BrokerSession(clientId, false, this.#limits, username, store);
       this.sessions.set(clientId, session);
-      for (const { filter, qos } of store.load().subscriptions) {
-        session.subscriptions.set(filter, qos);
-        this.#index.add(filter, session, qos);
+      for (
+        const { filter, qos, noLocal, retainAsPublished, retainHandling } of store.load()
+          .subscriptions
+      ) {
+        this.#add(session, filter, { qos, noLocal, retainAsPublished, retainHandling });
       }
     }
     persistence.sessions.length = 0;
@@ -151,19 +229,29 @@ export class Router {
     this.#persistence = persistence;
   }
 
-  /** Adds or replaces a subscription (MQTT-3.8.4-3). */
-  subscribe(session: BrokerSession, filter: string, qos: QoS): void {
-    session.store?.putSubscription(filter, qos); // before SUBACK says it is held
-    session.subscriptions.set(filter, qos);
-    this.#index.add(filter, session, qos);
+  /**
+   * Adds or replaces a subscription (MQTT-3.8.4-3); returns whether one
+   * existed. A filter `$share/{group}/{filter}` joins a shared subscription.
+   */
+  subscribe(session: BrokerSession, filter: string, grant: Grant | QoS): boolean {
+    const g: Grant = typeof grant === "number" ? { qos: grant } : grant;
+    // Before SUBACK says it is held.
+    session.store?.putSubscription(filter, g.qos, g);
+    return this.#add(session, filter, g);
   }
 
-  /** Removes a subscription if there is one (MQTT-3.10.4-1). */
-  unsubscribe(session: BrokerSession, filter: string): void {
-    if (!session.subscriptions.has(filter)) return;
+  #add(session: BrokerSession, filter: string, grant: Grant): boolean {
+    session.subscriptions.set(filter, grant);
+    return this.#shared.add(filter, session, grant) ?? this.#index.add(filter, session, grant);
+  }
+
+  /** Removes a subscription if there is one (MQTT-3.10.4-1); returns whether there was. */
+  unsubscribe(session: BrokerSession, filter: string): boolean {
+    if (!session.subscriptions.has(filter)) return false;
     session.store?.removeSubscription(filter);
     session.subscriptions.delete(filter);
-    this.#index.remove(filter, session);
+    if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
+    return true;
   }
 
   /**
@@ -182,26 +270,70 @@ export class Router {
    * the highest matching subscription's QoS (MQTT-3.8.4-6), with RETAIN clear
    * (MQTT-3.3.1-9). Offline sessions queue QoS 1 and 2 only.
    */
-  publish(message: RoutedMessage): void {
+  publish(message: RoutedMessage): number {
     this.received++;
     const topic = message.topic;
     const payload = kept(message.payload);
+    const properties = message.properties;
+    const interval = properties?.messageExpiryInterval;
+    // MQTT-3.3.2-6: the interval runs from now; what remains is sent on.
+    const expiresAt = interval === undefined ? undefined : performance.now() + interval * 1000;
     if (message.retain) {
-      this.#retain(topic, payload === message.payload ? payload.slice() : payload, message.qos);
+      this.#retain(
+        topic,
+        payload === message.payload ? payload.slice() : payload,
+        message.qos,
+        properties === undefined ? undefined : { properties, expiresAt },
+      );
     }
-    const matches = this.#index.match(topic);
-    for (const [session, granted] of matches) {
-      const qos = (granted < message.qos ? granted : message.qos) as QoS;
+    const matches = this.#index.match(topic, message.publisher);
+    let routed = 0;
+    for (const [session, match] of matches) {
+      routed++;
+      const qos = (match.qos < message.qos ? match.qos : message.qos) as QoS;
       if (qos === 0 && session.owner === undefined) continue;
-      this.#deliver(session, { topic, payload, qos, retain: false });
+      const delivery: Delivery = {
+        topic,
+        payload,
+        qos,
+        // MQTT 5.0 section 3.3.1.3: Retain As Published keeps the flag, else it is cleared.
+        retain: match.retainAsPublished === true && message.retain,
+      };
+      const props = deliveredProperties(properties, match);
+      if (props !== undefined) delivery.properties = props;
+      if (expiresAt !== undefined) delivery.expiresAt = expiresAt;
+      this.#deliver(session, delivery);
+    }
+    // Shared subscriptions: one member of each matching group (MQTT 5.0 section 4.8.2).
+    this.#shared.match(topic, (share, session, match) => {
+      routed++;
+      const qos = (match.qos < message.qos ? match.qos : message.qos) as QoS;
+      const delivery: Delivery = { topic, payload, qos, retain: false, share };
+      const props = deliveredProperties(properties, match);
+      if (props !== undefined) delivery.properties = props;
+      if (expiresAt !== undefined) delivery.expiresAt = expiresAt;
+      this.#deliver(session, delivery);
+    });
+    return routed;
+  }
+
+  /** Drops a retained message whose Message Expiry Interval has passed. */
+  expireRetained(message: RetainedMessage): void {
+    if (this.retained.get(message.topic) === message) {
+      this.#retain(message.topic, new Uint8Array(0), message.qos);
     }
   }
 
-  #retain(topic: string, payload: Uint8Array, qos: QoS): void {
+  #retain(
+    topic: string,
+    payload: Uint8Array,
+    qos: QoS,
+    extra?: Pick<RetainedMessage, "properties" | "expiresAt">,
+  ): void {
     const retained = this.retained;
     const persistence = this.#persistence;
     const before = persistence === undefined ? undefined : retained.get(topic)?.payload;
-    const result = retained.update(topic, payload, qos);
+    const result = retained.update(topic, payload, qos, extra);
     if (result !== "full") {
       this.#fullLogged = false;
       // Written before the PUBLISH is acknowledged (the caller acknowledges after routing).
@@ -235,7 +367,10 @@ export class Router {
   clear(): void {
     const persistence = this.#persistence;
     this.#persistence = undefined;
-    for (const session of [...this.sessions.values()]) this.discard(session);
+    for (const session of [...this.sessions.values()]) {
+      session.stopTimers(); // no will is published because the broker stops
+      this.discard(session);
+    }
     this.retained.clear();
     persistence?.close();
   }

@@ -5,9 +5,11 @@
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
+import type { PublishProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
 import type { Store } from "../store/store.ts";
+import type { Grant } from "./subscriptions.ts";
 
 /** An application message queued for one client, QoS already downgraded for it. */
 export interface Delivery {
@@ -16,6 +18,12 @@ export interface Delivery {
   qos: QoS;
   /** True only for retained messages sent because of a new subscription (MQTT-3.3.1-8). */
   retain: boolean;
+  /** MQTT 5.0 properties as the client gets them (Subscription Identifiers included). */
+  properties?: PublishProperties;
+  /** When its Message Expiry Interval ends (ms, `performance.now()`); dropped unsent after. */
+  expiresAt?: number;
+  /** The shared subscription group it was given to, for redelivery if this session ends. */
+  share?: unknown;
 }
 
 /** Bounds of one session's queue of waiting messages. */
@@ -60,7 +68,7 @@ export class BrokerSession {
   /** Whether the session ends with its connection (MQTT-3.1.2-6). */
   clean: boolean;
   /** Topic filter to granted QoS. */
-  readonly subscriptions: Map<string, QoS> = new Map();
+  readonly subscriptions: Map<string, Grant> = new Map();
   /** Packet ids, in-flight outgoing messages, waiting queue, incoming QoS 2 ids. */
   readonly state: SessionState;
   /** The user name of the client that opened the session; only it may resume the session. */
@@ -71,6 +79,16 @@ export class BrokerSession {
   owner: SessionOwner | undefined = undefined;
   /** Messages dropped from this session's full queue. */
   dropped = 0;
+  /**
+   * MQTT 5.0 Session Expiry Interval, seconds: how long the session outlives its
+   * connection (0: it ends with it; `Infinity`: never, as a 3.1.1 persistent session).
+   */
+  expiryInterval: number;
+  /** Ends the session once its expiry interval has passed without a connection. */
+  expiryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** A will waiting for its Will Delay Interval (MQTT 5.0 section 3.1.3.2.2), and its timer. */
+  #delayedWill: { publish: () => void; timer: ReturnType<typeof setTimeout> } | undefined =
+    undefined;
   /** Called when a message's flow ends: counts those dropped to make room, reports failed flows. */
   readonly #onDone = (error?: MqttError): void => {
     if (error === undefined) return;
@@ -92,6 +110,7 @@ export class BrokerSession {
     this.clientId = clientId;
     this.username = username;
     this.clean = clean;
+    this.expiryInterval = clean ? 0 : Infinity;
     this.store = store;
     this.state = new SessionState({
       maxQueued: limits.maxQueued,
@@ -99,6 +118,38 @@ export class BrokerSession {
       overflow: "drop-oldest",
       store,
     });
+  }
+
+  /** Publishes `publish` (the will) after `ms`, unless the client comes back first. */
+  delayWill(publish: () => void, ms: number): void {
+    this.cancelWill();
+    const timer = setTimeout(() => {
+      this.#delayedWill = undefined;
+      publish();
+    }, ms);
+    this.#delayedWill = { publish, timer };
+  }
+
+  /** A new connection for this session: its delayed will is not published (MQTT-3.1.3-9). */
+  cancelWill(): void {
+    if (this.#delayedWill === undefined) return;
+    clearTimeout(this.#delayedWill.timer);
+    this.#delayedWill = undefined;
+  }
+
+  /** The session ends: a will still delayed is published now (MQTT 5.0 section 3.1.2.5). */
+  flushWill(): void {
+    const will = this.#delayedWill;
+    if (will === undefined) return;
+    this.cancelWill();
+    will.publish();
+  }
+
+  /** Stops the session's timers without publishing anything (the broker shuts down). */
+  stopTimers(): void {
+    this.cancelWill();
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
   }
 
   /** Messages waiting for the connection or a window slot. */

@@ -1,12 +1,15 @@
 /**
- * `sub -F`: the output format language of `mosquitto_sub` 2.0, as far as MQTT
- * 3.1.1 carries the fields (the 5.0 property conversions print nothing).
+ * `sub -F`: the output format language of `mosquitto_sub` 2.0.
  *
  * - `%t` topic, `%p` payload, `%l` payload length, `%q` QoS, `%r` retain (0/1),
  *   `%m` packet id (0 for QoS 0), `%x`/`%X` payload in lower/upper case hex,
  *   `%j` the message as JSON, `%J` the same with a JSON payload embedded,
  *   `%I` ISO 8601 local time, `%U` Unix time with nanoseconds, `%%` a `%`;
- *   `%A %C %D %E %F %P %R %S` (5.0 properties) print nothing.
+ * - MQTT 5.0 properties, empty when the message has none: `%A` topic alias, `%C`
+ *   content type, `%D` correlation data (its bytes), `%E` message expiry interval,
+ *   `%F` payload format indicator, `%P` user properties as `key:value` pairs
+ *   separated by spaces (never padded, as in mosquitto_sub), `%R` response
+ *   topic, `%S` subscription identifier.
  * - Flags, width and precision as in printf: `%-10t`, `%05l`, `%.3p`.
  * - `@` and a `strftime` letter print the local time: `@Y-@m-@d @H:@M:@S`,
  *   `@N` nanoseconds, `@@` an `@`.
@@ -14,6 +17,8 @@
  *
  * @module
  */
+
+import type { PublishProperties } from "../codec/properties.ts";
 
 /** What a format needs of a message. */
 export interface FormatMessage {
@@ -27,6 +32,8 @@ export interface FormatMessage {
   retain: boolean;
   /** Packet identifier; undefined for QoS 0. */
   packetId?: number;
+  /** MQTT 5.0 PUBLISH properties, if any. */
+  properties?: PublishProperties;
 }
 
 /** A piece of a parsed format. */
@@ -232,11 +239,39 @@ function field(
     case "J":
       value = json(message, now, piece.conversion === "J", warn);
       break;
+    case "D": {
+      const data = message.properties?.correlationData;
+      if (data === undefined) value = "";
+      else return data; // binary, written as it is (mosquitto_sub does the same)
+      break;
+    }
+    case "P": {
+      const pairs = message.properties?.userProperties ?? [];
+      return encoder.encode(pairs.map(([key, v]) => `${key}:${v}`).join(" "));
+    }
     default:
-      value = ""; // MQTT 5.0 properties: a 3.1.1 message has none
+      value = property(piece.conversion, message.properties);
   }
   if (piece.precision !== undefined) value = value.slice(0, piece.precision);
   return pad(value, piece);
+}
+
+/** A 5.0 property conversion's text: empty when the message does not carry it. */
+function property(conversion: string, properties: PublishProperties | undefined): string {
+  const value = conversion === "A"
+    ? properties?.topicAlias
+    : conversion === "C"
+    ? properties?.contentType
+    : conversion === "E"
+    ? properties?.messageExpiryInterval
+    : conversion === "F"
+    ? properties?.payloadFormatIndicator
+    : conversion === "R"
+    ? properties?.responseTopic
+    : conversion === "S"
+    ? properties?.subscriptionIdentifiers?.[0]
+    : undefined;
+  return value === undefined ? "" : String(value);
 }
 
 function json(

@@ -321,6 +321,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       maxQueuedBytes: maxBytes,
       overflow,
       store: options.store,
+      clock: { now: now(), wall: Date.now() },
     });
     this.#inbox = new Inbox(this.#state, options.bufferSize);
     this.#host = {
@@ -479,7 +480,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
           // "auto": a broker that does not speak 5.0 gets a 3.1.1 CONNECT, on this and every
           // reconnect.
           if (this.#options.protocolVersion !== "auto" || !refusedVersion5(err)) throw err;
-          this.#options = fallBackTo311(this.#options);
+          this.#options = fallBackTo311(this.#options, err);
           await this.#connectOnce();
         }
         break;
@@ -657,7 +658,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (options.properties !== undefined) {
         message.properties = publishProperties(options.properties, this.protocolVersion);
         const interval = message.properties.messageExpiryInterval;
-        if (interval !== undefined) message.expiresAt = expiryDeadline(interval, now());
+        if (interval !== undefined) {
+          message.expiresAt = expiryDeadline(interval, now());
+          message.publishedAt = Date.now(); // stored: the interval survives a restart
+        }
       }
       const connection = this.#connection;
       // Only a payload near the protocol's limit, or 5.0 properties, can fail to encode: ask the

@@ -16,7 +16,7 @@ import { AuthExchange } from "./auth.ts";
 import type { CodecOptions } from "../codec/options.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import type { SubscribeProperties } from "../codec/properties.ts";
-import { MqttError } from "../errors.ts";
+import { MqttError, ProtocolError } from "../errors.ts";
 import type { ClientSessionState } from "../session/client_state.ts";
 import { Session } from "../session/session.ts";
 import { closedBeforeConnack } from "../session/connack.ts";
@@ -420,10 +420,13 @@ export class Connection implements SessionHandler {
     framer: PacketFramer,
   ): Promise<void> {
     let error: MqttError | undefined;
+    let eof = false;
+    let refused = false;
     try {
       while (!this.#ended) {
         const { value, done } = await reader.read();
         if (done) {
+          eof = true;
           framer.end(); // throws TRUNCATED_PACKET if the server stopped inside a packet
           if (!this.#disconnecting) {
             error = this.#session.state === "connecting"
@@ -448,10 +451,15 @@ export class Connection implements SessionHandler {
       }
     } catch (err) {
       error = asMqttError(err, "reading from the connection failed");
+      // MQTT 5.0: the session tells the server why (DISCONNECT 0x81/0x95) and closes us after.
+      // Before CONNACK the peer may not speak MQTT at all: the error is explained below instead.
+      refused = err instanceof ProtocolError && !eof && this.accepted &&
+        this.#session.refuseIncoming(err, now());
     } finally {
       framer.reset();
       reader.releaseLock();
     }
+    if (refused) return;
     if (error !== undefined && !this.accepted) {
       const options = this.#options;
       error = explainEarlyEnd(

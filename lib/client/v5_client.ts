@@ -70,7 +70,11 @@ export function agreed(options: ResolvedOptions, packet: ConnackPacket): Resolve
 
 /**
  * Options for a 3.1.1 CONNECT after a broker refused 5.0 (`"auto"`): the 5.0
- * CONNECT and will properties are left out.
+ * CONNECT and will properties are left out. Enhanced authentication
+ * (`authenticationMethod`, `onAuth`) is not: 3.1.1 has no way to carry it,
+ * and connecting without the authentication asked for is not what the
+ * caller meant, so `refusal` (the broker's refusal of 5.0) is thrown instead,
+ * its message saying so.
  *
  * @example
  * ```ts
@@ -80,7 +84,15 @@ export function agreed(options: ResolvedOptions, packet: ConnackPacket): Resolve
  * console.log(fallBackTo311(options).protocolVersion, fallBackTo311(options).connectProperties); // 4 undefined
  * ```
  */
-export function fallBackTo311(options: ResolvedOptions): ResolvedOptions {
+export function fallBackTo311(options: ResolvedOptions, refusal?: unknown): ResolvedOptions {
+  if (options.connectProperties?.authenticationMethod !== undefined || options.onAuth) {
+    const error = refusal instanceof Error
+      ? refusal
+      : new MqttError("CONNECTION_REFUSED", "the broker refused MQTT 5.0");
+    error.message += "; not falling back to MQTT 3.1.1: enhanced authentication " +
+      "(authenticationMethod, onAuth) needs MQTT 5.0, and 3.1.1 would connect without it";
+    throw error;
+  }
   const next = { ...options, protocolVersion: 4 as const };
   delete next.connectProperties;
   if (next.will?.properties !== undefined) {

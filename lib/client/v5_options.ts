@@ -21,6 +21,9 @@ export interface V5ConnectOptions {
    * 4 = MQTT 3.1.1, 5 = MQTT 5.0, `"auto"` = try 5.0 and, when the broker
    * refuses it as an unsupported protocol version, connect with 3.1.1 (and
    * keep to 3.1.1 on reconnects). `client.protocolVersion` tells which was agreed.
+   * The 5.0-only options are left out of the 3.1.1 CONNECT, except enhanced
+   * authentication (`authenticationMethod`, `onAuth`): with it there is no
+   * fallback, and the broker's refusal of 5.0 rejects `connect()`.
    * @default {4}
    */
   protocolVersion?: ProtocolVersionOption;

@@ -6,7 +6,13 @@
  *
  * @module
  */
-import type { ConnackPacket, ProtocolVersion, QoS } from "../codec/packet.ts";
+import type {
+  ConnackPacket,
+  ProtocolVersion,
+  QoS,
+  SubscribePacket,
+  UnsubscribePacket,
+} from "../codec/packet.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { encodedLength } from "../codec/encode.ts";
 import { ConnectionRefusedError, MqttError, ProtocolError } from "../errors.ts";
@@ -201,16 +207,7 @@ export function checkLimits(
   }
   const max = limits.maximumPacketSize;
   if (max !== Infinity) {
-    const size = encodedLength({
-      type: "publish",
-      topic: message.topic,
-      payload: message.payload,
-      qos: message.qos,
-      retain: message.retain,
-      dup: false,
-      packetId: message.qos === 0 ? undefined : 1,
-      properties: message.properties,
-    }, { protocolVersion: version });
+    const size = publishSize(message, version);
     if (size > max) {
       return new ProtocolError(
         "PACKET_TOO_LARGE",
@@ -221,4 +218,59 @@ export function checkLimits(
     }
   }
   return undefined;
+}
+
+/**
+ * `PACKET_TOO_LARGE` when a SUBSCRIBE or UNSUBSCRIBE would exceed the
+ * server's Maximum Packet Size (MQTT-3.2.2-15: the client must not send it),
+ * or undefined when it fits (always, without a maximum).
+ *
+ * @example
+ * ```ts
+ * import { checkRequestSize, DEFAULT_LIMITS } from "./connack.ts";
+ * import type { UnsubscribePacket } from "../codec/packet.ts";
+ * const packet: UnsubscribePacket = { type: "unsubscribe", packetId: 1, filters: ["a/long/filter"] };
+ * console.log(checkRequestSize(packet, { ...DEFAULT_LIMITS, maximumPacketSize: 10 })?.code); // PACKET_TOO_LARGE
+ * ```
+ */
+export function checkRequestSize(
+  packet: SubscribePacket | UnsubscribePacket,
+  limits: Readonly<ServerLimits>,
+): ProtocolError | undefined {
+  const max = limits.maximumPacketSize;
+  if (max === Infinity) return undefined;
+  const size = encodedLength(packet, { protocolVersion: 5 });
+  if (size <= max) return undefined;
+  const name = packet.type.toUpperCase();
+  return new ProtocolError(
+    "PACKET_TOO_LARGE",
+    `the ${name} would be ${size} bytes, above the server's Maximum Packet Size of ${max} ` +
+      `(MQTT-3.2.2-15); nothing was sent: ${packet.type} fewer or shorter filters at a time`,
+    packet.type,
+  );
+}
+
+/**
+ * The size in bytes of the PUBLISH that carries `message` at `version`
+ * (fixed header included), to hold against a peer's Maximum Packet Size
+ * (MQTT-3.1.2-24, MQTT-3.2.2-15). A Topic Alias could only make it smaller.
+ *
+ * @example
+ * ```ts
+ * import { publishSize } from "./connack.ts";
+ * const message = { topic: "a", payload: new Uint8Array(10), qos: 1, retain: false } as const;
+ * console.log(publishSize(message, 4)); // 17
+ * ```
+ */
+export function publishSize(message: OutgoingMessage, version: ProtocolVersion): number {
+  return encodedLength({
+    type: "publish",
+    topic: message.topic,
+    payload: message.payload,
+    qos: message.qos,
+    retain: message.retain,
+    dup: false,
+    packetId: message.qos === 0 ? undefined : 1,
+    properties: message.properties,
+  }, { protocolVersion: version });
 }

@@ -23,9 +23,10 @@ export interface FlowOutput {
    * Hands an application message to the application; once per QoS 2 message.
    * With {@linkcode FlowOptions.deferAcks}, a QoS 1/2 message comes with its
    * {@linkcode PendingAck}, to pass to {@linkcode Flows.prototype.acknowledge}
-   * once the application has it.
+   * once the application has it. May return an MQTT 5.0 reason code for its
+   * PUBACK or PUBREC (a server's 0x10 No matching subscribers); nothing means success.
    */
-  deliver(packet: PublishPacket, ack?: PendingAck): void;
+  deliver(packet: PublishPacket, ack?: PendingAck): void | number;
 }
 
 /** How the flows acknowledge incoming messages. */
@@ -226,9 +227,11 @@ export class Flows {
   /**
    * Handles an incoming PUBLISH: the output's `deliver` gets the message when
    * it is new. A publish the server `refused` (not authorized) is
-   * acknowledged all the same (MQTT 3.1.1 has no way to say no) and not delivered.
+   * acknowledged all the same (MQTT 3.1.1 has no way to say no) and not delivered;
+   * under MQTT 5.0 its acknowledgement carries the reason code `refusal` (0x87
+   * Not authorized), and a QoS 2 one refused so is not remembered for a PUBREL.
    */
-  receivePublish(packet: PublishPacket, now: number, refused = false): void {
+  receivePublish(packet: PublishPacket, now: number, refused = false, refusal?: number): void {
     const qos = packet.qos;
     const out = this.#out;
     if (qos === 0) {
@@ -239,8 +242,8 @@ export class Flows {
     const packetId = packet.packetId!;
     if (qos === 1) {
       // MQTT-4.3.2-2: deliver (accept ownership), then PUBACK, in arrival order (MQTT-4.6.0-2).
-      if (!refused) out.deliver(packet);
-      out.send({ type: "puback", packetId }, now);
+      const code = refused ? refusal : out.deliver(packet);
+      out.send(withCode({ type: "puback", packetId }, code), now);
       return;
     }
     // MQTT-4.3.3-2: deliver once per id; until PUBREL, a PUBLISH with the same
@@ -248,11 +251,15 @@ export class Flows {
     // The id is recorded before delivery: if the store fails, nothing was
     // delivered and the resend is delivered once.
     const state = this.#state;
-    if (!state.hasIncoming(packetId)) {
+    let code: number | void = undefined;
+    if (refused && refusal !== undefined && isFailure(refusal)) {
+      // MQTT 5.0 section 4.3.3: a PUBREC of 0x80 or more ends the flow, no PUBREL follows.
+      code = refusal;
+    } else if (!state.hasIncoming(packetId)) {
       state.addIncoming(packetId);
-      if (!refused) out.deliver(packet);
+      code = refused ? refusal : out.deliver(packet);
     }
-    out.send({ type: "pubrec", packetId }, now); // MQTT-4.6.0-3: in arrival order
+    out.send(withCode({ type: "pubrec", packetId }, code), now); // MQTT-4.6.0-3: in arrival order
   }
 
   /**
@@ -413,8 +420,18 @@ export class Flows {
     const state = this.#state;
     if (state.inflightCount === 0) return;
     const out = this.#out;
+    const refuse = this.refuse;
+    const refused: [OutgoingPublish, MqttError][] = [];
     for (const entry of state.inflight()) {
       const packet = entry.packet!;
+      // The new connection's limits may be lower than those the PUBLISH was sent under
+      // (another server, a reconfigured one): one it cannot take fails rather than goes out.
+      // Past PUBREC with a session the server holds the message: only PUBREL goes.
+      const error = sessionPresent && entry.released ? undefined : refuse?.(entry.message);
+      if (error !== undefined) {
+        refused.push([entry, error]);
+        continue;
+      }
       entry.sentOrder = ++sendOrder;
       if (sessionPresent) {
         if (entry.released) out.send({ type: "pubrel", packetId: packet.packetId! }, now);
@@ -423,6 +440,10 @@ export class Flows {
         if (entry.released) state.unrelease(entry);
         out.send(packet, now);
       }
+    }
+    for (const [entry, error] of refused) {
+      state.complete(entry.packet!.packetId!);
+      entry.done(error);
     }
   }
 
@@ -530,6 +551,14 @@ function qos0Packet(m: OutgoingMessage, now?: number): PublishPacket {
   };
   if (m.properties !== undefined) packet.properties = m.properties;
   return now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
+}
+
+/** An acknowledgement with a reason code, when there is one other than success. */
+function withCode<T extends { type: "puback" | "pubrec"; packetId: number }>(
+  ack: T,
+  code: number | void,
+): T {
+  return code ? ({ ...ack, reasonCode: code } as T) : ack;
 }
 
 /** The result of an acknowledgement without reason code or properties (all of them under 3.1.1). */

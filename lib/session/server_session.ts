@@ -8,8 +8,10 @@
  * @module
  */
 import type {
+  AuthPacket,
   ConnackPacket,
   ConnectPacket,
+  DisconnectPacket,
   Packet,
   PublishPacket,
   SubscribePacket,
@@ -17,6 +19,12 @@ import type {
 } from "../codec/packet.ts";
 import { Flows } from "./flows.ts";
 import type { SessionState } from "./state.ts";
+import { aliasReasonCode, IncomingTopicAliases } from "./topic_aliases.ts";
+
+/** MQTT 5.0 Disconnect Reason Code 0x82 Protocol Error. */
+const PROTOCOL_ERROR = 0x82;
+/** MQTT 5.0 Disconnect Reason Code 0x93 Receive Maximum exceeded. */
+const RECEIVE_MAXIMUM_EXCEEDED = 0x93;
 
 /** Why a server session asks its driver to close the connection. */
 export type ServerCloseReason = "protocol" | "keepalive" | "connect-timeout";
@@ -38,10 +46,28 @@ export interface ServerSessionHandler {
   subscribe(packet: SubscribePacket): void | Promise<void>;
   /** An UNSUBSCRIBE: remove the filters and send UNSUBACK. */
   unsubscribe(packet: UnsubscribePacket): void;
-  /** The client sent DISCONNECT (MQTT-3.14.4-1): close without publishing the will. */
-  disconnected(): void;
-  /** The connection must close: a protocol violation, or a timeout. */
-  abort(reason: ServerCloseReason, message: string): void;
+  /**
+   * The client sent DISCONNECT (MQTT-3.14.4-1): close; the will is dropped,
+   * except after a 5.0 reason code 0x04 Disconnect with Will Message.
+   */
+  disconnected(packet: DisconnectPacket): void;
+  /**
+   * The connection must close: a protocol violation, or a timeout. Under MQTT
+   * 5.0, `code` is the reason code of the DISCONNECT to send first.
+   */
+  abort(reason: ServerCloseReason, message: string, code?: number): void;
+  /** MQTT 5.0 AUTH from the client (section 4.12); without it AUTH is a protocol error. */
+  auth?(packet: AuthPacket): void | Promise<void>;
+}
+
+/** What the server's CONNACK allowed on one MQTT 5.0 connection, and what the client asked. */
+export interface ServerConnectionLimits {
+  /** The client's Receive Maximum: most QoS 1/2 PUBLISH in flight to it (MQTT-3.3.4-9). */
+  sendQuota?: number;
+  /** Our Receive Maximum: most incoming QoS 2 PUBLISH unreleased (MQTT-3.3.4-7, else 0x93). */
+  receiveMaximum?: number;
+  /** Our Topic Alias Maximum: the aliases the client may use (MQTT-3.2.2-17, else 0x94). */
+  topicAliasMaximum?: number;
 }
 
 /** Timing of a {@linkcode ServerSession}. */
@@ -98,6 +124,8 @@ export class ServerSession {
   #keepAliveMs = 0;
   #lastReceived = 0;
   #flows: Flows | undefined = undefined;
+  #aliases: IncomingTopicAliases | undefined = undefined;
+  #receiveMaximum = Infinity;
 
   /** A session awaiting CONNECT; `start` starts its clock. */
   constructor(options: ServerSessionOptions, handler: ServerSessionHandler) {
@@ -132,14 +160,26 @@ export class ServerSession {
    * then what was in flight when its previous connection ended (MQTT-4.4.0-1:
    * PUBLISH with DUP=1 and PUBREL, in their original order).
    */
-  accept(state: SessionState, connack: ConnackPacket, keepAlive: number, now: number): void {
+  accept(
+    state: SessionState,
+    connack: ConnackPacket,
+    keepAlive: number,
+    now: number,
+    limits?: ServerConnectionLimits,
+  ): void {
     if (this.#name !== "awaiting-connect") return;
     this.#name = "connected";
     this.#connectDeadline = Infinity;
     // MQTT-3.1.2-24: one and a half times the keep-alive without a packet is a dead client.
     this.#keepAliveMs = keepAlive * 1500;
     this.#lastReceived = now;
-    const flows = new Flows(state, this.#options.maxInflight, {
+    if (limits !== undefined) {
+      // Aliases live as long as this connection (MQTT-3.3.2-7): a new table each time.
+      this.#aliases = new IncomingTopicAliases(limits.topicAliasMaximum ?? 0);
+      this.#receiveMaximum = limits.receiveMaximum ?? Infinity;
+    }
+    const maxInflight = Math.min(this.#options.maxInflight, limits?.sendQuota ?? Infinity);
+    const flows = new Flows(state, maxInflight, {
       send: (packet) => this.#handler.send(packet),
       deliver: (packet) => this.#handler.deliver(packet),
     });
@@ -149,9 +189,9 @@ export class ServerSession {
   }
 
   /** Acknowledges a client's PUBLISH, handing it on to `deliver` only when `allowed`. */
-  acceptPublish(packet: PublishPacket, allowed: boolean, now: number): void {
+  acceptPublish(packet: PublishPacket, allowed: boolean, now: number, refusal?: number): void {
     if (this.#name !== "connected") return;
-    this.#flows!.receivePublish(packet, now, !allowed);
+    this.#flows!.receivePublish(packet, now, !allowed, refusal);
   }
 
   /** The connection is gone: nothing more is read, sent or timed. */
@@ -171,7 +211,12 @@ export class ServerSession {
     this.#lastReceived = now;
     const handler = this.#handler;
     if (name === "awaiting-connect") {
-      if (this.#connectSeen) return; // the driver is still deciding; it reads nothing meanwhile
+      if (this.#connectSeen) {
+        // The driver is deciding, and reads nothing meanwhile; except during an MQTT 5.0
+        // enhanced authentication, whose AUTH packets come before CONNACK (section 4.12).
+        if (packet.type === "auth" && handler.auth !== undefined) return handler.auth(packet);
+        return this.#violation(`${packet.type} before CONNACK (MQTT-3.1.2-31, MQTT-4.12.0-1)`);
+      }
       if (packet.type !== "connect") {
         return this.#violation(`first packet is ${packet.type}, not CONNECT (MQTT-3.1.0-1)`);
       }
@@ -181,8 +226,11 @@ export class ServerSession {
       return handler.connect(packet);
     }
     switch (packet.type) {
-      case "publish":
-        return handler.publish(packet);
+      case "publish": {
+        const aliases = this.#aliases;
+        if (aliases === undefined) return handler.publish(packet);
+        return this.#publish5(packet, aliases);
+      }
       case "puback":
       case "pubrec":
       case "pubrel":
@@ -196,7 +244,10 @@ export class ServerSession {
         return handler.send({ type: "pingresp" }); // MQTT-3.12.4-1
       case "disconnect":
         this.closed();
-        return handler.disconnected(); // MQTT-3.14.4-1
+        return handler.disconnected(packet); // MQTT-3.14.4-1
+      case "auth":
+        if (this.#aliases !== undefined && handler.auth !== undefined) return handler.auth(packet);
+        return this.#violation("AUTH without enhanced authentication (MQTT-4.12.0-1)");
       case "connect":
         return this.#violation("second CONNECT (MQTT-3.1.0-2)");
       default:
@@ -213,13 +264,44 @@ export class ServerSession {
     } else if (name === "connected" && this.#keepAliveMs !== 0) {
       if (now >= this.#lastReceived + this.#keepAliveMs) {
         this.closed();
-        this.#handler.abort("keepalive", "keep-alive exceeded (MQTT-3.1.2-24)");
+        this.#handler.abort("keepalive", "keep-alive exceeded (MQTT-3.1.2-24)", 0x8d);
       }
     }
   }
 
-  #violation(message: string): void {
+  /** A 5.0 PUBLISH: its Topic Alias resolved, the Receive Maximum we gave respected. */
+  #publish5(
+    packet: PublishPacket,
+    aliases: IncomingTopicAliases,
+  ): void | Promise<void> {
+    if (packet.properties?.subscriptionIdentifiers !== undefined) {
+      return this.#violation("PUBLISH from a client with a Subscription Identifier (MQTT-3.3.4-6)");
+    }
+    if (
+      packet.qos === 2 && this.#flows!.state.incomingCount >= this.#receiveMaximum &&
+      !this.#flows!.state.hasIncoming(packet.packetId!)
+    ) {
+      return this.#violation(
+        `more than Receive Maximum ${this.#receiveMaximum} QoS 2 PUBLISH unacknowledged (MQTT-3.3.4-7)`,
+        RECEIVE_MAXIMUM_EXCEEDED,
+      );
+    }
+    let resolved: PublishPacket;
+    try {
+      resolved = aliases.resolve(packet);
+    } catch (err) {
+      return this.#violation((err as Error).message, aliasReasonCode(err));
+    }
+    if (resolved.properties?.topicAlias !== undefined) {
+      // The alias is of this connection's wire only: the message goes on with its topic.
+      const { topicAlias: _, ...properties } = resolved.properties;
+      resolved = { ...resolved, properties };
+    }
+    return this.#handler.publish(resolved);
+  }
+
+  #violation(message: string, code: number = PROTOCOL_ERROR): void {
     this.closed();
-    this.#handler.abort("protocol", message);
+    this.#handler.abort("protocol", message, code);
   }
 }

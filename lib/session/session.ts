@@ -22,6 +22,7 @@ import type {
   PingreqPacket,
   PublishPacket,
   SubackPacket,
+  SubscribePacket,
   SubscriptionRequest,
 } from "../codec/packet.ts";
 import { MqttError, ProtocolError, ServerDisconnectError, SubscribeError } from "../errors.ts";
@@ -29,6 +30,7 @@ import type { ProtocolVersion } from "../codec/packet.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import {
   checkLimits,
+  checkRequestSize,
   connackRefusal,
   DEFAULT_LIMITS,
   limitsOf,
@@ -38,6 +40,7 @@ import type { SubscribeProperties } from "../codec/properties.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
 import { EnhancedAuth } from "./auth.ts";
+import { disconnectReasonFor } from "./violation.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
@@ -271,7 +274,10 @@ export class Session {
       // Section 4.12: a 5.0 server may challenge with AUTH before CONNACK.
       else if (packet.type === "auth" && this.#auth !== undefined) this.#onAuth(packet, false, now);
       // MQTT-3.2.0-1: the server's first packet must be CONNACK.
-      else this.#fail(unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"));
+      else {this.#violation(
+          unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"),
+          now,
+        );}
       return;
     }
     // Any packet proves the link alive, so it answers an outstanding PINGREQ too.
@@ -302,7 +308,7 @@ export class Session {
         const request = data.getRequest(packet.packetId);
         if (request === undefined) return;
         if (request.packet.type !== "unsubscribe") {
-          this.#fail(unexpected(packet, `packet id ${packet.packetId} is a SUBSCRIBE`));
+          this.#violation(unexpected(packet, `packet id ${packet.packetId} is a SUBSCRIBE`), now);
           return;
         }
         data.completeRequest(packet.packetId);
@@ -316,11 +322,11 @@ export class Session {
         this.#pingOrder = 0;
         return;
       case "connack":
-        this.#fail(unexpected(packet, "CONNACK was already received"));
+        this.#violation(unexpected(packet, "CONNACK was already received"), now);
         return;
       case "auth":
         if (this.#auth !== undefined) return this.#onAuth(packet, true, now);
-        this.#fail(unexpected(packet, "AUTH exists from MQTT 5.0 on"));
+        this.#violation(unexpected(packet, "AUTH exists from MQTT 5.0 on"), now);
         return;
       case "disconnect":
         // MQTT 5.0 section 3.14: the server may end the connection, saying why.
@@ -334,11 +340,11 @@ export class Session {
           );
           return;
         }
-        this.#fail(unexpected(packet, "a server never sends this packet type"));
+        this.#violation(unexpected(packet, "a server never sends this packet type"), now);
         return;
       default:
         // CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT travel client to server only.
-        this.#fail(unexpected(packet, "a server never sends this packet type"));
+        this.#violation(unexpected(packet, "a server never sends this packet type"), now);
     }
   }
 
@@ -480,6 +486,23 @@ export class Session {
   }
 
   /**
+   * The driver could not take an incoming packet: the decoder refused it
+   * (`error`, a ProtocolError: malformed, or larger than our Maximum Packet
+   * Size). At MQTT 5.0 sends DISCONNECT 0x81, 0x82 or 0x95 saying so (section
+   * 4.13) and closes with `error` (`handler.closed(error)`), returning true;
+   * the driver then ends the connection once the DISCONNECT is written. Under
+   * 3.1.1, which has no way to say why, or when not connected, returns false
+   * and does nothing: the driver ends the connection itself.
+   */
+  refuseIncoming(error: MqttError, now: number): boolean {
+    const name = this.#name;
+    if (this.#version !== 5 || (name !== "connecting" && name !== "connected")) return false;
+    this.#send({ type: "disconnect", reasonCode: disconnectReasonFor(error) }, now);
+    this.#fail(error);
+    return true;
+  }
+
+  /**
    * The transport died or closed: becomes `disconnected`. Pending
    * SUBSCRIBE/UNSUBSCRIBE callbacks fail with `error`; QoS 1/2 publishes stay
    * in the {@linkcode SessionState} for the next connection. No-op when already disconnected.
@@ -576,6 +599,15 @@ export class Session {
     this.#handler.auth?.(packet, finished);
   }
 
+  /**
+   * The server broke a rule (a packet it must not send, at the wrong time):
+   * closed with `error`; at 5.0 DISCONNECT 0x82 tells the server why first (section 4.13).
+   */
+  #violation(error: ProtocolError, now: number): void {
+    if (this.#version === 5) this.#protocolError(error, now);
+    else this.#fail(error);
+  }
+
   /** A protocol error found by the session: DISCONNECT 0x82 (section 4.13), then closed. */
   #protocolError(error: ProtocolError, now: number): void {
     this.#send({ type: "disconnect", reasonCode: 0x82 }, now);
@@ -611,13 +643,16 @@ export class Session {
     const name = this.#name;
     if (name !== "connected" && name !== "connecting") throw invalidState(type, name);
     const data = this.#data;
-    const packetId = data.allocatePacketId(true);
-    const request = new PendingRequest(
-      type === "subscribe"
-        ? { type, packetId, subscriptions: subscriptions!, ...properties && { properties } }
-        : { type, packetId, filters: filters! },
-      done,
-    );
+    const packet = type === "subscribe"
+      ? { type, packetId: 1, subscriptions: subscriptions!, ...properties && { properties } }
+      : { type, packetId: 1, filters: filters! };
+    // MQTT-3.2.2-15: one larger than the server takes is refused before anything changes.
+    if (name === "connected" && this.#version === 5) {
+      const tooLarge = checkRequestSize(packet, this.#limits);
+      if (tooLarge !== undefined) throw tooLarge;
+    }
+    packet.packetId = data.allocatePacketId(true);
+    const request = new PendingRequest(packet, done);
     data.addRequest(request);
     if (name === "connected") this.#send(request.packet, now);
     else this.#queuedRequests.push(request);
@@ -631,9 +666,18 @@ export class Session {
       return;
     }
     if (packet.sessionPresent && this.#options.clean) {
-      this.#fail(
-        unexpected(packet, "session present with clean session set (MQTT-3.2.2-1)"),
+      // Clean Start 1 discarded our side's state, so a server claiming a session contradicts
+      // us (3.1.1 MQTT-3.2.2-1; 5.0 MQTT-3.2.2-2, and MQTT-3.2.2-4 has us close). With Clean
+      // Start 0 the state may be another process's: Session Present 1 is the resume we asked for.
+      const error = unexpected(
+        packet,
+        this.#version === 5
+          ? "Session Present 1 after Clean Start 1: we have no session state (MQTT-3.2.2-2, " +
+            "MQTT-3.2.2-4)"
+          : "session present with clean session set (MQTT-3.2.2-1)",
       );
+      if (this.#version === 5) this.#protocolError(error, now);
+      else this.#fail(error);
       return;
     }
     try {
@@ -666,7 +710,19 @@ export class Session {
     const queued = this.#queuedRequests;
     if (queued.length !== 0) {
       this.#queuedRequests = [];
-      for (const request of queued) this.#send(request.packet, now);
+      for (const request of queued) {
+        // Made before the CONNACK told the server's Maximum Packet Size (MQTT-3.2.2-15).
+        const tooLarge = this.#version === 5
+          ? checkRequestSize(request.packet, this.#limits)
+          : undefined;
+        if (tooLarge === undefined) {
+          this.#send(request.packet, now);
+          continue;
+        }
+        data.completeRequest(request.packet.packetId);
+        request.done(tooLarge);
+        if ((this.#name as SessionStateName) === "disconnected") return;
+      }
     }
     flows.fillWindow(now);
     this.#checkDrained(now);
@@ -739,7 +795,7 @@ export class Session {
     if (request === undefined) return;
     const sent = request.packet;
     if (sent.type !== "subscribe") {
-      this.#fail(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`));
+      this.#violation(unexpected(packet, `packet id ${packet.packetId} is an UNSUBSCRIBE`), now);
       return;
     }
     // MQTT 5.0 reason codes 0, 1, 2 grant a QoS as 3.1.1's return codes do; 0x80 and up refuse.
@@ -757,7 +813,7 @@ export class Session {
         this.#resubscribeFailed(subs, undefined, error);
         if ((this.#name as SessionStateName) === "disconnected") return;
       }
-      this.#fail(error);
+      this.#violation(error, now);
       return;
     }
     data.completeRequest(packet.packetId);
@@ -778,19 +834,34 @@ export class Session {
     if (data.subscriptions.size === 0) return;
     const all = data.subscriptionRequests();
     for (let i = 0; i < all.length; i += RESUBSCRIBE_BATCH) {
-      const request = new PendingRequest(
-        {
-          type: "subscribe",
-          packetId: data.allocatePacketId(true),
-          subscriptions: all.slice(i, i + RESUBSCRIBE_BATCH),
-        },
-        IGNORE_SUBACK,
-        true,
-      );
-      data.addRequest(request);
-      data.resubscribing++;
-      this.#send(request.packet, now);
+      this.#resubscribeBatch(all.slice(i, i + RESUBSCRIBE_BATCH), now);
     }
+  }
+
+  /**
+   * Sends one re-registration SUBSCRIBE. At 5.0 one above the new server's
+   * Maximum Packet Size (MQTT-3.2.2-15) is split in halves until each fits;
+   * a filter too large on its own cannot be re-registered and is reported
+   * to `handler.resubscribeFailed` with `PACKET_TOO_LARGE`.
+   */
+  #resubscribeBatch(subscriptions: SubscriptionRequest[], now: number): void {
+    const data = this.#data;
+    const packet: SubscribePacket = { type: "subscribe", packetId: 1, subscriptions };
+    const tooLarge = this.#version === 5 ? checkRequestSize(packet, this.#limits) : undefined;
+    if (tooLarge !== undefined) {
+      if (subscriptions.length === 1) {
+        return this.#resubscribeFailed(subscriptions, undefined, tooLarge);
+      }
+      const half = Math.ceil(subscriptions.length / 2);
+      this.#resubscribeBatch(subscriptions.slice(0, half), now);
+      this.#resubscribeBatch(subscriptions.slice(half), now);
+      return;
+    }
+    packet.packetId = data.allocatePacketId(true);
+    const request = new PendingRequest(packet, IGNORE_SUBACK, true);
+    data.addRequest(request);
+    data.resubscribing++;
+    this.#send(packet, now);
   }
 
   /**

@@ -87,6 +87,16 @@ export interface SessionStateOptions {
    * publish with `QUEUE_FULL` and accepts the new one. @default {"reject"}
    */
   overflow?: "reject" | "drop-oldest";
+  /**
+   * The time now on the session's clock (`now`, the `now` the session is
+   * driven with) and on the wall clock (`wall`, ms since the Unix epoch), for
+   * loading from `store`: a stored MQTT 5.0 message with a Message Expiry
+   * Interval and a publish time (`publishedAt`) gets the deadline that is
+   * left of it on the session's clock, so one that expired while the process
+   * was down is not sent, and one sent late carries what remains. Without a
+   * clock, loaded messages have no deadline.
+   */
+  clock?: { now: number; wall: number };
 }
 
 /** Default of {@linkcode SessionStateOptions.maxQueued}. */
@@ -94,12 +104,22 @@ export const DEFAULT_MAX_QUEUED = 10_000;
 /** Default of {@linkcode SessionStateOptions.maxQueuedBytes}: 16 MiB. */
 export const DEFAULT_MAX_QUEUED_BYTES: number = 16 * 1024 * 1024;
 
-/** The message of a stored record (its MQTT 5.0 properties with it, when it has any). */
-function messageOf(r: PublishRecord): OutgoingMessage {
-  const { topic, payload, qos, retain, properties } = r;
-  return properties === undefined
-    ? { topic, payload, qos, retain }
-    : { topic, payload, qos, retain, properties };
+/**
+ * The message of a stored record (its MQTT 5.0 properties with it, when it
+ * has any), its expiry deadline moved onto the session's clock by `clock`.
+ */
+function messageOf(r: PublishRecord, clock: SessionStateOptions["clock"]): OutgoingMessage {
+  const { topic, payload, qos, retain, properties, publishedAt } = r;
+  if (properties === undefined) return { topic, payload, qos, retain };
+  const message: OutgoingMessage = { topic, payload, qos, retain, properties };
+  if (publishedAt === undefined) return message;
+  message.publishedAt = publishedAt;
+  const interval = properties.messageExpiryInterval;
+  if (interval !== undefined && clock !== undefined) {
+    // Section 3.3.2.3.3: the interval counts from the publish, however long the process was down.
+    message.expiresAt = clock.now + (publishedAt + interval * 1000 - clock.wall);
+  }
+  return message;
 }
 
 /** Callback of entries loaded from a store: nobody in this process awaits them. */
@@ -179,14 +199,14 @@ export class SessionState {
     }
     this.#dropOldest = overflow === "drop-oldest";
     this.#store = options.store;
-    if (options.store !== undefined) this.#load(options.store);
+    if (options.store !== undefined) this.#load(options.store, options.clock);
   }
 
-  #load(store: Store): void {
+  #load(store: Store, clock: SessionStateOptions["clock"]): void {
     const stored = store.load();
     for (const r of stored.inflight) {
       const { topic, payload, qos, retain, packetId, properties } = r;
-      const entry = new OutgoingPublish(messageOf(r), RESTORED);
+      const entry = new OutgoingPublish(messageOf(r, clock), RESTORED);
       entry.packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
       if (properties !== undefined) entry.packet.properties = properties;
       entry.released = r.released;
@@ -195,7 +215,7 @@ export class SessionState {
     // Loaded entries are accepted whatever the bounds: they were accepted once.
     for (const r of stored.waiting) {
       const { topic, payload } = r;
-      const entry = new OutgoingPublish(messageOf(r), RESTORED);
+      const entry = new OutgoingPublish(messageOf(r, clock), RESTORED);
       entry.size = utf8Length(topic) + payload.byteLength;
       this.#queuedBytes += entry.size;
       this.#waiting.push(entry);

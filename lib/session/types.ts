@@ -79,6 +79,13 @@ export interface OutgoingMessage {
    * the interval that remains. Never stored: it is of this process's clock.
    */
   expiresAt?: number;
+  /**
+   * MQTT 5.0: wall-clock time (ms since the Unix epoch) the application
+   * published it, for a message with a Message Expiry Interval. Stored with
+   * it, so that a process loading it after a restart knows how much of the
+   * interval is left (`SessionStateOptions.clock`).
+   */
+  publishedAt?: number;
 }
 
 /** MQTT 5.0: the server's answer to a QoS 1/2 publish (PUBACK, or PUBREC for QoS 2). */

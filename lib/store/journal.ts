@@ -24,6 +24,8 @@
  * | 12   | `removeSubscription` | filter (rest)                                                   |
  * | 13   | `putInflight` (5.0)  | as 1, then MQTT 5.0 PUBLISH properties, then payload (rest)     |
  * | 14   | `pushWaiting` (5.0)  | as 4, then MQTT 5.0 PUBLISH properties, then payload (rest)     |
+ * | 15   | `putInflight` (5.0)  | as 13, with the publish time (f64 ms since the epoch) before the properties |
+ * | 16   | `pushWaiting` (5.0)  | as 14, with the publish time (f64 ms since the epoch) before the properties |
  *
  * Flags: bit 0 dequeued, bit 1 retain, bit 2 released, bits 4-5 QoS. Strings
  * are UTF-8. A filter is the rest of the body and must be valid UTF-8. The
@@ -39,6 +41,11 @@
  * Types 13 and 14 appear only for publishes with MQTT 5.0 properties, so a
  * 3.1.1 client's journal keeps to types 1 to 12; a version before them reports
  * such a record as damage (a `StoreCorruptionError`), never as a wrong payload.
+ * Types 15 and 16 replace them for a publish that carries its publish time
+ * (`publishedAt`, so a Message Expiry Interval counts from then after a
+ * restart); journals written before them hold 13 and 14 and read unchanged,
+ * their publishes without a publish time, and versions before them report
+ * 15 and 16 as damage in the same way.
  *
  * Damage: a record cut short at the end of the file (a crash mid-write), or a
  * zero-filled end (a power loss after the file grew), is a torn tail and is
@@ -156,7 +163,7 @@ export class StoreCorruptionError extends MqttError {
 }
 
 const text = new TextEncoder();
-/** Written by this version: record types 1 to 14. */
+/** Written by this version: record types 1 to 16. */
 export const MAGIC = text.encode("MQTTSJ2\n");
 /** Written before subscriptions were stored: record types 1 to 10. */
 const MAGIC_V1 = text.encode("MQTTSJ1\n");
@@ -177,6 +184,11 @@ export const UNSUB = 12;
 /** PUT and PUSH of a publish with MQTT 5.0 properties: a property block follows the topic. */
 const PUT_PROPS = 13;
 const PUSH_PROPS = 14;
+/** PUT_PROPS and PUSH_PROPS with the publish time (a float64) between the topic and the properties. */
+const PUT_TIMED = 15;
+const PUSH_TIMED = 16;
+/** Bytes of the publish time in PUT_TIMED and PUSH_TIMED. */
+const TIME_SIZE = 8;
 
 /** What wrote each record type, for describing a damaged record. */
 const RECORD_NAMES = [
@@ -193,6 +205,8 @@ const RECORD_NAMES = [
   "nextPacketId",
   "putSubscription",
   "removeSubscription",
+  "putInflight",
+  "pushWaiting",
   "putInflight",
   "pushWaiting",
 ];
@@ -230,6 +244,7 @@ interface MutableInflight {
   retain: boolean;
   released: boolean;
   properties?: PublishProperties;
+  publishedAt?: number;
 }
 
 /** The live state a journal describes; replaying records onto it is loading. */
@@ -245,11 +260,12 @@ export class Image {
 
   put(packetId: number, record: PublishRecord, dequeued: boolean): void {
     if (dequeued) this.shift();
-    const { topic, payload, qos, retain, properties } = record;
+    const { topic, payload, qos, retain, properties, publishedAt } = record;
     const old = this.inflight.get(packetId);
     if (old !== undefined) this.liveBytes -= recordSize(old);
     const r: MutableInflight = { packetId, topic, payload, qos, retain, released: false };
     if (properties !== undefined) r.properties = properties;
+    if (publishedAt !== undefined) r.publishedAt = publishedAt;
     this.inflight.set(packetId, r);
     this.liveBytes += recordSize(r);
     this.nextId = packetId === 65535 ? 1 : packetId + 1;
@@ -293,7 +309,8 @@ export class Image {
 
 /** Upper bound of a publish record's encoded size (topic counted at 3 bytes a UTF-16 unit). */
 function recordSize(r: PublishRecord): number {
-  return FRAME + 6 + r.topic.length * 3 + r.payload.byteLength + propsSize(r);
+  return FRAME + 6 + r.topic.length * 3 + r.payload.byteLength + propsSize(r) +
+    (timed(r) ? TIME_SIZE : 0);
 }
 
 /** Bytes of a record's MQTT 5.0 property block (Property Length included); 0 when it has none. */
@@ -301,6 +318,12 @@ function propsSize(r: PublishRecord): number {
   if (!hasProperties(r.properties)) return 0;
   const length = propertiesLength(r.properties, PUBLISH_CONTEXT, "publish");
   return varIntSize(length) + length;
+}
+
+/** Whether a record is written with its publish time (types 15 and 16). */
+function timed(r: PublishRecord): boolean {
+  return r.publishedAt !== undefined && Number.isFinite(r.publishedAt) &&
+    hasProperties(r.properties);
 }
 
 /** Properties are those of a PUBLISH (packet type 3) in the journal. */
@@ -401,8 +424,8 @@ function describe(buf: Uint8Array, view: DataView, from: number, to: number): Da
   const name = RECORD_NAMES[type];
   if (name === undefined || name === "") return region;
   let key = "";
-  if (type === PUT || type === PUSH || type === PUT_PROPS || type === PUSH_PROPS) {
-    const head = type === PUT || type === PUT_PROPS ? 6 : 4;
+  if (type === PUT || type === PUSH || (type >= PUT_PROPS && type <= PUSH_TIMED)) {
+    const head = type === PUT || type === PUT_PROPS || type === PUT_TIMED ? 6 : 4;
     if (to - from < FRAME + head) return region;
     const topicLen = view.getUint16(start + head - 2, true);
     const topic = decoder.decode(
@@ -434,8 +457,10 @@ function apply(
     case PUT:
     case PUSH:
     case PUT_PROPS:
-    case PUSH_PROPS: {
-      const put = type === PUT || type === PUT_PROPS;
+    case PUSH_PROPS:
+    case PUT_TIMED:
+    case PUSH_TIMED: {
+      const put = type === PUT || type === PUT_PROPS || type === PUT_TIMED;
       const head = put ? 6 : 4;
       if (len < head) return false;
       const flags = buf[start + 1];
@@ -450,9 +475,16 @@ function apply(
       const rest = buf.slice(topicEnd, end);
       let properties: PublishProperties | undefined;
       let payloadAt = 0;
-      if (type === PUT_PROPS || type === PUSH_PROPS) {
+      let publishedAt: number | undefined;
+      if (type === PUT_TIMED || type === PUSH_TIMED) {
+        if (rest.length < TIME_SIZE) return false;
+        publishedAt = new DataView(rest.buffer, rest.byteOffset).getFloat64(0, true);
+        if (!Number.isFinite(publishedAt)) return false;
+        payloadAt = TIME_SIZE;
+      }
+      if (type >= PUT_PROPS) {
         try {
-          properties = readProperties(rest, 0, rest.length, PUBLISH_CONTEXT, "publish");
+          properties = readProperties(rest, payloadAt, rest.length, PUBLISH_CONTEXT, "publish");
         } catch {
           return false;
         }
@@ -466,6 +498,7 @@ function apply(
         qos: QoS;
         retain: boolean;
         properties?: PublishProperties;
+        publishedAt?: number;
       } = {
         topic: decoder.decode(buf.subarray(start + head, topicEnd)),
         payload: rest.subarray(payloadAt),
@@ -473,6 +506,7 @@ function apply(
         retain: (flags & FLAG_RETAIN) !== 0,
       };
       if (properties !== undefined) record.properties = properties;
+      if (publishedAt !== undefined) record.publishedAt = publishedAt;
       if (!put) {
         image.push(record);
       } else {
@@ -568,11 +602,14 @@ export class Encoder {
   publish(type: number, packetId: number, r: PublishRecord, flags: number): void {
     const head = type === PUT ? 6 : 4;
     let propsLength = -1;
+    const withTime = timed(r);
     if (hasProperties(r.properties)) {
       propsLength = propertiesLength(r.properties, PUBLISH_CONTEXT, "publish");
-      type = type === PUT ? PUT_PROPS : PUSH_PROPS;
+      type = type === PUT ? (withTime ? PUT_TIMED : PUT_PROPS) : withTime ? PUSH_TIMED : PUSH_PROPS;
     }
-    this.reserve(FRAME + head + r.topic.length * 3 + r.payload.byteLength + propsSize(r));
+    this.reserve(
+      FRAME + head + r.topic.length * 3 + r.payload.byteLength + propsSize(r) + TIME_SIZE,
+    );
     const buf = this.buf;
     const start = this.length + 4;
     buf[start] = type;
@@ -583,6 +620,10 @@ export class Encoder {
     if (written > 0xffff) throw new MqttError("STORE_ERROR", "topic longer than 65535 bytes");
     this.view.setUint16(topicAt - 2, written, true);
     let payloadAt = topicAt + written;
+    if (withTime) {
+      this.view.setFloat64(payloadAt, r.publishedAt!, true);
+      payloadAt += TIME_SIZE;
+    }
     if (propsLength >= 0) payloadAt = writeProperties(r.properties, propsLength, buf, payloadAt);
     buf.set(r.payload, payloadAt);
     this.#seal(start, payloadAt + r.payload.byteLength);

@@ -56,8 +56,17 @@ export class MemoryStore implements Store {
   /** Records a publish entering flight, optionally leaving the waiting queue. */
   putInflight(packetId: number, record: PublishRecord, dequeued: boolean): void {
     if (dequeued) this.#waiting.shift();
-    const { topic, payload, qos, retain } = record;
-    this.#inflight.set(packetId, { packetId, topic, payload, qos, retain, released: false });
+    const { topic, payload, qos, retain, properties, publishedAt } = record;
+    const r: InflightRecord = { packetId, topic, payload, qos, retain, released: false };
+    // The 5.0 properties and publish time travel with it (MQTT-4.3.3-7: resent as it was).
+    this.#inflight.set(
+      packetId,
+      properties === undefined
+        ? r
+        : publishedAt === undefined
+        ? { ...r, properties }
+        : { ...r, properties, publishedAt },
+    );
     this.#nextId = packetId === 65535 ? 1 : packetId + 1;
   }
 

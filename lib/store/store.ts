@@ -30,6 +30,12 @@ export interface PublishRecord {
   readonly retain: boolean;
   /** MQTT 5.0 PUBLISH properties, if any. */
   readonly properties?: PublishProperties;
+  /**
+   * MQTT 5.0: wall-clock time (ms since the Unix epoch) the message was
+   * published, kept for a message with properties, so that its Message Expiry
+   * Interval counts from then after a restart.
+   */
+  readonly publishedAt?: number;
 }
 
 /** An outgoing QoS 1/2 publish in flight under a packet id. */
