@@ -40,8 +40,9 @@ export const MAX_PACKET_ID = 65535;
 export class OutgoingPublish {
   /**
    * The message as the caller gave it; once in flight, its PUBLISH (the same
-   * fields) when the message has no expiry deadline, so that an in-flight
-   * publish does not hold both (issue 18).
+   * fields) when the flows say so (`Flows.messageInPacket`, the client's) and
+   * the message has no expiry deadline, so that an in-flight publish does not
+   * hold both (issue 18).
    */
   message: OutgoingMessage;
   /** Called once when the QoS flow completes (or fails). */
