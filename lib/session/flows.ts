@@ -153,6 +153,14 @@ export class Flows {
    * Maximum Packet Size), which a publish queued before CONNACK did not meet.
    */
   refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
+  /**
+   * When true, a publish without an expiry deadline entering the window keeps
+   * its PUBLISH as its `message` (the same fields) and lets the caller's object
+   * go, so an in-flight publish holds one object, not two (issue 18). For the
+   * client, whose messages are its own; the broker keeps its deliveries, whose
+   * other fields it reads again (shared subscriptions hand them on).
+   */
+  messageInPacket = false;
   readonly #deferAcks: boolean;
   readonly #clean: boolean;
 
@@ -590,6 +598,11 @@ export class Flows {
       packetId: this.#state.allocatePacketId(),
     };
     if (m.properties !== undefined) packet.properties = m.properties;
+    if (this.messageInPacket && m.expiresAt === undefined) {
+      // Nothing of the message is needed that the packet does not carry: keep one object.
+      entry.packet = entry.message = packet;
+      return;
+    }
     entry.packet = now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
   }
 

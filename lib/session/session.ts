@@ -198,6 +198,8 @@ export class Session {
       probe: (now) => this.#probe(now),
     }, { deferAcks: options.deferAcks, clean: options.clean });
     if (options.maxStrikes !== undefined) this.#flows.maxStrikes = options.maxStrikes;
+    // The client's messages are its own: in flight, each keeps only its PUBLISH.
+    this.#flows.messageInPacket = true;
     if (this.#version === 5) {
       this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
       this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;
