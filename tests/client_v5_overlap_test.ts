@@ -1,18 +1,20 @@
 /**
- * Review finding NOT fixed yet, kept out of the suite on purpose (the name
- * does not end in `_test.ts`): run with
- * `deno test -A tests/review_overlap_v5.ts`. Both tests FAIL on main.
+ * Overlapping subscriptions at MQTT 5.0 when one of them ends (found by review).
  *
- * At MQTT 5.0 Mosquitto sends one PUBLISH per matching subscription, each
- * with that subscription's Subscription Identifier. When the consumer of one
- * of two overlapping subscriptions leaves its loop (persistent session,
- * QoS 2), the copies meant for the ended subscription that arrive after its
- * UNSUBACK carry an identifier no live subscription has; the Inbox then
- * routes them by topic (the fallback meant for messages of an earlier
- * process), into the other subscription, which gets those messages twice.
- * The copies declined meanwhile are not acknowledged (clean: false), so the
- * next connection gets them again, and the same fallback hands every one of
- * them to the new subscription: messages already consumed arrive again.
+ * Mosquitto sends one PUBLISH per matching subscription, each with that
+ * subscription's Subscription Identifier. When the consumer of one of two
+ * overlapping subscriptions left its loop, the copies meant for it that
+ * arrived after its UNSUBACK carried an identifier no live subscription had,
+ * and the Inbox routed them by topic (the fallback meant for messages of an
+ * earlier process) into the other subscription, which got them twice. Now a
+ * copy whose identifiers all name subscriptions this client ended is
+ * acknowledged and dropped (the first test; it failed before).
+ *
+ * Left open (the second test, registered as ignored so the gap stays
+ * visible): the copies buffered in the left subscription are declined, not
+ * acknowledged, on a persistent session; a later process (a new client, which
+ * does not know the old identifiers) gets them again and the fallback hands
+ * them to its overlapping subscription.
  *
  * @module
  */
@@ -50,7 +52,7 @@ async function drain(iterable: AsyncIterable<Message>, last: string): Promise<st
 }
 
 brokerTest(
-  "review: leaving one of two overlapping subscriptions gives the other no duplicates (5.0, QoS 2)",
+  "5.0: leaving one of two overlapping subscriptions gives the other no duplicates (QoS 2, persistent session)",
   async () => {
     await using broker = await startMosquitto();
     const topic = fresh("rv-overlap");
@@ -74,9 +76,11 @@ brokerTest(
   },
 );
 
-brokerTest(
-  "review: after leaving one of two overlapping subscriptions, the next connection gets no consumed message again (5.0, QoS 2)",
-  async () => {
+Deno.test({
+  name: "5.0: after leaving one of two overlapping subscriptions, a new client gets no consumed " +
+    "message again (known defect, left open)",
+  ignore: true,
+  fn: async () => {
     await using broker = await startMosquitto();
     const topic = fresh("rv-overlap");
     const clientId = fresh("rv-ov");
@@ -105,4 +109,4 @@ brokerTest(
       await pub.close();
     }
   },
-);
+});
