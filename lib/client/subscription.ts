@@ -64,8 +64,10 @@ let leaveOf: (sub: Subscription) => Promise<void>;
  * concurrent iterator throws `MqttError` with code `INVALID_STATE`.
  *
  * QoS 1/2 messages are acknowledged as its {@linkcode AckMode} says (by
- * default once the loop asks for the next message or is left); buffered
- * messages discarded when it ends are not acknowledged. With
+ * default once the loop asks for the next message or is left); when the
+ * application ends it, the buffered messages are acknowledged and dropped
+ * (when the client closes they are not: a persistent session gets them
+ * again). With
  * acknowledgement on consume, unacknowledged QoS 1/2 messages do not stop
  * the reading (the broker's in-flight window bounds them) until a buffer
  * holds 4 × `bufferSize`.
@@ -236,8 +238,10 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Sends UNSUBSCRIBE (once) and ends the iteration at once, discarding
    * buffered messages. The message last handed to the consumer counts as
-   * consumed (with `ack: "consume"`); the buffered ones are not acknowledged (see `SubscribeOptions.ack`
-   * for what becomes of them). Every call returns the same promise.
+   * consumed (with `ack: "consume"`); the buffered ones, those arriving
+   * until the UNSUBACK, and (with `ack: "manual"`) those handed out and never
+   * `ack()`ed are acknowledged: the application chose not to consume them
+   * (see `SubscribeOptions.ack`). Every call returns the same promise.
    *
    * @example
    * ```ts ignore
