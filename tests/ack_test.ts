@@ -16,7 +16,6 @@ import type { PendingAck } from "../lib/session/acks.ts";
 import { MemoryStore } from "../lib/store/memory_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import { brief, connack, Recorder, sessionOptions } from "./session_helpers.ts";
-import { within } from "./client_helpers.ts";
 import { publish, ScriptedServer, turn } from "./scripted_server.ts";
 
 /** A recorder that keeps each delivery's pending acknowledgement. */
