@@ -20,6 +20,11 @@ export interface RetainedMessage {
   readonly properties?: PublishProperties;
   /** When its Message Expiry Interval ends (ms, `performance.now()`); it is dropped then. */
   readonly expiresAt?: number;
+  /**
+   * Wall-clock time it was published (ms since the Unix epoch), kept with 5.0
+   * properties so that persistence can restart its expiry where it was.
+   */
+  readonly publishedAt?: number;
 }
 
 /** Bounds of a {@linkcode RetainedStore}. */
@@ -86,7 +91,7 @@ export class RetainedStore {
     topic: string,
     payload: Uint8Array,
     qos: QoS,
-    extra?: Pick<RetainedMessage, "properties" | "expiresAt">,
+    extra?: Pick<RetainedMessage, "properties" | "expiresAt" | "publishedAt">,
   ): RetainedUpdate {
     const messages = this.#messages;
     const held = messages.get(topic);
