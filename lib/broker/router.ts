@@ -13,6 +13,9 @@ import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
 import { SharedSubscriptions } from "./shared.ts";
 
+/** Most expired retained messages dropped per turn of the event loop. */
+const SWEEP_BATCH = 1000;
+
 /** An application message entering the broker. */
 export interface RoutedMessage {
   topic: string;
@@ -85,6 +88,9 @@ export class Router {
   #fullLogged = false;
   /** Where retained messages and persistent sessions are kept, once loaded. */
   #persistence: Persistence | undefined = undefined;
+  /** The sweep of expired retained messages, while one is held, and when it fires. */
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #sweepAt = 0;
 
   /** Where retained messages and persistent sessions are kept, once loaded. */
   get persistence(): Persistence | undefined {
@@ -371,6 +377,27 @@ export class Router {
     }
   }
 
+  /**
+   * Arms the sweep of expired retained messages for the earliest expiry held:
+   * one timer, only while a retained message has an expiry, so an idle broker
+   * (and a test) has none.
+   */
+  #armSweep(): void {
+    const next = this.retained.nextExpiry();
+    if (next === undefined || (this.#sweepTimer !== undefined && this.#sweepAt <= next)) return;
+    clearTimeout(this.#sweepTimer);
+    this.#sweepAt = next;
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = undefined;
+      // MQTT 5.0 section 3.3.2.3.3: expired messages leave retained storage, at most
+      // SWEEP_BATCH per turn of the event loop; the rest at the next turn.
+      for (const message of this.retained.takeExpired(performance.now(), SWEEP_BATCH)) {
+        this.expireRetained(message);
+      }
+      this.#armSweep();
+    }, Math.max(0, Math.ceil(next - performance.now())));
+  }
+
   #retain(
     topic: string,
     payload: Uint8Array,
@@ -381,6 +408,7 @@ export class Router {
     const persistence = this.#persistence;
     const before = persistence === undefined ? undefined : retained.get(topic)?.payload;
     const result = retained.update(topic, payload, qos, extra);
+    if (result === "stored" && extra?.expiresAt !== undefined) this.#armSweep();
     if (result !== "full") {
       this.#fullLogged = false;
       // Written before the PUBLISH is acknowledged (the caller acknowledges after routing).
@@ -418,6 +446,8 @@ export class Router {
       session.stopTimers(); // no will is published because the broker stops
       this.discard(session);
     }
+    clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
     this.retained.clear();
     persistence?.close();
   }
