@@ -4,6 +4,10 @@
  *
  * Run:    deno run -A bench/broker_compare.ts [--runs 3] [--messages 50000] [--qos 0,1,2]
  * Memory: deno run -A bench/broker_compare.ts --memory [--connections 1000]
+ * Aedes under Node.js too: npm install --prefix /tmp/aedes aedes@1.2.0, then
+ *   add --aedes-node-dir /tmp/aedes to either
+ * Another broker already running: deno run -A bench/broker_compare.ts --only mosquitto --url mqtt://127.0.0.1:1884 --qos 1
+ *   (e.g. Aedes under Node.js; `--only` then only names the run)
  * Profile the embedded broker: deno run -A bench/broker_compare.ts --profile --qos 1 --runs 1
  *   (writes its CPU profile to ./broker-prof/)
  *
@@ -36,13 +40,17 @@ import { encodePacket } from "../lib/codec/mod.ts";
 import { connectClient } from "./_clients.ts";
 import { arg, fmt, startMosquitto } from "./_mosquitto.ts";
 
-type Kind = "embedded" | "inprocess" | "mosquitto" | "aedes";
+type Kind = "embedded" | "inprocess" | "mosquitto" | "aedes" | "aedes-node";
+/** Where `node_modules/aedes` is for Aedes under Node.js (`--aedes-node-dir`), if anywhere. */
+const AEDES_NODE_DIR = arg("aedes-node-dir");
 const KINDS: Kind[] = ["embedded", "mosquitto", "aedes", "inprocess"];
+if (AEDES_NODE_DIR !== undefined) KINDS.splice(3, 0, "aedes-node");
 const NAMES: Record<Kind, string> = {
   embedded: "embedded",
   inprocess: "embedded (in-process)",
   mosquitto: "Mosquitto 2.0.11",
   aedes: "Aedes 1.2 (Deno npm)",
+  "aedes-node": "Aedes 1.2 (Node.js)",
 };
 const PAYLOAD_SIZE = 64;
 const WINDOW = 1000;
@@ -106,6 +114,11 @@ async function startChild(kind: "embedded" | "aedes", profile: boolean): Promise
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  return await attach(child, kind);
+}
+
+/** Talks to a broker child that prints `PORT <n>` and answers a line on stdin with `MEM {…}`. */
+async function attach(child: Deno.ChildProcess, kind: string): Promise<Running> {
   const writer = child.stdin.getWriter();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";
@@ -137,7 +150,34 @@ async function startChild(kind: "embedded" | "aedes", profile: boolean): Promise
   };
 }
 
+/** Aedes under Node.js, from `node_modules` in `dir`; prints its port and runs until stdin ends. */
+const AEDES_NODE_SCRIPT = `
+import { Aedes } from "aedes";
+import { createServer } from "node:net";
+const aedes = await Aedes.createBroker();
+const server = createServer(aedes.handle);
+server.listen(0, "127.0.0.1", () => console.log("PORT " + server.address().port));
+process.stdin.on("data", () => {
+  globalThis.gc?.();
+  const { heapUsed, external, rss } = process.memoryUsage();
+  console.log("MEM " + JSON.stringify({ heapUsed, external, rss }));
+});
+process.stdin.on("end", () => process.exit(0));
+`;
+
+async function startAedesNode(dir: string): Promise<Running> {
+  const child = new Deno.Command("node", {
+    args: ["--expose-gc", "--input-type=module", "-e", AEDES_NODE_SCRIPT],
+    cwd: dir,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  return await attach(child, "aedes-node");
+}
+
 async function start(kind: Kind, profile = false): Promise<Running> {
+  if (kind === "aedes-node") return await startAedesNode(AEDES_NODE_DIR!);
   if (kind === "mosquitto") {
     const broker = await startMosquitto();
     return { port: broker.port, pid: broker.pid, stop: () => broker.stop() };
@@ -163,8 +203,11 @@ interface RunResult {
 }
 
 async function runOnce(kind: Kind, qos: QoS, messages: number, profile: boolean) {
-  const broker = await start(kind, profile);
-  const url = `mqtt://127.0.0.1:${broker.port}`;
+  const external = arg("url");
+  const broker = external === undefined
+    ? await start(kind, profile)
+    : { port: 0, pid: 0, stop: () => Promise.resolve() };
+  const url = external ?? `mqtt://127.0.0.1:${broker.port}`;
   const tag = `${kind}-${qos}-${Deno.pid}`;
   let received = 0;
   let last = 0;
@@ -230,6 +273,7 @@ async function runChild(kind: Kind, qos: QoS, messages: number): Promise<RunResu
       String(qos),
       "--messages",
       String(messages),
+      ...(AEDES_NODE_DIR === undefined ? [] : ["--aedes-node-dir", AEDES_NODE_DIR]),
     ],
     stdout: "piped",
     stderr: "piped",
@@ -308,7 +352,7 @@ if (serveKind === "embedded" || serveKind === "aedes") {
   const count = Number(arg("connections") ?? 1000);
   console.log(`${count} idle connections, growth per connection (bytes):`);
   console.log("broker                  RSS     V8 heap  external");
-  for (const kind of ["embedded", "mosquitto", "aedes"] as Kind[]) {
+  for (const kind of KINDS.filter((k) => k !== "inprocess")) {
     const m = await idleMemory(kind, count);
     console.log(
       `${NAMES[kind].padEnd(22)} ${fmt(m.rss).padStart(7)} ${fmt(m.heap).padStart(9)} ${
@@ -334,14 +378,19 @@ if (serveKind === "embedded" || serveKind === "aedes") {
   }
   console.log(`\n${messages} × ${PAYLOAD_SIZE} B, best of ${runs}, msg/s (client: ours)`);
   console.log(
-    `QoS  ${KINDS.map((k) => NAMES[k].padStart(22)).join("")}  embedded/Mosquitto  embedded/Aedes`,
+    `QoS  ${
+      KINDS.map((k) => NAMES[k].padStart(22)).join("")
+    }  embedded/Mosquitto  embedded/best Aedes`,
   );
   for (const qos of qosList) {
     const rate = (k: Kind) => best.get(`${k}/${qos}`)!;
     console.log(
       `${String(qos).padEnd(5)}${KINDS.map((k) => fmt(rate(k)).padStart(22)).join("")}  ${
         (rate("embedded") / rate("mosquitto")).toFixed(2).padStart(18)
-      }  ${(rate("embedded") / rate("aedes")).toFixed(2).padStart(14)}`,
+      }  ${
+        (rate("embedded") / Math.max(rate("aedes"), best.get(`aedes-node/${qos}`) ?? 0))
+          .toFixed(2).padStart(19)
+      }`,
     );
   }
   console.log("\nall runs:");
