@@ -74,6 +74,7 @@ async function idleConnections(impl: Impl, count: number) {
   return {
     rss: (after.rss - before.rss) / count,
     heap: (after.heapUsed - before.heapUsed) / count,
+    heapTotal: (after.heapTotal - before.heapTotal) / count,
     external: (after.external - before.external) / count,
   };
 }

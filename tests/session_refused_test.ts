@@ -3,7 +3,9 @@
  * it will not take (larger than its maximum packet size), and the client would resend it on
  * every reconnect, forever. The session decides from the pattern (`Flows.connectionDropped`):
  * a publish the server dropped the connection right after, three times in a row, fails with
- * `PUBLISH_REFUSED` and leaves the state and its store. Packets and times only.
+ * `PUBLISH_REFUSED` and leaves the state and its store. From the second strike on, a drop counts
+ * only before the answer to the PINGREQ (the probe) sent right behind the resent publish: a cut
+ * link must not cost a good message. Packets and times only.
  *
  * @module
  */
@@ -54,8 +56,9 @@ Deno.test("PUBLISH_REFUSED: a publish the server drops the connection after 3 ti
       assert.equal(big.result(), undefined, `refused after only ${drop} drops`);
       const next = connection(state, drop * 10 + 1);
       session = next.session;
-      // The resume sends it again (a fresh flow: no session present); the server drops us again.
-      assert.deepEqual(next.resent, ["publish:1:q1:big"]);
+      // The resume sends it again (a fresh flow: no session present) with a probe behind it;
+      // the server drops us again before answering the probe.
+      assert.deepEqual(next.resent, ["publish:1:q1:big", "pingreq"]);
     }
   }
   assert.equal(big.result(), "PUBLISH_REFUSED");
@@ -175,4 +178,106 @@ Deno.test("PUBLISH_REFUSED: a drop while connecting counts nothing", () => {
   ({ session } = connection(state, 100));
   session.connectionLost(DROPPED, 101, true); // strike 2 only: still pending
   assert.equal(p.result(), undefined);
+});
+
+Deno.test("PUBLISH_REFUSED: a link cut after the probe's answer costs no message", () => {
+  // A flaky link: after each reconnect the window goes again and the link is cut before any
+  // PUBACK arrives, but after the server answered the PINGREQ sent behind the suspect.
+  const state = new ClientSessionState();
+  const results = ["a", "b", "c"].map(() => outcome());
+  let { session, rec } = connection(state, 0);
+  results.forEach((r, i) => session.publish(msg("abc"[i], 1), 1, r.done));
+  assert.deepEqual(brief(rec.take()), ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c"]);
+  session.connectionLost(DROPPED, 10, true); // "a" is the suspect: strike 1, on the pattern alone
+  const bursts: string[][] = [];
+  for (let cut = 2; cut <= 4 * MAX_STRIKES; cut++) {
+    let resent: string[];
+    ({ session, rec, resent } = connection(state, cut * 10));
+    // The server reads in order: it answers the probe only once it has read the suspect.
+    if (resent.includes("pingreq")) session.receive({ type: "pingresp" }, cut * 10 + 1);
+    bursts.push([...resent, "|", ...brief(rec.take())]);
+    session.connectionLost(DROPPED, cut * 10 + 2, true);
+    for (const r of results) assert.equal(r.result(), undefined, `given up after ${cut} cuts`);
+  }
+  // The suspect goes alone, the probe right behind it; the rest once the server answered the
+  // probe. Once the server has read past all three, a cut has no suspect, and the next one
+  // starts over with "a".
+  assert.deepEqual(bursts.slice(0, 4), [
+    ["publish:1:q1:a", "pingreq", "|", "publish:2:q1:b", "publish:3:q1:c"],
+    ["publish:1:q1:a", "publish:2:q1:b", "pingreq", "|", "publish:3:q1:c"],
+    ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c", "pingreq", "|"],
+    ["publish:1:q1:a", "publish:2:q1:b", "publish:3:q1:c", "|"],
+  ]);
+  // The link holds at last: all three complete.
+  ({ session, rec } = connection(state, 1000));
+  for (const id of [1, 2, 3]) session.receive({ type: "puback", packetId: id }, 1001);
+  assert.deepEqual(results.map((r) => r.result()), ["ok", "ok", "ok"]);
+});
+
+Deno.test("PUBLISH_REFUSED: a drop before the probe's answer counts; a late answer is too late", () => {
+  const state = new ClientSessionState();
+  const p = outcome();
+  const q = outcome();
+  let { session, rec } = connection(state, 0);
+  session.publish(msg("p", 1), 1, p.done);
+  session.publish(msg("q", 1), 1, q.done);
+  rec.take();
+  session.connectionLost(DROPPED, 10, true);
+  for (let drop = 2; drop <= MAX_STRIKES; drop++) {
+    let resent: string[];
+    ({ session, rec, resent } = connection(state, drop * 10));
+    // "q" waits behind the suspect until the server is known to have read it.
+    assert.deepEqual(resent, ["publish:1:q1:p", "pingreq"]);
+    session.connectionLost(DROPPED, drop * 10 + 1, true);
+    // The answer to the probe read after the drop (a driver's leftover) proves nothing.
+    session.receive({ type: "pingresp" }, drop * 10 + 2);
+  }
+  assert.equal(p.result(), "PUBLISH_REFUSED");
+  assert.equal(q.result(), undefined, "the publish behind it is still pending");
+  const next = connection(state, 100);
+  assert.deepEqual(next.resent, ["publish:2:q1:q"]);
+});
+
+Deno.test("PUBLISH_REFUSED: the probe arms no keep-alive timeout", () => {
+  const state = new ClientSessionState();
+  let { session, rec } = connection(state, 0, 1);
+  session.publish(msg("p", 1), 1, () => {});
+  session.connectionLost(DROPPED, 10, true);
+  let resent: string[];
+  ({ session, rec, resent } = connection(state, 100, 1));
+  assert.deepEqual(resent, ["publish:1:q1:p", "pingreq"]);
+  // Unanswered, the probe closes nothing: keep-alive goes on as if it were any packet sent.
+  assert.equal(session.deadline, 100 + 1000);
+  session.tick(100 + 1000);
+  assert.deepEqual(brief(rec.take()), ["pingreq"]);
+  assert.equal(session.state, "connected");
+  // That keep-alive PINGREQ gets its own pingTimeout (3000 ms in these options).
+  session.tick(1100 + 2999);
+  assert.equal(session.state, "connected");
+  session.tick(1100 + 3000);
+  assert.equal(session.state, "disconnected");
+  assert.deepEqual(rec.closes.map((e) => e?.code), ["KEEPALIVE_TIMEOUT"]);
+});
+
+Deno.test("PUBLISH_REFUSED: behind a resent suspect, the rest and new publishes wait, in order", () => {
+  const state = new ClientSessionState();
+  const results = ["p", "q", "n"].map(() => outcome());
+  let { session, rec } = connection(state, 0);
+  session.publish(msg("p", 1), 1, results[0].done);
+  session.publish(msg("q", 1), 1, results[1].done);
+  rec.take();
+  session.connectionLost(DROPPED, 10, true);
+  let resent: string[];
+  ({ session, rec, resent } = connection(state, 20));
+  assert.deepEqual(resent, ["publish:1:q1:p", "pingreq"]);
+  // A publish made now queues behind "q", which has not gone again yet (MQTT-4.6.0-1).
+  session.publish(msg("n", 1), 21, results[2].done);
+  assert.deepEqual(brief(rec.take()), []);
+  // The PUBACK of the suspect proves the server read it as well as the probe's answer would.
+  session.receive({ type: "puback", packetId: 1 }, 22);
+  assert.deepEqual(brief(rec.take()), ["publish:2:q1:q", "publish:3:q1:n"]);
+  session.receive({ type: "pingresp" }, 23);
+  session.receive({ type: "puback", packetId: 2 }, 24);
+  session.receive({ type: "puback", packetId: 3 }, 25);
+  assert.deepEqual(results.map((r) => r.result()), ["ok", "ok", "ok"]);
 });

@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import { connectTcp } from "../lib/transports/tcp.ts";
 
-Deno.test("connectTcp: chunks are right-sized copies and reads grow while the socket has more", async () => {
-  const data = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+/** A transport from connectTcp and the server's end of its connection. */
+async function connectedPair() {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
   const transport = await connectTcp({
     hostname: "127.0.0.1",
     port: (listener.addr as Deno.NetAddr).port,
   });
-  const peer = await accepted;
+  return { listener, transport, peer: await accepted };
+}
+
+Deno.test("connectTcp: chunks are right-sized copies and reads grow while the socket has more", async () => {
+  const data = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+  const { listener, transport, peer } = await connectedPair();
   const sent = peer.write(data).then(async (n) => {
     let at = n;
     while (at < data.length) at += await peer.write(data.subarray(at));
@@ -39,4 +44,20 @@ Deno.test("connectTcp: chunks are right-sized copies and reads grow while the so
   const largest = Math.max(...chunks.map((c) => c.length));
   assert.ok(largest > 8 * 1024, `reads grew past the first buffer (largest ${largest})`);
   assert.ok(largest <= 64 * 1024, `reads stay within 64 KiB (largest ${largest})`);
+});
+
+Deno.test("connectTcp: an idle connection's first read takes at most 512 bytes (no buffer sized for a flood)", async () => {
+  const { listener, transport, peer } = await connectedPair();
+  // A burst waits in the socket before the first read: the first chunk shows the first buffer's size.
+  let at = 0;
+  const burst = new Uint8Array(4096).fill(1);
+  while (at < burst.length) at += await peer.write(burst.subarray(at));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const reader = transport.readable.getReader();
+  const first = await reader.read();
+  await reader.cancel();
+  transport.close();
+  peer.close();
+  listener.close();
+  assert.equal(first.value?.length, 512);
 });

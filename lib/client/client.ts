@@ -36,7 +36,7 @@ import { OutgoingPublish } from "../session/state.ts";
 import { isFailure } from "../codec/reason_codes.ts";
 import { ClientSessionState } from "../session/client_state.ts";
 import { expiryDeadline } from "../session/expiry.ts";
-import type { OutgoingMessage, PublishCallback } from "../session/types.ts";
+import type { OutgoingMessage, PublishAck, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
 import type { ResolvedOptions } from "./options.ts";
@@ -679,21 +679,10 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       if (qos === 0 && connection?.online !== true && !this.#options.queue.qos0WhenOffline) {
         throw new MqttError("CONNECTION_CLOSED", "offline, and QoS 0 publishes are not queued");
       }
-      return new Promise<PublishResult | undefined>((resolve, reject) => {
-        this.#publish(message, (error, ack) => {
-          if (error) reject(error);
-          else if (qos !== 0) resolve(ack as PublishResult);
-          else {
-            // QoS 0 settles with the transport's write of its batch, on the connection that
-            // sent it (a publish queued offline goes out on a later one): rejected when the
-            // write fails or the connection ends first.
-            const sender = this.#connection;
-            if (sender !== undefined && !sender.ended) {
-              sender.lastWrite.then(() => resolve(undefined), reject);
-            } else resolve(undefined);
-          }
-        });
-      });
+      let resolve!: (result: PublishResult | Promise<never> | undefined) => void;
+      const promise = new Promise<PublishResult | undefined>((r) => resolve = r);
+      this.#publish(message, MqttClient.#settlePublish(this, resolve, qos));
+      return promise;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -1028,6 +1017,31 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     return this.#subscriptionIds;
   }
 
+  /**
+   * The callback that settles a publish's promise when its flow completes,
+   * made outside `publish` so that it keeps only what it uses: every
+   * in-flight QoS 1/2 publish holds one (issue 18). QoS 0 settles with the
+   * transport's write of its batch, on the connection that sent it (a publish
+   * queued offline goes out on a later one): rejected when the write fails or
+   * the connection ends first.
+   */
+  static #settlePublish(
+    client: MqttClient,
+    resolve: (result: PublishResult | Promise<never> | undefined) => void,
+    qos: QoS,
+  ): PublishCallback {
+    // Only `resolve` is kept (a rejected promise rejects it): the reject function is not.
+    // A bound function holds it in less memory than a closure and its context.
+    if (qos !== 0) return settleAcked.bind(resolve);
+    return (error) => {
+      if (error) return resolve(Promise.reject(error));
+      const sender = client.#connection;
+      if (sender !== undefined && !sender.ended) {
+        sender.lastWrite.then(() => resolve(undefined), (e) => resolve(Promise.reject(e)));
+      } else resolve(undefined);
+    };
+  }
+
   /** Publishes through the live connection, or queues for the next one (one queue, the state's). */
   #publish(message: OutgoingMessage, done: PublishCallback): void {
     const connection = this.#connection;
@@ -1037,6 +1051,15 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       this.#state.enqueue(new OutgoingPublish(message, done));
     }
   }
+}
+
+/** Settles a QoS 1/2 publish's promise (`this` is its resolve function) when its flow completes. */
+function settleAcked(
+  this: (result: PublishResult | Promise<never>) => void,
+  error?: MqttError,
+  ack?: PublishAck,
+): void {
+  this(error ? Promise.reject(error) : ack as PublishResult);
 }
 
 /**

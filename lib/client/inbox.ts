@@ -10,6 +10,7 @@ import type { MqttError } from "../errors.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import { copyMessage, type Message, settleMessage } from "./message.ts";
 import { SubscriptionIds } from "./identifiers.ts";
+import { SubscriptionSet } from "./subscription_set.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /**
@@ -65,7 +66,7 @@ export interface PendingSubscribe {
 export class Inbox {
   readonly #state: ClientSessionState;
   readonly #bufferSize: number;
-  readonly #subscriptions = new Set<Subscription>();
+  readonly #subscriptions = new SubscriptionSet();
   readonly #filterCounts = new Map<string, number>();
   #held: Message[] = [];
   #heldReady: PromiseWithResolvers<void> | undefined = undefined;
@@ -92,8 +93,9 @@ export class Inbox {
     let more: Subscription[] | undefined;
     // MQTT 5.0: Subscription Identifiers say exactly which subscriptions matched.
     const ids = message.properties?.subscriptionIdentifiers;
-    for (const sub of this.#subscriptions) {
-      if (ids !== undefined ? !this.#ids.routes(sub, topic, ids) : !sub.matches(topic)) continue;
+    // Otherwise the topic tree finds the matching filters, whatever their number (issue 18).
+    for (const sub of ids !== undefined ? this.#subscriptions : this.#subscriptions.match(topic)) {
+      if (ids !== undefined && !this.#ids.routes(sub, topic, ids)) continue;
       if (first === undefined) first = sub;
       else (more ??= []).push(sub);
     }
@@ -101,8 +103,7 @@ export class Inbox {
       // Identifiers no live subscription has: a message queued for a subscription of an
       // earlier connection or process. Held, it would never be consumed (and, never
       // acknowledged, hold back every later acknowledgement): match it by topic.
-      for (const sub of this.#subscriptions) {
-        if (!sub.matches(topic)) continue;
+      for (const sub of this.#subscriptions.match(topic)) {
         if (first === undefined) first = sub;
         else (more ??= []).push(sub);
       }

@@ -50,6 +50,21 @@ export function validateTopicName(topic: string): void {
  * ```
  */
 export function topicNameLength(topic: string, packetType: PacketTypeName | undefined): number {
+  // A publish's topic is checked by the client's publish() and again by the
+  // encoder, and a publisher mostly repeats its last topic: the last valid name
+  // is remembered (validity depends on the string alone), so each publish
+  // validates its topic once. The same string is found by identity at once.
+  if (topic === lastValidName) return lastValidLength;
+  const length = checkTopicName(topic, packetType);
+  lastValidName = topic;
+  lastValidLength = length;
+  return length;
+}
+
+let lastValidName: string | undefined = undefined;
+let lastValidLength = 0;
+
+function checkTopicName(topic: string, packetType: PacketTypeName | undefined): number {
   // From plain JavaScript anything may arrive here; only a string is a topic name.
   if (typeof topic !== "string") throw notAString("topic name", "INVALID_TOPIC", packetType);
   const n = topic.length;

@@ -27,6 +27,16 @@ export interface FlowOutput {
    * PUBACK or PUBREC (a server's 0x10 No matching subscribers); nothing means success.
    */
   deliver(packet: PublishPacket, ack?: PendingAck): void | number;
+  /**
+   * Sends, right behind the packet just sent and in the same write, a packet
+   * the peer answers once it has read it (the client's PINGREQ), and passes
+   * the {@linkcode Flows.prototype.sendOrder} of the moment to
+   * {@linkcode Flows.prototype.acknowledged} when the answer comes. Asked
+   * after each resend of a publish the peer may have dropped the connection
+   * over ({@linkcode Flows.prototype.connectionDropped}); without it, such a
+   * publish is resent with the rest and given up on the pattern of drops alone.
+   */
+  probe?(now: number): void;
 }
 
 /** How the flows acknowledge incoming messages. */
@@ -48,7 +58,8 @@ export interface FlowOptions {
 
 /**
  * Connections in a row the peer may drop right after a publish was sent
- * before the publish is refused with `PUBLISH_REFUSED`
+ * (from the second on: before answering the probe sent behind it) before
+ * the publish is refused with `PUBLISH_REFUSED`
  * ({@linkcode Flows.prototype.connectionDropped}).
  */
 export const MAX_STRIKES = 3;
@@ -81,6 +92,8 @@ export type AckPacket = Extract<Packet, { type: "puback" | "pubrec" | "pubrel" |
  * - A publish the peer dropped the connection right after, {@linkcode MAX_STRIKES}
  *   times in a row, fails with `PUBLISH_REFUSED` and leaves the state
  *   (`connectionDropped`): MQTT 3.1.1 gives a receiver no other way to refuse one.
+ *   Once it has a strike it is resent alone with a probe (`FlowOutput.probe`)
+ *   behind it, the rest waiting, and a drop counts only before the probe's answer.
  * - Exactly once survives a failing store: an incoming QoS 2 id is recorded
  *   before the message is delivered, so a store that throws delivers nothing
  *   and the peer's resend delivers it once.
@@ -117,6 +130,16 @@ export class Flows {
    * `PUBLISH_REFUSED` ({@linkcode MAX_STRIKES} unless the session's options say).
    */
   maxStrikes: number = MAX_STRIKES;
+  /** `sendOrder` when this connection's resume began: only later sends can be a drop's suspect. */
+  #resumedAt = sendOrder;
+  /** The peer kept its side of the session (the last `resume`). */
+  #sessionPresent = false;
+  /**
+   * The order of a suspect publish resent alone, a probe behind it (0: none):
+   * the rest of the resume and new publishes wait until the peer is known to
+   * have read it (`acknowledged`).
+   */
+  #quarantine = 0;
   /**
    * While true, new publishes queue behind those waiting instead of going out
    * at once: set while a resume or a window refill runs, and by the caller
@@ -130,6 +153,14 @@ export class Flows {
    * Maximum Packet Size), which a publish queued before CONNACK did not meet.
    */
   refuse: ((message: OutgoingMessage) => MqttError | undefined) | undefined = undefined;
+  /**
+   * When true, a publish without an expiry deadline entering the window keeps
+   * its PUBLISH as its `message` (the same fields) and lets the caller's object
+   * go, so an in-flight publish holds one object, not two (issue 18). For the
+   * client, whose messages are its own; the broker keeps its deliveries, whose
+   * other fields it reads again (shared subscriptions hand them on).
+   */
+  messageInPacket = false;
   readonly #deferAcks: boolean;
   readonly #clean: boolean;
 
@@ -160,7 +191,7 @@ export class Flows {
    */
   publish(message: OutgoingMessage, now: number, done: PublishCallback): void {
     const state = this.#state;
-    if (!this.holding && state.pendingCount === 0) {
+    if (!this.holding && this.#quarantine === 0 && state.pendingCount === 0) {
       if (message.qos === 0) {
         this.#out.send(qos0Packet(message), now);
         done();
@@ -184,6 +215,7 @@ export class Flows {
    * `MESSAGE_EXPIRED` instead, and one sent late carries what remains of it.
    */
   takeNext(now?: number): OutgoingPublish | undefined {
+    if (this.#quarantine !== 0) return undefined;
     const state = this.#state;
     let head = state.peekWaiting();
     const refuse = this.refuse;
@@ -210,7 +242,7 @@ export class Flows {
 
   /** Sends waiting publishes in order while the window has room. */
   fillWindow(now: number): void {
-    if (this.#state.pendingCount === 0) return;
+    if (this.#state.pendingCount === 0 || this.#quarantine !== 0) return;
     const out = this.#out;
     const holding = this.holding;
     this.holding = true;
@@ -350,7 +382,7 @@ export class Flows {
       case "puback": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || entry.released) return;
-        this.acknowledged(entry.sentOrder);
+        this.acknowledged(entry.sentOrder, now);
         state.complete(packetId);
         if (entry.message.qos === 1) {
           // MQTT 5.0: a reason code of 0x80 or more refuses the message (MQTT-3.3.4-7: the slot is free).
@@ -376,11 +408,12 @@ export class Flows {
         const refused = entry.released ? undefined : rejected(entry, packet);
         if (refused !== undefined) {
           // MQTT 5.0 section 4.3.3: a PUBREC of 0x80 or more ends the flow; no PUBREL follows.
+          this.acknowledged(entry.sentOrder, now);
           state.complete(packetId);
           return this.#completed(entry, now, refused);
         }
         if (!entry.released) {
-          this.acknowledged(entry.sentOrder);
+          this.acknowledged(entry.sentOrder, now);
           entry.ack = ackOf(packet);
           state.release(entry);
         }
@@ -392,7 +425,7 @@ export class Flows {
       case "pubcomp": {
         const entry = state.getInflight(packetId);
         if (entry === undefined || !entry.released) return;
-        this.acknowledged(entry.sentOrder);
+        this.acknowledged(entry.sentOrder, now);
         state.complete(packetId);
         // The PUBREC said what became of the message; a PUBCOMP has no other verdict to give.
         return this.#completed(entry, now, undefined, entry.ack ?? ackOf(packet));
@@ -417,12 +450,26 @@ export class Flows {
    * forwarded at PUBREC may deliver it twice, which is all a lost session allows.
    */
   resume(sessionPresent: boolean, now: number): void {
+    this.#resumedAt = sendOrder;
+    this.#sessionPresent = sessionPresent;
+    this.#quarantine = 0;
+    this.#resend(now);
+  }
+
+  /**
+   * Sends again, in order, each in-flight entry not yet sent on this
+   * connection, up to and including a suspect of `connectionDropped`: that
+   * one goes with a probe behind it, and the rest wait for `acknowledged`.
+   */
+  #resend(now: number): void {
     const state = this.#state;
     if (state.inflightCount === 0) return;
     const out = this.#out;
     const refuse = this.refuse;
+    const sessionPresent = this.#sessionPresent;
     const refused: [OutgoingPublish, MqttError][] = [];
     for (const entry of state.inflight()) {
+      if (entry.sentOrder > this.#resumedAt) continue; // sent on this connection already
       const packet = entry.packet!;
       // The new connection's limits may be lower than those the PUBLISH was sent under
       // (another server, a reconfigured one): one it cannot take fails rather than goes out.
@@ -440,6 +487,12 @@ export class Flows {
         if (entry.released) state.unrelease(entry);
         out.send(packet, now);
       }
+      // A suspect (see connectionDropped) goes alone, the probe right behind it.
+      if (entry.strikes > 0 && !entry.released && out.probe !== undefined) {
+        out.probe(now);
+        this.#quarantine = entry.sentOrder;
+        break;
+      }
     }
     for (const [entry, error] of refused) {
       state.complete(entry.packet!.packetId!);
@@ -456,9 +509,17 @@ export class Flows {
     return sendOrder;
   }
 
-  /** The peer has read every PUBLISH and PUBREL sent up to `order` (see `sendOrder`). */
-  acknowledged(order: number): void {
+  /**
+   * The peer has read every PUBLISH and PUBREL sent up to `order` (see
+   * `sendOrder`). Past a quarantined suspect, the resume goes on, then the
+   * publishes waiting behind it.
+   */
+  acknowledged(order: number, now: number): void {
     if (order > this.#acked) this.#acked = order;
+    if (this.#quarantine === 0 || order < this.#quarantine) return;
+    this.#quarantine = 0;
+    this.#resend(now);
+    this.fillWindow(now);
   }
 
   /**
@@ -467,19 +528,35 @@ export class Flows {
    * receiver cannot take a PUBLISH (too large, not allowed): a broker just
    * drops the connection, and resending it on every reconnect would loop
    * forever, with everything behind it waiting. So the pattern decides: the
-   * first PUBLISH sent after the last one the peer acknowledged is the
+   * first PUBLISH sent after the last one the peer is known to have read (by
+   * an ack of it or of a later packet, or by a probe's answer) is the
    * suspect, and a publish that is the suspect of {@linkcode MAX_STRIKES}
    * drops in a row fails with `PUBLISH_REFUSED` and leaves the session (and
    * its store); the rest go on. A drop with another suspect, or none, clears
    * its strikes; an acknowledgement completes it.
+   *
+   * A cut link looks the same: after a reconnect the whole window goes again,
+   * and a cut before the first ack would make the oldest publish the suspect
+   * however good it is. So once a publish has a strike, it is resent alone,
+   * followed in the same write by a probe (`FlowOutput.probe`, a PINGREQ),
+   * and the rest of the window and new publishes wait until the peer is known
+   * to have read it (the probe's answer, or an ack: `acknowledged`). The peer
+   * reads in order, so that answer proves it read past the suspect and a later
+   * drop is no strike. From the second strike on, a drop counts only between
+   * the resend and the probe's answer, when nothing else is on the wire to
+   * trigger it: a flaky link must cut within that one round trip, again and
+   * again, to cost a message.
    */
   connectionDropped(): void {
     const state = this.#state;
     if (state.inflightCount === 0) return;
     let suspect: OutgoingPublish | undefined;
     for (const entry of state.inflight()) {
-      // Past PUBREC the PUBLISH was taken; entries sent before the last ack were read.
-      if (entry.released || entry.sentOrder <= this.#acked) continue;
+      // Past PUBREC the PUBLISH was taken; entries sent before the last ack were read, and
+      // those not sent again on this connection (behind a quarantined suspect) were not sent.
+      if (entry.released || entry.sentOrder <= this.#acked || entry.sentOrder <= this.#resumedAt) {
+        continue;
+      }
       if (suspect === undefined || entry.sentOrder < suspect.sentOrder) suspect = entry;
     }
     for (const entry of state.inflight()) entry.strikes = entry === suspect ? entry.strikes + 1 : 0;
@@ -521,6 +598,11 @@ export class Flows {
       packetId: this.#state.allocatePacketId(),
     };
     if (m.properties !== undefined) packet.properties = m.properties;
+    if (this.messageInPacket && m.expiresAt === undefined) {
+      // Nothing of the message is needed that the packet does not carry: keep one object.
+      entry.packet = entry.message = packet;
+      return;
+    }
     entry.packet = now === undefined ? packet : withRemainingExpiry(packet, m.expiresAt, now);
   }
 

@@ -195,8 +195,11 @@ export class Session {
     this.#flows = new Flows(state, maxInflight, {
       send: (packet, now) => this.#send(packet, now),
       deliver: (packet, ack) => handler.deliver(packet, ack),
+      probe: (now) => this.#probe(now),
     }, { deferAcks: options.deferAcks, clean: options.clean });
     if (options.maxStrikes !== undefined) this.#flows.maxStrikes = options.maxStrikes;
+    // The client's messages are its own: in flight, each keeps only its PUBLISH.
+    this.#flows.messageInPacket = true;
     if (this.#version === 5) {
       this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
       this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;
@@ -318,7 +321,7 @@ export class Session {
       }
       case "pingresp":
         // The server read everything sent before the PINGREQ (it answers in order).
-        this.#flows.acknowledged(this.#pingOrder);
+        this.#flows.acknowledged(this.#pingOrder, now);
         this.#pingOrder = 0;
         return;
       case "connack":
@@ -509,7 +512,8 @@ export class Session {
    *
    * `dropped`: the server closed or reset an accepted connection (rather than
    * this side ending it). A publish the server dropped the connection right
-   * after, three times in a row, then fails with `PUBLISH_REFUSED` and leaves
+   * after, three times in a row (from the second time on, before answering the
+   * PINGREQ sent right behind it), then fails with `PUBLISH_REFUSED` and leaves
    * the state (see `Flows.connectionDropped`).
    */
   connectionLost(error: MqttError, _now: number, dropped = false): void {
@@ -577,6 +581,18 @@ export class Session {
   }
 
   // ---- internals ----
+
+  /**
+   * A PINGREQ right behind a resent suspect publish (`FlowOutput.probe`): its
+   * PINGRESP proves the server read past it. Not a keep-alive ping: it arms
+   * no timeout (a dead link is still found by keep-alive), and it goes out
+   * in the resume, right after CONNACK, when no PINGREQ of this connection
+   * can be outstanding, so the PINGRESP that comes first is its own.
+   */
+  #probe(now: number): void {
+    if (this.#pingOrder === 0) this.#pingOrder = this.#flows.sendOrder;
+    this.#send(PINGREQ, now);
+  }
 
   #send(packet: Packet, now: number): void {
     this.#lastSent = now;

@@ -38,8 +38,13 @@ export const MAX_PACKET_ID = 65535;
  * ```
  */
 export class OutgoingPublish {
-  /** The message as the caller gave it. */
-  readonly message: OutgoingMessage;
+  /**
+   * The message as the caller gave it; once in flight, its PUBLISH (the same
+   * fields) when the flows say so (`Flows.messageInPacket`, the client's) and
+   * the message has no expiry deadline, so that an in-flight publish does not
+   * hold both (issue 18).
+   */
+  message: OutgoingMessage;
   /** Called once when the QoS flow completes (or fails). */
   readonly done: PublishCallback;
   /** The PUBLISH as first sent (DUP=0); set when the message enters the in-flight window. */

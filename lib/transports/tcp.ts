@@ -193,8 +193,12 @@ async function connectDeno(
   };
 }
 
-/** Size of a connection's first read buffer: a few hundred small packets. */
-const READ_BUFFER_MIN = 8 * 1024;
+/**
+ * Size of a connection's first read buffer: an idle connection reads only
+ * CONNACK, PINGRESP and the odd small message, and 10,000 of them must not
+ * hold 8 KiB each for a flood that may never come (issue 18).
+ */
+const READ_BUFFER_MIN = 512;
 /** Largest read buffer: reads that fill the buffer double it up to this. */
 const READ_BUFFER_MAX = 64 * 1024;
 
@@ -245,21 +249,27 @@ function wrapReadable(
   }, { highWaterMark: 0 });
 }
 
-/** The connection's writable with failures as `TRANSPORT_ERROR`. */
+/**
+ * The connection's writable with failures as `TRANSPORT_ERROR`. Writes go
+ * straight to `conn.write` (looping over partial writes) rather than through
+ * `conn.writable`, which would add a second stream, its writer and their
+ * promises to every connection, idle or not (issue 18).
+ */
 function wrapWritable(conn: Deno.Conn, where: string): WritableStream<Uint8Array> {
-  const writer = conn.writable.getWriter();
   const fail = (error: unknown): never => {
     throw transportError(error, `writing to ${where} failed`);
   };
   return new WritableStream<Uint8Array>({
-    write(chunk) {
-      return writer.write(chunk).catch(fail);
+    async write(chunk) {
+      try {
+        let written = 0;
+        while (written < chunk.length) written += await conn.write(chunk.subarray(written));
+      } catch (error) {
+        fail(error);
+      }
     },
-    close() {
-      return writer.close().catch(fail);
-    },
-    abort(reason) {
-      return writer.abort(reason).catch(() => {});
-    },
+    // Closing waits for the writes before it (the stream does that); the
+    // connection itself is closed by the transport's close().
+    close() {},
   });
 }
