@@ -9,14 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { Broker } from "../broker.ts";
-import type { ConnectPacket } from "../lib/codec/packet.ts";
-import { bytes, delay, RawClient } from "./broker_helpers.ts";
+import { bytes, connect5, delay, RawClient } from "./broker_helpers.ts";
 
 const decoder = new TextDecoder();
-
-async function connect5(port: number, connect: Partial<ConnectPacket> = {}) {
-  return await RawClient.connect(port, { protocolLevel: 5, ...connect });
-}
 
 async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "broker-persistence-v5-" });

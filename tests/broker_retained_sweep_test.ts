@@ -8,11 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { RetainedStore } from "../lib/broker/retained.ts";
-import { bytes, delay, RawClient, withBroker } from "./broker_helpers.ts";
+import { bytes, connect5, delay, withBroker } from "./broker_helpers.ts";
 
 Deno.test("retained sweep: a retained message whose expiry ends is dropped without a subscriber meeting it", async () => {
   await withBroker(async (port, broker) => {
-    const { client } = await RawClient.connect(port, { protocolLevel: 5, clientId: "pub" });
+    const { client } = await connect5(port, { clientId: "pub" });
     for (
       const [topic, properties] of [["s/short", { messageExpiryInterval: 1 }], [
         "s/kept",
@@ -43,12 +43,12 @@ Deno.test("retained sweep: closing the broker ends the timer of a retained messa
   // left armed by close() would keep the child running for the message's hour.
   const code = `
     import { Broker } from ${JSON.stringify(new URL("../broker.ts", import.meta.url).href)};
-    import { bytes, RawClient } from ${
+    import { bytes, connect5 } from ${
     JSON.stringify(new URL("./broker_helpers.ts", import.meta.url).href)
   };
     const broker = new Broker();
     const { port } = await broker.listen({ port: 0 });
-    const { client } = await RawClient.connect(port, { protocolLevel: 5, clientId: "pub" });
+    const { client } = await connect5(port, { clientId: "pub" });
     await client.send({
       type: "publish", topic: "later", payload: bytes("x"), qos: 1, retain: true, dup: false,
       packetId: 1, properties: { messageExpiryInterval: 3600 },

@@ -7,33 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { ConnectPacket, PublishPacket, QoS } from "../lib/codec/packet.ts";
-import { bytes, delay, RawClient, withBroker } from "./broker_helpers.ts";
+import type { QoS } from "../lib/codec/packet.ts";
+import { bytes, connect5, delay, publishPacket, withBroker } from "./broker_helpers.ts";
 
 const decoder = new TextDecoder();
 
-async function connect5(port: number, connect: Partial<ConnectPacket> = {}) {
-  return await RawClient.connect(port, { protocolLevel: 5, ...connect });
-}
-
-function publish(
-  topic: string,
-  payload: string,
-  qos: QoS,
-  packetId: number | undefined,
-  extra: Partial<PublishPacket> = {},
-): PublishPacket {
-  return {
-    type: "publish",
-    topic,
-    payload: bytes(payload),
-    qos,
-    retain: false,
-    dup: false,
-    packetId,
-    ...extra,
-  };
-}
+const publish = publishPacket;
 
 async function subscriber(port: number, filter: string, qos: QoS, clientId = "sub") {
   const { client } = await connect5(port, { clientId });
@@ -80,9 +59,9 @@ Deno.test("[MQTT-4.3.2-5] 5.0 after PUBACK a QoS 1 PUBLISH with the same packet 
   await withBroker(async (port) => {
     const sub = await subscriber(port, "q1", 1);
     const { client: pub } = await connect5(port, { clientId: "pub" });
-    await pub.send(publish("q1", "first", 1, 4));
+    await pub.send(publish("q1", "first", 1, { packetId: 4 }));
     assert.equal((await pub.expect("puback")).packetId, 4);
-    await pub.send(publish("q1", "second", 1, 4, { dup: true }));
+    await pub.send(publish("q1", "second", 1, { packetId: 4, dup: true }));
     assert.equal((await pub.expect("puback")).packetId, 4);
     for (const expected of ["first", "second"]) {
       const message = await sub.expect("publish");
@@ -98,11 +77,11 @@ Deno.test("[MQTT-4.3.3-9] 5.0 after PUBREC 0x87 a PUBLISH with the same packet i
   await withBroker(async (port) => {
     const sub = await subscriber(port, "#", 2);
     const { client: pub } = await connect5(port, { clientId: "pub" });
-    await pub.send(publish("deny/x", "refused", 2, 5));
+    await pub.send(publish("deny/x", "refused", 2, { packetId: 5 }));
     const refused = await pub.expect("pubrec");
     assert.equal(refused.reasonCode, 0x87);
     // MQTT-4.3.3-9: the id is free again; no PUBREL is needed for it.
-    await pub.send(publish("ok/x", "accepted", 2, 5));
+    await pub.send(publish("ok/x", "accepted", 2, { packetId: 5 }));
     const accepted = await pub.expect("pubrec");
     assert.equal(accepted.packetId, 5);
     assert.equal(accepted.reasonCode ?? 0, 0);
@@ -120,7 +99,7 @@ Deno.test("[MQTT-4.3.3-12] 5.0 after PUBCOMP a QoS 2 PUBLISH with the same packe
     const sub = await subscriber(port, "q2", 0);
     const { client: pub } = await connect5(port, { clientId: "pub" });
     for (const payload of ["first", "second"]) {
-      await pub.send(publish("q2", payload, 2, 6, { dup: payload === "second" }));
+      await pub.send(publish("q2", payload, 2, { packetId: 6, dup: payload === "second" }));
       assert.equal((await pub.expect("pubrec")).packetId, 6);
       await pub.send({ type: "pubrel", packetId: 6 });
       assert.equal((await pub.expect("pubcomp")).packetId, 6);
@@ -142,7 +121,9 @@ Deno.test("[MQTT-4.3.3-7] 5.0 a QoS 2 message sent before its expiry is resent a
     });
     await first.client.expect("suback");
     const { client: pub } = await connect5(port, { clientId: "pub" });
-    await pub.send(publish("e", "short-lived", 2, 1, { properties: { messageExpiryInterval: 1 } }));
+    await pub.send(
+      publish("e", "short-lived", 2, { packetId: 1, properties: { messageExpiryInterval: 1 } }),
+    );
     await pub.expect("pubrec");
     await pub.send({ type: "pubrel", packetId: 1 });
     await pub.expect("pubcomp");
@@ -169,7 +150,7 @@ Deno.test("[MQTT-4.3.3-13] 5.0 QoS 2 acknowledgements go on after a message's ex
     const { client: pub } = await connect5(port, { clientId: "pub" });
     const expiring = { properties: { messageExpiryInterval: 1 } };
     // The broker as receiver.
-    await pub.send(publish("late", "expiring", 2, 8, expiring));
+    await pub.send(publish("late", "expiring", 2, { packetId: 8, ...expiring }));
     assert.equal((await pub.expect("pubrec")).packetId, 8);
     // The broker as sender: the subscriber holds back its PUBREC.
     const message = await sub.expect("publish");
