@@ -202,9 +202,12 @@ async function wildcards(broker: InteropBroker): Promise<void> {
       await pub.publish(t, t, { qos: 1 });
     }
     const viaHash = await take(hash, 4, "the messages matching #");
+    // Sorted: MQTT orders deliveries per topic only (4.6), and these are four topics. NATS
+    // serves `t/#` as two subscriptions (`t.>` and `t`), so the parent level's message can
+    // overtake the others.
     assert.deepEqual(
-      viaHash.map((m) => m.topic),
-      [`${topic}/a/x`, `${topic}/a/b/x`, `${topic}/b/y`, topic],
+      viaHash.map((m) => m.topic).sort(),
+      [`${topic}/a/x`, `${topic}/a/b/x`, `${topic}/b/y`, topic].sort(),
       "# matches every level below and the parent level itself (4.7.1.2)",
     );
     const [viaPlus] = await take(plus, 1, "the message matching +");
