@@ -25,6 +25,7 @@
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import { FileStore } from "../store/file_store.ts";
+import { lockWithin } from "../store/lock.ts";
 import {
   Encoder,
   Image,
@@ -143,7 +144,7 @@ export class Persistence {
     } catch (err) {
       throw storeError(`cannot open ${dir}/broker.lock`, err);
     }
-    if (!(await lock.tryLock(true))) {
+    if (!(await lockWithin(lock))) {
       lock.close();
       throw new MqttError("STORE_ERROR", `${dir} is in use by another broker`);
     }

@@ -31,6 +31,7 @@
  * @module
  */
 import { MqttError } from "../errors.ts";
+import { lockWithin } from "./lock.ts";
 import type { QoS } from "../codec/packet.ts";
 import {
   type InflightRecord,
@@ -566,7 +567,7 @@ async function lockFile(path: string): Promise<Deno.FsFile> {
   }
   let locked = false;
   try {
-    locked = await file.tryLock(true);
+    locked = await lockWithin(file);
   } catch (err) {
     file.close();
     throw storeError(`cannot lock ${path}.lock`, err);
