@@ -41,7 +41,7 @@ Deno.test("persistence: a lock released a moment later is taken, not reported in
 Deno.test("persistence: a lock another owner keeps is reported in use", async () => {
   const dir = await Deno.makeTempDir({ prefix: "broker-lock-" });
   try {
-    using holder = await holdLock(dir);
+    using _holder = await holdLock(dir);
     await using broker = new Broker({ persistence: dir });
     await assert.rejects(
       broker.listen({ port: 0 }),
