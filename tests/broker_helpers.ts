@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import { Broker, type BrokerOptions } from "../broker.ts";
 import { encodePacket } from "../lib/codec/mod.ts";
-import type { ConnackPacket, ConnectPacket, Packet, QoS } from "../lib/codec/packet.ts";
+import type {
+  ConnackPacket,
+  ConnectPacket,
+  Packet,
+  PublishPacket,
+  QoS,
+} from "../lib/codec/packet.ts";
 import { PacketReader } from "../lib/streams/packet_reader.ts";
 
 const encoder = new TextEncoder();
@@ -233,4 +239,31 @@ export function rawConnect(
     ...id,
   ];
   return new Uint8Array([0x10, body.length, ...body]);
+}
+
+/** A 5.0 raw client, connected (CONNACK read). */
+export async function connect5(
+  port: number,
+  connect: Partial<ConnectPacket> = {},
+): ReturnType<typeof RawClient.connect> {
+  return await RawClient.connect(port, { protocolLevel: 5, ...connect });
+}
+
+/** A PUBLISH packet: packet id 1 at QoS 1 and 2 unless `extra` says otherwise. */
+export function publishPacket(
+  topic: string,
+  payload: string,
+  qos: QoS = 0,
+  extra: Partial<PublishPacket> = {},
+): PublishPacket {
+  return {
+    type: "publish",
+    topic,
+    payload: bytes(payload),
+    qos,
+    retain: false,
+    dup: false,
+    packetId: qos > 0 ? 1 : undefined,
+    ...extra,
+  };
 }

@@ -7,33 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { ConnectPacket, PublishPacket, QoS } from "../lib/codec/packet.ts";
-import { bytes, delay, RawClient, withBroker } from "./broker_helpers.ts";
+import type { QoS } from "../lib/codec/packet.ts";
+import { bytes, connect5, delay, publishPacket, RawClient, withBroker } from "./broker_helpers.ts";
 
 const decoder = new TextDecoder();
 
-/** A 5.0 raw client, connected. */
-async function connect5(port: number, connect: Partial<ConnectPacket> = {}) {
-  return await RawClient.connect(port, { protocolLevel: 5, ...connect });
-}
-
-function publish(
-  topic: string,
-  payload: string,
-  qos: QoS = 0,
-  extra: Partial<PublishPacket> = {},
-): PublishPacket {
-  return {
-    type: "publish",
-    topic,
-    payload: bytes(payload),
-    qos,
-    retain: false,
-    dup: false,
-    packetId: qos > 0 ? 1 : undefined,
-    ...extra,
-  };
-}
+const publish = publishPacket;
 
 /** Reads the next DISCONNECT and the close after it; returns its reason code. */
 async function disconnectCode(client: RawClient): Promise<number> {

@@ -28,7 +28,7 @@ Deno.test("resolveOptions applies every documented default", () => {
   assert.equal(r.keepAlive, 60);
   assert.equal(r.connectTimeout, 10_000);
   assert.equal(r.pingTimeout, 10_000);
-  assert.equal(r.maxInflight, 100);
+  assert.equal(r.maxInflight, 20);
   assert.equal(r.maxPacketSize, 268_435_460);
   assert.equal(r.bufferSize, 1000);
   assert.equal(r.closeTimeout, 5_000);

@@ -20,6 +20,7 @@ import {
   type TlsListenOptions,
 } from "./options.ts";
 import { Persistence } from "./persistence.ts";
+import { adaptiveReadable } from "./socket_stream.ts";
 import { type RoutedMessage, Router } from "./router.ts";
 import { websocketTransport } from "./websocket.ts";
 
@@ -460,7 +461,8 @@ export class Broker implements AsyncDisposable {
       }
       this.#log(`New connection from ${remoteAddress} on port ${port}${tls ? " (tls)" : ""}.`);
       this.handle(
-        { readable: conn.readable, writable: conn.writable, close: () => conn.close() },
+        // Not conn.readable: it keeps 64 KiB pending per connection, idle or not.
+        { readable: adaptiveReadable(conn), writable: conn.writable, close: () => conn.close() },
         { remoteAddress },
       );
     }

@@ -38,11 +38,30 @@ import {
 import type { PublishRecord } from "../store/store.ts";
 import type { RetainedMessage } from "./retained.ts";
 
+/**
+ * What a session's `.json` holds besides its journal: its name and owner, and
+ * the MQTT 5.0 state the journal format has no record for. Files written
+ * before 5.0 state was kept hold only `clientId` and `username`, and load as
+ * a session that never expires, without Subscription Identifiers.
+ */
+export interface SessionMeta {
+  clientId: string;
+  username?: string;
+  /** Session Expiry Interval, seconds; absent: never expires (3.1.1, or 0xFFFFFFFF). */
+  expiryInterval?: number;
+  /** Wall-clock ms when its last connection ended; absent: connected when last written. */
+  disconnectedAt?: number;
+  /** Subscription Identifier by topic filter (MQTT 5.0 section 3.8.2.1.2). */
+  identifiers?: Record<string, number>;
+}
+
 /** A persistent session found in the directory. */
 export interface PersistedSession {
   clientId: string;
   username: string | undefined;
   store: FileStore;
+  /** Its 5.0 state, as last written. */
+  meta: SessionMeta;
 }
 
 /** Journal size below which the retained journal is never compacted. */
@@ -96,6 +115,8 @@ export class Persistence {
   readonly sessions: PersistedSession[];
   /** Open session stores by client identifier. */
   readonly #stores = new Map<string, FileStore>();
+  /** Each open session's `.json` contents, by client identifier. */
+  readonly #meta = new Map<string, SessionMeta>();
   readonly #enc = new Encoder();
   #file: Deno.FsFile | undefined;
   #size = 0;
@@ -120,7 +141,10 @@ export class Persistence {
     this.#lock = lock;
     this.retained = retained;
     this.sessions = sessions;
-    for (const session of sessions) this.#stores.set(session.clientId, session.store);
+    for (const session of sessions) {
+      this.#stores.set(session.clientId, session.store);
+      this.#meta.set(session.clientId, session.meta);
+    }
   }
 
   /**
@@ -154,7 +178,7 @@ export class Persistence {
       for await (const entry of Deno.readDir(`${dir}/sessions`)) {
         if (!entry.isFile || !entry.name.endsWith(".json")) continue;
         const key = entry.name.slice(0, -5);
-        let meta: { clientId: string; username?: string };
+        let meta: SessionMeta;
         try {
           meta = JSON.parse(await Deno.readTextFile(`${dir}/sessions/${entry.name}`));
         } catch (err) {
@@ -165,7 +189,7 @@ export class Persistence {
           fsync,
           onCorruption: (error) => log(`Persistence: ${error.message}.`),
         });
-        sessions.push({ clientId: meta.clientId, username: meta.username, store });
+        sessions.push({ clientId: meta.clientId, username: meta.username, store, meta });
       }
       const persistence = new Persistence(dir, fsync, log, lock, retained, sessions);
       persistence.#compactRetained();
@@ -211,7 +235,57 @@ export class Persistence {
       return { store: again, created: false };
     }
     this.#stores.set(clientId, store);
+    this.#meta.set(clientId, { clientId, username });
     return { store, created: true };
+  }
+
+  /**
+   * Records a change of `clientId`'s 5.0 session state (expiry interval, end of
+   * its connection, a Subscription Identifier set or removed) in its `.json`,
+   * synchronously, so it is on disk before the broker answers what caused it.
+   * `undefined` removes a field.
+   */
+  updateSession(
+    clientId: string,
+    change: {
+      expiryInterval?: number;
+      disconnectedAt?: number;
+      identifier?: { filter: string; id: number | undefined };
+    },
+  ): void {
+    const meta = this.#meta.get(clientId);
+    if (meta === undefined) return;
+    const next: SessionMeta = { ...meta };
+    if ("expiryInterval" in change) {
+      const interval = change.expiryInterval;
+      if (interval === undefined || interval === Infinity) delete next.expiryInterval;
+      else next.expiryInterval = interval;
+    }
+    if ("disconnectedAt" in change) {
+      if (change.disconnectedAt === undefined) delete next.disconnectedAt;
+      else next.disconnectedAt = change.disconnectedAt;
+    }
+    if (change.identifier !== undefined) {
+      const { filter, id } = change.identifier;
+      const ids = { ...next.identifiers };
+      if (id === undefined) delete ids[filter];
+      else ids[filter] = id;
+      if (Object.keys(ids).length === 0) delete next.identifiers;
+      else next.identifiers = ids;
+    }
+    const path = `${this.#dir}/sessions/${keyOf(clientId)}.json`;
+    try {
+      Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(next));
+      if (this.#fsync) {
+        const file = Deno.openSync(`${path}.tmp`, { write: true });
+        file.syncSync();
+        file.close();
+      }
+      Deno.renameSync(`${path}.tmp`, path);
+    } catch (err) {
+      throw storeError(`cannot write ${path}`, err);
+    }
+    this.#meta.set(clientId, next);
   }
 
   /** Forgets `clientId`'s persistent session: closes its store and removes its files. */
@@ -219,6 +293,7 @@ export class Persistence {
     const store = this.#stores.get(clientId);
     if (store === undefined) return;
     this.#stores.delete(clientId);
+    this.#meta.delete(clientId);
     store.close();
     const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
     // The name first: a journal without one is never loaded.
@@ -233,11 +308,22 @@ export class Persistence {
     }
   }
 
-  /** Records that `topic` retains `payload` (empty: retains nothing any more). */
-  retain(topic: string, payload: Uint8Array, qos: QoS, before: Uint8Array | undefined): void {
+  /**
+   * Records that `topic` retains `payload` (empty: retains nothing any more),
+   * with its MQTT 5.0 properties and publish time when it has them.
+   */
+  retain(
+    topic: string,
+    payload: Uint8Array,
+    qos: QoS,
+    before: Uint8Array | undefined,
+    extra?: Pick<RetainedMessage, "properties" | "publishedAt">,
+  ): void {
     const record: PublishRecord = payload.length === 0
       ? { topic, payload: EMPTY, qos: 0, retain: false }
-      : { topic, payload, qos, retain: true };
+      : extra?.properties === undefined
+      ? { topic, payload, qos, retain: true }
+      : { topic, payload, qos, retain: true, ...timedProperties(extra) };
     this.#enc.publish(PUSH, 0, record, 0);
     this.#append();
     this.#liveBytes += (payload.length === 0 ? 0 : topic.length * 3 + payload.length + 14) -
@@ -295,7 +381,8 @@ export class Persistence {
     enc.length = MAGIC.length;
     let live = 0;
     for (const message of this.retainedSource()) {
-      enc.publish(PUSH, 0, { ...message, retain: true }, 0);
+      const { topic, payload, qos } = message;
+      enc.publish(PUSH, 0, { topic, payload, qos, retain: true, ...timedProperties(message) }, 0);
       live += message.topic.length * 3 + message.payload.length + 14;
     }
     const data = enc.buf.subarray(0, enc.length);
@@ -318,6 +405,15 @@ export class Persistence {
     this.#size = data.length;
     this.#liveBytes = live;
   }
+}
+
+/** A retained message's 5.0 properties and publish time, as a journal record keeps them. */
+function timedProperties(
+  message: Pick<RetainedMessage, "properties" | "publishedAt">,
+): Pick<PublishRecord, "properties" | "publishedAt"> {
+  const { properties, publishedAt } = message;
+  if (properties === undefined) return {};
+  return publishedAt === undefined ? { properties } : { properties, publishedAt };
 }
 
 /** Reads the retained journal at `path` (none: no retained messages). */
@@ -354,9 +450,42 @@ async function loadRetained(
     }
     log(`Persistence: ${new StoreCorruptionError(path, damaged, keptAt).message}.`);
   }
+  const wallNow = Date.now();
+  const monoNow = performance.now();
   for (const record of image.waiting) {
-    if (record.retain) retained.set(record.topic, record);
-    else retained.delete(record.topic);
+    if (!record.retain) {
+      retained.delete(record.topic);
+      continue;
+    }
+    const { topic, payload, qos, properties, publishedAt } = record;
+    const interval = properties?.messageExpiryInterval;
+    if (interval === undefined) {
+      retained.set(
+        topic,
+        properties === undefined ? { topic, payload, qos } : {
+          topic,
+          payload,
+          qos,
+          properties,
+          publishedAt,
+        },
+      );
+      continue;
+    }
+    // The Message Expiry Interval runs on across the restart (MQTT 5.0 section 3.3.2.3.3):
+    // from the publish time, in wall-clock time, since the monotonic clock restarted.
+    const left = (publishedAt ?? wallNow) + interval * 1000 - wallNow;
+    if (left <= 0) retained.delete(topic);
+    else {
+      retained.set(topic, {
+        topic,
+        payload,
+        qos,
+        properties,
+        publishedAt,
+        expiresAt: monoNow + left,
+      });
+    }
   }
   return retained;
 }

@@ -7,6 +7,7 @@
 import type { QoS } from "../codec/packet.ts";
 import type { PublishProperties } from "../codec/properties.ts";
 import { TopicTree } from "../util/topic_tree.ts";
+import { ExpiryQueue } from "./expiry_queue.ts";
 
 /** One retained message. */
 export interface RetainedMessage {
@@ -20,6 +21,11 @@ export interface RetainedMessage {
   readonly properties?: PublishProperties;
   /** When its Message Expiry Interval ends (ms, `performance.now()`); it is dropped then. */
   readonly expiresAt?: number;
+  /**
+   * Wall-clock time it was published (ms since the Unix epoch), kept with 5.0
+   * properties so that persistence can restart its expiry where it was.
+   */
+  readonly publishedAt?: number;
 }
 
 /** Bounds of a {@linkcode RetainedStore}. */
@@ -55,6 +61,10 @@ export type RetainedUpdate = "stored" | "cleared" | "full";
 export class RetainedStore {
   readonly #messages = new TopicTree<RetainedMessage>();
   readonly #limits: RetainedLimits;
+  /** The held messages that have an expiry, by when it ends (and stale entries). */
+  readonly #expiring = new ExpiryQueue();
+  /** Held messages with an expiry. */
+  #expiringLive = 0;
   #bytes = 0;
 
   /** Creates an empty store holding at most `limits`. */
@@ -86,7 +96,7 @@ export class RetainedStore {
     topic: string,
     payload: Uint8Array,
     qos: QoS,
-    extra?: Pick<RetainedMessage, "properties" | "expiresAt">,
+    extra?: Pick<RetainedMessage, "properties" | "expiresAt" | "publishedAt">,
   ): RetainedUpdate {
     const messages = this.#messages;
     const held = messages.get(topic);
@@ -94,6 +104,7 @@ export class RetainedStore {
       if (held !== undefined) {
         messages.delete(topic);
         this.#bytes -= topic.length + held.payload.length;
+        if (held.expiresAt !== undefined) this.#expiringLive--;
       }
       return "cleared";
     }
@@ -104,12 +115,41 @@ export class RetainedStore {
       (held === undefined && messages.size >= limits.maxRetained) ||
       this.#bytes - freed + size > limits.maxRetainedBytes
     ) return "full";
-    messages.set(
-      topic,
-      extra === undefined ? { topic, payload, qos } : { topic, payload, qos, ...extra },
-    );
+    const message: RetainedMessage = extra === undefined
+      ? { topic, payload, qos }
+      : { topic, payload, qos, ...extra };
+    messages.set(topic, message);
     this.#bytes += size - freed;
+    if (held?.expiresAt !== undefined) this.#expiringLive--;
+    if (message.expiresAt !== undefined) {
+      this.#expiringLive++;
+      this.#expiring.add(message);
+      // Replaced and cleared messages leave stale entries: keep them from outgrowing the live.
+      if (this.#expiring.length > 2 * this.#expiringLive + 64) {
+        this.#expiring.rebuild(this.#liveExpiring());
+      }
+    }
     return "stored";
+  }
+
+  /** When the earliest held expiry ends (ms, `performance.now()`), if any is held. */
+  nextExpiry(): number | undefined {
+    return this.#expiring.next();
+  }
+
+  /**
+   * Up to `max` held messages whose Message Expiry Interval has ended by
+   * `now`, earliest first; the caller drops them. Bounded work: at most `max`
+   * entries are looked at.
+   */
+  takeExpired(now: number, max: number): RetainedMessage[] {
+    return this.#expiring.take(now, max, (m) => this.#messages.get(m.topic) === m);
+  }
+
+  *#liveExpiring(): Generator<RetainedMessage, void, undefined> {
+    for (const [, message] of this.#messages.entries()) {
+      if (message.expiresAt !== undefined) yield message;
+    }
   }
 
   /**
@@ -139,6 +179,8 @@ export class RetainedStore {
   /** Forgets every retained message. */
   clear(): void {
     this.#messages.clear();
+    this.#expiring.clear();
+    this.#expiringLive = 0;
     this.#bytes = 0;
   }
 }

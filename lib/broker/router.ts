@@ -13,6 +13,9 @@ import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
 import { SharedSubscriptions } from "./shared.ts";
 
+/** Most expired retained messages dropped per turn of the event loop. */
+const SWEEP_BATCH = 1000;
+
 /** An application message entering the broker. */
 export interface RoutedMessage {
   topic: string;
@@ -85,6 +88,9 @@ export class Router {
   #fullLogged = false;
   /** Where retained messages and persistent sessions are kept, once loaded. */
   #persistence: Persistence | undefined = undefined;
+  /** The sweep of expired retained messages, while one is held, and when it fires. */
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #sweepAt = 0;
 
   /** Where retained messages and persistent sessions are kept, once loaded. */
   get persistence(): Persistence | undefined {
@@ -133,6 +139,7 @@ export class Router {
     if (held !== undefined && !clean) {
       held.clean = interval === 0;
       held.expiryInterval = interval;
+      this.#recordExpiry(held);
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
@@ -145,7 +152,17 @@ export class Router {
     );
     session.expiryInterval = interval;
     this.sessions.set(clientId, session);
+    this.#recordExpiry(session);
     return { session, present: false };
+  }
+
+  /** A persistent session's expiry interval, and that it is connected now, go to its `.json`. */
+  #recordExpiry(session: BrokerSession): void {
+    if (session.store === undefined || session.clean) return;
+    this.#persistence?.updateSession(session.clientId, {
+      expiryInterval: session.expiryInterval,
+      disconnectedAt: undefined,
+    });
   }
 
   /**
@@ -157,11 +174,19 @@ export class Router {
     if (session.clean) return this.discard(session);
     const interval = session.expiryInterval;
     if (interval === Infinity) return;
+    if (session.store !== undefined) {
+      this.#persistence?.updateSession(session.clientId, { disconnectedAt: Date.now() });
+    }
+    this.#expireAfter(session, interval * 1000);
+  }
+
+  /** Ends a session without a connection `ms` from now, unless one resumes it first. */
+  #expireAfter(session: BrokerSession, ms: number): void {
     clearTimeout(session.expiryTimer);
     session.expiryTimer = setTimeout(() => {
       session.expiryTimer = undefined;
       if (session.owner === undefined) this.discard(session);
-    }, interval * 1000);
+    }, ms);
   }
 
   /**
@@ -210,19 +235,36 @@ export class Router {
    * sessions and their subscriptions) and records every later change in it.
    */
   restore(persistence: Persistence): void {
-    for (const { clientId, username, store } of persistence.sessions) {
+    const wallNow = Date.now();
+    for (const { clientId, username, store, meta } of persistence.sessions) {
       const session = new BrokerSession(clientId, false, this.#limits, username, store);
       this.sessions.set(clientId, session);
+      const ids = meta.identifiers ?? {};
       for (
         const { filter, qos, noLocal, retainAsPublished, retainHandling } of store.load()
           .subscriptions
       ) {
-        this.#add(session, filter, { qos, noLocal, retainAsPublished, retainHandling });
+        const grant: Grant = { qos, noLocal, retainAsPublished, retainHandling };
+        const identifier = Object.hasOwn(ids, filter) ? ids[filter] : undefined;
+        this.#add(session, filter, identifier === undefined ? grant : { ...grant, identifier });
+      }
+      // MQTT 5.0 section 3.1.2.11.2: the Session Expiry Interval runs from the end of the
+      // session's last connection (or from now, when the broker stopped while it was connected).
+      if (meta.expiryInterval !== undefined) {
+        session.expiryInterval = meta.expiryInterval;
+        const gone = wallNow - (meta.disconnectedAt ?? wallNow);
+        this.#expireAfter(session, Math.max(0, meta.expiryInterval * 1000 - gone));
       }
     }
     persistence.sessions.length = 0;
     for (const message of persistence.retained.values()) {
-      this.#retain(message.topic, message.payload, message.qos);
+      const { topic, payload, qos, properties, expiresAt, publishedAt } = message;
+      this.#retain(
+        topic,
+        payload,
+        qos,
+        properties === undefined ? undefined : { properties, expiresAt, publishedAt },
+      );
     }
     persistence.retained.clear();
     persistence.retainedSource = () => this.retained.all();
@@ -237,6 +279,12 @@ export class Router {
     const g: Grant = typeof grant === "number" ? { qos: grant } : grant;
     // Before SUBACK says it is held.
     session.store?.putSubscription(filter, g.qos, g);
+    const before = session.subscriptions.get(filter)?.identifier;
+    if (session.store !== undefined && before !== g.identifier) {
+      this.#persistence?.updateSession(session.clientId, {
+        identifier: { filter, id: g.identifier },
+      });
+    }
     return this.#add(session, filter, g);
   }
 
@@ -249,6 +297,11 @@ export class Router {
   unsubscribe(session: BrokerSession, filter: string): boolean {
     if (!session.subscriptions.has(filter)) return false;
     session.store?.removeSubscription(filter);
+    if (
+      session.store !== undefined && session.subscriptions.get(filter)?.identifier !== undefined
+    ) {
+      this.#persistence?.updateSession(session.clientId, { identifier: { filter, id: undefined } });
+    }
     session.subscriptions.delete(filter);
     if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
     return true;
@@ -283,7 +336,7 @@ export class Router {
         topic,
         payload === message.payload ? payload.slice() : payload,
         message.qos,
-        properties === undefined ? undefined : { properties, expiresAt },
+        properties === undefined ? undefined : { properties, expiresAt, publishedAt: Date.now() },
       );
     }
     const matches = this.#index.match(topic, message.publisher);
@@ -324,21 +377,43 @@ export class Router {
     }
   }
 
+  /**
+   * Arms the sweep of expired retained messages for the earliest expiry held:
+   * one timer, only while a retained message has an expiry, so an idle broker
+   * (and a test) has none.
+   */
+  #armSweep(): void {
+    const next = this.retained.nextExpiry();
+    if (next === undefined || (this.#sweepTimer !== undefined && this.#sweepAt <= next)) return;
+    clearTimeout(this.#sweepTimer);
+    this.#sweepAt = next;
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = undefined;
+      // MQTT 5.0 section 3.3.2.3.3: expired messages leave retained storage, at most
+      // SWEEP_BATCH per turn of the event loop; the rest at the next turn.
+      for (const message of this.retained.takeExpired(performance.now(), SWEEP_BATCH)) {
+        this.expireRetained(message);
+      }
+      this.#armSweep();
+    }, Math.max(0, Math.ceil(next - performance.now())));
+  }
+
   #retain(
     topic: string,
     payload: Uint8Array,
     qos: QoS,
-    extra?: Pick<RetainedMessage, "properties" | "expiresAt">,
+    extra?: Pick<RetainedMessage, "properties" | "expiresAt" | "publishedAt">,
   ): void {
     const retained = this.retained;
     const persistence = this.#persistence;
     const before = persistence === undefined ? undefined : retained.get(topic)?.payload;
     const result = retained.update(topic, payload, qos, extra);
+    if (result === "stored" && extra?.expiresAt !== undefined) this.#armSweep();
     if (result !== "full") {
       this.#fullLogged = false;
       // Written before the PUBLISH is acknowledged (the caller acknowledges after routing).
       if (persistence !== undefined && (result === "stored" || before !== undefined)) {
-        persistence.retain(topic, payload, qos, before);
+        persistence.retain(topic, payload, qos, before, extra);
       }
       return;
     }
@@ -371,6 +446,8 @@ export class Router {
       session.stopTimers(); // no will is published because the broker stops
       this.discard(session);
     }
+    clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
     this.retained.clear();
     persistence?.close();
   }

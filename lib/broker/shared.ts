@@ -111,6 +111,7 @@ export class SharedSubscriptions<S extends ShareMember = ShareMember> {
 
   /** For each group whose filter matches `topic`, calls `fn` with the member whose turn it is. */
   match(topic: string, fn: (group: unknown, member: S, grant: Grant) => void): void {
+    if (this.#size === 0) return; // the usual case: no walk of an empty tree per PUBLISH
     this.#tree.match(topic, (groups) => {
       for (const group of groups.values()) {
         const chosen = pick(group, undefined);

@@ -20,6 +20,8 @@ import { endSubscription, pushMessage, type Subscription, whenReady } from "./su
  * for a server with no such window.
  */
 const READ_AHEAD_FACTOR = 4;
+/** How many ended subscriptions' identifiers are remembered (copies for them arrive soon after). */
+const ENDED_IDS = 4096;
 
 /**
  * A SUBSCRIBE sent and awaiting its SUBACK. `cancelled` once an UNSUBSCRIBE for
@@ -74,6 +76,8 @@ export class Inbox {
   readonly #pending = new Set<PendingSubscribe>();
   #blocked: Promise<void>[] = [];
   readonly #ids = new SubscriptionIds();
+  /** Subscription Identifiers of subscriptions this client ended, the latest {@linkcode ENDED_IDS}. */
+  readonly #endedIds = new Set<number>();
 
   /** An empty inbox; `bufferSize` bounds the held messages as it bounds each subscription. */
   constructor(state: ClientSessionState, bufferSize: number) {
@@ -100,6 +104,15 @@ export class Inbox {
       else (more ??= []).push(sub);
     }
     if (first === undefined && ids !== undefined) {
+      // The server sends a copy per matching subscription, each with its identifier
+      // (MQTT-3.3.4-3): a copy whose identifiers all name subscriptions this client ended was
+      // meant for them alone. Routed by topic it would reach an overlapping subscription a
+      // second time; declined, it would keep one of the server's in-flight slots. Ending the
+      // subscription was the application's choice, as with unsubscribe(): acknowledged.
+      if (ids.every((id) => this.#endedIds.has(id))) {
+        settleMessage(message, true);
+        return;
+      }
       // Identifiers no live subscription has: a message queued for a subscription of an
       // earlier connection or process. Held, it would never be consumed (and, never
       // acknowledged, hold back every later acknowledgement): match it by topic.
@@ -234,7 +247,17 @@ export class Inbox {
    */
   remove(sub: Subscription): string[] | undefined {
     if (!this.#subscriptions.delete(sub)) return undefined;
+    this.#ended(sub);
     return sub.filters.filter((f) => this.release(f));
+  }
+
+  /** Remembers the identifier of a subscription the application ended. */
+  #ended(sub: Subscription): void {
+    const id = sub.identifier;
+    if (id === undefined) return;
+    const ended = this.#endedIds;
+    ended.add(id);
+    if (ended.size > ENDED_IDS) ended.delete(ended.values().next().value!);
   }
 
   /** Decrements a filter's use count; true when no subscription uses it any more. */
@@ -258,6 +281,7 @@ export class Inbox {
     for (const sub of [...this.#subscriptions]) {
       if (!sub.filters.some((f) => gone.has(f))) continue;
       this.#subscriptions.delete(sub);
+      this.#ended(sub);
       endSubscription(sub);
       for (const f of sub.filters) {
         if (!gone.has(f) && this.release(f)) gone.add(f);

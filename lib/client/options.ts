@@ -106,7 +106,14 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    * @default {min(keepAlive × 1000, 10000)}
    */
   pingTimeout?: number;
-  /** Most outgoing QoS 1 and 2 messages awaiting acknowledgement at once, 1..65535. @default {100} */
+  /**
+   * Most outgoing QoS 1 and 2 messages awaiting acknowledgement at once,
+   * 1..65535; under MQTT 5.0 also at most the server's Receive Maximum. The
+   * default is Mosquitto's `max_inflight_messages`: under MQTT 3.1.1, which
+   * has no Receive Maximum, Mosquitto discards the QoS 2 PUBLISH beyond it
+   * after answering PUBREC, so a larger window loses messages there.
+   * @default {20}
+   */
   maxInflight?: number;
   /**
    * Largest incoming packet accepted, in bytes including the fixed header;
@@ -261,7 +268,7 @@ export const DEFAULTS: {
   readonly keepAlive: 60;
   readonly connectTimeout: 10_000;
   readonly pingTimeout: 10_000;
-  readonly maxInflight: 100;
+  readonly maxInflight: 20;
   readonly maxPacketSize: 268_435_460;
   readonly bufferSize: 1000;
   readonly closeTimeout: 5_000;
@@ -278,7 +285,7 @@ export const DEFAULTS: {
   keepAlive: 60,
   connectTimeout: 10_000,
   pingTimeout: 10_000,
-  maxInflight: 100,
+  maxInflight: 20,
   maxPacketSize: 268_435_460,
   bufferSize: 1000,
   closeTimeout: 5_000,

@@ -1,0 +1,112 @@
+/**
+ * Overlapping subscriptions at MQTT 5.0 when one of them ends (found by review).
+ *
+ * Mosquitto sends one PUBLISH per matching subscription, each with that
+ * subscription's Subscription Identifier. When the consumer of one of two
+ * overlapping subscriptions left its loop, the copies meant for it that
+ * arrived after its UNSUBACK carried an identifier no live subscription had,
+ * and the Inbox routed them by topic (the fallback meant for messages of an
+ * earlier process) into the other subscription, which got them twice. Now a
+ * copy whose identifiers all name subscriptions this client ended is
+ * acknowledged and dropped (the first test; it failed before).
+ *
+ * Left open (the second test, registered as ignored so the gap stays
+ * visible): the copies buffered in the left subscription are declined, not
+ * acknowledged, on a persistent session; a later process (a new client, which
+ * does not know the old identifiers) gets them again and the fallback hands
+ * them to its overlapping subscription.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { connect, type Message } from "../mod.ts";
+import { brokerTest, startMosquitto } from "./broker/mod.ts";
+import { fresh, within } from "./client_helpers.ts";
+
+const COUNT = 50;
+const session = { clean: false, protocolVersion: 5, sessionExpiryInterval: 300 } as const;
+
+/** Reads `sub` until `last` has arrived and nothing more came for 300 ms. */
+async function drain(iterable: AsyncIterable<Message>, last: string): Promise<string[]> {
+  const texts: string[] = [];
+  const it = iterable[Symbol.asyncIterator]();
+  let sawLast = false;
+  while (true) {
+    const next = it.next();
+    const quiet = sawLast
+      ? new Promise<"quiet">((r) => setTimeout(() => r("quiet"), 300))
+      : undefined;
+    const step = await within(
+      quiet === undefined ? next : Promise.race([next, quiet]),
+      "the messages",
+    );
+    if (step === "quiet") {
+      await it.return?.();
+      await next.catch(() => {});
+      return texts;
+    }
+    if (step.done) return texts;
+    texts.push(step.value.text());
+    if (step.value.text() === last) sawLast = true;
+  }
+}
+
+brokerTest(
+  "5.0: leaving one of two overlapping subscriptions gives the other no duplicates (QoS 2, persistent session)",
+  async () => {
+    await using broker = await startMosquitto();
+    const topic = fresh("rv-overlap");
+    const client = await connect(broker.url, { clientId: fresh("rv-ov"), ...session });
+    const pub = await connect(broker.url, { protocolVersion: 5 });
+    try {
+      const all = await client.subscribe(`${topic}/#`, { qos: 2 });
+      const one = await client.subscribe(`${topic}/+`, { qos: 2 });
+      const leaving = (async () => {
+        for await (const _ of one) break;
+      })();
+      const reading = drain(all, String(COUNT - 1));
+      for (let i = 0; i < COUNT; i++) await pub.publish(`${topic}/x`, String(i), { qos: 2 });
+      await leaving;
+      const texts = await reading;
+      assert.deepEqual(texts, [...Array(COUNT).keys()].map(String));
+    } finally {
+      await client.close();
+      await pub.close();
+    }
+  },
+);
+
+Deno.test({
+  name: "5.0: after leaving one of two overlapping subscriptions, a new client gets no consumed " +
+    "message again (known defect, left open)",
+  ignore: true,
+  fn: async () => {
+    await using broker = await startMosquitto();
+    const topic = fresh("rv-overlap");
+    const clientId = fresh("rv-ov");
+    const client = await connect(broker.url, { clientId, ...session });
+    const pub = await connect(broker.url, { protocolVersion: 5 });
+    try {
+      const all = await client.subscribe(`${topic}/#`, { qos: 2 });
+      const one = await client.subscribe(`${topic}/+`, { qos: 2 });
+      const leaving = (async () => {
+        for await (const _ of one) break;
+      })();
+      const reading = drain(all, String(COUNT - 1));
+      for (let i = 0; i < COUNT; i++) await pub.publish(`${topic}/x`, String(i), { qos: 2 });
+      await leaving;
+      await reading;
+    } finally {
+      await client.close();
+    }
+    const again = await connect(broker.url, { clientId, ...session });
+    try {
+      const all = await again.subscribe(`${topic}/#`, { qos: 2 });
+      await pub.publish(`${topic}/x`, "end", { qos: 2 });
+      assert.deepEqual(await drain(all, "end"), ["end"]);
+    } finally {
+      await again.close();
+      await pub.close();
+    }
+  },
+});
