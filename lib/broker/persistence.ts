@@ -24,8 +24,7 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
-import { FileStore } from "../store/file_store.ts";
-import { lockWithin } from "../store/lock.ts";
+import { FileStore, lockWithin } from "../store/file_store.ts";
 import {
   Encoder,
   Image,
