@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { Broker } from "../broker.ts";
 import type { PublishPacket } from "../lib/codec/packet.ts";
 import { bytes, RawClient, rawConnect, startBroker } from "./broker_helpers.ts";
+import { SERVER_IDS } from "./conformance_ids.ts";
 
 const decoder = new TextDecoder();
 const text = (payload: Uint8Array) => decoder.decode(payload);
@@ -482,79 +483,6 @@ Deno.test("[MQTT-3.14.1-1] a DISCONNECT with reserved bits set disconnects the c
 });
 
 // ---------------------------------------------------------------- docs/conformance_broker.md
-
-/** A copy of the 69 server ids of the spec table, so the check runs where the spec is absent. */
-const SERVER_IDS: readonly string[] = [
-  "MQTT-2.3.1-4",
-  "MQTT-2.3.1-7",
-  "MQTT-3.1.0-2",
-  "MQTT-3.1.2-1",
-  "MQTT-3.1.2-2",
-  "MQTT-3.1.2-3",
-  "MQTT-3.1.2-5",
-  "MQTT-3.1.2-7",
-  "MQTT-3.1.2-8",
-  "MQTT-3.1.2-10",
-  "MQTT-3.1.2-12",
-  "MQTT-3.1.2-16",
-  "MQTT-3.1.2-17",
-  "MQTT-3.1.2-24",
-  "MQTT-3.1.3-5",
-  "MQTT-3.1.3-6",
-  "MQTT-3.1.3-8",
-  "MQTT-3.1.3-9",
-  "MQTT-3.1.4-1",
-  "MQTT-3.1.4-2",
-  "MQTT-3.1.4-3",
-  "MQTT-3.1.4-4",
-  "MQTT-3.1.4-5",
-  "MQTT-3.2.0-1",
-  "MQTT-3.2.2-1",
-  "MQTT-3.2.2-2",
-  "MQTT-3.2.2-3",
-  "MQTT-3.2.2-4",
-  "MQTT-3.2.2-5",
-  "MQTT-3.2.2-6",
-  "MQTT-3.3.1-3",
-  "MQTT-3.3.1-5",
-  "MQTT-3.3.1-6",
-  "MQTT-3.3.1-7",
-  "MQTT-3.3.1-8",
-  "MQTT-3.3.1-9",
-  "MQTT-3.3.1-10",
-  "MQTT-3.3.1-11",
-  "MQTT-3.3.1-12",
-  "MQTT-3.3.2-3",
-  "MQTT-3.3.5-1",
-  "MQTT-3.3.5-2",
-  "MQTT-3.8.3-2",
-  "MQTT-3.8.3-4",
-  "MQTT-3.8.4-1",
-  "MQTT-3.8.4-2",
-  "MQTT-3.8.4-3",
-  "MQTT-3.8.4-4",
-  "MQTT-3.8.4-5",
-  "MQTT-3.8.4-6",
-  "MQTT-3.9.3-1",
-  "MQTT-3.9.3-2",
-  "MQTT-3.10.4-1",
-  "MQTT-3.10.4-2",
-  "MQTT-3.10.4-3",
-  "MQTT-3.10.4-4",
-  "MQTT-3.10.4-5",
-  "MQTT-3.10.4-6",
-  "MQTT-3.12.4-1",
-  "MQTT-3.14.1-1",
-  "MQTT-3.14.4-3",
-  "MQTT-4.5.0-1",
-  "MQTT-4.6.0-5",
-  "MQTT-4.6.0-6",
-  "MQTT-4.7.2-1",
-  "MQTT-4.7.3-4",
-  "MQTT-6.0.0-4",
-  "MQTT-7.0.0-1",
-  "MQTT-7.1.1-1",
-];
 
 const DOC = new URL("../docs/conformance_broker.md", import.meta.url);
 const SPEC = "/work/shared/spec/mqtt-v3.1.1-normative.tsv";

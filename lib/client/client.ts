@@ -126,20 +126,26 @@ export interface SubscribeOptions {
    *   with QoS 2 and a `FileStore` only the message whose handling was cut
    *   short can arrive twice).
    * - `"manual"`: when you call `msg.ack()`, for consumers that finish
-   *   messages out of order. A message never acknowledged holds back the
-   *   acknowledgement of every later one (they go out in arrival order,
-   *   MQTT-4.6.0-2/3), and the broker stops sending once its in-flight window
-   *   is full.
+   *   messages out of order. While the subscription lives, a message never
+   *   acknowledged holds back the acknowledgement of every later one (they go
+   *   out in arrival order, MQTT-4.6.0-2/3), and the broker stops sending once
+   *   its in-flight window is full. Ending the subscription acknowledges the
+   *   messages handed out and not yet acknowledged: finish (or give up on)
+   *   them before you leave the loop.
    * - `"receive"`: when the message enters the subscription's buffer, as
    *   before: a process that dies loses what it had buffered.
    *
-   * Leaving the loop or `unsubscribe()` discards the buffered messages
-   * without acknowledging them: with `clean: false` the broker sends them
-   * again on the next connection, where they are held for the next
-   * subscription that matches them; with `clean: true` they are acknowledged
-   * (no later connection could get them), so they do not take up the broker's
-   * in-flight window. A message delivered to several overlapping
-   * subscriptions is acknowledged once each has consumed it or ended.
+   * Ending a subscription yourself (leaving the loop, `sub.unsubscribe()`,
+   * `client.unsubscribe(filter)`) acknowledges its buffered messages (a loop
+   * still running after `client.unsubscribe()` may read them; leaving it
+   * drops them) and drops those arriving until the UNSUBACK: you chose not
+   * to consume them, and unacknowledged they would keep the broker's in-flight window
+   * (stopping QoS 1/2 delivery on every filter once it is full) and come
+   * back on the next connection with no subscription for them. `close()`,
+   * or a connection that ends for good, does not acknowledge them: with
+   * `clean: false` the broker sends them again on the next connection. A
+   * message delivered to several overlapping subscriptions is acknowledged
+   * once each has consumed it or ended.
    * @default {"consume"}
    */
   ack?: AckMode;

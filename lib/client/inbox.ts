@@ -44,13 +44,13 @@ export interface PendingSubscribe {
  * them; while `bufferSize` QoS 0 messages are held, `backpressure()` stops
  * the reading; unacknowledged QoS 1/2 messages are bounded by the server's
  * in-flight window, and by READ_AHEAD_FACTOR × `bufferSize` at most, whatever
- * is awaited. Messages arriving for filters being unsubscribed are dropped,
- * declined (not acknowledged, like the buffered messages of a subscription
- * left); messages held before `unsubscribe(filters)` are dropped and acknowledged.
+ * is awaited. Messages arriving for filters being unsubscribed, and those
+ * held for them, are acknowledged and dropped (the application ended the
+ * subscription, as with the buffered messages of a subscription left).
  *
  * A message matching several subscriptions is handed to each as its own copy
- * and acknowledged once every copy is settled (consumed, or declined by a
- * subscription that ended).
+ * and acknowledged once every copy is settled (consumed, or dropped by a
+ * subscription that ended; declined only when the client closes).
  *
  * Each topic filter is counted over the subscriptions using it, so that the
  * filter is unsubscribed at the server only when the last one ends.
@@ -131,9 +131,11 @@ export class Inbox {
       }
       return;
     }
-    // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK.
+    // Late messages of a filter whose UNSUBSCRIBE awaits its UNSUBACK: the application
+    // ended its subscription, so they are acknowledged and dropped (declined, each
+    // would keep one of the server's in-flight slots until the next connection).
     if (this.#state.unsubscribing((f) => topicMatches(localFilter(f), topic))) {
-      settleMessage(message, false);
+      settleMessage(message, true);
       return;
     }
     const held = this.#held;
@@ -288,25 +290,24 @@ export class Inbox {
       }
     }
     for (const f of filters) this.#filterCounts.delete(f);
-    this.forgetHeld(filters, true);
+    this.forgetHeld(filters);
     return [...gone];
   }
 
   /**
    * Drops held messages of filters being unsubscribed: nobody will take them,
-   * and they would otherwise keep the reading stopped. With `acknowledge`
-   * (held before the application unsubscribed their filter, so dropping them
-   * is its decision) they are acknowledged: unacknowledged they would hold the
-   * server's in-flight window, and every later acknowledgement, until a
-   * reconnect. Otherwise (they arrived while the UNSUBSCRIBE was on its way,
-   * like those of a loop left) they are declined.
+   * and they would otherwise keep the reading stopped. Dropping them is the
+   * application's decision (it unsubscribed their filter), so they are
+   * acknowledged: unacknowledged they would hold the server's in-flight
+   * window, and every later acknowledgement, until a reconnect, which would
+   * get them again.
    */
-  forgetHeld(filters: readonly string[], acknowledge = false): void {
+  forgetHeld(filters: readonly string[]): void {
     if (this.#held.length === 0) return;
     const keep: Message[] = [];
     for (const message of this.#held) {
       if (filters.some((f) => topicMatches(localFilter(f), message.topic))) {
-        settleMessage(message, acknowledge);
+        settleMessage(message, true);
       } else keep.push(message);
     }
     this.#held = keep;
@@ -338,9 +339,14 @@ export class Inbox {
     }
   }
 
-  /** Ends every subscription (with `error`, if any) and lets a stopped reading go. */
+  /**
+   * The client is closing (or its connection ended for good, with `error`):
+   * ends every subscription and lets a stopped reading go. Their unconsumed
+   * messages are declined, not acknowledged: a persistent session gets them
+   * again on its next connection.
+   */
   close(error: MqttError | undefined): void {
-    for (const sub of this.#subscriptions) endSubscription(sub, error);
+    for (const sub of this.#subscriptions) endSubscription(sub, error, true);
     this.#subscriptions.clear();
     this.#releaseHeld();
   }

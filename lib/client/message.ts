@@ -38,6 +38,7 @@ export type AckFunction = (ack: PendingAck, consumed: boolean) => void;
 let makeOf: (packet: PublishPacket, ack: PendingAck | undefined, settle: AckFunction) => Message;
 let copyOf: (message: Message) => Message;
 let settleOf: (message: Message, consumed: boolean) => void;
+let settledOf: (message: Message) => boolean;
 
 /**
  * A received application message: topic, payload bytes, and PUBLISH flags.
@@ -87,6 +88,7 @@ export class Message {
       return copy;
     };
     settleOf = (message, consumed) => message.#settle(consumed);
+    settledOf = (message) => message.#settled;
   }
 
   /** Wraps a received PUBLISH; copies only the fields, never the payload. */
@@ -212,4 +214,20 @@ export function copyMessage(message: Message): Message {
  */
 export function settleMessage(message: Message, consumed: boolean): void {
   settleOf(message, consumed);
+}
+
+/**
+ * Whether this copy of a message was settled (acknowledged by `msg.ack()`,
+ * consumed or declined). Not part of the public API.
+ *
+ * @example
+ * ```ts
+ * import { Message, messageSettled } from "./message.ts";
+ * const msg = new Message({ type: "publish", topic: "a", payload: new Uint8Array(), qos: 0, retain: false, dup: false });
+ * msg.ack();
+ * console.log(messageSettled(msg)); // true
+ * ```
+ */
+export function messageSettled(message: Message): boolean {
+  return settledOf(message);
 }

@@ -6,7 +6,7 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
-import { type Message, settleMessage } from "./message.ts";
+import { type Message, messageSettled, settleMessage } from "./message.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
 
 /**
@@ -39,13 +39,15 @@ const RESOLVED: Promise<void> = Promise.resolve();
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 const DONE_PROMISE: Promise<IteratorResult<Message, undefined>> = Promise.resolve(DONE);
 const INITIAL_CAPACITY = 16; // a power of two: ring indexes wrap with a mask
+/** With `ack: "manual"`: how many handed-out messages are tracked before the settled ones are swept. */
+const HANDED_OUT_SWEEP = 64;
 
 // Let the iterator and the client reach the subscription's private side without public methods.
 let nextOf: (sub: Subscription) => Promise<IteratorResult<Message, undefined>>;
 let make: (filters: string[], granted: QoS[], options: SubscriptionOptions) => Subscription;
 let pushOf: (sub: Subscription, message: Message) => boolean;
 let readyOf: (sub: Subscription) => Promise<void>;
-let endOf: (sub: Subscription, error?: Error) => void;
+let endOf: (sub: Subscription, error?: Error, closing?: boolean) => void;
 let leaveOf: (sub: Subscription) => Promise<void>;
 
 /**
@@ -62,8 +64,10 @@ let leaveOf: (sub: Subscription) => Promise<void>;
  * concurrent iterator throws `MqttError` with code `INVALID_STATE`.
  *
  * QoS 1/2 messages are acknowledged as its {@linkcode AckMode} says (by
- * default once the loop asks for the next message or is left); buffered
- * messages discarded when it ends are not acknowledged. With
+ * default once the loop asks for the next message or is left); when the
+ * application ends it, the buffered messages are acknowledged and dropped
+ * (when the client closes they are not: a persistent session gets them
+ * again). With
  * acknowledgement on consume, unacknowledged QoS 1/2 messages do not stop
  * the reading (the broker's in-flight window bounds them) until a buffer
  * holds 4 × `bufferSize`.
@@ -105,13 +109,25 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   #unsubscribed: Promise<void> | undefined;
   /** With `ack: "consume"`: the message last handed to the consumer, acknowledged when it asks again. */
   #inHand: Message | undefined;
+  /**
+   * With `ack: "manual"`: QoS 1/2 messages handed to the consumer, some not yet
+   * `ack()`ed (the settled ones are swept when the list doubles).
+   */
+  #handedOut: Message[] = [];
+  #sweepAt = HANDED_OUT_SWEEP;
+  /**
+   * Ended because the client is closing or its connection ended for good: the
+   * messages left unconsumed are declined (a persistent session gets them
+   * again), not acknowledged as when the application ends the subscription.
+   */
+  #closing = false;
 
   static {
     nextOf = (sub) => sub.#next();
     make = (filters, granted, options) => new Subscription(filters, granted, options);
     pushOf = (sub, message) => sub.#push(message);
     readyOf = (sub) => sub.#ready();
-    endOf = (sub, error) => sub.#end(error);
+    endOf = (sub, error, closing) => sub.#end(error, closing);
     leaveOf = (sub) => sub.#leave();
   }
 
@@ -165,7 +181,8 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   /** See {@linkcode pushMessage}. */
   #push(message: Message): boolean {
     if (this.#ended) {
-      settleMessage(message, false); // nobody will consume it here
+      // Nobody will consume it here: acknowledged when the application ended the subscription.
+      settleMessage(message, !this.#closing);
       return true;
     }
     if (this.ack === "receive") settleMessage(message, true);
@@ -173,7 +190,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     if (waiting !== undefined) {
       // The consumer is parked on an empty buffer: hand over directly.
       this.#waiting = undefined;
-      if (this.ack === "consume") this.#inHand = message;
+      this.#handOut(message);
       waiting.resolve({ done: false, value: message });
       return true;
     }
@@ -192,13 +209,18 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   /** See {@linkcode endSubscription}. */
-  #end(error?: Error): void {
+  #end(error?: Error, closing = false): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    this.#closing = closing;
     // Ended by an unsubscribe: the consumer may never ask again, and its message
     // in hand must not hold back every later acknowledgement.
     if (error === undefined) this.#consumed();
+    // Ended by the application (client.unsubscribe): the consumer may still read the
+    // buffered messages, but it need not, so they are acknowledged now; left
+    // unacknowledged, each would keep one of the server's in-flight slots.
+    if (error === undefined && !closing) this.#settleAll();
     this.#releaseReady();
     const waiting = this.#waiting;
     if (waiting !== undefined) {
@@ -216,8 +238,10 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Sends UNSUBSCRIBE (once) and ends the iteration at once, discarding
    * buffered messages. The message last handed to the consumer counts as
-   * consumed (with `ack: "consume"`); the buffered ones are not acknowledged (see `SubscribeOptions.ack`
-   * for what becomes of them). Every call returns the same promise.
+   * consumed (with `ack: "consume"`); the buffered ones, those arriving
+   * until the UNSUBACK, and (with `ack: "manual"`) those handed out and never
+   * `ack()`ed are acknowledged: the application chose not to consume them
+   * (see `SubscribeOptions.ack`). Every call returns the same promise.
    *
    * @example
    * ```ts ignore
@@ -227,6 +251,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
   unsubscribe(): Promise<void> {
     if (this.#unsubscribed !== undefined) return this.#unsubscribed;
     this.#consumed(); // leaving: the message in hand counts as consumed
+    if (!this.#closing) this.#settleAll();
     this.#clear();
     this.#error = undefined; // the caller asked to stop: an earlier end(error) is moot
     this.#end();
@@ -286,6 +311,38 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     settleMessage(inHand, true);
   }
 
+  /** Gives a message to the consumer: in hand (`ack: "consume"`) or tracked until `ack()` (`"manual"`). */
+  #handOut(message: Message): void {
+    if (this.ack === "consume") {
+      this.#inHand = message;
+    } else if (this.ack === "manual" && message.qos > 0) {
+      let list = this.#handedOut;
+      if (list.length >= this.#sweepAt) {
+        list = this.#handedOut = list.filter((m) => !messageSettled(m));
+        this.#sweepAt = Math.max(HANDED_OUT_SWEEP, list.length * 2);
+      }
+      list.push(message);
+    }
+  }
+
+  /**
+   * The application ended the subscription: every message it holds, buffered or
+   * handed out and never `ack()`ed, is acknowledged (MQTT-4.5.0-2: acknowledged
+   * whether or not the application processes it). Declined, each would keep one
+   * of the server's in-flight slots (stopping QoS 1/2 delivery on every filter
+   * once the window is full), and the next connection would get it again with no
+   * subscription for it. Acknowledgements still leave in arrival order.
+   */
+  #settleAll(): void {
+    const ring = this.#ring;
+    for (let k = 0; k < this.#length; k++) {
+      settleMessage(ring[(this.#head + k) & (ring.length - 1)] as Message, true);
+    }
+    const handedOut = this.#handedOut;
+    this.#handedOut = [];
+    for (const message of handedOut) settleMessage(message, true);
+  }
+
   #next(): Promise<IteratorResult<Message, undefined>> {
     // Asking for the next message is what says the last one was consumed.
     this.#consumed();
@@ -296,7 +353,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
       this.#head = (this.#head + 1) & (ring.length - 1);
       this.#length--;
       if (this.#readyWaiter !== undefined && this.#length < this.#bufferSize) this.#releaseReady();
-      if (this.ack === "consume") this.#inHand = message;
+      this.#handOut(message);
       return Promise.resolve({ done: false, value: message });
     }
     if (this.#ended) {
@@ -325,7 +382,10 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return ring;
   }
 
-  /** Discards the buffered messages, declined: none of them reached the consumer. */
+  /**
+   * Discards the buffered messages; those not settled before (the client is
+   * closing) are declined, so that a persistent session gets them again.
+   */
   #clear(): void {
     if (this.#length > 0) {
       const ring = this.#ring;
@@ -429,7 +489,11 @@ export function whenReady(sub: Subscription): Promise<void> {
 /**
  * Ends a subscription: no more messages are accepted; the consumer gets the
  * buffered ones, then the iteration finishes, or throws `error` if one is
- * given (for example the connection was lost). Idempotent: the first call wins.
+ * given (for example the connection was lost). Without `error` and
+ * `closing` (the application unsubscribed), the buffered QoS 1/2 messages are
+ * acknowledged at once, read or not; with `closing` (the client is closing)
+ * those the consumer does not read are declined, so a persistent session gets
+ * them again. Idempotent: the first call wins.
  *
  * @example
  * ```ts
@@ -439,8 +503,8 @@ export function whenReady(sub: Subscription): Promise<void> {
  * console.log(sub.ended); // true
  * ```
  */
-export function endSubscription(sub: Subscription, error?: Error): void {
-  endOf(sub, error);
+export function endSubscription(sub: Subscription, error?: Error, closing = false): void {
+  endOf(sub, error, closing);
 }
 
 /**

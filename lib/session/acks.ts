@@ -14,9 +14,10 @@ import { Queue } from "../util/queue.ts";
  * - `"waiting"`: handed to the application, which has not finished with it;
  * - `"consumed"`: the application is done; PUBACK / PUBREC goes out once every
  *   earlier message's has (MQTT-4.6.0-2/3);
- * - `"declined"`: nobody will consume it (its subscription was left or
- *   unsubscribed); on a persistent session it is never acknowledged, so the
- *   server sends it again on the next connection (MQTT-4.4.0-1);
+ * - `"declined"`: nobody will consume it on this connection (the client
+ *   closed with it unconsumed); on a persistent session it is never
+ *   acknowledged, so the server sends it again on the next connection
+ *   (MQTT-4.4.0-1);
  * - `"done"`: acknowledged, skipped, or forgotten with the server's session:
  *   nothing more happens, whatever the application calls.
  */

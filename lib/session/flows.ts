@@ -331,7 +331,7 @@ export class Flows {
 
   /**
    * With `deferAcks`: the application has consumed the message of `ack`
-   * (`consumed`), or nobody will (`consumed` false: its subscription ended).
+   * (`consumed`), or nobody will (`consumed` false: the client closed first).
    * Acknowledgements go out in the order the PUBLISH packets arrived, QoS 1
    * and 2 alike (MQTT-4.6.0-2, MQTT-4.6.0-3): one whose earlier messages are
    * still being consumed waits for them. A declined message is acknowledged
