@@ -571,7 +571,11 @@ export const LOCK_WAIT_MS = 2000;
  * if (!(await lockWithin(file))) throw new Error("in use");
  * ```
  */
-export async function lockWithin(file: Deno.FsFile, ms: number = LOCK_WAIT_MS): Promise<boolean> {
+export async function lockWithin(
+  // The one method used, so the declarations of this module name no Deno type (npm package).
+  file: { tryLock(exclusive?: boolean): Promise<boolean> },
+  ms: number = LOCK_WAIT_MS,
+): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!(await file.tryLock(true))) {
     if (Date.now() >= deadline) return false;
