@@ -191,3 +191,25 @@ brokerTest(
     }
   },
 );
+
+Deno.test("inbox: a subscription's own bufferSize bounds the read-ahead of unconsumed QoS 1 messages, not the client's", async () => {
+  const server = new ScriptedServer();
+  const client = await connect("mqtt://scripted.invalid", {
+    transport: server.open,
+    bufferSize: 1000, // the client's default for subscriptions that give none
+    closeTimeout: 200,
+  });
+  try {
+    const sub = await client.subscribe("flood", { qos: 1, bufferSize: 2 });
+    const before = server.pulled;
+    for (let i = 1; i <= 200; i++) server.send(publish(i, 1, "flood"));
+    for (let i = 0; i < 10; i++) await turn();
+    // Nobody consumes: with acknowledgement on consume, reading on past the buffer is allowed
+    // only up to READ_AHEAD_FACTOR × the subscription's bufferSize (not 4 × 1000).
+    const read = server.pulled - before;
+    assert.ok(read <= 2 * READ_AHEAD_FACTOR + 1, `the client read ${read} of 200 messages`);
+    await sub.unsubscribe();
+  } finally {
+    await client.close();
+  }
+});

@@ -157,7 +157,7 @@ export class Inbox {
     // messages than its in-flight window: reading on is safe up to the hard bound.
     if (
       message.qos === 0 || sub.ack === "receive" ||
-      sub.buffered >= this.#bufferSize * READ_AHEAD_FACTOR
+      sub.buffered >= sub.bufferSize * READ_AHEAD_FACTOR
     ) {
       this.#blocked.push(whenReady(sub));
     }
@@ -180,9 +180,11 @@ export class Inbox {
   mayReadAhead(): boolean {
     const state = this.#state;
     if (state.inflightCount + state.requestCount === 0) return false;
-    const limit = this.#bufferSize * READ_AHEAD_FACTOR;
-    if (this.#held.length >= limit) return false;
-    for (const sub of this.#subscriptions) if (sub.buffered >= limit) return false;
+    if (this.#held.length >= this.#bufferSize * READ_AHEAD_FACTOR) return false;
+    // Each subscription's own bufferSize bounds it, not the client's default.
+    for (const sub of this.#subscriptions) {
+      if (sub.buffered >= sub.bufferSize * READ_AHEAD_FACTOR) return false;
+    }
     return true;
   }
 

@@ -154,6 +154,11 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return this.#length;
   }
 
+  /** How many buffered messages make the reading wait for the consumer (`bufferSize`). */
+  get bufferSize(): number {
+    return this.#bufferSize;
+  }
+
   /** Whether the subscription has ended: no more messages will be accepted. */
   get ended(): boolean {
     return this.#ended;
