@@ -100,6 +100,11 @@ interface Tool extends AsyncDisposable {
   waitFor(text: string, count?: number): Promise<void>;
   /** Everything written to stdout and stderr so far. */
   stderr(): string;
+  /**
+   * The exit status, once the output has been read to its end too: `child.status` can
+   * resolve while the last lines (the error printed before exiting) are still in the pipe.
+   */
+  exited(): Promise<Deno.CommandStatus>;
 }
 
 function spawnTool(script: string, args: string[], stdin: "piped" | "null" = "null"): Tool {
@@ -131,6 +136,11 @@ function spawnTool(script: string, args: string[], stdin: "piped" | "null" = "nu
       }
     },
     stderr: () => log,
+    async exited() {
+      const status = await child.status;
+      await reading;
+      return status;
+    },
     async [Symbol.asyncDispose]() {
       try {
         child.kill("SIGKILL");
@@ -193,7 +203,7 @@ brokerTest("sub: a will set with --will-* is published when the process is kille
   await using watcher = await willWatcher(broker);
   await using sub = await subWithWill(broker, "cli-killed");
   sub.child.kill("SIGKILL");
-  await sub.child.status;
+  await sub.exited();
   assert.deepEqual(await watcher.done, ["cli/will gone"]);
   // The control for the SIGINT and SIGTERM tests: without DISCONNECT, Mosquitto logs this.
   assert.match(await disconnectLine(broker, "cli-killed"), /closed its connection/);
@@ -208,7 +218,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const clientId = `cli-${signal.toLowerCase()}`;
       await using sub = await subWithWill(broker, clientId);
       sub.child.kill(signal);
-      assert.equal((await sub.child.status).code, 0, sub.stderr());
+      assert.equal((await sub.exited()).code, 0, sub.stderr());
       // Mosquitto logs "disconnected" for a DISCONNECT, "closed its connection" without one.
       assert.match(await disconnectLine(broker, clientId), /disconnected/);
       // The will would have been published when the connection ended, before this marker.
@@ -236,7 +246,7 @@ brokerTest(
     await pub.waitFor("received PUBACK", 2);
     // stdin stays open: only the interrupt can end the tool.
     pub.child.kill("SIGINT");
-    assert.equal((await pub.child.status).code, 0, pub.stderr());
+    assert.equal((await pub.exited()).code, 0, pub.stderr());
     await stdin.close().catch(() => {});
     assert.deepEqual(await lines.done, ["one", "two"]);
     assert.match(await disconnectLine(broker, "cli-pub"), /disconnected/);
@@ -265,7 +275,7 @@ brokerTest(
       pub.child.kill("SIGINT");
       await pub.waitFor("interrupted: closing");
       pub.child.kill("SIGINT");
-      assert.equal((await pub.child.status).code, 130, pub.stderr());
+      assert.equal((await pub.exited()).code, 130, pub.stderr());
     } finally {
       await broker.resume();
       await stdin.close().catch(() => {});
@@ -301,7 +311,7 @@ brokerTest(
       await using tool = spawnTool(script, ["-L", proxy.url, "-d", ...args]);
       await tool.waitFor("sending CONNECT");
       tool.child.kill("SIGINT");
-      assert.equal((await tool.child.status).code, code, tool.stderr());
+      assert.equal((await tool.exited()).code, code, tool.stderr());
       if (code === 1) assert.match(tool.stderr(), /ABORTED/);
     }
   },

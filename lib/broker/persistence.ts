@@ -24,7 +24,7 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
-import { FileStore } from "../store/file_store.ts";
+import { FileStore, lockWithin } from "../store/file_store.ts";
 import {
   Encoder,
   Image,
@@ -167,7 +167,7 @@ export class Persistence {
     } catch (err) {
       throw storeError(`cannot open ${dir}/broker.lock`, err);
     }
-    if (!(await lock.tryLock(true))) {
+    if (!(await lockWithin(lock))) {
       lock.close();
       throw new MqttError("STORE_ERROR", `${dir} is in use by another broker`);
     }

@@ -556,6 +556,34 @@ function releaseLock(lock: Deno.FsFile): void {
   }
 }
 
+/** How long a lock held elsewhere is waited for before the holder counts as another owner. */
+export const LOCK_WAIT_MS = 2000;
+
+/**
+ * Takes an exclusive lock on `file`, waiting up to `ms` for it; false if it is
+ * still held then. A lock released by its owner can stay held a moment longer:
+ * a process spawned meanwhile (by any thread) has a copy of the descriptor from
+ * `fork` until its `exec` closes it, and until then the lock is still held.
+ *
+ * @example
+ * ```ts ignore
+ * const file = await Deno.open("dir/broker.lock", { write: true, create: true });
+ * if (!(await lockWithin(file))) throw new Error("in use");
+ * ```
+ */
+export async function lockWithin(
+  // The one method used, so the declarations of this module name no Deno type (npm package).
+  file: { tryLock(exclusive?: boolean): Promise<boolean> },
+  ms: number = LOCK_WAIT_MS,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await file.tryLock(true))) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
 /** Opens `<path>.lock` and takes an exclusive lock on it, or throws STORE_ERROR. */
 async function lockFile(path: string): Promise<Deno.FsFile> {
   let file: Deno.FsFile;
@@ -566,7 +594,7 @@ async function lockFile(path: string): Promise<Deno.FsFile> {
   }
   let locked = false;
   try {
-    locked = await file.tryLock(true);
+    locked = await lockWithin(file);
   } catch (err) {
     file.close();
     throw storeError(`cannot lock ${path}.lock`, err);

@@ -28,15 +28,19 @@ export class Probe {
   }
 
   /**
-   * Opens a TCP connection to `url` and sends CONNECT with `clientId` (clean session,
-   * keep-alive off); resolves with the probe and the broker's first reply.
+   * Opens a TCP connection to `url` and sends CONNECT with `clientId` (a clean session unless
+   * `clean` is false, keep-alive off); resolves with the probe and the broker's first reply.
    *
    * @example
    * ```ts ignore
    * const { probe, reply } = await Probe.open("mqtt://127.0.0.1:1883", "probe-1");
    * ```
    */
-  static async open(url: string, clientId: string): Promise<{ probe: Probe; reply: Reply }> {
+  static async open(
+    url: string,
+    clientId: string,
+    clean = true,
+  ): Promise<{ probe: Probe; reply: Reply }> {
     const { hostname, port } = new URL(url);
     const probe = new Probe(await Deno.connect({ hostname, port: Number(port) }));
     await probe.send({
@@ -44,7 +48,7 @@ export class Probe {
       protocolName: "MQTT",
       protocolLevel: 4,
       clientId,
-      clean: true,
+      clean,
       keepAlive: 0,
     });
     return { probe, reply: await probe.reply() };
