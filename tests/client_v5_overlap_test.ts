@@ -21,7 +21,7 @@
  */
 import assert from "node:assert/strict";
 import { connect, type Message } from "../mod.ts";
-import { brokerTest, startMosquitto } from "./broker/mod.ts";
+import { brokerTest, logged, startMosquitto } from "./broker/mod.ts";
 import { fresh, within } from "./client_helpers.ts";
 
 const COUNT = 50;
@@ -99,6 +99,7 @@ Deno.test({
     } finally {
       await client.close();
     }
+    await logged(broker, `Client ${clientId} disconnected`);
     const again = await connect(broker.url, { clientId, ...session });
     try {
       const all = await again.subscribe(`${topic}/#`, { qos: 2 });

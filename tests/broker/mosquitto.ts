@@ -610,3 +610,22 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     }
   }
 }
+
+/**
+ * Resolves once the broker's log has a line containing `text`; throws after `ms`. Tests that
+ * reconnect a client id wait for `Client <id> disconnected` (or `closed its connection`) first:
+ * a connection that finds the old one still open takes its session over, and Mosquitto then
+ * drops what it had not yet read from the old one.
+ *
+ * @example
+ * ```ts ignore
+ * await logged(broker, `Client ${clientId} disconnected`);
+ * ```
+ */
+export async function logged(broker: Mosquitto, text: string, ms = 5_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await broker.log()).includes(text)) {
+    if (performance.now() > deadline) throw new Error(`no "${text}" in Mosquitto's log`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
