@@ -24,7 +24,13 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
-import { FileStore, lockWithin } from "../store/file_store.ts";
+import {
+  appendToJournal,
+  FileStore,
+  lockWithin,
+  storeError,
+  writeAll,
+} from "../store/file_store.ts";
 import {
   Encoder,
   Image,
@@ -67,17 +73,6 @@ export interface PersistedSession {
 const COMPACT_BYTES = 4 * 1024 * 1024;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
-
-function storeError(message: string, cause: unknown): MqttError {
-  return new MqttError("STORE_ERROR", `${message}: ${(cause as Error)?.message ?? cause}`, {
-    cause,
-  });
-}
-
-function writeAll(file: Deno.FsFile, data: Uint8Array): void {
-  let at = 0;
-  while (at < data.length) at += file.writeSync(data.subarray(at));
-}
 
 /**
  * A file name for a client identifier: its UTF-8 bytes in hex when short,
@@ -356,15 +351,9 @@ export class Persistence {
     const file = this.#file;
     if (file === undefined) throw new MqttError("STORE_ERROR", "the broker's store is closed");
     try {
-      writeAll(file, data);
-      if (this.#fsync) file.syncDataSync();
+      // A torn tail that cannot be cut is left: loading ignores it.
+      appendToJournal(file, data, this.#size, this.#fsync);
     } catch (err) {
-      try {
-        file.truncateSync(this.#size);
-        file.seekSync(this.#size, Deno.SeekMode.Start);
-      } catch {
-        // Left as a torn tail, which loading ignores.
-      }
       throw storeError(`cannot write ${this.#dir}/retained.journal`, err);
     }
     this.#size += data.length;

@@ -94,14 +94,57 @@ export interface FileStoreOptions {
 
 const DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024;
 
-function storeError(what: string, cause: unknown): MqttError {
+/** A `STORE_ERROR` saying what could not be done and why (the file system's error). */
+export function storeError(what: string, cause: unknown): MqttError {
   return new MqttError("STORE_ERROR", `${what}: ${(cause as Error)?.message ?? cause}`, { cause });
 }
 
+/**
+ * What the journal writers need of an open file (a `Deno.FsFile`), named by
+ * shape so that no runtime's type appears in the package's declarations.
+ */
+export interface JournalFile {
+  /** Writes some of `data`; returns how many bytes. */
+  writeSync(data: Uint8Array): number;
+  /** Flushes the file's data to the disk. */
+  syncDataSync(): void;
+  /** Cuts the file to `length` bytes. */
+  truncateSync(length: number): void;
+  /** Moves the write position; `whence` 0 counts from the start. */
+  seekSync(offset: number, whence: 0): number;
+}
+
 /** Writes all of `data` with synchronous writes (a write may be partial). */
-function writeAll(file: Deno.FsFile, data: Uint8Array): void {
+export function writeAll(file: Pick<JournalFile, "writeSync">, data: Uint8Array): void {
   let off = 0;
   while (off < data.length) off += file.writeSync(data.subarray(off));
+}
+
+/**
+ * Appends `data` to a journal file `size` bytes long, synced to disk when
+ * `fsync`. When the write fails, the partly written record is cut off (so the
+ * records written after it stay readable) and the write's error is thrown;
+ * `tornTail` is called when the cut fails too.
+ */
+export function appendToJournal(
+  file: JournalFile,
+  data: Uint8Array,
+  size: number,
+  fsync: boolean,
+  tornTail?: () => void,
+): void {
+  try {
+    writeAll(file, data);
+    if (fsync) file.syncDataSync();
+  } catch (err) {
+    try {
+      file.truncateSync(size);
+      file.seekSync(size, 0);
+    } catch {
+      tornTail?.();
+    }
+    throw err;
+  }
 }
 
 /**
@@ -362,18 +405,10 @@ export class FileStore implements Store {
     const file = this.#file;
     if (file === undefined) throw new MqttError("STORE_ERROR", "the store is closed");
     try {
-      writeAll(file, data);
-      if (this.#fsync) file.syncDataSync();
+      // A torn tail that cannot be cut would make the records after it damage
+      // to skip: write a fresh snapshot at the next change instead.
+      appendToJournal(file, data, this.#size, this.#fsync, () => this.#compactAt = 0);
     } catch (err) {
-      // Cut a partly written record off, so later records stay readable.
-      try {
-        file.truncateSync(this.#size);
-        file.seekSync(this.#size, Deno.SeekMode.Start);
-      } catch {
-        // A torn tail that cannot be cut would make the records after it damage
-        // to skip: write a fresh snapshot at the next change instead.
-        this.#compactAt = 0;
-      }
       throw storeError(`cannot write ${this.#path}`, err);
     }
     this.#size += data.length;
