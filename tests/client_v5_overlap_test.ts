@@ -22,7 +22,7 @@
 import assert from "node:assert/strict";
 import { connect, type Message } from "../mod.ts";
 import { brokerTest, logged, startMosquitto } from "./broker/mod.ts";
-import { fresh, within } from "./client_helpers.ts";
+import { fresh, take, within } from "./client_helpers.ts";
 
 const COUNT = 50;
 const session = { clean: false, protocolVersion: 5, sessionExpiryInterval: 300 } as const;
@@ -111,3 +111,32 @@ Deno.test({
     }
   },
 });
+
+brokerTest(
+  "5.0: messages a resumed session kept for an earlier client's subscription are not taken for those of a subscription this client ended",
+  async () => {
+    // One message in flight at a time: the kept messages after the first arrive live, once the
+    // one before is consumed, so they are routed after this client ended a subscription.
+    await using broker = await startMosquitto({ extraConfig: "max_inflight_messages 1\n" });
+    const topic = fresh("rv-reuse");
+    const clientId = fresh("rv-reuse-c");
+    const first = await connect(broker.url, { clientId, ...session });
+    await first.subscribe(`${topic}/#`, { qos: 1 });
+    await first.close();
+    await logged(broker, `Client ${clientId} disconnected`);
+    const pub = await connect(broker.url, { protocolVersion: 5 });
+    try {
+      for (let i = 0; i < 5; i++) await pub.publish(`${topic}/b`, String(i), { qos: 1 });
+      // The queued messages carry the identifier the first client gave its subscription. This
+      // client subscribes to another filter and ends that subscription before it takes them.
+      await using again = await connect(broker.url, { clientId, ...session });
+      const other = await again.subscribe(`${topic}/a`, { qos: 1 });
+      await other.unsubscribe();
+      const b = await again.subscribe(`${topic}/b`, { qos: 1 });
+      const texts = (await take(b, 5, "the kept messages")).map((m) => m.text());
+      assert.deepEqual(texts, ["0", "1", "2", "3", "4"]);
+    } finally {
+      await pub.close();
+    }
+  },
+);

@@ -303,7 +303,12 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
   readonly #inbox: Inbox;
   /** MQTT 5.0 request/response, made by the first `request()`. */
   #requests: Requests<Message> | undefined;
-  #subscriptionIds = 0;
+  /**
+   * The last Subscription Identifier given out. A client starts at a random point: a resumed
+   * session may still deliver messages carrying the identifiers an earlier process gave out,
+   * which must not name this client's subscriptions (one it ended would drop them, see Inbox).
+   */
+  #subscriptionIds = crypto.getRandomValues(new Uint32Array(1))[0] % 268_435_455;
   /** What each connection may call back: kept off the public surface. */
   readonly #host: ConnectionHost;
   #abortListener: (() => void) | undefined;
