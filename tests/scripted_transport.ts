@@ -22,6 +22,8 @@ export interface ScriptedTransport {
   holdWrites(): void;
   /** Lets the held writes finish. */
   release(): void;
+  /** Sends `bytes` to the client, as the server would (one chunk, one read). */
+  deliver(bytes: Uint8Array): void;
   /** Resolves once the transport was closed by the client. */
   readonly closed: Promise<void>;
 }
@@ -91,6 +93,9 @@ export function scriptedTransport(): ScriptedTransport {
     release() {
       held?.resolve();
       held = undefined;
+    },
+    deliver(bytes) {
+      toClient.enqueue(bytes);
     },
     closed: closed.promise,
   };

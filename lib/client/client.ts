@@ -339,7 +339,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       inbox: this.#inbox,
       // Acknowledgements go to the latest connection's session: it sends them,
       // or, between connections, marks them for the next one.
-      acknowledge: (ack, consumed) => this.#connection?.acknowledge(ack, consumed),
+      acknowledge: (ack, consumed, batched) =>
+        this.#connection?.acknowledge(ack, consumed, batched),
       connectionEnded: (connection, error) => this.#connectionEnded(connection, error),
       resubscribeFailed: (filter, error) => {
         this.#inbox.refused(filter, error);

@@ -30,14 +30,16 @@ class Delivery {
 
 /**
  * Tells the session a message's acknowledgement may go (`consumed`), or that
- * nobody will consume it. Not part of the public API.
+ * nobody will consume it. `batched`: the consumer takes a buffered message at
+ * once, so this acknowledgement may wait a moment to share a write with the
+ * next ones. Not part of the public API.
  */
-export type AckFunction = (ack: PendingAck, consumed: boolean) => void;
+export type AckFunction = (ack: PendingAck, consumed: boolean, batched?: boolean) => void;
 
 // Let the client's modules reach a message's private side without public methods.
 let makeOf: (packet: PublishPacket, ack: PendingAck | undefined, settle: AckFunction) => Message;
 let copyOf: (message: Message) => Message;
-let settleOf: (message: Message, consumed: boolean) => void;
+let settleOf: (message: Message, consumed: boolean, batched: boolean) => void;
 let settledOf: (message: Message) => boolean;
 
 /**
@@ -87,7 +89,7 @@ export class Message {
       if (delivery !== undefined) delivery.copies++;
       return copy;
     };
-    settleOf = (message, consumed) => message.#settle(consumed);
+    settleOf = (message, consumed, batched) => message.#settle(consumed, batched);
     settledOf = (message) => message.#settled;
   }
 
@@ -118,16 +120,16 @@ export class Message {
    * ```
    */
   ack(): void {
-    this.#settle(true);
+    this.#settle(true, false);
   }
 
-  #settle(consumed: boolean): void {
+  #settle(consumed: boolean, batched: boolean): void {
     if (this.#settled) return;
     this.#settled = true;
     const delivery = this.#delivery;
     if (delivery === undefined) return;
     if (consumed) delivery.consumed = true;
-    if (--delivery.copies === 0) delivery.settle(delivery.ack, delivery.consumed);
+    if (--delivery.copies === 0) delivery.settle(delivery.ack, delivery.consumed, batched);
   }
 
   /**
@@ -212,8 +214,8 @@ export function copyMessage(message: Message): Message {
  * settleMessage(msg, true); // QoS 0: nothing to acknowledge
  * ```
  */
-export function settleMessage(message: Message, consumed: boolean): void {
-  settleOf(message, consumed);
+export function settleMessage(message: Message, consumed: boolean, batched = false): void {
+  settleOf(message, consumed, batched);
 }
 
 /**

@@ -308,12 +308,17 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
     return this.unsubscribe();
   }
 
-  /** With `ack: "consume"`: the consumer is done with the message in hand. */
-  #consumed(): void {
+  /**
+   * With `ack: "consume"`: the consumer is done with the message in hand.
+   * `batched` when it takes a buffered message next: its acknowledgement can
+   * share a write with the next ones (one write per message would cost a
+   * system call each; a consumer that waits next flushes them at once).
+   */
+  #consumed(batched = false): void {
     const inHand = this.#inHand;
     if (inHand === undefined) return;
     this.#inHand = undefined;
-    settleMessage(inHand, true);
+    settleMessage(inHand, true, batched);
   }
 
   /** Gives a message to the consumer: in hand (`ack: "consume"`) or tracked until `ack()` (`"manual"`). */
@@ -350,7 +355,7 @@ export class Subscription implements AsyncIterable<Message>, AsyncDisposable {
 
   #next(): Promise<IteratorResult<Message, undefined>> {
     // Asking for the next message is what says the last one was consumed.
-    this.#consumed();
+    this.#consumed(this.#length > 0);
     if (this.#length > 0) {
       const ring = this.#ring;
       const message = ring[this.#head] as Message;
