@@ -812,8 +812,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
 
   /**
    * Closes the client: waits (up to `closeTimeout`) for in-flight and queued
-   * messages to complete, sends DISCONNECT and closes the transport. Publishes
-   * still unfinished then reject with `CLOSE_TIMEOUT`. Stops reconnecting.
+   * messages to complete, sends DISCONNECT, and waits (within the same
+   * `closeTimeout`) for the server to close the connection, so that it has
+   * read everything sent before (a reconnect of the same session right after
+   * loses no acknowledgement); then closes the transport. Publishes still
+   * unfinished then reject with `CLOSE_TIMEOUT`. Stops reconnecting.
    *
    * @example
    * ```ts ignore
