@@ -164,6 +164,36 @@ Deno.test("held: a SUBSCRIBE awaiting its SUBACK past holdTimeout still gets wha
   }
 });
 
+for (const qos of [0, 1] as const) {
+  Deno.test(`held: QoS ${qos} messages that stop the reading while a SUBSCRIBE awaits its SUBACK are dropped after holdTimeout, so the SUBACK is read`, async () => {
+    const server = new ScriptedServer();
+    const bufferSize = 5;
+    const client = await connect("mqtt://scripted.invalid", {
+      transport: server.open,
+      bufferSize,
+      holdTimeout: 100,
+      reconnect: false,
+    });
+    const dropped = unclaimed(client);
+    try {
+      server.holdReplies = true;
+      const subscribing = client.subscribe("wanted", { qos: 1 });
+      await server.until(() => server.received.some((p) => p.type === "subscribe"), "SUBSCRIBE");
+      // A backlog for a filter nobody subscribes to, with the SUBACK behind it: the held
+      // messages reach their bound (4 × bufferSize) and the reading stops. Before, it stayed
+      // stopped and the SUBACK was never read.
+      for (let i = 1; i <= 200; i++) server.send(publish(i, qos, "unused/x"));
+      server.flushReplies();
+      const sub = await within(subscribing, "the SUBACK behind the backlog", 3000);
+      assert.equal(dropped.length, 200);
+      assert.ok(dropped.every((m) => m.topic === "unused/x"));
+      await sub.unsubscribe();
+    } finally {
+      await client.close();
+    }
+  });
+}
+
 Deno.test("held: with holdTimeout Infinity a message for no subscription stays held until claimed", async () => {
   const server = new ScriptedServer();
   const client = await connect("mqtt://scripted.invalid", {

@@ -57,7 +57,10 @@ export class HeldMessages {
   #messages: Message[] = [];
   /** Milliseconds after a connection is accepted during which messages are held; `Infinity`: for good. */
   readonly #timeout: number;
-  /** Whether a SUBSCRIBE awaits its SUBACK (its subscription may claim the held messages). */
+  /**
+   * Whether a subscription may still claim the held messages past the grace
+   * period: a SUBSCRIBE awaits its SUBACK, and the reading goes on to read it.
+   */
   readonly #subscribing: () => boolean;
   /** Told of every message acknowledged and dropped because no subscription claimed it. */
   readonly #dropped: (messages: Message[]) => void;
@@ -68,6 +71,7 @@ export class HeldMessages {
   /**
    * Holds for `timeout` milliseconds after each connection is accepted, longer
    * while `subscribing()`; tells `dropped` of the messages it gives up on.
+   * `timeout` Infinity: held until taken.
    */
   constructor(
     timeout: number,
@@ -117,13 +121,14 @@ export class HeldMessages {
   }
 
   /**
-   * The last SUBSCRIBE awaited was answered: once the grace period is over,
-   * what it did not claim is dropped at the next macrotask, after the
-   * program's own reaction to the SUBACK (a loop subscribing filter after
-   * filter sends its next SUBSCRIBE in that reaction).
+   * What `subscribing()` says changed (the last SUBSCRIBE awaited was
+   * answered, or the held messages stopped the reading, so its SUBACK cannot
+   * be read): looks again once the grace period is over, at the next
+   * macrotask at the earliest, after the program's own reaction to a SUBACK
+   * (a loop subscribing filter after filter sends its next SUBSCRIBE in it).
    */
-  idle(): void {
-    if (this.#messages.length > 0 && this.#over()) this.#arm(0);
+  recheck(): void {
+    if (this.#messages.length > 0) this.#arm(this.#until - now());
   }
 
   /** Acknowledges and drops every held message, telling `dropped`. */
@@ -162,7 +167,7 @@ export class HeldMessages {
   readonly #expire = (): void => {
     this.#timer = undefined;
     if (this.#messages.length === 0) return;
-    // A SUBSCRIBE awaiting its SUBACK may still claim them: `idle()` looks again after it.
+    // A SUBSCRIBE awaiting its SUBACK may still claim them: `recheck()` looks again after it.
     if (this.#subscribing()) return;
     const left = this.#until - now();
     if (left > 0) this.#arm(left);

@@ -106,7 +106,12 @@ export class Inbox {
     this.#state = state;
     this.#bufferSize = bufferSize;
     const unclaimed = hold.unclaimed;
-    this.#held = new HeldMessages(hold.holdTimeout, () => this.#pending.size > 0, (messages) => {
+    // A SUBSCRIBE awaiting its SUBACK may claim held messages, unless they stopped the
+    // reading (see mayReadAhead): then its SUBACK is never read, so they are dropped once
+    // the grace is over.
+    const subscribing = () =>
+      this.#pending.size > 0 && this.#held.length < bufferSize * READ_AHEAD_FACTOR;
+    this.#held = new HeldMessages(hold.holdTimeout, subscribing, (messages) => {
       this.#heldShrank();
       unclaimed?.(messages);
     });
@@ -171,10 +176,13 @@ export class Inbox {
     const n = held.length;
     // Held QoS 1/2 messages are not acknowledged (a subscription will consume
     // them), so the server's in-flight window bounds them; QoS 0 ones only we do.
-    if (n >= this.#bufferSize * READ_AHEAD_FACTOR || (n >= this.#bufferSize && message.qos === 0)) {
+    const full = n >= this.#bufferSize * READ_AHEAD_FACTOR;
+    if (full || (n >= this.#bufferSize && message.qos === 0)) {
       this.#heldReady ??= Promise.withResolvers();
       this.#blocked.push(this.#heldReady.promise);
     }
+    // The reading stops here whatever is awaited, a SUBACK too: held for no SUBSCRIBE now.
+    if (full) held.recheck();
   }
 
   /** Pushes into one subscription; a full buffer stops the reading unless the server's window bounds it. */
@@ -237,7 +245,7 @@ export class Inbox {
   /** The SUBSCRIBE announced by {@linkcode subscribing} was answered or failed. */
   subscribed(pending: PendingSubscribe): void {
     this.#pending.delete(pending);
-    if (this.#pending.size === 0) this.#held.idle();
+    if (this.#pending.size === 0) this.#held.recheck();
   }
 
   /**
