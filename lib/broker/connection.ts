@@ -24,8 +24,6 @@ import type {
 import type { ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
-import { isExpired } from "../session/expiry.ts";
-import { deliveredProperties } from "./router.ts";
 import { sharedFilterError } from "./shared.ts";
 import type { Grant } from "./subscriptions.ts";
 import { type MqttError, ProtocolError } from "../errors.ts";
@@ -48,9 +46,9 @@ import {
   negotiateKeepAlive,
   refusingConnack,
 } from "./connack.ts";
-import type { RetainedMessage } from "./retained.ts";
+import { RetainedFeed } from "./retained_feed.ts";
 import type { Router } from "./router.ts";
-import type { BrokerSession, Delivery, SessionOwner } from "./session.ts";
+import type { BrokerSession, SessionOwner } from "./session.ts";
 
 /** What a connection needs from its broker. */
 export interface ConnectionHost {
@@ -72,19 +70,6 @@ const OUTBOX_HIGH = 256;
 const BATCH_BYTES = 64 * 1024;
 /** How long a refusing CONNACK may take to be written before the connection is cut. */
 const FLUSH_TIMEOUT = 1000;
-/** Retained messages moved into a session's queue at a time, when it has room. */
-const RETAINED_BATCH = 32;
-/** Topic levels a retained-message search looks at before it may pause. */
-const RETAINED_STEPS = 1024;
-/** Pauses allowed per write: past this many steps without a match, others run first. */
-const RETAINED_PAUSES = 16;
-
-/** Retained messages still to send for one granted filter. */
-interface RetainedCursor {
-  readonly messages: Iterator<RetainedMessage | undefined>;
-  readonly granted: Grant;
-}
-
 /** MQTT 5.0 DISCONNECT reason code the broker sends when it closes for `reason`. */
 const DISCONNECT_REASON: Partial<Record<CloseReason, number>> = {
   keepalive: 0x8d, // Keep Alive timeout
@@ -190,9 +175,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
   /** Retained messages to send for new subscriptions, paced by the client's window. */
-  readonly #retained: RetainedCursor[] = [];
-  /** Resumes a retained-message search that paused to let other connections run. */
-  #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #retained: RetainedFeed;
   #droppingLogged = false;
 
   /** Wraps a transport; nothing is read until {@linkcode start}. */
@@ -211,6 +194,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       .pipeThrough(this.#packets)
       .getReader();
     this.#writer = transport.writable.getWriter();
+    this.#retained = new RetainedFeed(
+      host.router,
+      this.#options.maxQueuedMessages,
+      () => this.wake(),
+    );
     this.#machine = new ServerSession(this.#options, this);
     this.#timer = new DeadlineTimer(now, () => {
       this.#machine.tick(now());
@@ -261,8 +249,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    this.#retained.length = 0;
-    clearTimeout(this.#resumeTimer);
+    this.#retained.stop();
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
         reason !== "disconnect" && reason !== "peer" && reason !== "io"
@@ -369,7 +356,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         if (pending !== undefined) await pending;
         this.#armTimer();
         // An acknowledgement may have opened the window for retained messages still to send.
-        if (this.#retained.length > 0) this.wake();
+        if (this.#retained.pending) this.wake();
         if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
           // The client does not read its acknowledgements: stop reading its requests.
           this.#drained = Promise.withResolvers();
@@ -783,7 +770,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
-      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: grant });
+      this.#retained.add(filter, grant);
     }
   }
 
@@ -889,7 +876,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext(now());
       if (entry === undefined) {
-        if (this.#queueRetained(session)) continue;
+        if (this.#retained.fill(session, now())) continue;
         break;
       }
       const packet = this.#wire(entry.packet!);
@@ -901,55 +888,5 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
     }
     return bytes;
-  }
-
-  /**
-   * Moves retained messages still to send into the session's queue while it holds fewer than a
-   * batch; returns whether any moved. Called when nothing else can be sent, so retained
-   * messages go out as fast as the client acknowledges them and never overflow its queue.
-   */
-  #queueRetained(session: BrokerSession): boolean {
-    const cursors = this.#retained;
-    const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
-    let moved = 0;
-    let pauses = 0;
-    while (cursors.length > 0 && moved < room) {
-      const cursor = cursors[0];
-      const next = cursor.messages.next();
-      if (next.done) {
-        cursors.shift();
-        continue;
-      }
-      const message = next.value;
-      if (message === undefined) {
-        // A long search (say 2,000 filters like "r/+/x" over 100,000 retained topics "r/…")
-        // must not hold the event loop: let the other connections run, then go on.
-        if (++pauses < RETAINED_PAUSES) continue;
-        this.#resumeTimer ??= setTimeout(() => {
-          this.#resumeTimer = undefined;
-          this.wake();
-        }, 0);
-        break;
-      }
-      if (isExpired(message.expiresAt, now())) {
-        this.#host.router.expireRetained(message); // MQTT 5.0 section 3.3.2.3.3
-        continue;
-      }
-      // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
-      const granted = cursor.granted;
-      const qos = (message.qos < granted.qos ? message.qos : granted.qos) as QoS;
-      const delivery: Delivery = {
-        topic: message.topic,
-        payload: message.payload,
-        qos,
-        retain: true,
-      };
-      const properties = deliveredProperties(message.properties, granted);
-      if (properties !== undefined) delivery.properties = properties;
-      if (message.expiresAt !== undefined) delivery.expiresAt = message.expiresAt;
-      session.enqueue(delivery);
-      moved++;
-    }
-    return moved > 0;
   }
 }
