@@ -42,6 +42,7 @@ import { disconnectReasonFor } from "./violation.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
+import { KeepAlive } from "./keep_alive.ts";
 import { type PendingAck, settleAck } from "./acks.ts";
 import type {
   OutgoingMessage,
@@ -159,15 +160,10 @@ export class Session {
   #handler: SessionHandler;
   readonly #flows: Flows;
   #name: SessionStateName = "disconnected";
-  #keepAliveMs: number;
+  readonly #keepAlive: KeepAlive;
   #connectDeadline = Infinity;
-  #lastSent = 0;
-  #lastReceived = 0;
-  #pingOutstanding = false;
-  #pingTimeoutAt = Infinity;
   /** The flows' send order when the outstanding PINGREQ went out (0: none). */
   #pingOrder = 0;
-  #readPaused = false;
   /** SUBSCRIBE/UNSUBSCRIBE made while connecting (ids already reserved in the state). */
   #queuedRequests: PendingRequest[] = [];
 
@@ -184,7 +180,7 @@ export class Session {
     this.#version = options.protocolVersion ?? 4;
     this.#data = state;
     this.#handler = handler;
-    this.#keepAliveMs = keepAlive * 1000;
+    this.#keepAlive = new KeepAlive(keepAlive, options.pingTimeout);
     this.#flows = new Flows(state, maxInflight, {
       send: (packet, now) => this.#send(packet, now),
       deliver: (packet, ack) => handler.deliver(packet, ack),
@@ -217,12 +213,7 @@ export class Session {
   get deadline(): number {
     const name = this.#name;
     if (name === "connecting") return this.#connectDeadline;
-    const ka = this.#keepAliveMs;
-    if (name === "disconnected" || ka === 0) return Infinity;
-    const due = this.#lastSent + ka;
-    if (this.#readPaused) return due;
-    const other = this.#pingOutstanding ? this.#pingTimeoutAt : this.#lastReceived + ka;
-    return other < due ? other : due;
+    return name === "disconnected" ? Infinity : this.#keepAlive.deadline();
   }
 
   /** `disconnected → connecting`: sends CONNECT built from the options and starts the connect timeout. */
@@ -240,16 +231,13 @@ export class Session {
     };
     if (this.#version === 5 && o.properties !== undefined) packet.properties = o.properties;
     this.#v5?.start();
-    this.#keepAliveMs = o.keepAlive * 1000;
     this.#flows.maxInflight = o.maxInflight;
     if (o.username !== undefined) packet.username = o.username;
     if (o.password !== undefined) packet.password = o.password;
     if (o.will !== undefined) packet.will = o.will;
     this.#name = "connecting";
     this.#connectDeadline = now + o.connectTimeout;
-    this.#pingOutstanding = false;
-    this.#pingTimeoutAt = Infinity;
-    this.#lastReceived = now;
+    this.#keepAlive.start(o.keepAlive, now);
     this.#send(packet, now);
   }
 
@@ -269,8 +257,7 @@ export class Session {
       return;
     }
     // Any packet proves the link alive, so it answers an outstanding PINGREQ too.
-    this.#lastReceived = now;
-    this.#pingOutstanding = false;
+    this.#keepAlive.received(now);
     const data = this.#data;
     switch (packet.type) {
       case "publish": {
@@ -524,10 +511,8 @@ export class Session {
       return;
     }
     if (name === "disconnected") return;
-    const ka = this.#keepAliveMs;
-    if (ka === 0) return;
-    const paused = this.#readPaused;
-    if (this.#pingOutstanding && !paused && now >= this.#pingTimeoutAt) {
+    const due = this.#keepAlive.due(now);
+    if (due === "timeout") {
       this.#fail(
         new MqttError(
           "KEEPALIVE_TIMEOUT",
@@ -536,19 +521,10 @@ export class Session {
       );
       return;
     }
-    // MQTT-3.1.2-23: never let the gap between sent packets exceed keep-alive.
-    // Also probe when the server has been silent for keep-alive, so a half-open
-    // link is found even while we keep sending (QoS 0 into a black hole).
-    if (
-      now >= this.#lastSent + ka ||
-      (!this.#pingOutstanding && !paused && now >= this.#lastReceived + ka)
-    ) {
+    if (due === "ping") {
       if (this.#pingOrder === 0) this.#pingOrder = this.#flows.sendOrder;
       this.#send(PINGREQ, now);
-      if (!this.#pingOutstanding) {
-        this.#pingOutstanding = true;
-        this.#pingTimeoutAt = now + this.#options.pingTimeout;
-      }
+      this.#keepAlive.pinged(now);
     }
   }
 
@@ -558,9 +534,7 @@ export class Session {
    * gets a full `pingTimeout` again, since its answer may sit unread in the socket.
    */
   setReadPaused(paused: boolean, now: number): void {
-    if (paused === this.#readPaused) return;
-    this.#readPaused = paused;
-    if (!paused && this.#pingOutstanding) this.#pingTimeoutAt = now + this.#options.pingTimeout;
+    this.#keepAlive.setReadPaused(paused, now);
   }
 
   // ---- internals ----
@@ -578,7 +552,7 @@ export class Session {
   }
 
   #send(packet: Packet, now: number): void {
-    this.#lastSent = now;
+    this.#keepAlive.sent(now);
     // Aliases go on the copy written, never on the PUBLISH kept for resending.
     const v5 = this.#v5;
     this.#handler.send(
@@ -676,7 +650,7 @@ export class Session {
       return;
     }
     this.#name = "connected";
-    this.#lastReceived = now;
+    this.#keepAlive.received(now);
     if (limits !== undefined) this.#applyLimits(limits);
     // Re-register before anything else goes out: the broker handles packets in
     // order, so the subscriptions are active before resent and queued publishes
@@ -734,7 +708,9 @@ export class Session {
     // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the server's Receive Maximum.
     this.#flows.maxInflight = Math.min(this.#options.maxInflight, limits.receiveMaximum);
     // MQTT-3.2.2-21: the Server Keep Alive replaces ours.
-    if (limits.serverKeepAlive !== undefined) this.#keepAliveMs = limits.serverKeepAlive * 1000;
+    if (limits.serverKeepAlive !== undefined) {
+      this.#keepAlive.intervalMs = limits.serverKeepAlive * 1000;
+    }
   }
 
   /** Re-sends what was in flight on the previous connection, in original order. */
@@ -875,8 +851,7 @@ export class Session {
 
   #resetTimers(): void {
     this.#connectDeadline = Infinity;
-    this.#pingOutstanding = false;
-    this.#pingTimeoutAt = Infinity;
+    this.#keepAlive.stop();
     this.#pingOrder = 0;
     this.#flows.holding = false;
   }
