@@ -586,26 +586,13 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       return this.#refuse(2, `keep-alive ${keepAlive} s over maxKeepAlive`, clientId);
     }
     const router = this.#host.router;
-    let store;
     try {
       await this.#host.ready;
-      if (this.#closed) return;
-      const persistence = router.persistence;
-      // 5.0: a session outlives its connection only with a Session Expiry Interval.
-      const keeps = version === 4 || (props?.sessionExpiryInterval ?? 0) > 0;
-      if (!packet.clean && keeps && persistence !== undefined) {
-        const opened = await persistence.sessionStore(clientId, packet.username);
-        const other = router.sessions.get(clientId);
-        if (this.#closed || (other !== undefined && other.username !== packet.username)) {
-          if (opened.created) persistence.dropSession(clientId);
-          if (this.#closed) return;
-        }
-        store = opened.store;
-      }
     } catch (err) {
       this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
       return this.#refuse(3, "the broker cannot keep the session", clientId);
     }
+    if (this.#closed) return;
     const held = router.sessions.get(clientId);
     if (held !== undefined && held.username !== packet.username) {
       // A session belongs to the user who opened it: another user may neither resume it nor
@@ -618,13 +605,16 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const expiry = version === 4
       ? (packet.clean ? 0 : Infinity)
       : (props?.sessionExpiryInterval ?? 0);
-    const { session, present } = router.openSession(
-      clientId,
-      packet.clean,
-      packet.username,
-      store,
-      expiry,
-    );
+    let opened;
+    try {
+      // With persistence, a session that outlives its connection is kept on disk (whatever
+      // Clean Start said: it only decides whether a held session is resumed).
+      opened = router.openSession(clientId, packet.clean, packet.username, expiry);
+    } catch (err) {
+      this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
+      return this.#refuse(3, "the broker cannot keep the session", clientId);
+    }
+    const { session, present } = opened;
     this.id = clientId;
     this.username = packet.username;
     const will = packet.will;

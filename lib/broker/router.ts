@@ -7,7 +7,6 @@
 import type { QoS } from "../codec/packet.ts";
 import type { PublishProperties } from "../codec/properties.ts";
 import { type RetainedLimits, type RetainedMessage, RetainedStore } from "./retained.ts";
-import type { Store } from "../store/store.ts";
 import type { Persistence } from "./persistence.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
@@ -118,13 +117,14 @@ export class Router {
    * a new empty session replaces any old one (MQTT-3.1.2-4/-6); otherwise the
    * held one is resumed and `present` is true (MQTT-3.2.2-2). The caller has
    * already closed any connection still using the old session (MQTT-3.1.4-2).
-   * The session records the `username` that opened it.
+   * The session records the `username` that opened it. With persistence, a
+   * new session with an expiry interval other than 0 is kept on disk; throws
+   * `STORE_ERROR` when it cannot be (nothing is then held for `clientId`).
    */
   openSession(
     clientId: string,
     clean: boolean,
     username: string | undefined,
-    store?: Store,
     expiryInterval: number = clean ? 0 : Infinity,
   ): { session: BrokerSession; present: boolean } {
     const held = this.sessions.get(clientId);
@@ -140,16 +140,14 @@ export class Router {
       held.clean = interval === 0;
       held.expiryInterval = interval;
       this.#recordExpiry(held);
+      if (held.store !== undefined) this.#persistence?.setIdle(clientId, false);
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
-    const session = new BrokerSession(
-      clientId,
-      interval === 0,
-      this.#limits,
-      username,
-      interval === 0 ? undefined : store,
-    );
+    // MQTT 5.0 section 3.1.2.11.2: the Session Expiry Interval, not Clean Start, says whether
+    // the session outlives its connection (and so a restart).
+    const store = interval === 0 ? undefined : this.#persistence?.createSession(clientId, username);
+    const session = new BrokerSession(clientId, interval === 0, this.#limits, username, store);
     session.expiryInterval = interval;
     this.sessions.set(clientId, session);
     this.#recordExpiry(session);
@@ -172,6 +170,8 @@ export class Router {
    */
   connectionEnded(session: BrokerSession): void {
     if (session.clean) return this.discard(session);
+    // Offline, its journal holds no open file (each change opens and closes it).
+    if (session.store !== undefined) this.#persistence?.setIdle(session.clientId, true);
     const interval = session.expiryInterval;
     if (interval === Infinity) return;
     if (session.store !== undefined) {

@@ -63,7 +63,18 @@ import {
   UNSUB,
 } from "./journal.ts";
 
+import {
+  DENO_FILE_SYSTEM,
+  type JournalFile,
+  type OpenFile,
+  splitPath,
+  syncDirectory,
+  writeAll,
+  writeSnapshot,
+} from "./snapshot_file.ts";
+
 export { type DamagedRegion, StoreCorruptionError } from "./journal.ts";
+export { type JournalFile, writeAll } from "./snapshot_file.ts";
 
 /** Options of {@linkcode FileStore.open}. */
 export interface FileStoreOptions {
@@ -100,27 +111,6 @@ export function storeError(what: string, cause: unknown): MqttError {
 }
 
 /**
- * What the journal writers need of an open file (a `Deno.FsFile`), named by
- * shape so that no runtime's type appears in the package's declarations.
- */
-export interface JournalFile {
-  /** Writes some of `data`; returns how many bytes. */
-  writeSync(data: Uint8Array): number;
-  /** Flushes the file's data to the disk. */
-  syncDataSync(): void;
-  /** Cuts the file to `length` bytes. */
-  truncateSync(length: number): void;
-  /** Moves the write position; `whence` 0 counts from the start. */
-  seekSync(offset: number, whence: 0): number;
-}
-
-/** Writes all of `data` with synchronous writes (a write may be partial). */
-export function writeAll(file: Pick<JournalFile, "writeSync">, data: Uint8Array): void {
-  let off = 0;
-  while (off < data.length) off += file.writeSync(data.subarray(off));
-}
-
-/**
  * Appends `data` to a journal file `size` bytes long, synced to disk when
  * `fsync`. When the write fails, the partly written record is cut off (so the
  * records written after it stay readable) and the write's error is thrown;
@@ -146,6 +136,19 @@ export function appendToJournal(
     throw err;
   }
 }
+
+/** What the broker's persistence opens its session journals with (see the functions below). */
+interface UnlockedJournals {
+  create(path: string, fsync: boolean): FileStore;
+  open(
+    path: string,
+    options: { fsync: boolean; onCorruption: (error: StoreCorruptionError) => void },
+  ): Promise<FileStore>;
+  setIdle(store: FileStore, idle: boolean): void;
+}
+
+/** Set by {@linkcode FileStore}'s static block, which can reach its private parts. */
+let unlocked: UnlockedJournals;
 
 /**
  * A durable store in one journal file. Open it with
@@ -174,8 +177,14 @@ export class FileStore implements Store {
   /** False while the journal holds damaged bytes that no copy keeps: compacting would drop them. */
   readonly #mayCompact: boolean;
   readonly #enc = new Encoder();
-  #file: Deno.FsFile | undefined;
+  #file: OpenFile | undefined;
   #lock: Deno.FsFile | undefined;
+  /**
+   * Whether the journal is kept closed between changes (each change opens it, appends, closes
+   * it), so that a store nobody uses holds no file descriptor.
+   */
+  #idle = false;
+  #closed = false;
   /** Bytes in the file now. */
   #size = 0;
   /** Compact when the file grows past this. */
@@ -217,6 +226,21 @@ export class FileStore implements Store {
     // Two names of one file must meet at one lock, and compaction must replace the file, not a link.
     const real = await resolvePath(path);
     const lock = await lockFile(real);
+    return await FileStore.#load(real, fsync, compactBytes, onCorruption, lock);
+  }
+
+  /**
+   * Loads the journal at `real` (a resolved path) and compacts it, or appends
+   * to it as it is when no snapshot can be written. Holds `lock` until closed
+   * (none: the caller's own lock covers the file); releases it on failure.
+   */
+  static async #load(
+    real: string,
+    fsync: boolean,
+    compactBytes: number,
+    onCorruption: FileStoreOptions["onCorruption"],
+    lock: Deno.FsFile | undefined,
+  ): Promise<FileStore> {
     let store: FileStore | undefined;
     try {
       let buf: Uint8Array;
@@ -251,6 +275,7 @@ export class FileStore implements Store {
       const mayCompact = corruption === undefined || corruption.keptAt !== undefined;
       store = new FileStore(real, image, fsync, compactBytes, mayCompact);
       store.#lock = lock;
+      store.#idle = lock === undefined;
       let compacted = false;
       if (mayCompact) {
         try {
@@ -264,9 +289,33 @@ export class FileStore implements Store {
       return store;
     } catch (err) {
       if (store !== undefined) store.close();
-      else releaseLock(lock);
+      else if (lock !== undefined) releaseLock(lock);
       throw err;
     }
+  }
+
+  static {
+    // The broker's persistence: its directory lock covers the journals in it, so they need
+    // no lock file, and an offline session's journal holds no open file.
+    unlocked = {
+      create(path, fsync) {
+        const store = new FileStore(path, new Image(), fsync, DEFAULT_COMPACT_BYTES, true);
+        store.#compact(); // a fresh journal replaces whatever was at `path`, atomically
+        return store;
+      },
+      open: (path, options) =>
+        FileStore.#load(
+          path,
+          options.fsync,
+          DEFAULT_COMPACT_BYTES,
+          options.onCorruption,
+          undefined,
+        ),
+      setIdle(store, idle) {
+        store.#idle = idle;
+        if (idle) store.#release();
+      },
+    };
   }
 
   /** Everything stored, copied. */
@@ -385,8 +434,8 @@ export class FileStore implements Store {
 
   /** Closes the file. The journal stays for the next {@linkcode FileStore.open}. */
   close(): void {
-    this.#file?.close();
-    this.#file = undefined;
+    this.#closed = true;
+    this.#release();
     const lock = this.#lock;
     this.#lock = undefined;
     if (lock !== undefined) releaseLock(lock);
@@ -402,16 +451,37 @@ export class FileStore implements Store {
     const enc = this.#enc;
     const data = enc.buf.subarray(0, enc.length);
     enc.length = 0;
-    const file = this.#file;
-    if (file === undefined) throw new MqttError("STORE_ERROR", "the store is closed");
+    if (this.#closed) throw new MqttError("STORE_ERROR", "the store is closed");
     try {
+      const file = this.#file ?? this.#reopen();
       // A torn tail that cannot be cut would make the records after it damage
       // to skip: write a fresh snapshot at the next change instead.
       appendToJournal(file, data, this.#size, this.#fsync, () => this.#compactAt = 0);
     } catch (err) {
       throw storeError(`cannot write ${this.#path}`, err);
+    } finally {
+      if (this.#idle) this.#release();
     }
     this.#size += data.length;
+  }
+
+  /** Opens the journal to append to it, at the end of what this store wrote. */
+  #reopen(): OpenFile {
+    const file = Deno.openSync(this.#path, { write: true });
+    try {
+      file.seekSync(this.#size, Deno.SeekMode.Start);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+    this.#file = file;
+    return file;
+  }
+
+  /** Closes the journal's file, if open; what is written stays. */
+  #release(): void {
+    this.#file?.close();
+    this.#file = undefined;
   }
 
   /** Compacts once the journal has grown enough (called after the image took the change). */
@@ -432,33 +502,16 @@ export class FileStore implements Store {
    */
   #compact(): void {
     const path = this.#path;
-    const tmp = `${path}.tmp`;
     const data = snapshot(this.#image);
-    let file: Deno.FsFile;
+    let file: OpenFile;
     try {
-      file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+      file = writeSnapshot(path, data, this.#fsync, DENO_FILE_SYSTEM);
     } catch (err) {
-      // Nothing of ours is there to remove (it may be a directory of someone else's).
       throw storeError(`cannot compact ${path}`, err);
     }
-    try {
-      writeAll(file, data);
-      // Power-loss safety needs the data on disk before the rename is.
-      if (this.#fsync) file.syncSync();
-      Deno.renameSync(tmp, path);
-    } catch (err) {
-      file.close();
-      // A partial snapshot must not fill the disk that made it fail.
-      try {
-        Deno.removeSync(tmp);
-      } catch {
-        // Gone already, or the directory forbids it; the next compaction truncates it.
-      }
-      throw storeError(`cannot compact ${path}`, err);
-    }
-    if (this.#fsync) syncDirectory(path);
-    this.#file?.close();
+    this.#release();
     this.#file = file;
+    if (this.#idle) this.#release();
     this.#size = data.length;
     this.#compactAt = Math.max(this.#compactBytes, 2 * data.length);
   }
@@ -471,7 +524,7 @@ export class FileStore implements Store {
    */
   #appendTo(buf: Uint8Array, end: number): void {
     const path = this.#path;
-    let file: Deno.FsFile | undefined;
+    let file: OpenFile | undefined;
     let size = end;
     try {
       file = Deno.openSync(path, { write: true, create: true });
@@ -493,6 +546,7 @@ export class FileStore implements Store {
       throw storeError(`cannot write ${path}`, err);
     }
     this.#file = file;
+    if (this.#idle) this.#release();
     this.#size = size;
     this.#compactAt = this.#mayCompact ? size + Math.max(this.#compactBytes, size) : Infinity;
   }
@@ -525,17 +579,6 @@ async function resolvePath(path: string): Promise<string> {
   } catch (err) {
     throw storeError(`cannot open ${path}`, err);
   }
-}
-
-/** `path` split at its last separator into the directory ("." when none) and the name. */
-function splitPath(path: string): [dir: string, name: string] {
-  const windows = Deno.build.os === "windows";
-  let i = path.length - 1;
-  while (i >= 0 && path[i] !== "/" && !(windows && path[i] === "\\")) i--;
-  if (i < 0) return [".", path];
-  // Keep the separator of a root ("/", "C:\\"): without it the root is another directory.
-  const root = i === 0 || (windows && path[i - 1] === ":");
-  return [path.slice(0, root ? i + 1 : i), path.slice(i + 1)];
 }
 
 function joinPath(dir: string, name: string): string {
@@ -641,15 +684,34 @@ async function lockFile(path: string): Promise<Deno.FsFile> {
   return file;
 }
 
-/** Flushes the directory entry of `path` (a rename or a new file) to disk, where the platform allows it. */
-function syncDirectory(path: string): void {
-  let handle: Deno.FsFile | undefined;
-  try {
-    handle = Deno.openSync(splitPath(path)[0], { read: true });
-    handle.syncSync();
-  } catch {
-    // Not every platform can open or sync a directory; the rename is still atomic.
-  } finally {
-    handle?.close();
-  }
+/**
+ * A new, empty journal at `path` (an absolute path), replacing whatever is
+ * there atomically, synchronously, without a lock file of its own: for the
+ * broker's persistence, whose directory lock covers it. Throws `STORE_ERROR`.
+ */
+export function createUnlockedStore(path: string, fsync: boolean): FileStore {
+  return unlocked.create(path, fsync);
+}
+
+/**
+ * {@linkcode FileStore.open} of a journal at `path` (an absolute path)
+ * without a lock file of its own (the broker's directory lock covers it),
+ * accepting damage through `onCorruption`. The store is idle (see
+ * {@linkcode setStoreIdle}).
+ */
+export function openUnlockedStore(
+  path: string,
+  options: { fsync: boolean; onCorruption: (error: StoreCorruptionError) => void },
+): Promise<FileStore> {
+  return unlocked.open(path, options);
+}
+
+/**
+ * Makes a store idle (its journal closed between changes: each change opens
+ * it, appends and closes it, with the same writes and flushes) or active (kept
+ * open once a change opened it). An offline session's store is idle, so it
+ * holds no file descriptor.
+ */
+export function setStoreIdle(store: FileStore, idle: boolean): void {
+  unlocked.setIdle(store, idle);
 }
