@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { Broker } from "../broker.ts";
 import type { PublishPacket } from "../lib/codec/packet.ts";
-import { bytes, RawClient } from "./broker_helpers.ts";
+import type { ConnectPacket } from "../lib/codec/packet.ts";
+import { bytes, RawClient, until } from "./broker_helpers.ts";
 
 const MAIN = new URL("../examples/broker_main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -244,6 +245,116 @@ Deno.test("persistence: a torn tail of the retained journal is ignored; a damage
     ];
     assert.deepEqual(topics.sort(), ["payload of a", "payload of c"]);
     client.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Retains `n` messages on `r/000`, `r/001`, …: QoS 1 on even numbers, QoS 0 on odd ones. */
+async function retainMany(port: number, n: number): Promise<Set<string>> {
+  const { client } = await RawClient.connect(port, { clientId: "retainer" });
+  const qos1 = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const topic = `r/${String(i).padStart(3, "0")}`;
+    const qos = i % 2 === 0 ? 1 : 0;
+    if (qos === 1) qos1.add(topic);
+    await client.send({
+      type: "publish",
+      topic,
+      payload: bytes(`q${qos}`),
+      qos,
+      retain: true,
+      dup: false,
+      packetId: qos === 1 ? 1 : undefined,
+    });
+    if (qos === 1) await client.expect("puback");
+  }
+  client.close();
+  return qos1;
+}
+
+/** Reads PUBLISH packets until `ms` of silence; acknowledges them when `ack`. */
+async function drain(client: RawClient, ack: boolean, ms = 300): Promise<PublishPacket[]> {
+  const got: PublishPacket[] = [];
+  while (true) {
+    let result;
+    try {
+      result = await client.read(ms);
+    } catch {
+      return got; // silence
+    }
+    if ("closed" in result) return got;
+    const message = result.packet as PublishPacket;
+    got.push(message);
+    if (ack && message.qos === 1) {
+      await client.send({ type: "puback", packetId: message.packetId! });
+    }
+  }
+}
+
+for (
+  const [version, connect] of [
+    ["3.1.1", { clientId: "sub", clean: false }],
+    ["5.0", {
+      clientId: "sub",
+      clean: false,
+      protocolLevel: 5,
+      properties: { sessionExpiryInterval: 600 },
+    }],
+  ] as [string, Partial<ConnectPacket>][]
+) {
+  Deno.test(`retained messages not yet sent when the connection ends are delivered when the session resumes (${version}, queue limit 10)`, async () => {
+    // 100 retained messages; the subscriber takes none of them (no PUBACK), so the window of
+    // 20 fills and the rest are still to send when its connection ends. The QoS 1 ones go into
+    // the session's queue as far as its limit of 10 allows; the rest wait for the resume.
+    await using broker = new Broker({ maxQueuedMessages: 10 });
+    const { port } = await broker.listen({ port: 0 });
+    const qos1 = await retainMany(port, 100);
+    const first = await RawClient.connect(port, connect);
+    await first.client.subscribe([["r/#", 1]]);
+    const before = await drain(first.client, false);
+    first.client.close();
+    await until(() => broker.stats().clients === 0, "the broker to see the connection end");
+    assert.ok(broker.stats().queuedMessages <= 10, `${broker.stats().queuedMessages} queued`);
+    const again = await RawClient.connect(port, connect);
+    assert.equal(again.sessionPresent, true);
+    const after = await drain(again.client, true);
+    again.client.close();
+    const received = new Set([...before, ...after].filter((m) => m.qos === 1).map((m) => m.topic));
+    assert.deepEqual([...qos1].filter((t) => !received.has(t)), [], "QoS 1 retained messages lost");
+    for (const message of after) assert.equal(message.retain, true); // MQTT-3.3.1-8
+  });
+}
+
+Deno.test("persistence: retained messages not yet sent when the connection ends are kept in the session across a restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-retained-resume-" });
+  const connect: Partial<ConnectPacket> = {
+    clientId: "sub",
+    clean: false,
+    protocolLevel: 5,
+    properties: { sessionExpiryInterval: 600 },
+  };
+  try {
+    let qos1: Set<string>;
+    let before: PublishPacket[];
+    {
+      await using broker = new Broker({ persistence: dir });
+      const { port } = await broker.listen({ port: 0 });
+      qos1 = await retainMany(port, 100);
+      const { client } = await RawClient.connect(port, connect);
+      await client.subscribe([["r/#", 1]]);
+      before = await drain(client, false);
+      client.close();
+      await until(() => broker.stats().clients === 0, "the broker to see the connection end");
+    }
+    await using broker = new Broker({ persistence: dir });
+    const { port } = await broker.listen({ port: 0 });
+    const { client, sessionPresent } = await RawClient.connect(port, connect);
+    assert.equal(sessionPresent, true);
+    const after = await drain(client, true);
+    client.close();
+    const received = new Set([...before, ...after].filter((m) => m.qos === 1).map((m) => m.topic));
+    assert.deepEqual([...qos1].filter((t) => !received.has(t)), [], "QoS 1 retained messages lost");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

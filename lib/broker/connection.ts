@@ -27,8 +27,6 @@ import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
 import { publishSize } from "../session/connack.ts";
-import { isExpired } from "../session/expiry.ts";
-import { deliveredProperties } from "./router.ts";
 import { sharedFilterError } from "./shared.ts";
 import type { Grant } from "./subscriptions.ts";
 import { MqttError, ProtocolError } from "../errors.ts";
@@ -43,9 +41,9 @@ import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
 import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
-import type { RetainedMessage } from "./retained.ts";
+import { queueRetained } from "./retained_cursor.ts";
 import type { Router } from "./router.ts";
-import type { BrokerSession, Delivery, SessionOwner } from "./session.ts";
+import type { BrokerSession, SessionOwner } from "./session.ts";
 
 /** What a connection needs from its broker. */
 export interface ConnectionHost {
@@ -71,14 +69,6 @@ const FLUSH_TIMEOUT = 1000;
 const RETAINED_BATCH = 32;
 /** Topic levels a retained-message search looks at before it may pause. */
 const RETAINED_STEPS = 1024;
-/** Pauses allowed per write: past this many steps without a match, others run first. */
-const RETAINED_PAUSES = 16;
-
-/** Retained messages still to send for one granted filter. */
-interface RetainedCursor {
-  readonly messages: Iterator<RetainedMessage | undefined>;
-  readonly granted: Grant;
-}
 
 /** MQTT 5.0 CONNACK reason codes for the 3.1.1 return codes the broker refuses with. */
 const REASON_OF_RETURN_CODE = [0x00, 0x84, 0x85, 0x88, 0x86, 0x87] as const;
@@ -197,8 +187,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    * cannot hold a loop once the connection closes. One at a time: packets are handled in order.
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
-  /** Retained messages to send for new subscriptions, paced by the client's window. */
-  readonly #retained: RetainedCursor[] = [];
   /** Resumes a retained-message search that paused to let other connections run. */
   #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #droppingLogged = false;
@@ -269,7 +257,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    this.#retained.length = 0;
+    // Retained messages not yet sent stay with the session: queued for it if it outlives the
+    // connection (connectionEnded), dropped with it otherwise.
     clearTimeout(this.#resumeTimer);
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
@@ -377,7 +366,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         if (pending !== undefined) await pending;
         this.#armTimer();
         // An acknowledgement may have opened the window for retained messages still to send.
-        if (this.#retained.length > 0) this.wake();
+        if ((this.#session?.retained.length ?? 0) > 0) this.wake();
         if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
           // The client does not read its acknowledgements: stop reading its requests.
           this.#drained = Promise.withResolvers();
@@ -857,7 +846,10 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
-      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: grant });
+      session.retained.push({
+        messages: router.retainedFor(filter, RETAINED_STEPS),
+        granted: grant,
+      });
     }
   }
 
@@ -983,46 +975,20 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    * messages go out as fast as the client acknowledges them and never overflow its queue.
    */
   #queueRetained(session: BrokerSession): boolean {
-    const cursors = this.#retained;
     const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
-    let moved = 0;
-    let pauses = 0;
-    while (cursors.length > 0 && moved < room) {
-      const cursor = cursors[0];
-      const next = cursor.messages.next();
-      if (next.done) {
-        cursors.shift();
-        continue;
-      }
-      const message = next.value;
-      if (message === undefined) {
-        // A long search (say 2,000 filters like "r/+/x" over 100,000 retained topics "r/…")
-        // must not hold the event loop: let the other connections run, then go on.
-        if (++pauses < RETAINED_PAUSES) continue;
-        this.#resumeTimer ??= setTimeout(() => {
-          this.#resumeTimer = undefined;
-          this.wake();
-        }, 0);
-        break;
-      }
-      if (isExpired(message.expiresAt, now())) {
-        this.#host.router.expireRetained(message); // MQTT 5.0 section 3.3.2.3.3
-        continue;
-      }
-      // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
-      const granted = cursor.granted;
-      const qos = (message.qos < granted.qos ? message.qos : granted.qos) as QoS;
-      const delivery: Delivery = {
-        topic: message.topic,
-        payload: message.payload,
-        qos,
-        retain: true,
-      };
-      const properties = deliveredProperties(message.properties, granted);
-      if (properties !== undefined) delivery.properties = properties;
-      if (message.expiresAt !== undefined) delivery.expiresAt = message.expiresAt;
-      session.enqueue(delivery);
-      moved++;
+    const router = this.#host.router;
+    const { moved, paused } = queueRetained(
+      session,
+      (_, moved) => moved < room,
+      false,
+      now(),
+      (message) => router.expireRetained(message), // MQTT 5.0 section 3.3.2.3.3
+    );
+    if (paused) {
+      this.#resumeTimer ??= setTimeout(() => {
+        this.#resumeTimer = undefined;
+        this.wake();
+      }, 0);
     }
     return moved > 0;
   }

@@ -11,6 +11,7 @@ import type { Persistence } from "./persistence.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
 import { SharedSubscriptions } from "./shared.ts";
+import { queueRetained } from "./retained_cursor.ts";
 
 /** Most expired retained messages dropped per turn of the event loop. */
 const SWEEP_BATCH = 1000;
@@ -134,6 +135,9 @@ export class Router {
       held.cancelWill();
       clearTimeout(held.expiryTimer);
       held.expiryTimer = undefined;
+      // Its connection takes what retained messages are left from here, as its window allows.
+      clearTimeout(held.retainedTimer);
+      held.retainedTimer = undefined;
     }
     const interval = expiryInterval >= NEVER_EXPIRES ? Infinity : expiryInterval;
     if (held !== undefined && !clean) {
@@ -172,12 +176,35 @@ export class Router {
     if (session.clean) return this.discard(session);
     // Offline, its journal holds no open file (each change opens and closes it).
     if (session.store !== undefined) this.#persistence?.setIdle(session.clientId, true);
+    this.#queueRetainedOffline(session);
     const interval = session.expiryInterval;
     if (interval === Infinity) return;
     if (session.store !== undefined) {
       this.#persistence?.updateSession(session.clientId, { disconnectedAt: Date.now() });
     }
     this.#expireAfter(session, interval * 1000);
+  }
+
+  /**
+   * Queues the retained messages its new subscriptions had still to send for a session without
+   * a connection: QoS 1 and 2 ones (QoS 0 is not kept for an offline session), in order, while
+   * its queue has room, so they are delivered when it resumes (and, with persistence, after a
+   * restart). A long search goes on at the next turn of the event loop. What does not fit waits
+   * for the session to resume, when its connection goes on from there.
+   */
+  #queueRetainedOffline(session: BrokerSession): void {
+    session.retainedTimer = undefined;
+    if (session.owner !== undefined || this.sessions.get(session.clientId) !== session) return;
+    const before = session.dropped;
+    const { paused } = queueRetained(
+      session,
+      (delivery) => session.hasRoomFor(delivery),
+      true,
+      performance.now(),
+      (message) => this.expireRetained(message),
+    );
+    this.dropped += session.dropped - before;
+    if (paused) session.retainedTimer = setTimeout(() => this.#queueRetainedOffline(session), 0);
   }
 
   /** Ends a session without a connection `ms` from now, unless one resumes it first. */
@@ -202,6 +229,9 @@ export class Router {
       if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
     }
     session.subscriptions.clear();
+    session.retained.length = 0;
+    clearTimeout(session.retainedTimer);
+    session.retainedTimer = undefined;
     const leftovers: Delivery[] = [];
     for (const entry of session.state.inflight()) {
       const message = entry.message as Delivery;
