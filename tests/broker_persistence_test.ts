@@ -359,3 +359,70 @@ Deno.test("persistence: retained messages not yet sent when the connection ends 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Open file descriptors of this process, once the count has settled (closes may lag a moment). */
+async function openFiles(atMost: number): Promise<number> {
+  const count = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const deadline = Date.now() + 1000;
+  while (count() > atMost && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return count();
+}
+
+Deno.test({
+  name: "persistence: an offline persistent session holds no open file, idle or storing messages",
+  ignore: Deno.build.os !== "linux", // counts /proc/self/fd
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "broker-descriptors-" });
+    const openOffline = async (port: number, from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const { client } = await RawClient.connect(port, { clientId: `c${i}`, clean: false });
+        await client.subscribe([["all", 1]]);
+        await client.send({ type: "disconnect" });
+        await client.expectClosed();
+        client.close();
+      }
+    };
+    try {
+      {
+        await using broker = new Broker({ persistence: dir });
+        const { port } = await broker.listen({ port: 0 });
+        await openOffline(port, 0, 5);
+        await until(() => broker.stats().clients === 0, "the clients to be gone");
+        const five = await openFiles(0);
+        await openOffline(port, 5, 50);
+        await until(() => broker.stats().clients === 0, "the clients to be gone");
+        // Two files per offline session before (a journal and its lock): 90 more here.
+        const fifty = await openFiles(five);
+        assert.ok(fifty <= five, `5 offline sessions: ${five} files open, 50: ${fifty}`);
+        // A message stored for each opens its journal, appends and closes it again.
+        broker.publish("all", "stored while offline", { qos: 1 });
+        assert.equal(broker.stats().queuedMessages, 50);
+        const stored = await openFiles(five);
+        assert.ok(stored <= five, `after storing a message for each: ${stored} files open`);
+      }
+      const closed = await openFiles(0);
+      // Restored offline, the sessions open no file either.
+      await using broker = new Broker({ persistence: dir });
+      const { port } = await broker.listen({ port: 0 });
+      assert.equal(broker.stats().sessions, 50);
+      const restored = await openFiles(closed + 3); // the lock, the retained journal, the listener
+      assert.ok(restored <= closed + 3, `restored: ${restored} files open, ${closed} before`);
+      // What an idle journal stored is there (and its journal opens again for the session).
+      const { client, sessionPresent } = await RawClient.connect(port, {
+        clientId: "c49",
+        clean: false,
+      });
+      assert.equal(sessionPresent, true);
+      const message = await client.expect("publish");
+      assert.equal(text(message.payload), "stored while offline");
+      await client.send({ type: "puback", packetId: message.packetId! });
+      broker.publish("all", "live", { qos: 1 });
+      const live = await client.expect("publish");
+      assert.equal(text(live.payload), "live");
+      await client.send({ type: "puback", packetId: live.packetId! });
+      client.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -18,8 +18,6 @@ import {
 } from "../lib/store/snapshot_file.ts";
 import { connect5 } from "./broker_helpers.ts";
 
-const text = new TextEncoder();
-
 /** A file system that records each step and does nothing else. */
 function recorder(failAt?: string): { fs: SnapshotFileSystem; steps: string[] } {
   const steps: string[] = [];

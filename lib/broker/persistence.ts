@@ -7,11 +7,17 @@
  * - `retained.journal`: the retained messages, a journal in the format of
  *   `../store/journal.ts` (each retained PUBLISH a `pushWaiting` record with
  *   RETAIN set; a clear is one with an empty payload and RETAIN clear), compacted
- *   into a snapshot (`.tmp`, then an atomic rename) once it grows past twice
- *   what is live.
+ *   into a snapshot once it grows past twice what is live.
  * - `sessions/<key>.journal`: one {@linkcode FileStore} per persistent session
  *   (subscriptions, in-flight and queued messages, incoming QoS 2 ids), and
- *   `sessions/<key>.json`: its client identifier and user name.
+ *   `sessions/<key>.json`: its client identifier, user name and 5.0 state.
+ *   The journals take no lock of their own (`broker.lock` covers them), and
+ *   the journal of an offline session is kept closed between changes, so an
+ *   offline session holds no file descriptor.
+ *
+ * Every snapshot (the compacted journals, each `.json`) is written by
+ * `../store/snapshot_file.ts`: a `.tmp` file, flushed, renamed over the old
+ * one, the directory flushed.
  *
  * Durability is `FileStore`'s: every change is written synchronously before
  * the broker acknowledges what caused it (PUBACK, PUBREC, SUBACK), so a
