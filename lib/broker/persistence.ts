@@ -209,15 +209,22 @@ export class Persistence {
   }
 
   /**
-   * A new, empty store for `clientId`'s persistent session, replacing any it
-   * had on disk (the caller has dropped a session it held). Its `.json` is
+   * A new, empty store for `clientId`'s persistent session (which expires
+   * `expiryInterval` seconds after its connection ends; `Infinity`: never),
+   * replacing any it had on disk (the caller has dropped a session it held). Its `.json` is
    * written first, so a crash leaves no journal without a name. Synchronous,
    * so the session is created in the same step as the broker decides it.
    * Throws `STORE_ERROR`.
    */
-  createSession(clientId: string, username: string | undefined): FileStore {
+  createSession(
+    clientId: string,
+    username: string | undefined,
+    expiryInterval: number,
+  ): FileStore {
     const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
-    const meta: SessionMeta = username === undefined ? { clientId } : { clientId, username };
+    const meta: SessionMeta = { clientId };
+    if (username !== undefined) meta.username = username;
+    if (expiryInterval !== Infinity) meta.expiryInterval = expiryInterval;
     this.#writeMeta(`${base}.json`, meta);
     const store = createUnlockedStore(`${base}.journal`, this.#fsync);
     this.#stores.set(clientId, store);

@@ -150,11 +150,12 @@ export class Router {
     if (held !== undefined) this.discard(held);
     // MQTT 5.0 section 3.1.2.11.2: the Session Expiry Interval, not Clean Start, says whether
     // the session outlives its connection (and so a restart).
-    const store = interval === 0 ? undefined : this.#persistence?.createSession(clientId, username);
+    const store = interval === 0
+      ? undefined
+      : this.#persistence?.createSession(clientId, username, interval);
     const session = new BrokerSession(clientId, interval === 0, this.#limits, username, store);
     session.expiryInterval = interval;
     this.sessions.set(clientId, session);
-    this.#recordExpiry(session);
     return { session, present: false };
   }
 
