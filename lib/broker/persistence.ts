@@ -12,8 +12,8 @@
  *   (subscriptions, in-flight and queued messages, incoming QoS 2 ids), and
  *   `sessions/<key>.json`: its client identifier, user name and 5.0 state.
  *   The journals take no lock of their own (`broker.lock` covers them), and
- *   the journal of an offline session is kept closed between changes, so an
- *   offline session holds no file descriptor.
+ *   the journal of an offline session is closed (but for the few most recently
+ *   written to), so offline sessions hold no file descriptors.
  *
  * Every snapshot (the compacted journals, each `.json`) is written by
  * `../store/snapshot_file.ts`: a `.tmp` file, flushed, renamed over the old

@@ -150,6 +150,14 @@ interface UnlockedJournals {
 /** Set by {@linkcode FileStore}'s static block, which can reach its private parts. */
 let unlocked: UnlockedJournals;
 
+/** Idle stores whose journals are open yet, least recently written first. */
+const recentIdle = new Set<FileStore>();
+/**
+ * How many idle journals stay open after a change: a stream of messages for one offline
+ * session then costs no open and close each (20-35 µs against 3 µs for the write alone).
+ */
+const IDLE_OPEN_FILES = 16;
+
 /**
  * A durable store in one journal file. Open it with
  * {@linkcode FileStore.open}; close it when the client is closed.
@@ -180,8 +188,8 @@ export class FileStore implements Store {
   #file: OpenFile | undefined;
   #lock: Deno.FsFile | undefined;
   /**
-   * Whether the journal is kept closed between changes (each change opens it, appends, closes
-   * it), so that a store nobody uses holds no file descriptor.
+   * Whether the journal is kept closed between changes (see `setStoreIdle`), so that a store
+   * nobody uses holds no file descriptor.
    */
   #idle = false;
   #closed = false;
@@ -303,17 +311,22 @@ export class FileStore implements Store {
         store.#compact(); // a fresh journal replaces whatever was at `path`, atomically
         return store;
       },
-      open: (path, options) =>
-        FileStore.#load(
+      async open(path, options) {
+        const store = await FileStore.#load(
           path,
           options.fsync,
           DEFAULT_COMPACT_BYTES,
           options.onCorruption,
           undefined,
-        ),
+        );
+        store.#release(); // loaded for an offline session
+        return store;
+      },
       setIdle(store, idle) {
         store.#idle = idle;
+        // Going offline closes the journal; coming back keeps it open from its next change on.
         if (idle) store.#release();
+        else recentIdle.delete(store);
       },
     };
   }
@@ -458,11 +471,27 @@ export class FileStore implements Store {
       // to skip: write a fresh snapshot at the next change instead.
       appendToJournal(file, data, this.#size, this.#fsync, () => this.#compactAt = 0);
     } catch (err) {
-      throw storeError(`cannot write ${this.#path}`, err);
-    } finally {
       if (this.#idle) this.#release();
+      throw storeError(`cannot write ${this.#path}`, err);
     }
+    if (this.#idle) this.#keepIdle();
     this.#size += data.length;
+  }
+
+  /**
+   * An idle store that has just written keeps its journal open among the
+   * {@linkcode IDLE_OPEN_FILES} most recently written; the least recently
+   * written one beyond them is closed.
+   */
+  #keepIdle(): void {
+    if (this.#file === undefined) return;
+    recentIdle.delete(this);
+    recentIdle.add(this);
+    if (recentIdle.size <= IDLE_OPEN_FILES) return;
+    for (const oldest of recentIdle) {
+      oldest.#release();
+      break;
+    }
   }
 
   /** Opens the journal to append to it, at the end of what this store wrote. */
@@ -480,6 +509,7 @@ export class FileStore implements Store {
 
   /** Closes the journal's file, if open; what is written stays. */
   #release(): void {
+    recentIdle.delete(this);
     this.#file?.close();
     this.#file = undefined;
   }
@@ -511,7 +541,7 @@ export class FileStore implements Store {
     }
     this.#release();
     this.#file = file;
-    if (this.#idle) this.#release();
+    if (this.#idle) this.#keepIdle();
     this.#size = data.length;
     this.#compactAt = Math.max(this.#compactBytes, 2 * data.length);
   }
@@ -707,10 +737,12 @@ export function openUnlockedStore(
 }
 
 /**
- * Makes a store idle (its journal closed between changes: each change opens
- * it, appends and closes it, with the same writes and flushes) or active (kept
- * open once a change opened it). An offline session's store is idle, so it
- * holds no file descriptor.
+ * Makes a store idle (its journal closed between changes: a change opens it
+ * and appends with the same writes and flushes, and it stays open only while
+ * among the {@linkcode IDLE_OPEN_FILES} idle journals most recently written)
+ * or active (kept open once a change opened it). An offline session's store
+ * is idle, so offline sessions hold a bounded number of file descriptors,
+ * however many there are.
  */
 export function setStoreIdle(store: FileStore, idle: boolean): void {
   unlocked.setIdle(store, idle);
