@@ -7,29 +7,26 @@
  * @module
  */
 import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
-import {
-  type AuthPacket,
-  CONNACK_RETURN_CODE_NAMES,
-  type ConnackPacket,
-  type ConnackReturnCode,
-  type ConnectPacket,
-  type DisconnectPacket,
-  type Packet,
-  type ProtocolVersion,
-  type PublishPacket,
-  type QoS,
-  type SubackReturnCode,
-  type SubscribePacket,
-  type UnsubscribePacket,
-  type Will,
+import type {
+  AuthPacket,
+  ConnackPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+  SubscribePacket,
+  UnsubscribePacket,
+  Will,
 } from "../codec/packet.ts";
-import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
+import type { ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
-import { publishSize } from "../session/connack.ts";
 import { sharedFilterError } from "./shared.ts";
 import type { Grant } from "./subscriptions.ts";
-import { MqttError, ProtocolError } from "../errors.ts";
+import { type MqttError, ProtocolError } from "../errors.ts";
 import {
   type ServerCloseReason,
   ServerSession,
@@ -41,7 +38,15 @@ import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
 import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
-import { queueRetained } from "./retained_cursor.ts";
+import { AuthExchange } from "./auth_exchange.ts";
+import {
+  clientPacketLimit,
+  connackProperties,
+  connectRefusal,
+  negotiateKeepAlive,
+  refusingConnack,
+} from "./connack.ts";
+import { RetainedFeed } from "./retained_feed.ts";
 import type { Router } from "./router.ts";
 import type { BrokerSession, SessionOwner } from "./session.ts";
 
@@ -65,14 +70,6 @@ const OUTBOX_HIGH = 256;
 const BATCH_BYTES = 64 * 1024;
 /** How long a refusing CONNACK may take to be written before the connection is cut. */
 const FLUSH_TIMEOUT = 1000;
-/** Retained messages moved into a session's queue at a time, when it has room. */
-const RETAINED_BATCH = 32;
-/** Topic levels a retained-message search looks at before it may pause. */
-const RETAINED_STEPS = 1024;
-
-/** MQTT 5.0 CONNACK reason codes for the 3.1.1 return codes the broker refuses with. */
-const REASON_OF_RETURN_CODE = [0x00, 0x84, 0x85, 0x88, 0x86, 0x87] as const;
-
 /** MQTT 5.0 DISCONNECT reason code the broker sends when it closes for `reason`. */
 const DISCONNECT_REASON: Partial<Record<CloseReason, number>> = {
   keepalive: 0x8d, // Keep Alive timeout
@@ -149,8 +146,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** The client's protocol level, from its CONNECT: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
   #version: ProtocolVersion = 4;
   #codec: CodecOptions = { protocolVersion: 4 };
-  /** MQTT 5.0: the client's Maximum Packet Size (MQTT-3.1.2-24: nothing larger is sent). */
-  #clientMaxPacket = Infinity;
   /** MQTT 5.0: the Topic Aliases we send this client, per its Topic Alias Maximum. */
   #aliases: OutgoingTopicAliases | undefined = undefined;
   /** Set once CONNACK is written: only then may a 5.0 DISCONNECT be sent (MQTT-3.14.0-1). */
@@ -158,15 +153,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** The reason code of the DISCONNECT to send before closing (MQTT 5.0), if any. */
   #disconnectCode: number | undefined = undefined;
   /** MQTT 5.0 enhanced authentication of this connection: its method and the current exchange. */
-  #exchange:
-    | {
-      readonly method: string;
-      state: Record<string, unknown>;
-      step: number;
-      reauthenticate: boolean;
-      active: boolean;
-    }
-    | undefined = undefined;
+  #exchange: AuthExchange | undefined = undefined;
   /** A CONNECT waiting for its enhanced authentication to succeed. */
   #pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined =
     undefined;
@@ -187,8 +174,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    * cannot hold a loop once the connection closes. One at a time: packets are handled in order.
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
-  /** Resumes a retained-message search that paused to let other connections run. */
-  #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Retained messages to send for new subscriptions, paced by the client's window. */
+  readonly #retained: RetainedFeed;
   #droppingLogged = false;
 
   /** Wraps a transport; nothing is read until {@linkcode start}. */
@@ -207,6 +194,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       .pipeThrough(this.#packets)
       .getReader();
     this.#writer = transport.writable.getWriter();
+    this.#retained = new RetainedFeed(
+      host.router,
+      this.#options.maxQueuedMessages,
+      () => this.wake(),
+    );
     this.#machine = new ServerSession(this.#options, this);
     this.#timer = new DeadlineTimer(now, () => {
       this.#machine.tick(now());
@@ -257,9 +249,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    // Retained messages not yet sent stay with the session: queued for it if it outlives the
-    // connection (connectionEnded), dropped with it otherwise.
-    clearTimeout(this.#resumeTimer);
+    this.#retained.stop();
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
         reason !== "disconnect" && reason !== "peer" && reason !== "io"
@@ -366,7 +356,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         if (pending !== undefined) await pending;
         this.#armTimer();
         // An acknowledgement may have opened the window for retained messages still to send.
-        if ((this.#session?.retained.length ?? 0) > 0) this.wake();
+        if (this.#session !== undefined && this.#retained.pending(this.#session)) this.wake();
         if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
           // The client does not read its acknowledgements: stop reading its requests.
           this.#drained = Promise.withResolvers();
@@ -497,7 +487,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   }
 
   #onConnect(packet: ConnectPacket): Promise<void> {
-    const options = this.#options;
     const version = packet.protocolLevel === 5 ? 5 : 4;
     // What follows the CONNECT is read and written at its level.
     this.#version = version;
@@ -510,21 +499,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const assigned = clientId.length === 0;
     if (assigned) clientId = `auto-${crypto.randomUUID()}`;
     if (version === 5) {
+      const refused = connectRefusal(packet, this.#options);
+      if (refused !== undefined) return this.#refuse(refused.code, refused.why, clientId);
       const method = props?.authenticationMethod;
-      if (method !== undefined && options.enhancedAuthenticate === undefined) {
-        // Enhanced authentication is not offered: 0x8C Bad authentication method.
-        return this.#refuse(0x8c, "no enhanced authentication", clientId);
-      }
-      const will = packet.will;
-      if (will !== undefined && will.qos > options.maxQoS) {
-        return this.#refuse(0x9b, `will QoS ${will.qos} over maxQoS`, clientId); // MQTT-3.2.2-12
-      }
-      if (will?.retain && !options.retainAvailable) {
-        return this.#refuse(0x9a, "will retain while retainAvailable is false", clientId); // MQTT-3.2.2-13
-      }
       if (method !== undefined) {
         // MQTT 5.0 section 4.12: the exchange runs before CONNACK; `#admit` follows its success.
-        this.#exchange = { method, state: {}, step: 0, reauthenticate: false, active: true };
+        this.#exchange = new AuthExchange(method);
         this.#pendingConnect = { packet, clientId, assigned };
         return this.#authStep(props?.authenticationData);
       }
@@ -560,20 +540,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (this.#closed) return;
       if (ok !== true) return this.#refuse(4, "authenticate hook said no", clientId);
     }
-    let keepAlive = packet.keepAlive;
-    let serverKeepAlive: number | undefined;
-    if (
-      version === 5 && options.maxKeepAlive < 65_535 &&
-      (keepAlive > options.maxKeepAlive || keepAlive === 0)
-    ) {
-      // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead.
-      keepAlive = serverKeepAlive = options.maxKeepAlive;
-    } else if (
-      options.maxKeepAlive < 65_535 && (keepAlive > options.maxKeepAlive || keepAlive === 0)
-    ) {
-      // Mosquitto's max_keepalive: 3.1.1 cannot tell the client a lower value, so refuse.
-      return this.#refuse(2, `keep-alive ${keepAlive} s over maxKeepAlive`, clientId);
+    // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead; 3.1.1 cannot.
+    const agreed = negotiateKeepAlive(packet.keepAlive, version, options.maxKeepAlive);
+    if (agreed === undefined) {
+      return this.#refuse(2, `keep-alive ${packet.keepAlive} s over maxKeepAlive`, clientId);
     }
+    const { keepAlive, serverKeepAlive } = agreed;
     const router = this.#host.router;
     try {
       await this.#host.ready;
@@ -618,9 +590,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#machine.accept(session.state, connack, keepAlive, now());
     } else {
       const connack: ConnackPacket = { type: "connack", sessionPresent: present, reasonCode: 0 };
-      const properties = { ...this.#connackProperties(packet, assigned, serverKeepAlive), ...auth };
+      const properties = {
+        ...connackProperties(options, packet, this, assigned, serverKeepAlive),
+        ...auth,
+      };
       if (Object.keys(properties).length > 0) connack.properties = properties;
-      this.#clientMaxPacket = props?.maximumPacketSize ?? Infinity;
       // MQTT-3.1.2-26/-27 (5.0): aliases only up to the client's maximum, none when absent.
       this.#aliases = new OutgoingTopicAliases(props?.topicAliasMaximum ?? 0);
       this.#machine.accept(session.state, connack, keepAlive, now(), {
@@ -629,18 +603,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         topicAliasMaximum: options.maxTopicAlias,
       });
       // MQTT-3.1.2-24 (5.0): a message larger than the client's maximum is dropped for it.
-      const max = this.#clientMaxPacket;
-      if (max !== Infinity) {
-        this.#machine.flows!.refuse = (message) => {
-          const size = publishSize(message, 5);
-          if (size <= max) return undefined;
-          return new MqttError(
-            "PACKET_TOO_LARGE",
-            `a PUBLISH of ${size} bytes to "${message.topic}" is over the client's Maximum ` +
-              `Packet Size ${max}: not sent (MQTT-3.1.2-25)`,
-          );
-        };
-      }
+      const max = props?.maximumPacketSize;
+      if (max !== undefined) this.#machine.flows!.refuse = clientPacketLimit(max);
     }
     this.#connackSent = true;
     const user = packet.username === undefined ? "" : `, u'${packet.username}'`;
@@ -655,21 +619,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** @internal MQTT 5.0 AUTH from the client: a step of the exchange, or a re-authentication. */
   auth(packet: AuthPacket): void | Promise<void> {
     const exchange = this.#exchange;
-    const method = packet.properties?.authenticationMethod;
-    if (exchange === undefined || method !== exchange.method) {
-      // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
-      return this.#protocolError(`AUTH with method ${method}, not that of the CONNECT`, 0x82);
-    }
-    const code = packet.reasonCode ?? 0;
-    if (code === 0x19 && this.#connected && !exchange.active) {
-      // Section 4.12.1: re-authentication, a new exchange with the same method.
-      exchange.state = {};
-      exchange.step = 0;
-      exchange.reauthenticate = true;
-      exchange.active = true;
-    } else if (code !== 0x18 || !exchange.active) {
-      return this.#protocolError(`AUTH reason 0x${code.toString(16)} out of turn`, 0x82);
-    }
+    // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
+    const wrong = exchange === undefined
+      ? `AUTH with method ${packet.properties?.authenticationMethod}, not that of the CONNECT`
+      : exchange.receive(packet, this.#connected);
+    if (wrong !== undefined) return this.#protocolError(wrong, 0x82);
     return this.#authStep(packet.properties?.authenticationData);
   }
 
@@ -680,31 +634,23 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const pending = this.#pendingConnect;
     let answer: EnhancedAuthResult | typeof CLOSED;
     try {
-      answer = await this.#untilClosed(hook({
-        method: exchange.method,
-        data,
+      answer = await this.#untilClosed(hook(exchange.context(data, {
         clientId: pending?.clientId ?? this.id,
         username: pending?.packet.username ?? this.username,
         remoteAddress: this.remoteAddress,
-        reauthenticate: exchange.reauthenticate,
-        step: exchange.step++,
-        state: exchange.state,
-      }));
+      })));
     } catch (err) {
       this.#host.log(`Enhanced authentication hook failed for client ${this.id}: ${err}`);
       answer = { result: "fail", reasonCode: 0x88 };
     }
     if (answer === CLOSED || this.#closed) return;
-    const properties = { authenticationMethod: exchange.method } as AuthProperties;
-    if (answer.result !== "fail" && answer.data !== undefined) {
-      properties.authenticationData = answer.data;
-    }
-    if (answer.result === "continue") {
-      this.send({ type: "auth", reasonCode: 0x18, properties }); // section 4.12
+    const outcome = exchange.settle(answer);
+    if (outcome.next === "challenge") {
+      this.send(outcome.packet); // section 4.12
       return;
     }
-    exchange.active = false;
-    if (answer.result === "success") {
+    if (outcome.next === "success") {
+      const properties = outcome.properties;
       if (pending === undefined) {
         this.send({ type: "auth", reasonCode: 0x00, properties }); // re-authenticated
         return;
@@ -712,7 +658,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#pendingConnect = undefined;
       return this.#admit(pending.packet, pending.clientId, pending.assigned, properties);
     }
-    const code = answer.reasonCode ?? 0x87;
+    const code = outcome.reasonCode;
     if (pending !== undefined) {
       // MQTT-4.12.0-4: a CONNACK of 0x80 or more, then close.
       return this.#refuse(code, "enhanced authentication failed", pending.clientId);
@@ -723,47 +669,15 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.close("protocol");
   }
 
-  /** The CONNACK properties of an accepted 5.0 CONNECT (section 3.2.2.3). */
-  #connackProperties(
-    packet: ConnectPacket,
-    assigned: boolean,
-    serverKeepAlive: number | undefined,
-  ): ConnackProperties {
-    const options = this.#options;
-    const properties: ConnackProperties = {};
-    // Each only when it differs from what an absent property means.
-    if (options.maxInflight < 65_535) properties.receiveMaximum = options.maxInflight;
-    if (options.maxQoS < 2) properties.maximumQoS = options.maxQoS as 0 | 1;
-    if (!options.retainAvailable) properties.retainAvailable = false;
-    properties.maximumPacketSize = options.maxPacketSize;
-    if (options.maxTopicAlias > 0) properties.topicAliasMaximum = options.maxTopicAlias;
-    if (assigned) properties.assignedClientIdentifier = this.id; // MQTT-3.2.2-16
-    if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive;
-    properties.wildcardSubscriptionAvailable = true;
-    properties.subscriptionIdentifiersAvailable = true;
-    properties.sharedSubscriptionAvailable = true;
-    const info = options.responseInformation;
-    if (packet.properties?.requestResponseInformation && info !== undefined) {
-      // MQTT-3.1.2-28: only when asked.
-      properties.responseInformation = typeof info === "string" ? info : info(this);
-    }
-    return properties;
-  }
-
   /**
    * Refuses the CONNECT, then closes (MQTT-3.2.2-5): a 3.1.1 return code, or
    * a 5.0 reason code (0x80 and up) for a 5.0 CONNECT; a 3.1.1 code is
    * translated for a 5.0 client.
    */
   async #refuse(code: number, why: string, clientId = "<unknown>"): Promise<void> {
-    const v5 = this.#version === 5;
-    const reasonCode = code >= 0x80 ? code : REASON_OF_RETURN_CODE[code];
-    const name = code < 0x80 ? CONNACK_RETURN_CODE_NAMES[code] : `reason 0x${code.toString(16)}`;
+    const { packet, name } = refusingConnack(code, this.#version);
     this.#host.log(`Client ${clientId} refused: ${name} (CONNACK ${code}, ${why}).`);
-    const connack: ConnackPacket = v5
-      ? { type: "connack", sessionPresent: false, reasonCode: reasonCode as 0x80 }
-      : { type: "connack", sessionPresent: false, returnCode: code as ConnackReturnCode };
-    await this.#writeLast(connack);
+    await this.#writeLast(packet);
     this.close("refused");
   }
 
@@ -846,10 +760,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
-      session.retained.push({
-        messages: router.retainedFor(filter, RETAINED_STEPS),
-        granted: grant,
-      });
+      this.#retained.add(session, filter, grant);
     }
   }
 
@@ -955,7 +866,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext(now());
       if (entry === undefined) {
-        if (this.#queueRetained(session)) continue;
+        if (this.#retained.fill(session, now())) continue;
         break;
       }
       const packet = this.#wire(entry.packet!);
@@ -967,29 +878,5 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
     }
     return bytes;
-  }
-
-  /**
-   * Moves retained messages still to send into the session's queue while it holds fewer than a
-   * batch; returns whether any moved. Called when nothing else can be sent, so retained
-   * messages go out as fast as the client acknowledges them and never overflow its queue.
-   */
-  #queueRetained(session: BrokerSession): boolean {
-    const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
-    const router = this.#host.router;
-    const { moved, paused } = queueRetained(
-      session,
-      (_, moved) => moved < room,
-      false,
-      now(),
-      (message) => router.expireRetained(message), // MQTT 5.0 section 3.3.2.3.3
-    );
-    if (paused) {
-      this.#resumeTimer ??= setTimeout(() => {
-        this.#resumeTimer = undefined;
-        this.wake();
-      }, 0);
-    }
-    return moved > 0;
   }
 }

@@ -11,7 +11,7 @@ import type { Persistence } from "./persistence.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
 import { SharedSubscriptions } from "./shared.ts";
-import { queueRetained } from "./retained_cursor.ts";
+import { queueRetained } from "./retained_feed.ts";
 
 /** Most expired retained messages dropped per turn of the event loop. */
 const SWEEP_BATCH = 1000;

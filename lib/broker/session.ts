@@ -10,7 +10,7 @@ import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
 import type { Store } from "../store/store.ts";
 import type { Grant } from "./subscriptions.ts";
-import type { RetainedCursor } from "./retained_cursor.ts";
+import type { RetainedCursor } from "./retained_feed.ts";
 import { utf8Length } from "../codec/utf8.ts";
 
 /** An application message queued for one client, QoS already downgraded for it. */

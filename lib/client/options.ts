@@ -14,6 +14,7 @@ import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from 
 import type { Transport } from "../transports/transport.ts";
 import type { PacketListener } from "./packet_trace.ts";
 import { checkForeignOptions } from "./hints.ts";
+import { checkBoolean, checkInteger, checkString, invalid } from "./checks.ts";
 import type { ConnectProperties, WillProperties } from "../codec/properties.ts";
 import {
   checkWillProperties,
@@ -305,35 +306,6 @@ export const DEFAULTS: {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const encoder = new TextEncoder();
 
-/**
- * An `INVALID_OPTION` error; the message names the option and what it must be.
- *
- * @example
- * ```ts
- * import { invalid } from "./options.ts";
- * console.log(invalid("qos must be 0, 1 or 2").code); // INVALID_OPTION
- * ```
- */
-export function invalid(message: string): MqttError {
-  return new MqttError("INVALID_OPTION", message);
-}
-
-/**
- * Returns `value` if it is an integer from `min` to `max`, else throws `INVALID_OPTION`.
- *
- * @example
- * ```ts
- * import { checkInteger } from "./options.ts";
- * console.log(checkInteger("bufferSize", 10, 1, 100)); // 10
- * ```
- */
-export function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
 function checkMillis(name: string, value: unknown, min: number): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
     throw invalid(
@@ -342,25 +314,6 @@ function checkMillis(name: string, value: unknown, min: number): number {
       }`,
     );
   }
-  return value;
-}
-
-/**
- * Returns `value` if it is a boolean, else throws `INVALID_OPTION`.
- *
- * @example
- * ```ts
- * import { checkBoolean } from "./options.ts";
- * console.log(checkBoolean("retain", true)); // true
- * ```
- */
-export function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw invalid(`${name} must be a boolean, got ${typeof value}`);
-  return value;
-}
-
-function checkString(name: string, value: unknown): string {
-  if (typeof value !== "string") throw invalid(`${name} must be a string, got ${typeof value}`);
   return value;
 }
 
