@@ -416,6 +416,10 @@ export class Connection implements SessionHandler {
     this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
+    // Once the write holding our DISCONNECT has left, the server may end the connection any
+    // way it likes: a WebSocket server dropping the socket without its close frame (Mosquitto
+    // does) is its hang-up, not a failure. The writable's close may settle only after that.
+    if (error === undefined) this.#lastWrite.then(() => this.#disconnected = true, noop);
     // A read loop paused for a consumer must read on: the server's hang-up is what ends it.
     this.#wakeReader();
     // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
