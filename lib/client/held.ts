@@ -95,18 +95,18 @@ export class HeldMessages {
   }
 
   /**
-   * Holds a message no subscription claims, or, once the grace period is over
-   * and no SUBSCRIBE is awaited, acknowledges and drops it at once (returns false).
+   * Holds a message no subscription claims. Once the grace period is over and
+   * no SUBSCRIBE is awaited, it is acknowledged and dropped at the next
+   * macrotask, not here: the messages that come with the CONNACK are read
+   * before `connect()` resolves, so an `unclaimed` event told now would reach
+   * no listener (and one told now would come before the held ones before it).
    */
-  hold(message: Message): boolean {
-    if (this.#over() && !this.#subscribing()) {
-      settleMessage(message, true);
-      this.#dropped([message]);
-      return false;
-    }
+  hold(message: Message): void {
     this.#messages.push(message);
-    if (this.#messages.length === 1) this.#arm(this.#until - now());
-    return true;
+    const expiring = this.#timer !== undefined;
+    if (this.#messages.length === 1 || (!expiring && this.#over() && !this.#subscribing())) {
+      this.#arm(this.#until - now());
+    }
   }
 
   /** Removes and returns the held messages `wanted` picks, in arrival order. */
