@@ -324,6 +324,27 @@ for (
     assert.deepEqual([...qos1].filter((t) => !received.has(t)), [], "QoS 1 retained messages lost");
     for (const message of after) assert.equal(message.retain, true); // MQTT-3.3.1-8
   });
+
+  Deno.test(`retained messages not yet sent are all delivered, QoS 0 too, when a new connection takes the session over (${version})`, async () => {
+    // The session is never without a connection: the new one goes on with what the old one
+    // had still to send. Before, the takeover ended the old connection as any end, so the
+    // QoS 0 ones still owed were dropped "as for an offline session" (13 of 50 lost).
+    await using broker = new Broker();
+    const { port } = await broker.listen({ port: 0 });
+    await retainMany(port, 100);
+    const first = await RawClient.connect(port, connect);
+    await first.client.subscribe([["r/#", 1]]);
+    // No PUBACK: the window of 20 fills, and what comes after the 20th QoS 1 waits.
+    const before = await drain(first.client, false);
+    const again = await RawClient.connect(port, connect); // while the first is still open
+    assert.equal(again.sessionPresent, true);
+    const after = await drain(again.client, true);
+    first.client.close();
+    again.client.close();
+    const received = new Set([...before, ...after].map((m) => m.topic));
+    const all = [...Array(100)].map((_, i) => `r/${String(i).padStart(3, "0")}`);
+    assert.deepEqual(all.filter((t) => !received.has(t)), [], "retained messages lost");
+  });
 }
 
 Deno.test("persistence: retained messages not yet sent when the connection ends are kept in the session across a restart", async () => {
