@@ -451,3 +451,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test("persistence: a session whose journal cannot be created is refused and leaves nothing on disk to come back after a restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-session-create-" });
+  try {
+    // The journal's snapshot goes through `<key>.journal.tmp`: a directory there makes its
+    // creation fail after the session's .json was written. Key of "ph": "c" + hex of its bytes.
+    const blocker = `${dir}/sessions/c7068.journal.tmp`;
+    {
+      await using broker = new Broker({ persistence: dir, log: () => {} });
+      const { port } = await broker.listen({ port: 0 });
+      await Deno.mkdir(`${blocker}/x`, { recursive: true });
+      const { client, returnCode } = await RawClient.connect(port, {
+        clientId: "ph",
+        clean: false,
+      });
+      assert.equal(returnCode, 3, "the broker cannot keep the session");
+      client.close();
+      assert.equal(broker.stats().sessions, 0);
+    }
+    await Deno.remove(blocker, { recursive: true });
+    // Before, its .json stayed: the refused session came back, present and never to expire.
+    await using broker = new Broker({ persistence: dir });
+    await broker.listen({ port: 0 });
+    assert.equal(broker.stats().sessions, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
