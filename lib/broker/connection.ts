@@ -164,9 +164,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   #will: Will | undefined = undefined;
   #closed = false;
   #connected = false;
-  #wakeup: (() => void) | undefined = undefined;
+  /** Set while a write is under way or one is scheduled: a wake then asks for nothing more. */
+  #flushing = false;
   #drained: PromiseWithResolvers<void> | undefined = undefined;
-  #loops: Promise<unknown> | undefined = undefined;
+  /** The read loop, which `done` waits for. */
+  #reading: Promise<void> | undefined = undefined;
   /** The answer of the packet being handled asynchronously, which the reading waits for. */
   #pending: Promise<void> | undefined = undefined;
   /** The write loop's write under way: a last packet is written after it, never into it. */
@@ -178,7 +180,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
   /** Retained messages to send for new subscriptions, paced by the client's window. */
-  readonly #retained: RetainedFeed;
+  #retained: RetainedFeed | undefined = undefined;
   #droppingLogged = false;
 
   /** Wraps a link; nothing is read until {@linkcode start}. */
@@ -193,11 +195,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#intake = new ConnectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE));
     // Level 5 reads a CONNECT of level 4 or 5; the CONNECT then sets the level of what follows.
     this.#framer = new PacketFramer({ maxPacketSize, protocolVersion: 5 });
-    this.#retained = new RetainedFeed(
-      host.router,
-      this.#options.maxQueuedMessages,
-      () => this.wake(),
-    );
     this.#machine = new ServerSession(this.#options, this);
     this.#timer = new DeadlineTimer(now, () => {
       this.#machine.tick(now());
@@ -214,16 +211,15 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   start(): void {
     this.#machine.start(now());
     this.#armTimer();
-    this.#loops = Promise.all([this.#readLoop(), this.#writeLoop()]);
+    this.#reading = this.#readLoop();
   }
 
   /** Tells the write loop that the session has messages to send. */
   wake(): void {
-    const wakeup = this.#wakeup;
-    if (wakeup !== undefined) {
-      this.#wakeup = undefined;
-      wakeup();
-    }
+    if (this.#flushing || this.#closed) return;
+    this.#flushing = true;
+    // In a microtask: what the current job queues goes out in one write.
+    queueMicrotask(this.#flush);
   }
 
   /** Another connection took over this client identifier (MQTT-3.1.4-2; 5.0: DISCONNECT 0x8E). */
@@ -245,10 +241,9 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#closed = true;
     this.#timer.clear();
     this.#machine.closed();
-    this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    this.#retained.stop();
+    this.#retained?.stop();
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
         reason !== "disconnect" && reason !== "peer" && reason !== "io"
@@ -280,7 +275,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   #finish(teardown: Promise<void> | void): void {
     this.#host.closed(this);
     const finish = () => this.#resolveDone();
-    const all = Promise.all([this.#loops, teardown]);
+    const all = Promise.all([this.#reading, this.#writing, teardown]);
     all.then(finish, finish);
   }
 
@@ -374,7 +369,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
           if (this.#closed) return;
           this.#armTimer();
           // An acknowledgement may have opened the window for retained messages still to send.
-          if (this.#retained.pending) this.wake();
+          if (this.#retained?.pending) this.wake();
           if (this.#outbox.length >= OUTBOX_HIGH) {
             // The client does not read its acknowledgements: stop reading its requests.
             this.#drained = Promise.withResolvers();
@@ -807,6 +802,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
+      this.#retained ??= new RetainedFeed(
+        this.#host.router,
+        this.#options.maxQueuedMessages,
+        () => this.wake(),
+      );
       this.#retained.add(filter, grant);
     }
   }
@@ -833,15 +833,20 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   // ---- writing ----
 
-  async #writeLoop(): Promise<void> {
+  /** Runs {@linkcode #writeOut}; made once, as `wake` schedules it often. */
+  readonly #flush = (): void => void this.#writeOut();
+
+  /**
+   * Writes what is ready, a chunk at a time, until nothing is: started by
+   * {@linkcode wake} rather than waiting in a loop, so an idle connection
+   * holds no suspended writer.
+   */
+  async #writeOut(): Promise<void> {
     const link = this.#link;
     try {
       while (!this.#closed) {
         const chunk = this.#nextChunk();
-        if (chunk === undefined) {
-          await new Promise<void>((resolve) => (this.#wakeup = resolve));
-          continue;
-        }
+        if (chunk === undefined) break;
         // One write at a time: what is routed meanwhile goes into the next chunk.
         const written = link.write(chunk);
         this.#writing = written;
@@ -851,6 +856,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     } catch (err) {
       this.close("io", err);
     }
+    this.#flushing = false;
   }
 
   /** Encodes the next answers and deliveries into one chunk, or undefined when idle. */
@@ -915,7 +921,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext(now());
       if (entry === undefined) {
-        if (this.#retained.fill(session, now())) continue;
+        if (this.#retained?.fill(session, now())) continue;
         break;
       }
       const packet = this.#wire(entry.packet!);
