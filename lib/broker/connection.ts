@@ -32,13 +32,13 @@ import {
   ServerSession,
   type ServerSessionHandler,
 } from "../session/server_session.ts";
-import { DeadlineTimer } from "../util/deadline_timer.ts";
 import { Queue } from "../util/queue.ts";
 import { PacketFramer } from "../streams/packet_reader.ts";
 import { ConnectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
 import type { Link } from "./link.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
 import { AuthExchange } from "./auth_exchange.ts";
+import type { Deadline, Deadlines, Timed } from "./deadlines.ts";
 import {
   clientPacketLimit,
   connackProperties,
@@ -54,6 +54,8 @@ import type { BrokerSession, SessionOwner } from "./session.ts";
 export interface ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly router: Router;
+  /** The broker's one timer, for the CONNECT deadlines and keep-alives of its connections. */
+  readonly deadlines: Deadlines;
   /** Settles once persistence is loaded; rejects when it cannot be. */
   readonly ready: Promise<void>;
   /** Writes a log line (the broker decides whether anyone listens). */
@@ -127,7 +129,7 @@ const CLOSED: unique symbol = Symbol("closed");
  * await connection.done;
  * ```
  */
-export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler {
+export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler, Timed {
   /** Peer address, when the transport told it. */
   readonly remoteAddress: string | undefined;
   /** Settles once the connection is closed and its loops have stopped. */
@@ -159,7 +161,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     undefined;
   readonly #outbox = new Queue<Packet>();
   readonly #machine: ServerSession;
-  readonly #timer: DeadlineTimer;
+  readonly #timer: Deadline;
   #session: BrokerSession | undefined = undefined;
   #will: Will | undefined = undefined;
   #closed = false;
@@ -196,10 +198,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // Level 5 reads a CONNECT of level 4 or 5; the CONNECT then sets the level of what follows.
     this.#framer = new PacketFramer({ maxPacketSize, protocolVersion: 5 });
     this.#machine = new ServerSession(this.#options, this);
-    this.#timer = new DeadlineTimer(now, () => {
-      this.#machine.tick(now());
-      this.#armTimer();
-    });
+    this.#timer = host.deadlines.for(this);
   }
 
   /** Whether CONNECT was accepted and the connection is still open. */
@@ -212,6 +211,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#machine.start(now());
     this.#armTimer();
     this.#reading = this.#readLoop();
+  }
+
+  /** @internal The CONNECT deadline or the keep-alive is due (the broker's {@linkcode Deadlines}). */
+  onDeadline(): void {
+    this.#machine.tick(now());
+    this.#armTimer();
   }
 
   /** Tells the write loop that the session has messages to send. */
