@@ -318,11 +318,11 @@ export class Broker implements AsyncDisposable {
    * ```
    */
   handle(transport: Transport, info: ConnectionInfo = {}): Promise<void> {
-    return this.#serve(transport, info);
+    return this.#serve(transport, info)?.done ?? Promise.resolve();
   }
 
-  /** Serves a transport, or a TCP or TLS connection's {@linkcode Link} (see `handle`). */
-  #serve(over: Transport | Link, info: ConnectionInfo): Promise<void> {
+  /** Serves a transport, or a TCP or TLS connection's {@linkcode Link}; undefined when refused (see `handle`). */
+  #serve(over: Transport | Link, info: ConnectionInfo): Connection | undefined {
     if (this.#closing !== undefined || this.#connections.size >= this.#options.maxConnections) {
       if (this.#closing === undefined) {
         this.#log(
@@ -335,13 +335,13 @@ export class Broker implements AsyncDisposable {
       } catch {
         // Already closed.
       }
-      return Promise.resolve();
+      return undefined;
     }
     const link = "readable" in over ? new StreamLink(over) : over;
     const connection = new Connection(this.#host, link, info.remoteAddress);
     this.#connections.add(connection);
     connection.start();
-    return connection.done;
+    return connection;
   }
 
   /**

@@ -133,7 +133,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** Peer address, when the transport told it. */
   readonly remoteAddress: string | undefined;
   /** Settles once the connection is closed and its loops have stopped. */
-  readonly done: Promise<void>;
   /** The client identifier; empty until CONNECT is accepted. */
   id = "";
   /** The user name from CONNECT, if any. */
@@ -175,7 +174,10 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   #pending: Promise<void> | undefined = undefined;
   /** The write loop's write under way: a last packet is written after it, never into it. */
   #writing: Promise<void> | undefined = undefined;
-  #resolveDone!: () => void;
+  /** `done`, once asked for: most connections' are never awaited (only at shutdown). */
+  #done: PromiseWithResolvers<void> | undefined = undefined;
+  /** Set once the connection is closed and its loops have stopped. */
+  #finished = false;
   /**
    * Settles the hook answer being awaited with {@linkcode CLOSED}, so a hook that never answers
    * cannot hold a loop once the connection closes. One at a time: packets are handled in order.
@@ -191,7 +193,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#options = host.options;
     this.#link = link;
     this.remoteAddress = remoteAddress;
-    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const maxPacketSize = this.#options.maxPacketSize;
     // Before CONNECT is accepted a client may make the broker hold only what it sent.
     this.#intake = new ConnectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE));
@@ -199,6 +200,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#framer = new PacketFramer({ maxPacketSize, protocolVersion: 5 });
     this.#machine = new ServerSession(this.#options, this);
     this.#timer = host.deadlines.for(this);
+  }
+
+  /** Settles once the connection is closed and its loops have stopped. */
+  get done(): Promise<void> {
+    if (this.#finished) return Promise.resolve();
+    return (this.#done ??= Promise.withResolvers()).promise;
   }
 
   /** Whether CONNECT was accepted and the connection is still open. */
@@ -279,7 +286,10 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   #finish(teardown: Promise<void> | void): void {
     this.#host.closed(this);
-    const finish = () => this.#resolveDone();
+    const finish = () => {
+      this.#finished = true;
+      this.#done?.resolve();
+    };
     const all = Promise.all([this.#reading, this.#writing, teardown]);
     all.then(finish, finish);
   }

@@ -78,6 +78,8 @@ export function exact(chunk: Uint8Array): Uint8Array {
 export class SocketLink implements Link {
   readonly #socket: Socket;
   #size = MIN_READ;
+  /** The buffer of the read under way (one at a time). */
+  #buffer: Uint8Array | undefined = undefined;
   #closed = false;
 
   /** Reads and writes `socket`, and closes it on {@linkcode SocketLink.close}. */
@@ -86,17 +88,25 @@ export class SocketLink implements Link {
   }
 
   /** See {@linkcode Link.read}. */
-  async read(): Promise<Uint8Array | null> {
-    const size = this.#size;
-    const buffer = new Uint8Array(size);
-    const n = await this.#socket.read(buffer);
+  read(): Promise<Uint8Array | null> {
+    const buffer = new Uint8Array(this.#size);
+    this.#buffer = buffer;
+    // Not an async function: a pending read then holds a promise, not a suspended generator.
+    return this.#socket.read(buffer).then(this.#took);
+  }
+
+  /** What the read into {@linkcode #buffer} gives, and the next read's size. Made once. */
+  readonly #took = (n: number | null): Uint8Array | null => {
+    const buffer = this.#buffer!;
+    this.#buffer = undefined;
     if (n === null) return null;
+    const size = buffer.length;
     if (n === size && size < MAX_READ) this.#size = size * 2;
     else if (n < size / 4 && size > MIN_READ) this.#size = size / 2;
     if (n === size) return buffer;
     // Mostly empty: a copy of its own size, so views of it do not keep the whole buffer.
     return n * 2 < size ? buffer.slice(0, n) : buffer.subarray(0, n);
-  }
+  };
 
   /** See {@linkcode Link.write}. */
   async write(chunk: Uint8Array): Promise<void> {
