@@ -23,7 +23,7 @@ import {
 import { Persistence } from "./persistence.ts";
 import { type Link, SocketLink, StreamLink } from "./link.ts";
 import { type RoutedMessage, Router } from "./router.ts";
-import { websocketTransport } from "./websocket.ts";
+import { WebSocketLink } from "./websocket.ts";
 
 /**
  * Options of {@linkcode Broker.publish}.
@@ -502,7 +502,7 @@ export class Broker implements AsyncDisposable {
       offered.includes("mqtt") ? { protocol: "mqtt" } : {},
     );
     this.#log(`New connection from ${remoteAddress} on port ${port} (${tls ? "wss" : "ws"}).`);
-    this.handle(websocketTransport(socket), { remoteAddress });
+    this.#serve(new WebSocketLink(socket), { remoteAddress });
     return response;
   }
 

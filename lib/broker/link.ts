@@ -130,13 +130,14 @@ export class SocketLink implements Link {
 const NOOP = (): void => {};
 
 /**
- * Any byte duplex ({@linkcode Transport}: a WebSocket, a `node:tls` socket, an
- * in-memory pair in a test) as a {@linkcode Link}. Chunks that use less than
- * half of their buffer are copied to their size (see {@linkcode exact}).
+ * Any byte duplex ({@linkcode Transport}: what `Broker.handle` is given, a
+ * `node:tls` socket, an in-memory pair in a test) as a {@linkcode Link}.
+ * Chunks that use less than half of their buffer are copied to their size
+ * (see {@linkcode exact}).
  *
  * @example
  * ```ts ignore
- * const link = new StreamLink(websocketTransport(socket));
+ * const link = new StreamLink({ readable, writable, close: () => socket.destroy() });
  * ```
  */
 export class StreamLink implements Link {
