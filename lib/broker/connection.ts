@@ -184,7 +184,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
   /** Retained messages to send for new subscriptions, paced by the client's window. */
-  #retained: RetainedFeed | undefined = undefined;
+  readonly #retained: RetainedFeed;
   #droppingLogged = false;
 
   /** Wraps a link; nothing is read until {@linkcode start}. */
@@ -198,6 +198,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#intake = new ConnectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE));
     // Level 5 reads a CONNECT of level 4 or 5; the CONNECT then sets the level of what follows.
     this.#framer = new PacketFramer({ maxPacketSize, protocolVersion: 5 });
+    this.#retained = new RetainedFeed(
+      host.router,
+      this.#options.maxQueuedMessages,
+      () => this.wake(),
+    );
     this.#machine = new ServerSession(this.#options, this);
     this.#timer = host.deadlines.for(this);
   }
@@ -255,7 +260,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#machine.closed();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    this.#retained?.stop();
+    this.#retained.stop();
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
         reason !== "disconnect" && reason !== "peer" && reason !== "io"
@@ -384,7 +389,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
           if (this.#closed) return;
           this.#armTimer();
           // An acknowledgement may have opened the window for retained messages still to send.
-          if (this.#retained?.pending) this.wake();
+          if (this.#session !== undefined && this.#retained.pending(this.#session)) this.wake();
           if (this.#outbox.length >= OUTBOX_HIGH) {
             // The client does not read its acknowledgements: stop reading its requests.
             this.#drained = Promise.withResolvers();
@@ -594,26 +599,13 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     }
     const { keepAlive, serverKeepAlive } = agreed;
     const router = this.#host.router;
-    let store;
     try {
       await this.#host.ready;
-      if (this.#closed) return;
-      const persistence = router.persistence;
-      // 5.0: a session outlives its connection only with a Session Expiry Interval.
-      const keeps = version === 4 || (props?.sessionExpiryInterval ?? 0) > 0;
-      if (!packet.clean && keeps && persistence !== undefined) {
-        const opened = await persistence.sessionStore(clientId, packet.username);
-        const other = router.sessions.get(clientId);
-        if (this.#closed || (other !== undefined && other.username !== packet.username)) {
-          if (opened.created) persistence.dropSession(clientId);
-          if (this.#closed) return;
-        }
-        store = opened.store;
-      }
     } catch (err) {
       this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
       return this.#refuse(3, "the broker cannot keep the session", clientId);
     }
+    if (this.#closed) return;
     const held = router.sessions.get(clientId);
     if (held !== undefined && held.username !== packet.username) {
       // A session belongs to the user who opened it: another user may neither resume it nor
@@ -626,13 +618,16 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const expiry = version === 4
       ? (packet.clean ? 0 : Infinity)
       : (props?.sessionExpiryInterval ?? 0);
-    const { session, present } = router.openSession(
-      clientId,
-      packet.clean,
-      packet.username,
-      store,
-      expiry,
-    );
+    let opened;
+    try {
+      // With persistence, a session that outlives its connection is kept on disk (whatever
+      // Clean Start said: it only decides whether a held session is resumed).
+      opened = router.openSession(clientId, packet.clean, packet.username, expiry);
+    } catch (err) {
+      this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
+      return this.#refuse(3, "the broker cannot keep the session", clientId);
+    }
+    const { session, present } = opened;
     this.id = clientId;
     this.username = packet.username;
     const will = packet.will;
@@ -817,12 +812,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
-      this.#retained ??= new RetainedFeed(
-        this.#host.router,
-        this.#options.maxQueuedMessages,
-        () => this.wake(),
-      );
-      this.#retained.add(filter, grant);
+      this.#retained.add(session, filter, grant);
     }
   }
 
@@ -936,7 +926,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext(now());
       if (entry === undefined) {
-        if (this.#retained?.fill(session, now())) continue;
+        if (this.#retained.fill(session, now())) continue;
         break;
       }
       const packet = this.#wire(entry.packet!);

@@ -128,7 +128,27 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    * @default {1000}
    */
   bufferSize?: number;
-  /** Milliseconds `close()` waits for in-flight messages before closing anyway. @default {5000} */
+  /**
+   * Milliseconds after each connection is accepted during which a message
+   * that matches no subscription is held for one: a resumed session's queued
+   * messages (`clean: false`) arrive right after CONNACK, before your
+   * `subscribe()` calls, and the first subscription that matches takes them.
+   * After it (and once no SUBSCRIBE awaits its SUBACK), held messages and any
+   * later one that matches no subscription are acknowledged and dropped
+   * (MQTT-4.5.0-2), and the client's `unclaimed` event lists them; so does
+   * `close()` for those still held. A held QoS 1/2 message holds back the
+   * acknowledgement of every later one (they go out in arrival order), so
+   * holding for good would stop all QoS 1/2 delivery once the broker's
+   * in-flight window is full: subscribe within this time. `Infinity` holds
+   * them until claimed, `unsubscribe()` or `close()`.
+   * @default {1000}
+   */
+  holdTimeout?: number;
+  /**
+   * Milliseconds `close()` waits for in-flight messages to complete and then
+   * for the server to close the connection after reading the DISCONNECT,
+   * before closing anyway. @default {5000}
+   */
   closeTimeout?: number;
   /** Aborts connecting (and closes the connection if it aborts later). */
   signal?: AbortSignal;
@@ -239,6 +259,8 @@ export interface ResolvedOptions {
   maxPacketSize: number;
   /** Per-subscription message buffer. */
   bufferSize: number;
+  /** Milliseconds, or `Infinity`. */
+  holdTimeout: number;
   /** Milliseconds. */
   closeTimeout: number;
   /** Caller's abort signal, if any. */
@@ -272,6 +294,7 @@ export const DEFAULTS: {
   readonly maxInflight: 20;
   readonly maxPacketSize: 268_435_460;
   readonly bufferSize: 1000;
+  readonly holdTimeout: 1000;
   readonly closeTimeout: 5_000;
   readonly wsPath: "/mqtt";
   readonly reconnect: { readonly minDelay: 100; readonly maxDelay: 30_000 };
@@ -289,6 +312,7 @@ export const DEFAULTS: {
   maxInflight: 20,
   maxPacketSize: 268_435_460,
   bufferSize: 1000,
+  holdTimeout: 1000,
   closeTimeout: 5_000,
   wsPath: DEFAULT_WS_PATH,
   reconnect: Object.freeze({ minDelay: 100, maxDelay: 30_000 } as const),
@@ -312,6 +336,18 @@ function checkMillis(name: string, value: unknown, min: number): number {
       `${name} must be a number of milliseconds from ${min} to ${MAX_TIMER_MS}, got ${
         String(value)
       }`,
+    );
+  }
+  return value;
+}
+
+/** `holdTimeout`: milliseconds, or `Infinity` (held until claimed), else throws `INVALID_OPTION`. */
+function checkHoldTimeout(value: unknown): number {
+  if (value === Infinity) return value;
+  if (typeof value !== "number" || !(value >= 0 && value <= MAX_TIMER_MS)) {
+    throw invalid(
+      `holdTimeout must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, or Infinity to ` +
+        `hold messages for no subscription until one claims them, got ${String(value)}`,
     );
   }
   return value;
@@ -492,6 +528,9 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   const closeTimeout = options.closeTimeout === undefined
     ? DEFAULTS.closeTimeout
     : checkMillis("closeTimeout", options.closeTimeout, 0);
+  const holdTimeout = options.holdTimeout === undefined
+    ? DEFAULTS.holdTimeout
+    : checkHoldTimeout(options.holdTimeout);
   const maxInflight = options.maxInflight === undefined
     ? DEFAULTS.maxInflight
     : checkInteger("maxInflight", options.maxInflight, 1, 65535);
@@ -528,6 +567,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     maxInflight,
     maxPacketSize,
     bufferSize,
+    holdTimeout,
     closeTimeout,
     protocolVersion: v5.protocolVersion,
   };

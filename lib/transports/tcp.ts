@@ -268,8 +268,16 @@ function wrapWritable(conn: Deno.Conn, where: string): WritableStream<Uint8Array
         fail(error);
       }
     },
-    // Closing waits for the writes before it (the stream does that); the
-    // connection itself is closed by the transport's close().
-    close() {},
+    // Closing waits for the writes before it (the stream does that), then
+    // half-closes: the peer reads everything written, then the end of the
+    // stream, and may still answer. The connection itself is closed by the
+    // transport's close().
+    async close() {
+      try {
+        await conn.closeWrite();
+      } catch {
+        // Already closed: the transport's close() or the peer got there first.
+      }
+    },
   });
 }
