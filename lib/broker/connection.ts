@@ -295,7 +295,9 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#finished = true;
       this.#done?.resolve();
     };
-    const all = Promise.all([this.#reading, this.#writing, teardown]);
+    // A write failing as the link closes must not settle `done` before the read loop has stopped.
+    const writing = this.#writing?.catch(() => {});
+    const all = Promise.all([this.#reading, writing, teardown]);
     all.then(finish, finish);
   }
 
