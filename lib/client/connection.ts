@@ -30,6 +30,7 @@ import type {
 import { PacketFramer } from "../streams/packet_reader.ts";
 import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
+import { type ByteReader, type ByteWriter, openDuplex } from "../transports/direct.ts";
 import { DeadlineTimer } from "../util/deadline_timer.ts";
 import type { Inbox } from "./inbox.ts";
 import { type AckFunction, createMessage } from "./message.ts";
@@ -105,11 +106,12 @@ export class Connection implements SessionHandler {
   readonly #timer: DeadlineTimer;
   readonly #transport: Transport;
   /**
-   * The transport's own writer: each batch is encoded here and written
-   * straight to it, so a QoS 0 publish settles on the transport's answer to
-   * its write, not on a stream in between having taken it.
+   * The transport's own writer (its stream's, or its fast path: see
+   * `openDuplex`): each batch is encoded here and written straight to it, so
+   * a QoS 0 publish settles on the transport's answer to its write, not on a
+   * stream in between having taken it.
    */
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: ByteWriter;
   /** The session's protocol version, which every batch is encoded at. */
   readonly #codec: CodecOptions;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
@@ -143,7 +145,7 @@ export class Connection implements SessionHandler {
   #readAt = 0;
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #reader: ByteReader;
   /** The first bytes read before CONNACK, to explain a failure there (an HTTP port…). */
   #firstChunk: Uint8Array | undefined;
   readonly #options: ResolvedOptions;
@@ -167,7 +169,8 @@ export class Connection implements SessionHandler {
     this.#transport = transport;
     this.#trace = tracer(options.onPacket);
     this.#options = options;
-    this.#writer = transport.writable.getWriter();
+    const { reader, writer } = openDuplex(transport);
+    this.#writer = writer;
     this.#session = new Session(sessionOptions(options), state, this);
     this.#auth = new AuthExchange(options.onAuth, {
       answer: (data) => {
@@ -184,9 +187,9 @@ export class Connection implements SessionHandler {
       this.#session.tick(now());
       this.#armTimer();
     });
-    this.#reader = transport.readable.getReader();
+    this.#reader = reader;
     this.finished = this.#readLoop(
-      this.#reader,
+      reader,
       new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
@@ -447,7 +450,7 @@ export class Connection implements SessionHandler {
    * one read per chunk instead of one per packet, one clock reading per chunk.
    */
   async #readLoop(
-    reader: ReadableStreamDefaultReader<Uint8Array>,
+    reader: ByteReader,
     framer: PacketFramer,
   ): Promise<void> {
     let error: MqttError | undefined;
