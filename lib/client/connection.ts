@@ -368,6 +368,7 @@ export class Connection implements SessionHandler {
   /** @internal CONNACK accepted the connection. */
   connected(connack: ConnackPacket): void {
     this.accepted = true;
+    this.#firstChunk = undefined; // explains only failures before CONNACK
     this.#inbox.connected(connack.sessionPresent);
     this.#connack.resolve(connack);
   }

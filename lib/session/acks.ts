@@ -8,6 +8,7 @@
  * @module
  */
 import { Queue } from "../util/queue.ts";
+import { emptyMap, isEmptyStandIn } from "../util/empty.ts";
 
 /**
  * Where an incoming message's acknowledgement stands:
@@ -72,7 +73,8 @@ export class PendingAck {
  */
 export class AckQueue {
   #queue = new Queue<PendingAck>();
-  #byId = new Map<number, PendingAck>();
+  /** Empty until first needed: an idle connection holds no table (issue 18). */
+  #byId: Map<number, PendingAck> = emptyMap();
 
   /** Acknowledgements not yet sent (or skipped). */
   get length(): number {
@@ -82,6 +84,7 @@ export class AckQueue {
   /** Appends one, in arrival order. */
   push(ack: PendingAck): void {
     this.#queue.push(ack);
+    if (isEmptyStandIn(this.#byId)) this.#byId = new Map();
     this.#byId.set(ack.packetId, ack);
   }
 

@@ -19,6 +19,7 @@ import type { PublishRecord, Store } from "../store/store.ts";
 import { Queue } from "../util/queue.ts";
 import { AckQueue } from "./acks.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
+import { emptyMap, emptySet, isEmptyStandIn } from "../util/empty.ts";
 
 /** Largest packet identifier (identifiers are 16-bit and non-zero, MQTT-2.3.1-1). */
 export const MAX_PACKET_ID = 65535;
@@ -160,14 +161,14 @@ function checkBound(name: string, value: number | undefined, fallback: number): 
  */
 export class SessionState {
   /** In-flight outgoing QoS 1/2 by packet id; insertion order is send order (MQTT-4.6.0-1). */
-  #inflight = new Map<number, OutgoingPublish>();
+  #inflight: Map<number, OutgoingPublish> = emptyMap();
   /** Publishes waiting for a window slot, FIFO. */
   #waiting = new Queue<OutgoingPublish>();
   #queuedBytes = 0;
   /** Packet ids held by something other than a publish (a client's SUBSCRIBE/UNSUBSCRIBE). */
-  #reserved = new Set<number>();
+  #reserved: Set<number> = emptySet();
   /** Ids of incoming QoS 2 PUBLISH delivered but not yet released by PUBREL (MQTT-4.3.3-2). */
-  #incoming = new Set<number>();
+  #incoming: Set<number> = emptySet();
   #nextId = 1;
   #owner: object | undefined = undefined;
   /** Clean session flag of the latest connection; undefined before the first one. */
@@ -211,7 +212,7 @@ export class SessionState {
       entry.packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
       if (properties !== undefined) entry.packet.properties = properties;
       entry.released = r.released;
-      this.#inflight.set(packetId, entry);
+      this.#writableInflight().set(packetId, entry);
     }
     // Loaded entries are accepted whatever the bounds: they were accepted once.
     for (const r of stored.waiting) {
@@ -221,9 +222,20 @@ export class SessionState {
       this.#queuedBytes += entry.size;
       this.#waiting.push(entry);
     }
-    for (const id of stored.incoming) this.#incoming.add(id);
+    for (const id of stored.incoming) this.#writableIncoming().add(id);
     const next = stored.nextPacketId;
     this.#nextId = Number.isInteger(next) && next >= 1 && next <= MAX_PACKET_ID ? next : 1;
+  }
+
+  // Empty until first needed: an idle connection holds no tables (issue 18).
+  #writableInflight(): Map<number, OutgoingPublish> {
+    if (isEmptyStandIn(this.#inflight)) this.#inflight = new Map();
+    return this.#inflight;
+  }
+
+  #writableIncoming(): Set<number> {
+    if (isEmptyStandIn(this.#incoming)) this.#incoming = new Set();
+    return this.#incoming;
   }
 
   /** The store changes are recorded in, if any. */
@@ -283,7 +295,10 @@ export class SessionState {
     let id = this.#nextId;
     while (inflight.has(id) || reserved.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
     this.#nextId = id === MAX_PACKET_ID ? 1 : id + 1;
-    if (reserve) reserved.add(id);
+    if (reserve) {
+      if (isEmptyStandIn(reserved)) this.#reserved = new Set([id]);
+      else reserved.add(id);
+    }
     return id;
   }
 
@@ -365,7 +380,7 @@ export class SessionState {
       this.#waiting.shift();
       this.#queuedBytes -= entry.size;
     }
-    this.#inflight.set(id, entry);
+    this.#writableInflight().set(id, entry);
   }
 
   /** The in-flight publish with this id, if any. */
@@ -427,7 +442,7 @@ export class SessionState {
   addIncoming(packetId: number): void {
     const store = this.#store;
     if (store !== undefined) store.addIncoming(packetId);
-    this.#incoming.add(packetId);
+    this.#writableIncoming().add(packetId);
   }
 
   /** Forgets an incoming QoS 2 id (PUBREL received). */

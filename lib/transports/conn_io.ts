@@ -16,7 +16,7 @@ import type { Transport } from "./transport.ts";
  * CONNACK, PINGRESP and the odd small message, and 10,000 of them must not
  * hold kilobytes each for a flood that may never come (issue 18).
  */
-export const READ_BUFFER_MIN = 512;
+export const READ_BUFFER_MIN = 256;
 /** Largest read buffer: reads that fill the buffer double it up to this. */
 export const READ_BUFFER_MAX = 64 * 1024;
 
