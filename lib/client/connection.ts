@@ -31,7 +31,7 @@ import { PacketFramer } from "../streams/packet_reader.ts";
 import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
 import { type ByteReader, type ByteWriter, openDuplex } from "../transports/direct.ts";
-import { DeadlineTimer } from "../util/deadline_timer.ts";
+import { QueuedDeadlineTimer } from "../util/timer_queue.ts";
 import type { Inbox } from "./inbox.ts";
 import { type AckFunction, createMessage } from "./message.ts";
 import type { PendingAck } from "../session/acks.ts";
@@ -103,7 +103,8 @@ export class Connection implements SessionHandler {
   readonly #session: Session;
   readonly #host: ConnectionHost;
   readonly #inbox: Inbox;
-  readonly #timer: DeadlineTimer;
+  /** On the shared timer queue: one `setTimeout` serves every connection of the process. */
+  readonly #timer: QueuedDeadlineTimer;
   readonly #transport: Transport;
   /**
    * The transport's own writer (its stream's, or its fast path: see
@@ -184,9 +185,9 @@ export class Connection implements SessionHandler {
     // The reader and writer speak the session's protocol version from the CONNECT on.
     const protocolVersion = this.#session.protocolVersion;
     this.#codec = { protocolVersion };
-    this.#timer = new DeadlineTimer(now, () => {
+    this.#timer = new QueuedDeadlineTimer((time) => {
       if (this.#ended) return;
-      this.#session.tick(now());
+      this.#session.tick(time);
       this.#armTimer();
     });
     this.#reader = reader;
