@@ -1,5 +1,6 @@
 /**
- * A `Deno.Conn` as a {@linkcode Transport} whose reads and writes go straight
+ * A connection with `read`/`write`/`close` (a `Deno.Conn`) as a
+ * {@linkcode Transport} whose reads and writes go straight
  * to the connection: the client's driver takes them through the transport's
  * fast path ({@linkcode DIRECT}); web streams are made only for a caller
  * that asks for `readable` or `writable`. An idle connection then holds one
@@ -24,7 +25,20 @@ const DONE: ReadableStreamReadResult<Uint8Array> = Object.freeze({ done: true, v
 const RESOLVED: Promise<void> = Promise.resolve();
 const noop = () => {};
 
-function closeQuietly(conn: Deno.Conn): void {
+/**
+ * What this module needs of a connection: the reading, writing and closing of
+ * a `Deno.Conn` (named structurally, so the module itself stays runtime-neutral).
+ */
+export interface ByteConn {
+  /** Reads into `buffer`; resolves with the count, or `null` at the end. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes`; resolves with how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Closes the connection; throws when already closed. */
+  close(): void;
+}
+
+function closeQuietly(conn: ByteConn): void {
   try {
     conn.close();
   } catch {
@@ -55,7 +69,7 @@ function closeQuietly(conn: Deno.Conn): void {
  * ```
  */
 export class ConnTransport implements Transport, ByteReader {
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteConn;
   /** `host:port`, for error messages. */
   readonly #where: string;
   #buffer = new Uint8Array(READ_BUFFER_MIN);
@@ -75,7 +89,7 @@ export class ConnTransport implements Transport, ByteReader {
   #writable: WritableStream<Uint8Array> | undefined;
 
   /** Wraps `conn`; `where` (`host:port`) names it in error messages. */
-  constructor(conn: Deno.Conn, where: string) {
+  constructor(conn: ByteConn, where: string) {
     this.#conn = conn;
     this.#where = where;
   }
