@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
-import { connectTcp } from "../lib/transports/tcp.ts";
+import { connectedPair } from "./transport_helpers.ts";
 import { READ_BUFFER_MIN } from "../lib/transports/conn_io.ts";
-
-/** A transport from connectTcp and the server's end of its connection. */
-async function connectedPair() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const transport = await connectTcp({
-    hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
-  });
-  return { listener, transport, peer: await accepted };
-}
 
 Deno.test("connectTcp: chunks are right-sized copies and reads grow while the socket has more", async () => {
   const data = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
