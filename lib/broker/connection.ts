@@ -7,31 +7,26 @@
  * @module
  */
 import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
-import {
-  type AuthPacket,
-  CONNACK_RETURN_CODE_NAMES,
-  type ConnackPacket,
-  type ConnackReturnCode,
-  type ConnectPacket,
-  type DisconnectPacket,
-  type Packet,
-  type ProtocolVersion,
-  type PublishPacket,
-  type QoS,
-  type SubackReturnCode,
-  type SubscribePacket,
-  type UnsubscribePacket,
-  type Will,
+import type {
+  AuthPacket,
+  ConnackPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+  SubscribePacket,
+  UnsubscribePacket,
+  Will,
 } from "../codec/packet.ts";
-import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
+import type { ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
-import { publishSize } from "../session/connack.ts";
-import { isExpired } from "../session/expiry.ts";
-import { deliveredProperties } from "./router.ts";
 import { sharedFilterError } from "./shared.ts";
 import type { Grant } from "./subscriptions.ts";
-import { MqttError, ProtocolError } from "../errors.ts";
+import { type MqttError, ProtocolError } from "../errors.ts";
 import {
   type ServerCloseReason,
   ServerSession,
@@ -43,9 +38,17 @@ import { PacketReader } from "../streams/packet_reader.ts";
 import type { Transport } from "../transports/transport.ts";
 import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
-import type { RetainedMessage } from "./retained.ts";
+import { AuthExchange } from "./auth_exchange.ts";
+import {
+  clientPacketLimit,
+  connackProperties,
+  connectRefusal,
+  negotiateKeepAlive,
+  refusingConnack,
+} from "./connack.ts";
+import { RetainedFeed } from "./retained_feed.ts";
 import type { Router } from "./router.ts";
-import type { BrokerSession, Delivery, SessionOwner } from "./session.ts";
+import type { BrokerSession, SessionOwner } from "./session.ts";
 
 /** What a connection needs from its broker. */
 export interface ConnectionHost {
@@ -67,22 +70,6 @@ const OUTBOX_HIGH = 256;
 const BATCH_BYTES = 64 * 1024;
 /** How long a refusing CONNACK may take to be written before the connection is cut. */
 const FLUSH_TIMEOUT = 1000;
-/** Retained messages moved into a session's queue at a time, when it has room. */
-const RETAINED_BATCH = 32;
-/** Topic levels a retained-message search looks at before it may pause. */
-const RETAINED_STEPS = 1024;
-/** Pauses allowed per write: past this many steps without a match, others run first. */
-const RETAINED_PAUSES = 16;
-
-/** Retained messages still to send for one granted filter. */
-interface RetainedCursor {
-  readonly messages: Iterator<RetainedMessage | undefined>;
-  readonly granted: Grant;
-}
-
-/** MQTT 5.0 CONNACK reason codes for the 3.1.1 return codes the broker refuses with. */
-const REASON_OF_RETURN_CODE = [0x00, 0x84, 0x85, 0x88, 0x86, 0x87] as const;
-
 /** MQTT 5.0 DISCONNECT reason code the broker sends when it closes for `reason`. */
 const DISCONNECT_REASON: Partial<Record<CloseReason, number>> = {
   keepalive: 0x8d, // Keep Alive timeout
@@ -159,8 +146,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** The client's protocol level, from its CONNECT: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
   #version: ProtocolVersion = 4;
   #codec: CodecOptions = { protocolVersion: 4 };
-  /** MQTT 5.0: the client's Maximum Packet Size (MQTT-3.1.2-24: nothing larger is sent). */
-  #clientMaxPacket = Infinity;
   /** MQTT 5.0: the Topic Aliases we send this client, per its Topic Alias Maximum. */
   #aliases: OutgoingTopicAliases | undefined = undefined;
   /** Set once CONNACK is written: only then may a 5.0 DISCONNECT be sent (MQTT-3.14.0-1). */
@@ -168,15 +153,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** The reason code of the DISCONNECT to send before closing (MQTT 5.0), if any. */
   #disconnectCode: number | undefined = undefined;
   /** MQTT 5.0 enhanced authentication of this connection: its method and the current exchange. */
-  #exchange:
-    | {
-      readonly method: string;
-      state: Record<string, unknown>;
-      step: number;
-      reauthenticate: boolean;
-      active: boolean;
-    }
-    | undefined = undefined;
+  #exchange: AuthExchange | undefined = undefined;
   /** A CONNECT waiting for its enhanced authentication to succeed. */
   #pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined =
     undefined;
@@ -198,9 +175,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
   /** Retained messages to send for new subscriptions, paced by the client's window. */
-  readonly #retained: RetainedCursor[] = [];
-  /** Resumes a retained-message search that paused to let other connections run. */
-  #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #retained: RetainedFeed;
   #droppingLogged = false;
 
   /** Wraps a transport; nothing is read until {@linkcode start}. */
@@ -219,6 +194,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       .pipeThrough(this.#packets)
       .getReader();
     this.#writer = transport.writable.getWriter();
+    this.#retained = new RetainedFeed(
+      host.router,
+      this.#options.maxQueuedMessages,
+      () => this.wake(),
+    );
     this.#machine = new ServerSession(this.#options, this);
     this.#timer = new DeadlineTimer(now, () => {
       this.#machine.tick(now());
@@ -269,8 +249,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    this.#retained.length = 0;
-    clearTimeout(this.#resumeTimer);
+    this.#retained.stop();
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
         reason !== "disconnect" && reason !== "peer" && reason !== "io"
@@ -377,7 +356,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         if (pending !== undefined) await pending;
         this.#armTimer();
         // An acknowledgement may have opened the window for retained messages still to send.
-        if (this.#retained.length > 0) this.wake();
+        if (this.#session !== undefined && this.#retained.pending(this.#session)) this.wake();
         if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
           // The client does not read its acknowledgements: stop reading its requests.
           this.#drained = Promise.withResolvers();
@@ -508,7 +487,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   }
 
   #onConnect(packet: ConnectPacket): Promise<void> {
-    const options = this.#options;
     const version = packet.protocolLevel === 5 ? 5 : 4;
     // What follows the CONNECT is read and written at its level.
     this.#version = version;
@@ -521,21 +499,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const assigned = clientId.length === 0;
     if (assigned) clientId = `auto-${crypto.randomUUID()}`;
     if (version === 5) {
+      const refused = connectRefusal(packet, this.#options);
+      if (refused !== undefined) return this.#refuse(refused.code, refused.why, clientId);
       const method = props?.authenticationMethod;
-      if (method !== undefined && options.enhancedAuthenticate === undefined) {
-        // Enhanced authentication is not offered: 0x8C Bad authentication method.
-        return this.#refuse(0x8c, "no enhanced authentication", clientId);
-      }
-      const will = packet.will;
-      if (will !== undefined && will.qos > options.maxQoS) {
-        return this.#refuse(0x9b, `will QoS ${will.qos} over maxQoS`, clientId); // MQTT-3.2.2-12
-      }
-      if (will?.retain && !options.retainAvailable) {
-        return this.#refuse(0x9a, "will retain while retainAvailable is false", clientId); // MQTT-3.2.2-13
-      }
       if (method !== undefined) {
         // MQTT 5.0 section 4.12: the exchange runs before CONNACK; `#admit` follows its success.
-        this.#exchange = { method, state: {}, step: 0, reauthenticate: false, active: true };
+        this.#exchange = new AuthExchange(method);
         this.#pendingConnect = { packet, clientId, assigned };
         return this.#authStep(props?.authenticationData);
       }
@@ -571,41 +540,20 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (this.#closed) return;
       if (ok !== true) return this.#refuse(4, "authenticate hook said no", clientId);
     }
-    let keepAlive = packet.keepAlive;
-    let serverKeepAlive: number | undefined;
-    if (
-      version === 5 && options.maxKeepAlive < 65_535 &&
-      (keepAlive > options.maxKeepAlive || keepAlive === 0)
-    ) {
-      // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead.
-      keepAlive = serverKeepAlive = options.maxKeepAlive;
-    } else if (
-      options.maxKeepAlive < 65_535 && (keepAlive > options.maxKeepAlive || keepAlive === 0)
-    ) {
-      // Mosquitto's max_keepalive: 3.1.1 cannot tell the client a lower value, so refuse.
-      return this.#refuse(2, `keep-alive ${keepAlive} s over maxKeepAlive`, clientId);
+    // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead; 3.1.1 cannot.
+    const agreed = negotiateKeepAlive(packet.keepAlive, version, options.maxKeepAlive);
+    if (agreed === undefined) {
+      return this.#refuse(2, `keep-alive ${packet.keepAlive} s over maxKeepAlive`, clientId);
     }
+    const { keepAlive, serverKeepAlive } = agreed;
     const router = this.#host.router;
-    let store;
     try {
       await this.#host.ready;
-      if (this.#closed) return;
-      const persistence = router.persistence;
-      // 5.0: a session outlives its connection only with a Session Expiry Interval.
-      const keeps = version === 4 || (props?.sessionExpiryInterval ?? 0) > 0;
-      if (!packet.clean && keeps && persistence !== undefined) {
-        const opened = await persistence.sessionStore(clientId, packet.username);
-        const other = router.sessions.get(clientId);
-        if (this.#closed || (other !== undefined && other.username !== packet.username)) {
-          if (opened.created) persistence.dropSession(clientId);
-          if (this.#closed) return;
-        }
-        store = opened.store;
-      }
     } catch (err) {
       this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
       return this.#refuse(3, "the broker cannot keep the session", clientId);
     }
+    if (this.#closed) return;
     const held = router.sessions.get(clientId);
     if (held !== undefined && held.username !== packet.username) {
       // A session belongs to the user who opened it: another user may neither resume it nor
@@ -618,13 +566,16 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const expiry = version === 4
       ? (packet.clean ? 0 : Infinity)
       : (props?.sessionExpiryInterval ?? 0);
-    const { session, present } = router.openSession(
-      clientId,
-      packet.clean,
-      packet.username,
-      store,
-      expiry,
-    );
+    let opened;
+    try {
+      // With persistence, a session that outlives its connection is kept on disk (whatever
+      // Clean Start said: it only decides whether a held session is resumed).
+      opened = router.openSession(clientId, packet.clean, packet.username, expiry);
+    } catch (err) {
+      this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
+      return this.#refuse(3, "the broker cannot keep the session", clientId);
+    }
+    const { session, present } = opened;
     this.id = clientId;
     this.username = packet.username;
     const will = packet.will;
@@ -639,9 +590,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#machine.accept(session.state, connack, keepAlive, now());
     } else {
       const connack: ConnackPacket = { type: "connack", sessionPresent: present, reasonCode: 0 };
-      const properties = { ...this.#connackProperties(packet, assigned, serverKeepAlive), ...auth };
+      const properties = {
+        ...connackProperties(options, packet, this, assigned, serverKeepAlive),
+        ...auth,
+      };
       if (Object.keys(properties).length > 0) connack.properties = properties;
-      this.#clientMaxPacket = props?.maximumPacketSize ?? Infinity;
       // MQTT-3.1.2-26/-27 (5.0): aliases only up to the client's maximum, none when absent.
       this.#aliases = new OutgoingTopicAliases(props?.topicAliasMaximum ?? 0);
       this.#machine.accept(session.state, connack, keepAlive, now(), {
@@ -650,18 +603,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         topicAliasMaximum: options.maxTopicAlias,
       });
       // MQTT-3.1.2-24 (5.0): a message larger than the client's maximum is dropped for it.
-      const max = this.#clientMaxPacket;
-      if (max !== Infinity) {
-        this.#machine.flows!.refuse = (message) => {
-          const size = publishSize(message, 5);
-          if (size <= max) return undefined;
-          return new MqttError(
-            "PACKET_TOO_LARGE",
-            `a PUBLISH of ${size} bytes to "${message.topic}" is over the client's Maximum ` +
-              `Packet Size ${max}: not sent (MQTT-3.1.2-25)`,
-          );
-        };
-      }
+      const max = props?.maximumPacketSize;
+      if (max !== undefined) this.#machine.flows!.refuse = clientPacketLimit(max);
     }
     this.#connackSent = true;
     const user = packet.username === undefined ? "" : `, u'${packet.username}'`;
@@ -676,21 +619,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** @internal MQTT 5.0 AUTH from the client: a step of the exchange, or a re-authentication. */
   auth(packet: AuthPacket): void | Promise<void> {
     const exchange = this.#exchange;
-    const method = packet.properties?.authenticationMethod;
-    if (exchange === undefined || method !== exchange.method) {
-      // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
-      return this.#protocolError(`AUTH with method ${method}, not that of the CONNECT`, 0x82);
-    }
-    const code = packet.reasonCode ?? 0;
-    if (code === 0x19 && this.#connected && !exchange.active) {
-      // Section 4.12.1: re-authentication, a new exchange with the same method.
-      exchange.state = {};
-      exchange.step = 0;
-      exchange.reauthenticate = true;
-      exchange.active = true;
-    } else if (code !== 0x18 || !exchange.active) {
-      return this.#protocolError(`AUTH reason 0x${code.toString(16)} out of turn`, 0x82);
-    }
+    // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
+    const wrong = exchange === undefined
+      ? `AUTH with method ${packet.properties?.authenticationMethod}, not that of the CONNECT`
+      : exchange.receive(packet, this.#connected);
+    if (wrong !== undefined) return this.#protocolError(wrong, 0x82);
     return this.#authStep(packet.properties?.authenticationData);
   }
 
@@ -701,31 +634,23 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const pending = this.#pendingConnect;
     let answer: EnhancedAuthResult | typeof CLOSED;
     try {
-      answer = await this.#untilClosed(hook({
-        method: exchange.method,
-        data,
+      answer = await this.#untilClosed(hook(exchange.context(data, {
         clientId: pending?.clientId ?? this.id,
         username: pending?.packet.username ?? this.username,
         remoteAddress: this.remoteAddress,
-        reauthenticate: exchange.reauthenticate,
-        step: exchange.step++,
-        state: exchange.state,
-      }));
+      })));
     } catch (err) {
       this.#host.log(`Enhanced authentication hook failed for client ${this.id}: ${err}`);
       answer = { result: "fail", reasonCode: 0x88 };
     }
     if (answer === CLOSED || this.#closed) return;
-    const properties = { authenticationMethod: exchange.method } as AuthProperties;
-    if (answer.result !== "fail" && answer.data !== undefined) {
-      properties.authenticationData = answer.data;
-    }
-    if (answer.result === "continue") {
-      this.send({ type: "auth", reasonCode: 0x18, properties }); // section 4.12
+    const outcome = exchange.settle(answer);
+    if (outcome.next === "challenge") {
+      this.send(outcome.packet); // section 4.12
       return;
     }
-    exchange.active = false;
-    if (answer.result === "success") {
+    if (outcome.next === "success") {
+      const properties = outcome.properties;
       if (pending === undefined) {
         this.send({ type: "auth", reasonCode: 0x00, properties }); // re-authenticated
         return;
@@ -733,7 +658,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#pendingConnect = undefined;
       return this.#admit(pending.packet, pending.clientId, pending.assigned, properties);
     }
-    const code = answer.reasonCode ?? 0x87;
+    const code = outcome.reasonCode;
     if (pending !== undefined) {
       // MQTT-4.12.0-4: a CONNACK of 0x80 or more, then close.
       return this.#refuse(code, "enhanced authentication failed", pending.clientId);
@@ -744,47 +669,15 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.close("protocol");
   }
 
-  /** The CONNACK properties of an accepted 5.0 CONNECT (section 3.2.2.3). */
-  #connackProperties(
-    packet: ConnectPacket,
-    assigned: boolean,
-    serverKeepAlive: number | undefined,
-  ): ConnackProperties {
-    const options = this.#options;
-    const properties: ConnackProperties = {};
-    // Each only when it differs from what an absent property means.
-    if (options.maxInflight < 65_535) properties.receiveMaximum = options.maxInflight;
-    if (options.maxQoS < 2) properties.maximumQoS = options.maxQoS as 0 | 1;
-    if (!options.retainAvailable) properties.retainAvailable = false;
-    properties.maximumPacketSize = options.maxPacketSize;
-    if (options.maxTopicAlias > 0) properties.topicAliasMaximum = options.maxTopicAlias;
-    if (assigned) properties.assignedClientIdentifier = this.id; // MQTT-3.2.2-16
-    if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive;
-    properties.wildcardSubscriptionAvailable = true;
-    properties.subscriptionIdentifiersAvailable = true;
-    properties.sharedSubscriptionAvailable = true;
-    const info = options.responseInformation;
-    if (packet.properties?.requestResponseInformation && info !== undefined) {
-      // MQTT-3.1.2-28: only when asked.
-      properties.responseInformation = typeof info === "string" ? info : info(this);
-    }
-    return properties;
-  }
-
   /**
    * Refuses the CONNECT, then closes (MQTT-3.2.2-5): a 3.1.1 return code, or
    * a 5.0 reason code (0x80 and up) for a 5.0 CONNECT; a 3.1.1 code is
    * translated for a 5.0 client.
    */
   async #refuse(code: number, why: string, clientId = "<unknown>"): Promise<void> {
-    const v5 = this.#version === 5;
-    const reasonCode = code >= 0x80 ? code : REASON_OF_RETURN_CODE[code];
-    const name = code < 0x80 ? CONNACK_RETURN_CODE_NAMES[code] : `reason 0x${code.toString(16)}`;
+    const { packet, name } = refusingConnack(code, this.#version);
     this.#host.log(`Client ${clientId} refused: ${name} (CONNACK ${code}, ${why}).`);
-    const connack: ConnackPacket = v5
-      ? { type: "connack", sessionPresent: false, reasonCode: reasonCode as 0x80 }
-      : { type: "connack", sessionPresent: false, returnCode: code as ConnackReturnCode };
-    await this.#writeLast(connack);
+    await this.#writeLast(packet);
     this.close("refused");
   }
 
@@ -867,7 +760,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
-      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: grant });
+      this.#retained.add(session, filter, grant);
     }
   }
 
@@ -973,7 +866,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext(now());
       if (entry === undefined) {
-        if (this.#queueRetained(session)) continue;
+        if (this.#retained.fill(session, now())) continue;
         break;
       }
       const packet = this.#wire(entry.packet!);
@@ -985,55 +878,5 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
     }
     return bytes;
-  }
-
-  /**
-   * Moves retained messages still to send into the session's queue while it holds fewer than a
-   * batch; returns whether any moved. Called when nothing else can be sent, so retained
-   * messages go out as fast as the client acknowledges them and never overflow its queue.
-   */
-  #queueRetained(session: BrokerSession): boolean {
-    const cursors = this.#retained;
-    const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
-    let moved = 0;
-    let pauses = 0;
-    while (cursors.length > 0 && moved < room) {
-      const cursor = cursors[0];
-      const next = cursor.messages.next();
-      if (next.done) {
-        cursors.shift();
-        continue;
-      }
-      const message = next.value;
-      if (message === undefined) {
-        // A long search (say 2,000 filters like "r/+/x" over 100,000 retained topics "r/…")
-        // must not hold the event loop: let the other connections run, then go on.
-        if (++pauses < RETAINED_PAUSES) continue;
-        this.#resumeTimer ??= setTimeout(() => {
-          this.#resumeTimer = undefined;
-          this.wake();
-        }, 0);
-        break;
-      }
-      if (isExpired(message.expiresAt, now())) {
-        this.#host.router.expireRetained(message); // MQTT 5.0 section 3.3.2.3.3
-        continue;
-      }
-      // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
-      const granted = cursor.granted;
-      const qos = (message.qos < granted.qos ? message.qos : granted.qos) as QoS;
-      const delivery: Delivery = {
-        topic: message.topic,
-        payload: message.payload,
-        qos,
-        retain: true,
-      };
-      const properties = deliveredProperties(message.properties, granted);
-      if (properties !== undefined) delivery.properties = properties;
-      if (message.expiresAt !== undefined) delivery.expiresAt = message.expiresAt;
-      session.enqueue(delivery);
-      moved++;
-    }
-    return moved > 0;
   }
 }

@@ -117,6 +117,10 @@ export class Connection implements SessionHandler {
   readonly #codec: CodecOptions;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
   #disconnecting = false;
+  /** DISCONNECT has left: the server reads it, then hangs up (see `closed`). */
+  #disconnected = false;
+  /** Bounds the wait for the server to hang up after our DISCONNECT. */
+  #hangUpTimer: ReturnType<typeof setTimeout> | undefined;
   /** The session failed and a DISCONNECT saying why is being written: the connection's end. */
   #failing: MqttError | undefined;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
@@ -417,11 +421,24 @@ export class Connection implements SessionHandler {
     this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
+    // A read loop paused for a consumer must read on: the server's hang-up is what ends it.
+    this.#wakeReader();
     // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
     const timer = error ? setTimeout(() => this.end(error), ERROR_FLUSH_MS) : undefined;
     this.#writer.close().catch(noop).finally(() => {
       clearTimeout(timer);
-      this.end(error);
+      if (error !== undefined || this.#ended) {
+        this.end(error);
+        return;
+      }
+      // A clean close ends when the server hangs up (section 3.14.4: it SHOULD close the
+      // connection on DISCONNECT; the writable's close began ours, MQTT-3.14.4-1), so the
+      // server has read the DISCONNECT and every acknowledgement before it.
+      // Torn down at once, a reconnect of the same session could reach the server first:
+      // Mosquitto then takes the session over and drops the old connection's unread bytes,
+      // and the acknowledged messages come back. A server that never hangs up gets `closeTimeout`.
+      this.#disconnected = true;
+      this.#hangUpTimer = setTimeout(() => this.end(undefined), this.#options.closeTimeout);
     });
   }
 
@@ -436,6 +453,7 @@ export class Connection implements SessionHandler {
     this.#auth.end(reason);
     this.#timer.clear();
     clearTimeout(this.#flushTimer);
+    clearTimeout(this.#hangUpTimer);
     this.#wakeReader();
     // QoS 0 publishes waiting for this batch were never written: they fail.
     this.#batchWritten?.reject(reason);
@@ -511,6 +529,8 @@ export class Connection implements SessionHandler {
       }
     } catch (err) {
       error = asMqttError(err, "reading from the connection failed");
+      // Our DISCONNECT has left: however the server ends the connection now, it ends cleanly.
+      if (this.#disconnected) error = undefined;
       // MQTT 5.0: the session tells the server why (DISCONNECT 0x81/0x95) and closes us after.
       // Before CONNACK the peer may not speak MQTT at all: the error is explained below instead.
       refused = err instanceof ProtocolError && !eof && this.accepted &&
@@ -541,7 +561,7 @@ export class Connection implements SessionHandler {
       this.#wakeReader();
     }, noop);
     this.#session.setReadPaused(true, now());
-    while (!released && !this.#ended && !this.#inbox.mayReadAhead()) {
+    while (!released && !this.#ended && !this.#disconnecting && !this.#inbox.mayReadAhead()) {
       const woken = Promise.withResolvers<void>();
       this.#wake = woken.resolve;
       await woken.promise;

@@ -36,6 +36,8 @@ export interface ByteConn {
   write(bytes: Uint8Array): Promise<number>;
   /** Closes the connection; throws when already closed. */
   close(): void;
+  /** Half-closes: no more bytes go to the peer, which may still answer. */
+  closeWrite(): Promise<void>;
 }
 
 function closeQuietly(conn: ByteConn): void {
@@ -116,9 +118,11 @@ export class ConnTransport implements Transport, ByteReader {
   /** Bytes to the peer, as a stream (made on first use; the driver writes without it). */
   get writable(): WritableStream<Uint8Array> {
     if (this.#writable === undefined) {
-      // Closing waits for the writes before it (the stream does that); the connection
-      // itself is closed by close().
-      this.#writable = new WritableStream<Uint8Array>({ write: (chunk) => this.write(chunk) });
+      // Closing waits for the writes before it (the stream does that), then half-closes.
+      this.#writable = new WritableStream<Uint8Array>({
+        write: (chunk) => this.write(chunk),
+        close: () => this.#closeWrite(),
+      });
       if (this.#mode === 1) this.#writable.getWriter();
       else this.#mode = 2;
     }
@@ -218,6 +222,23 @@ export class ConnTransport implements Transport, ByteReader {
     return Promise.reject(this.#writeFailure);
   }
 
+  /**
+   * Settles once every write so far has settled (rejects if one failed),
+   * then half-closes: the peer reads everything written, then the end of the
+   * stream, and may still answer. The connection itself is closed by close().
+   */
+  end(): Promise<void> {
+    return this.flush().then(() => this.#closeWrite());
+  }
+
+  async #closeWrite(): Promise<void> {
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // Already closed: the transport's close() or the peer got there first.
+    }
+  }
+
   /** Writes not yet started fail with `reason`. */
   abort(reason?: unknown): Promise<void> {
     if (!this.#writeFailed) {
@@ -237,9 +258,9 @@ class ConnWriter implements ByteWriter {
   write(chunk: Uint8Array): Promise<void> {
     return this.#io.write(chunk);
   }
-  /** Flushes; the connection itself is closed by the transport's close(). */
+  /** Flushes, then half-closes; the connection itself is closed by the transport's close(). */
   close(): Promise<void> {
-    return this.#io.flush();
+    return this.#io.end();
   }
   abort(reason?: unknown): Promise<void> {
     return this.#io.abort(reason);

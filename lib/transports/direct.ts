@@ -25,7 +25,10 @@ export interface ByteReader {
 export interface ByteWriter {
   /** Writes after the writes before it; settles once the transport took the bytes (or failed). */
   write(chunk: Uint8Array): Promise<void>;
-  /** Settles once everything written before has left (or could not). */
+  /**
+   * Settles once everything written before has left (or could not); where
+   * the link can, also tells the peer no more bytes come (see `Transport.writable`).
+   */
   close(): Promise<void>;
   /** Writes not yet started fail with `reason`. */
   abort(reason?: unknown): Promise<void>;
