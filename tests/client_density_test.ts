@@ -44,7 +44,7 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (at < bytes.length) at += await conn.write(bytes.subarray(at));
 }
 
-Deno.test("connectTcp: the fast path reads and writes in order, and then its streams start locked", async () => {
+Deno.test("connectTcp: the fast path reads and writes in order, half-closes, and then its streams start locked", async () => {
   const { listener, transport, peer } = await connectedPair();
   const { reader, writer } = openDuplex(transport);
   assert.equal((transport as DirectTransport)[DIRECT]?.(), undefined, "taken once");
@@ -66,7 +66,9 @@ Deno.test("connectTcp: the fast path reads and writes in order, and then its str
     at += n!;
   }
   await Promise.all(writes);
+  // Closing the writer half-closes: the peer reads the end, and may still answer (below).
   await writer.close();
+  assert.equal(await peer.read(new Uint8Array(1)), null);
   assert.deepEqual(received.subarray(0, 2), new Uint8Array([1, 2]));
   assert.deepEqual(received.subarray(2, 2 + big.length), big);
   assert.equal(received[received.length - 1], 3);
