@@ -32,13 +32,13 @@ import {
   ServerSession,
   type ServerSessionHandler,
 } from "../session/server_session.ts";
-import { DeadlineTimer } from "../util/deadline_timer.ts";
 import { Queue } from "../util/queue.ts";
-import { PacketReader } from "../streams/packet_reader.ts";
-import type { Transport } from "../transports/transport.ts";
-import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
+import { PacketFramer } from "../streams/packet_reader.ts";
+import { ConnectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
+import type { Link } from "./link.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
 import { AuthExchange } from "./auth_exchange.ts";
+import type { Deadline, Deadlines, Timed } from "./deadlines.ts";
 import {
   clientPacketLimit,
   connackProperties,
@@ -54,6 +54,8 @@ import type { BrokerSession, SessionOwner } from "./session.ts";
 export interface ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly router: Router;
+  /** The broker's one timer, for the CONNECT deadlines and keep-alives of its connections. */
+  readonly deadlines: Deadlines;
   /** Settles once persistence is loaded; rejects when it cannot be. */
   readonly ready: Promise<void>;
   /** Writes a log line (the broker decides whether anyone listens). */
@@ -95,7 +97,6 @@ type CloseReason =
   | "shutdown"
   | "io";
 
-const NOOP = (): void => {};
 /**
  * The clock of the protocol machines, read once per synchronous run of the
  * broker: a busy read loop asks for it three times per PUBLISH, and each
@@ -123,16 +124,15 @@ const CLOSED: unique symbol = Symbol("closed");
  *
  * @example
  * ```ts ignore
- * const connection = new Connection(host, transport, "127.0.0.1:50000");
+ * const connection = new Connection(host, new SocketLink(conn), "127.0.0.1:50000");
  * connection.start();
  * await connection.done;
  * ```
  */
-export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler {
+export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler, Timed {
   /** Peer address, when the transport told it. */
   readonly remoteAddress: string | undefined;
   /** Settles once the connection is closed and its loops have stopped. */
-  readonly done: Promise<void>;
   /** The client identifier; empty until CONNECT is accepted. */
   id = "";
   /** The user name from CONNECT, if any. */
@@ -140,9 +140,10 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   readonly #host: ConnectionHost;
   readonly #options: ResolvedBrokerOptions;
-  readonly #transport: Transport;
-  readonly #reader: ReadableStreamDefaultReader<Packet>;
-  readonly #packets: PacketReader;
+  readonly #link: Link;
+  /** Gathers the CONNECT; afterwards passes chunks through. */
+  readonly #intake: ConnectIntake;
+  readonly #framer: PacketFramer;
   /** The client's protocol level, from its CONNECT: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
   #version: ProtocolVersion = 4;
   #codec: CodecOptions = { protocolVersion: 4 };
@@ -157,18 +158,26 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** A CONNECT waiting for its enhanced authentication to succeed. */
   #pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined =
     undefined;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #outbox = new Queue<Packet>();
   readonly #machine: ServerSession;
-  readonly #timer: DeadlineTimer;
+  readonly #timer: Deadline;
   #session: BrokerSession | undefined = undefined;
   #will: Will | undefined = undefined;
   #closed = false;
   #connected = false;
-  #wakeup: (() => void) | undefined = undefined;
+  /** Set while a write is under way or one is scheduled: a wake then asks for nothing more. */
+  #flushing = false;
   #drained: PromiseWithResolvers<void> | undefined = undefined;
-  #loops: Promise<unknown> | undefined = undefined;
-  #resolveDone!: () => void;
+  /** The read loop, which `done` waits for. */
+  #reading: Promise<void> | undefined = undefined;
+  /** The answer of the packet being handled asynchronously, which the reading waits for. */
+  #pending: Promise<void> | undefined = undefined;
+  /** The write loop's write under way: a last packet is written after it, never into it. */
+  #writing: Promise<void> | undefined = undefined;
+  /** `done`, once asked for: most connections' are never awaited (only at shutdown). */
+  #done: PromiseWithResolvers<void> | undefined = undefined;
+  /** Set once the connection is closed and its loops have stopped. */
+  #finished = false;
   /**
    * Settles the hook answer being awaited with {@linkcode CLOSED}, so a hook that never answers
    * cannot hold a loop once the connection closes. One at a time: packets are handled in order.
@@ -178,32 +187,30 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   readonly #retained: RetainedFeed;
   #droppingLogged = false;
 
-  /** Wraps a transport; nothing is read until {@linkcode start}. */
-  constructor(host: ConnectionHost, transport: Transport, remoteAddress?: string) {
+  /** Wraps a link; nothing is read until {@linkcode start}. */
+  constructor(host: ConnectionHost, link: Link, remoteAddress?: string) {
     this.#host = host;
     this.#options = host.options;
-    this.#transport = transport;
+    this.#link = link;
     this.remoteAddress = remoteAddress;
-    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const maxPacketSize = this.#options.maxPacketSize;
+    // Before CONNECT is accepted a client may make the broker hold only what it sent.
+    this.#intake = new ConnectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE));
     // Level 5 reads a CONNECT of level 4 or 5; the CONNECT then sets the level of what follows.
-    this.#packets = new PacketReader({ maxPacketSize, protocolVersion: 5 });
-    this.#reader = transport.readable
-      // Before CONNECT is accepted a client may make the broker hold only what it sent.
-      .pipeThrough(connectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE)))
-      .pipeThrough(this.#packets)
-      .getReader();
-    this.#writer = transport.writable.getWriter();
+    this.#framer = new PacketFramer({ maxPacketSize, protocolVersion: 5 });
     this.#retained = new RetainedFeed(
       host.router,
       this.#options.maxQueuedMessages,
       () => this.wake(),
     );
     this.#machine = new ServerSession(this.#options, this);
-    this.#timer = new DeadlineTimer(now, () => {
-      this.#machine.tick(now());
-      this.#armTimer();
-    });
+    this.#timer = host.deadlines.for(this);
+  }
+
+  /** Settles once the connection is closed and its loops have stopped. */
+  get done(): Promise<void> {
+    if (this.#finished) return Promise.resolve();
+    return (this.#done ??= Promise.withResolvers()).promise;
   }
 
   /** Whether CONNECT was accepted and the connection is still open. */
@@ -215,16 +222,21 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   start(): void {
     this.#machine.start(now());
     this.#armTimer();
-    this.#loops = Promise.all([this.#readLoop(), this.#writeLoop()]);
+    this.#reading = this.#readLoop();
+  }
+
+  /** @internal The CONNECT deadline or the keep-alive is due (the broker's {@linkcode Deadlines}). */
+  onDeadline(): void {
+    this.#machine.tick(now());
+    this.#armTimer();
   }
 
   /** Tells the write loop that the session has messages to send. */
   wake(): void {
-    const wakeup = this.#wakeup;
-    if (wakeup !== undefined) {
-      this.#wakeup = undefined;
-      wakeup();
-    }
+    if (this.#flushing || this.#closed) return;
+    this.#flushing = true;
+    // In a microtask: what the current job queues goes out in one write.
+    queueMicrotask(this.#flush);
   }
 
   /** Another connection took over this client identifier (MQTT-3.1.4-2; 5.0: DISCONNECT 0x8E). */
@@ -246,7 +258,6 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#closed = true;
     this.#timer.clear();
     this.#machine.closed();
-    this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
     this.#retained.stop();
@@ -280,19 +291,19 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   #finish(teardown: Promise<void> | void): void {
     this.#host.closed(this);
-    const finish = () => this.#resolveDone();
-    const all = Promise.all([this.#loops, teardown]);
+    const finish = () => {
+      this.#finished = true;
+      this.#done?.resolve();
+    };
+    // A write failing as the link closes must not settle `done` before the read loop has stopped.
+    const writing = this.#writing?.catch(() => {});
+    const all = Promise.all([this.#reading, writing, teardown]);
     all.then(finish, finish);
   }
 
   #teardown(): void {
-    try {
-      this.#transport.close();
-    } catch {
-      // Already closed by the peer: nothing left to release.
-    }
-    this.#reader.cancel().catch(NOOP);
-    this.#writer.abort().catch(NOOP);
+    this.#framer.reset();
+    this.#link.close();
   }
 
   /** Writes a 5.0 DISCONNECT with `code` (MQTT-3.14.2-1), waiting at most FLUSH_TIMEOUT. */
@@ -302,7 +313,13 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   /** Writes the last packet of the connection, waiting at most FLUSH_TIMEOUT for it to go. */
   async #writeLast(packet: Packet): Promise<void> {
-    const written = this.#writer.write(encodePacket(packet, this.#codec));
+    const bytes = encodePacket(packet, this.#codec);
+    const link = this.#link;
+    const writing = this.#writing;
+    // A socket write may be partial: the rest of the write under way must go first.
+    const written = writing === undefined
+      ? link.write(bytes)
+      : writing.then(() => link.write(bytes), () => link.write(bytes));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
     try {
@@ -345,23 +362,45 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   // ---- reading ----
 
+  /**
+   * Reads chunks and frames them here rather than through streams: an idle
+   * connection then holds one pending read, not a pipeline of streams.
+   */
   async #readLoop(): Promise<void> {
-    const reader = this.#reader;
+    const link = this.#link;
+    const intake = this.#intake;
+    const framer = this.#framer;
     try {
       while (!this.#closed) {
-        const { value, done } = await reader.read();
-        if (done) return this.close("peer");
+        const chunk = await link.read();
         if (this.#closed) return;
-        const pending = this.#machine.receive(value, now());
-        if (pending !== undefined) await pending;
-        this.#armTimer();
-        // An acknowledgement may have opened the window for retained messages still to send.
-        if (this.#session !== undefined && this.#retained.pending(this.#session)) this.wake();
-        if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
-          // The client does not read its acknowledgements: stop reading its requests.
-          this.#drained = Promise.withResolvers();
-          await this.#drained.promise;
-          this.#drained = undefined;
+        if (chunk === null) {
+          framer.end(); // TRUNCATED_PACKET when the client stopped inside a packet
+          return this.close("peer");
+        }
+        const bytes = intake.push(chunk);
+        if (bytes === undefined) continue; // the CONNECT is not complete yet
+        let used = framer.push(bytes, this.#receive);
+        while (true) {
+          const pending = this.#pending;
+          if (pending !== undefined) {
+            // Packets are handled in order: the next waits for this one's hook to answer.
+            this.#pending = undefined;
+            await pending;
+          }
+          if (this.#closed) return;
+          this.#armTimer();
+          // An acknowledgement may have opened the window for retained messages still to send.
+          if (this.#session !== undefined && this.#retained.pending(this.#session)) this.wake();
+          if (this.#outbox.length >= OUTBOX_HIGH) {
+            // The client does not read its acknowledgements: stop reading its requests.
+            this.#drained = Promise.withResolvers();
+            await this.#drained.promise;
+            this.#drained = undefined;
+            if (this.#closed) return;
+          }
+          if (used) break;
+          used = framer.resume(this.#receive);
         }
       }
     } catch (err) {
@@ -370,6 +409,21 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.close("io", err);
     }
   }
+
+  /**
+   * Hands one framed packet to the machine. Stops the framing (returns false)
+   * while the machine's answer is pending (a hook), once the client has too
+   * many answers unread, or once the connection closed.
+   */
+  readonly #receive = (packet: Packet): boolean => {
+    if (this.#closed) return false;
+    const pending = this.#machine.receive(packet, now());
+    if (pending !== undefined) {
+      this.#pending = pending;
+      return false;
+    }
+    return this.#outbox.length < OUTBOX_HIGH;
+  };
 
   #onDecodeError(err: ProtocolError): void | Promise<void> {
     if (!this.#connected && this.#session === undefined && err.packetType === "connect") {
@@ -491,7 +545,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // What follows the CONNECT is read and written at its level.
     this.#version = version;
     this.#codec = { protocolVersion: version };
-    this.#packets.protocolVersion = version;
+    this.#framer.protocolVersion = version;
     const props = packet.properties;
     let clientId = packet.clientId;
     // MQTT-3.1.3-6: an empty identifier (with clean session, checked by the codec) gets one;
@@ -786,22 +840,30 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   // ---- writing ----
 
-  async #writeLoop(): Promise<void> {
-    const writer = this.#writer;
+  /** Runs {@linkcode #writeOut}; made once, as `wake` schedules it often. */
+  readonly #flush = (): void => void this.#writeOut();
+
+  /**
+   * Writes what is ready, a chunk at a time, until nothing is: started by
+   * {@linkcode wake} rather than waiting in a loop, so an idle connection
+   * holds no suspended writer.
+   */
+  async #writeOut(): Promise<void> {
+    const link = this.#link;
     try {
       while (!this.#closed) {
-        await writer.ready;
-        if (this.#closed) return;
         const chunk = this.#nextChunk();
-        if (chunk === undefined) {
-          await new Promise<void>((resolve) => (this.#wakeup = resolve));
-          continue;
-        }
-        writer.write(chunk).catch(NOOP); // a failed write rejects `ready` next time round
+        if (chunk === undefined) break;
+        // One write at a time: what is routed meanwhile goes into the next chunk.
+        const written = link.write(chunk);
+        this.#writing = written;
+        await written;
+        this.#writing = undefined;
       }
     } catch (err) {
       this.close("io", err);
     }
+    this.#flushing = false;
   }
 
   /** Encodes the next answers and deliveries into one chunk, or undefined when idle. */
