@@ -30,7 +30,8 @@ import type {
 import { PacketFramer } from "../streams/packet_reader.ts";
 import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
-import { DeadlineTimer } from "../util/deadline_timer.ts";
+import { type ByteReader, type ByteWriter, openDuplex } from "../transports/direct.ts";
+import { QueuedDeadlineTimer } from "../util/timer_queue.ts";
 import type { Inbox } from "./inbox.ts";
 import { type AckFunction, createMessage } from "./message.ts";
 import type { PendingAck } from "../session/acks.ts";
@@ -102,14 +103,16 @@ export class Connection implements SessionHandler {
   readonly #session: Session;
   readonly #host: ConnectionHost;
   readonly #inbox: Inbox;
-  readonly #timer: DeadlineTimer;
+  /** On the shared timer queue: one `setTimeout` serves every connection of the process. */
+  readonly #timer: QueuedDeadlineTimer;
   readonly #transport: Transport;
   /**
-   * The transport's own writer: each batch is encoded here and written
-   * straight to it, so a QoS 0 publish settles on the transport's answer to
-   * its write, not on a stream in between having taken it.
+   * The transport's own writer (its stream's, or its fast path: see
+   * `openDuplex`): each batch is encoded here and written straight to it, so
+   * a QoS 0 publish settles on the transport's answer to its write, not on a
+   * stream in between having taken it.
    */
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: ByteWriter;
   /** The session's protocol version, which every batch is encoded at. */
   readonly #codec: CodecOptions;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
@@ -149,7 +152,7 @@ export class Connection implements SessionHandler {
   #readAt = 0;
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #reader: ByteReader;
   /** The first bytes read before CONNACK, to explain a failure there (an HTTP port…). */
   #firstChunk: Uint8Array | undefined;
   readonly #options: ResolvedOptions;
@@ -173,7 +176,8 @@ export class Connection implements SessionHandler {
     this.#transport = transport;
     this.#trace = tracer(options.onPacket);
     this.#options = options;
-    this.#writer = transport.writable.getWriter();
+    const { reader, writer } = openDuplex(transport);
+    this.#writer = writer;
     this.#session = new Session(sessionOptions(options), state, this);
     this.#auth = new AuthExchange(options.onAuth, {
       answer: (data) => {
@@ -185,14 +189,14 @@ export class Connection implements SessionHandler {
     // The reader and writer speak the session's protocol version from the CONNECT on.
     const protocolVersion = this.#session.protocolVersion;
     this.#codec = { protocolVersion };
-    this.#timer = new DeadlineTimer(now, () => {
+    this.#timer = new QueuedDeadlineTimer((time) => {
       if (this.#ended) return;
-      this.#session.tick(now());
+      this.#session.tick(time);
       this.#armTimer();
     });
-    this.#reader = transport.readable.getReader();
+    this.#reader = reader;
     this.finished = this.#readLoop(
-      this.#reader,
+      reader,
       new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
@@ -393,6 +397,7 @@ export class Connection implements SessionHandler {
   /** @internal CONNACK accepted the connection. */
   connected(connack: ConnackPacket): void {
     this.accepted = true;
+    this.#firstChunk = undefined; // explains only failures before CONNACK
     this.#inbox.connected(connack.sessionPresent);
     this.#connack.resolve(connack);
   }
@@ -493,7 +498,7 @@ export class Connection implements SessionHandler {
    * one read per chunk instead of one per packet, one clock reading per chunk.
    */
   async #readLoop(
-    reader: ReadableStreamDefaultReader<Uint8Array>,
+    reader: ByteReader,
     framer: PacketFramer,
   ): Promise<void> {
     let error: MqttError | undefined;
