@@ -263,3 +263,51 @@ Deno.test("held: close() acknowledges the messages still held and reports them",
   assert.deepEqual(server.acks(), ["puback:1"]);
   assert.deepEqual(dropped.map((m) => m.text()), ["nobody#1"]);
 });
+
+Deno.test("held: messages dropped while nobody listens for 'unclaimed' are said on the console, once", async () => {
+  const warnings: unknown[][] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => void warnings.push(args);
+  const server = new ScriptedServer();
+  const client = await connect("mqtt://scripted.invalid", {
+    transport: server.open,
+    holdTimeout: 0,
+    reconnect: false,
+  });
+  try {
+    server.send(publish(1, 1, "nobody"));
+    server.send(publish(2, 1, "nobody"));
+    await within(server.until(() => server.acks().length === 2, "both acknowledged"), "both");
+    assert.equal(warnings.length, 1, "one warning for the client");
+    assert.match(String(warnings[0][0]), /matched no subscription within holdTimeout \(0 ms\)/);
+  } finally {
+    await client.close();
+    console.warn = warn;
+  }
+});
+
+Deno.test("held: an 'unclaimed' listener silences the console warning", async () => {
+  const warnings: unknown[][] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => void warnings.push(args);
+  const server = new ScriptedServer();
+  const client = await connect("mqtt://scripted.invalid", {
+    transport: server.open,
+    holdTimeout: 0,
+    reconnect: false,
+  });
+  const dropped = unclaimed(client);
+  try {
+    server.send(publish(1, 1, "nobody"));
+    await within(
+      (async () => {
+        while (dropped.length < 1) await turn();
+      })(),
+      "the unclaimed event",
+    );
+    assert.equal(warnings.length, 0);
+  } finally {
+    await client.close();
+    console.warn = warn;
+  }
+});

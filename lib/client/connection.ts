@@ -330,12 +330,6 @@ export class Connection implements SessionHandler {
   }
 
   /**
-   * Encodes the packets of this tick and writes them to the transport as one
-   * chunk. The QoS 0 publishes of the batch settle with that write: resolved
-   * once the transport took the bytes, rejected when it failed (which also
-   * ends the connection).
-   */
-  /**
    * The session's clock for sends: read once per batch. A busy client
    * publishes or acknowledges a message per microtask, and each
    * `performance.now()` is a call into the runtime (6 % of the client's time
@@ -356,6 +350,12 @@ export class Connection implements SessionHandler {
     if (!this.#flushQueued && this.#flushTimer === undefined) this.#clock = undefined;
   };
 
+  /**
+   * Encodes the packets of this tick and writes them to the transport as one
+   * chunk. The QoS 0 publishes of the batch settle with that write: resolved
+   * once the transport took the bytes, rejected when it failed (which also
+   * ends the connection).
+   */
   readonly #flush = (): void => {
     this.#flushQueued = false;
     this.#clock = undefined;
@@ -457,6 +457,7 @@ export class Connection implements SessionHandler {
     this.#auth.end(reason);
     this.#timer.clear();
     clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     clearTimeout(this.#hangUpTimer);
     this.#wakeReader();
     // QoS 0 publishes waiting for this batch were never written: they fail.

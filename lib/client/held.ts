@@ -35,6 +35,24 @@ export interface UnclaimedEventDetail {
   readonly messages: readonly Message[];
 }
 
+/**
+ * Says on the console, once per client, that messages were dropped unclaimed
+ * while nobody listened for the `unclaimed` event: otherwise a program that
+ * subscribes later than `holdTimeout` would lose them without a word.
+ *
+ * @example
+ * ```ts ignore
+ * warnUnclaimed(25, 1000);
+ * ```
+ */
+export function warnUnclaimed(count: number, holdTimeout: number): void {
+  console.warn(
+    `mqtt: ${count} message(s) matched no subscription within holdTimeout (${holdTimeout} ms) ` +
+      `and were acknowledged and dropped; subscribe sooner, raise holdTimeout, or listen for ` +
+      `the client's "unclaimed" event (which also silences this warning)`,
+  );
+}
+
 /** The clock of the grace period (monotonic, as the driver's). */
 const now = (): number => performance.now();
 
