@@ -8,7 +8,7 @@ import type { QoS, Will } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import type { Transport } from "../transports/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
-import { Deadlines } from "./deadlines.ts";
+import { Deadlines } from "../util/deadlines.ts";
 import {
   type BrokerClient,
   type BrokerOptions,
@@ -151,7 +151,7 @@ export class Broker implements AsyncDisposable {
     this.#host = {
       options: this.#options,
       router: this.#router,
-      deadlines: new Deadlines(() => performance.now()),
+      deadlines: new Deadlines(),
       ready: this.#ready,
       log: (line) => this.#log(line),
       publishWill: (will, client) => this.#publishWill(will, client),

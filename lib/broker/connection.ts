@@ -38,7 +38,7 @@ import { ConnectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
 import type { Link } from "./link.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
 import { AuthExchange } from "./auth_exchange.ts";
-import type { Deadline, Deadlines, Timed } from "./deadlines.ts";
+import type { Deadline, Deadlines, Timed } from "../util/deadlines.ts";
 import {
   clientPacketLimit,
   connackProperties,

@@ -31,7 +31,7 @@ import { PacketFramer } from "../streams/packet_reader.ts";
 import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
 import { type ByteReader, type ByteWriter, openDuplex } from "../transports/direct.ts";
-import { QueuedDeadlineTimer } from "../util/timer_queue.ts";
+import { type Deadline, sharedDeadlines, type Timed } from "../util/deadlines.ts";
 import type { Inbox } from "./inbox.ts";
 import { type AckFunction, createMessage } from "./message.ts";
 import type { PendingAck } from "../session/acks.ts";
@@ -99,12 +99,12 @@ export interface ConnectionHost {
  * connection.publish({ topic: "a", payload, qos: 1, retain: false }, (err) => {});
  * ```
  */
-export class Connection implements SessionHandler {
+export class Connection implements SessionHandler, Timed {
   readonly #session: Session;
   readonly #host: ConnectionHost;
   readonly #inbox: Inbox;
   /** On the shared timer queue: one `setTimeout` serves every connection of the process. */
-  readonly #timer: QueuedDeadlineTimer;
+  readonly #timer: Deadline;
   readonly #transport: Transport;
   /**
    * The transport's own writer (its stream's, or its fast path: see
@@ -189,11 +189,7 @@ export class Connection implements SessionHandler {
     // The reader and writer speak the session's protocol version from the CONNECT on.
     const protocolVersion = this.#session.protocolVersion;
     this.#codec = { protocolVersion };
-    this.#timer = new QueuedDeadlineTimer((time) => {
-      if (this.#ended) return;
-      this.#session.tick(time);
-      this.#armTimer();
-    });
+    this.#timer = sharedDeadlines.for(this);
     this.#reader = reader;
     this.finished = this.#readLoop(
       reader,
@@ -206,6 +202,13 @@ export class Connection implements SessionHandler {
     this.#session.connect(now());
     this.#armTimer();
     return this.#connack.promise;
+  }
+
+  /** @internal A deadline of the session's is due (the process's {@linkcode sharedDeadlines}). */
+  onDeadline(time: number): void {
+    if (this.#ended) return;
+    this.#session.tick(time);
+    this.#armTimer();
   }
 
   /** Whether CONNACK accepted this connection and it is still up. */
