@@ -1,13 +1,16 @@
 /**
- * SessionState and AckQueue make their tables on first use (an idle broker
- * session holds none, issue 14): the empty ones they share before that must
- * never carry one state's ids or publishes into another.
+ * SessionState, AckQueue and the broker's BrokerSession make their tables on
+ * first use (an idle broker session holds none, issue 14): the empty ones they
+ * share before that (lib/util/empty.ts, which refuse writes) must never carry
+ * one state's ids, publishes or subscriptions into another.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { AckQueue, PendingAck } from "../lib/session/acks.ts";
 import { OutgoingPublish, SessionState } from "../lib/session/state.ts";
+import { BrokerSession } from "../lib/broker/session.ts";
+import { isEmptyStandIn } from "../lib/util/empty.ts";
 
 Deno.test("SessionState: the tables of fresh states are their own once written", () => {
   const a = new SessionState();
@@ -57,4 +60,22 @@ Deno.test("AckQueue: an empty queue finds nothing, clears and shifts safely", ()
   assert.equal(new AckQueue().get(1), undefined);
   assert.equal(acks.shift()?.status, "done");
   assert.equal(acks.get(1), undefined);
+});
+
+Deno.test("BrokerSession: idle sessions share the empty subscriptions table; the first subscription makes one of its own", () => {
+  const limits = { maxQueued: 10, maxQueuedBytes: 1024 };
+  const a = new BrokerSession("a", false, limits);
+  const b = new BrokerSession("b", false, limits);
+  assert.ok(isEmptyStandIn(a.subscriptions) && a.subscriptions === b.subscriptions);
+  assert.equal(a.deleteSubscription("x"), false);
+  a.setSubscription("x/#", { qos: 1 });
+  a.setSubscription("y", { qos: 0 });
+  assert.deepEqual([...a.subscriptions], [["x/#", { qos: 1 }], ["y", { qos: 0 }]]);
+  assert.equal(b.subscriptions.size, 0, "a's subscriptions are a's alone");
+  assert.equal(a.deleteSubscription("y"), true);
+  assert.deepEqual([...a.subscriptions.keys()], ["x/#"]);
+  a.clearSubscriptions();
+  assert.ok(isEmptyStandIn(a.subscriptions), "a discarded session lets its table go");
+  a.setSubscription("z", { qos: 2 });
+  assert.equal(b.subscriptions.size + a.subscriptions.size, 1);
 });

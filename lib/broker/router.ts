@@ -234,7 +234,7 @@ export class Router {
     for (const filter of session.subscriptions.keys()) {
       if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
     }
-    session.subscriptions.clear();
+    session.clearSubscriptions();
     session.retained.length = 0;
     clearTimeout(session.retainedTimer);
     session.retainedTimer = undefined;
@@ -325,7 +325,7 @@ export class Router {
   }
 
   #add(session: BrokerSession, filter: string, grant: Grant): boolean {
-    session.subscriptions.set(filter, grant);
+    session.setSubscription(filter, grant);
     return this.#shared.add(filter, session, grant) ?? this.#index.add(filter, session, grant);
   }
 
@@ -338,7 +338,7 @@ export class Router {
     ) {
       this.#persistence?.updateSession(session.clientId, { identifier: { filter, id: undefined } });
     }
-    session.subscriptions.delete(filter);
+    session.deleteSubscription(filter);
     if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
     return true;
   }

@@ -10,6 +10,7 @@ import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
 import type { Store } from "../store/store.ts";
 import type { Grant } from "./subscriptions.ts";
+import { emptyMap, isEmptyStandIn } from "../util/empty.ts";
 import type { RetainedCursor } from "./retained_feed.ts";
 import { utf8Length } from "../codec/utf8.ts";
 
@@ -69,8 +70,8 @@ export class BrokerSession {
   readonly clientId: string;
   /** Whether the session ends with its connection (MQTT-3.1.2-6). */
   clean: boolean;
-  /** Topic filter to granted QoS. */
-  readonly subscriptions: Map<string, Grant> = new Map();
+  /** Made on the first subscription: an idle session holds no table. */
+  #subscriptions: Map<string, Grant> = emptyMap();
   /** Packet ids, in-flight outgoing messages, waiting queue, incoming QoS 2 ids. */
   readonly state: SessionState;
   /** The user name of the client that opened the session; only it may resume the session. */
@@ -129,6 +130,27 @@ export class BrokerSession {
       overflow: "drop-oldest",
       store,
     });
+  }
+
+  /** Topic filter to granted QoS. */
+  get subscriptions(): ReadonlyMap<string, Grant> {
+    return this.#subscriptions;
+  }
+
+  /** Adds or replaces the subscription to `filter`. */
+  setSubscription(filter: string, grant: Grant): void {
+    if (isEmptyStandIn(this.#subscriptions)) this.#subscriptions = new Map();
+    this.#subscriptions.set(filter, grant);
+  }
+
+  /** Removes the subscription to `filter`; returns whether there was one. */
+  deleteSubscription(filter: string): boolean {
+    return this.#subscriptions.delete(filter);
+  }
+
+  /** Forgets every subscription, and their table. */
+  clearSubscriptions(): void {
+    this.#subscriptions = emptyMap();
   }
 
   /** Publishes `publish` (the will) after `ms`, unless the client comes back first. */

@@ -12,6 +12,7 @@ import { copyMessage, type Message, settleMessage } from "./message.ts";
 import { SubscriptionIds } from "./identifiers.ts";
 import { HeldMessages } from "./held.ts";
 import { SubscriptionSet } from "./subscription_set.ts";
+import { emptyMap, emptySet, isEmptyStandIn } from "../util/empty.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
 /**
@@ -84,15 +85,16 @@ export class Inbox {
   readonly #state: ClientSessionState;
   readonly #bufferSize: number;
   readonly #subscriptions = new SubscriptionSet();
-  readonly #filterCounts = new Map<string, number>();
+  /** Subscriptions (live or awaiting their SUBACK) per filter. Like the two sets below, made on first write. */
+  #filterCounts: Map<string, number> = emptyMap();
   readonly #held: HeldMessages;
   #heldReady: PromiseWithResolvers<void> | undefined = undefined;
   /** SUBSCRIBEs awaiting their SUBACK. */
-  readonly #pending = new Set<PendingSubscribe>();
+  #pending: Set<PendingSubscribe> = emptySet();
   #blocked: Promise<void>[] = [];
   readonly #ids = new SubscriptionIds();
   /** Subscription Identifiers of subscriptions this client ended, the latest {@linkcode ENDED_IDS}. */
-  readonly #endedIds = new Set<number>();
+  #endedIds: Set<number> = emptySet();
 
   /**
    * An empty inbox; `bufferSize` bounds the held messages as it bounds each
@@ -234,10 +236,11 @@ export class Inbox {
    */
   subscribing(filters: readonly string[]): PendingSubscribe {
     this.#releaseHeld();
-    for (const filter of filters) {
-      this.#filterCounts.set(filter, (this.#filterCounts.get(filter) ?? 0) + 1);
-    }
+    if (isEmptyStandIn(this.#filterCounts)) this.#filterCounts = new Map();
+    const counts = this.#filterCounts;
+    for (const filter of filters) counts.set(filter, (counts.get(filter) ?? 0) + 1);
     const pending: PendingSubscribe = { filters, cancelled: undefined };
+    if (isEmptyStandIn(this.#pending)) this.#pending = new Set();
     this.#pending.add(pending);
     return pending;
   }
@@ -292,6 +295,7 @@ export class Inbox {
   #ended(sub: Subscription): void {
     const id = sub.identifier;
     if (id === undefined) return;
+    if (isEmptyStandIn(this.#endedIds)) this.#endedIds = new Set();
     const ended = this.#endedIds;
     ended.add(id);
     if (ended.size > ENDED_IDS) ended.delete(ended.values().next().value!);

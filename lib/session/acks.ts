@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { emptyMap, isEmptyStandIn } from "../util/empty.ts";
 import { Queue } from "../util/queue.ts";
 
 /**
@@ -73,7 +74,7 @@ export class PendingAck {
 export class AckQueue {
   #queue = new Queue<PendingAck>();
   /** Made on the first push: a broker's idle sessions need none. */
-  #byId: Map<number, PendingAck> | undefined = undefined;
+  #byId: Map<number, PendingAck> = emptyMap();
 
   /** Acknowledgements not yet sent (or skipped). */
   get length(): number {
@@ -83,12 +84,14 @@ export class AckQueue {
   /** Appends one, in arrival order. */
   push(ack: PendingAck): void {
     this.#queue.push(ack);
-    (this.#byId ??= new Map()).set(ack.packetId, ack);
+    let byId = this.#byId;
+    if (isEmptyStandIn(byId)) byId = this.#byId = new Map();
+    byId.set(ack.packetId, ack);
   }
 
   /** The unacknowledged message with this packet id, if any. */
   get(packetId: number): PendingAck | undefined {
-    return this.#byId?.get(packetId);
+    return this.#byId.get(packetId);
   }
 
   /** The oldest pending acknowledgement. */
@@ -100,7 +103,7 @@ export class AckQueue {
   shift(): PendingAck | undefined {
     const ack = this.#queue.shift();
     if (ack === undefined) return undefined;
-    const byId = this.#byId!; // `push` made it
+    const byId = this.#byId;
     if (byId.get(ack.packetId) === ack) byId.delete(ack.packetId);
     ack.status = "done";
     return ack;
@@ -109,7 +112,7 @@ export class AckQueue {
   /** Forgets every pending acknowledgement (the server's session is gone): they become `"done"`. */
   clear(): void {
     for (const ack of this.#queue.drain()) ack.status = "done";
-    this.#byId?.clear();
+    this.#byId.clear();
   }
 }
 

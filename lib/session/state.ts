@@ -16,6 +16,7 @@ import type { PublishPacket } from "../codec/packet.ts";
 import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
 import type { PublishRecord, Store } from "../store/store.ts";
+import { emptyMap, emptySet, isEmptyStandIn } from "../util/empty.ts";
 import { Queue } from "../util/queue.ts";
 import { AckQueue } from "./acks.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "./types.ts";
@@ -135,14 +136,6 @@ function checkBound(name: string, value: number | undefined, fallback: number): 
 }
 
 /**
- * The empty map and set every {@linkcode SessionState} starts with, shared and
- * never written to: a state makes its own on its first write, so a broker's
- * idle sessions hold no tables (an empty `Map` or `Set` is some 150 bytes).
- */
-const NO_INFLIGHT: Map<number, OutgoingPublish> = new Map();
-const NO_IDS: Set<number> = new Set();
-
-/**
  * The MQTT session state that survives connections (packet ids, outgoing
  * in-flight and waiting publishes with their callbacks, incoming QoS 2 ids).
  * One per client session, on either side; each connection's protocol machine
@@ -168,14 +161,14 @@ const NO_IDS: Set<number> = new Set();
  */
 export class SessionState {
   /** In-flight outgoing QoS 1/2 by packet id; insertion order is send order (MQTT-4.6.0-1). */
-  #inflight: Map<number, OutgoingPublish> = NO_INFLIGHT;
+  #inflight: Map<number, OutgoingPublish> = emptyMap();
   /** Publishes waiting for a window slot, FIFO. */
   #waiting = new Queue<OutgoingPublish>();
   #queuedBytes = 0;
   /** Packet ids held by something other than a publish (a client's SUBSCRIBE/UNSUBSCRIBE). */
-  #reserved: Set<number> = NO_IDS;
+  #reserved: Set<number> = emptySet();
   /** Ids of incoming QoS 2 PUBLISH delivered but not yet released by PUBREL (MQTT-4.3.3-2). */
-  #incoming: Set<number> = NO_IDS;
+  #incoming: Set<number> = emptySet();
   #nextId = 1;
   #owner: object | undefined = undefined;
   /** Clean session flag of the latest connection; undefined before the first one. */
@@ -291,7 +284,7 @@ export class SessionState {
     let id = this.#nextId;
     while (inflight.has(id) || reserved.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
     this.#nextId = id === MAX_PACKET_ID ? 1 : id + 1;
-    if (reserve) (reserved === NO_IDS ? (this.#reserved = new Set()) : reserved).add(id);
+    if (reserve) (isEmptyStandIn(reserved) ? (this.#reserved = new Set()) : reserved).add(id);
     return id;
   }
 
@@ -376,15 +369,15 @@ export class SessionState {
     this.#ownInflight().set(id, entry);
   }
 
-  /** The in-flight publishes' map, made on first use (see {@linkcode NO_INFLIGHT}). */
+  /** The in-flight publishes' map, made on first use: a broker's idle sessions hold no tables. */
   #ownInflight(): Map<number, OutgoingPublish> {
-    if (this.#inflight === NO_INFLIGHT) this.#inflight = new Map();
+    if (isEmptyStandIn(this.#inflight)) this.#inflight = new Map();
     return this.#inflight;
   }
 
-  /** The incoming QoS 2 ids' set, made on first use (see {@linkcode NO_IDS}). */
+  /** The incoming QoS 2 ids' set, made on first use. */
   #ownIncoming(): Set<number> {
-    if (this.#incoming === NO_IDS) this.#incoming = new Set();
+    if (isEmptyStandIn(this.#incoming)) this.#incoming = new Set();
     return this.#incoming;
   }
 

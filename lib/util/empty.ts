@@ -2,7 +2,9 @@
  * One shared, always-empty `Map` and `Set`, to stand in for a collection an
  * object may never need. A `new Map()` allocates its hash table at once
  * (about 190 bytes empty), and a client holds a dozen that stay empty for
- * most connections (issue 18: ten thousand idle connections in one process).
+ * most connections (issue 18: ten thousand idle connections in one process),
+ * as a broker's idle session does its in-flight, id and subscription tables
+ * (issue 14).
  * Reads, `delete` and `clear` work on the stand-in as on any empty
  * collection; the owner swaps in a collection of its own before its first
  * `set` or `add`, which on the stand-in throws rather than share an entry
@@ -59,6 +61,8 @@ export function emptySet<T>(): Set<T> {
  * console.log(isEmptyStandIn(emptySet()), isEmptyStandIn(new Set())); // true false
  * ```
  */
-export function isEmptyStandIn(collection: Map<unknown, unknown> | Set<unknown>): boolean {
+export function isEmptyStandIn(
+  collection: ReadonlyMap<unknown, unknown> | ReadonlySet<unknown>,
+): boolean {
   return collection === EMPTY_MAP || collection === EMPTY_SET;
 }
