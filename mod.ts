@@ -37,6 +37,7 @@ export {
 export type { BrokerProtocol } from "./lib/client/url.ts";
 export type { BrokerUrls } from "./lib/client/servers.ts";
 export type { Redirect } from "./lib/client/redirect.ts";
+export type { UnclaimedEventDetail } from "./lib/client/held.ts";
 export {
   type ConnectOptions,
   DEFAULTS,

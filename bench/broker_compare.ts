@@ -3,6 +3,7 @@
  * same client (ours) in front of each.
  *
  * Run:    deno run -A bench/broker_compare.ts [--runs 3] [--messages 50000] [--qos 0,1,2]
+ *         [--kinds embedded,mosquitto] (default: all; the broker process's CPU ms is printed too)
  * Memory: deno run -A bench/broker_compare.ts --memory [--connections 1000]
  * Aedes under Node.js too: npm install --prefix /tmp/aedes aedes@1.2.0, then
  *   add --aedes-node-dir /tmp/aedes to either
@@ -45,6 +46,9 @@ type Kind = "embedded" | "inprocess" | "mosquitto" | "aedes" | "aedes-node";
 const AEDES_NODE_DIR = arg("aedes-node-dir");
 const KINDS: Kind[] = ["embedded", "mosquitto", "aedes", "inprocess"];
 if (AEDES_NODE_DIR !== undefined) KINDS.splice(3, 0, "aedes-node");
+// `--kinds embedded,mosquitto`: only these brokers (comparing builds needs no Aedes).
+const wanted = arg("kinds")?.split(",");
+if (wanted !== undefined) KINDS.splice(0, KINDS.length, ...KINDS.filter((k) => wanted.includes(k)));
 const NAMES: Record<Kind, string> = {
   embedded: "embedded",
   inprocess: "embedded (in-process)",
@@ -200,6 +204,15 @@ interface RunResult {
   kind: Kind;
   qos: QoS;
   rate: number;
+  /** CPU time (user + system, ms) of the broker's process over the run. */
+  cpu: number;
+}
+
+/** CPU milliseconds (user + system) process `pid` has spent so far, from `/proc`. */
+function cpuMillisOf(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / 100;
 }
 
 async function runOnce(kind: Kind, qos: QoS, messages: number, profile: boolean) {
@@ -208,6 +221,7 @@ async function runOnce(kind: Kind, qos: QoS, messages: number, profile: boolean)
     ? await start(kind, profile)
     : { port: 0, pid: 0, stop: () => Promise.resolve() };
   const url = external ?? `mqtt://127.0.0.1:${broker.port}`;
+  let cpu = NaN;
   const tag = `${kind}-${qos}-${Deno.pid}`;
   let received = 0;
   let last = 0;
@@ -251,6 +265,7 @@ async function runOnce(kind: Kind, qos: QoS, messages: number, profile: boolean)
     await allIn.promise;
   } finally {
     clearInterval(watchdog);
+    if (broker.pid !== 0) cpu = cpuMillisOf(broker.pid);
     const deadline = performance.now() + 2000;
     while (outstanding > 0 && performance.now() < deadline) {
       await new Promise<void>((r) => setTimeout(r, 5));
@@ -258,7 +273,7 @@ async function runOnce(kind: Kind, qos: QoS, messages: number, profile: boolean)
     await Promise.allSettled([publisher.close(), subscriber.close()]);
     await broker.stop();
   }
-  return messages / ((last - subscribed) / 1000);
+  return { rate: messages / ((last - subscribed) / 1000), cpu };
 }
 
 async function runChild(kind: Kind, qos: QoS, messages: number): Promise<RunResult> {
@@ -282,7 +297,8 @@ async function runChild(kind: Kind, qos: QoS, messages: number): Promise<RunResu
   if (code !== 0) {
     throw new Error(`${NAMES[kind]} QoS ${qos} failed:\n${new TextDecoder().decode(stderr)}`);
   }
-  return { kind, qos, rate: Number(text.trim().split("\n").at(-1)) };
+  const [rate, cpu] = text.trim().split("\n").at(-1)!.split(" ").map(Number);
+  return { kind, qos, rate, cpu };
 }
 
 // ---- Idle connections' memory ----
@@ -343,10 +359,11 @@ const runs = Number(arg("runs") ?? 3);
 if (serveKind === "embedded" || serveKind === "aedes") {
   await serve(serveKind);
 } else if (only !== undefined) {
-  console.log(await runOnce(only, qosList[0], messages, false));
+  const { rate, cpu } = await runOnce(only, qosList[0], messages, false);
+  console.log(`${rate} ${cpu}`);
 } else if (Deno.args.includes("--profile")) {
   for (const qos of qosList) {
-    console.log(`QoS ${qos}: ${fmt(await runOnce("embedded", qos, messages, true))} msg/s`);
+    console.log(`QoS ${qos}: ${fmt((await runOnce("embedded", qos, messages, true)).rate)} msg/s`);
   }
 } else if (Deno.args.includes("--memory")) {
   const count = Number(arg("connections") ?? 1000);
@@ -363,16 +380,20 @@ if (serveKind === "embedded" || serveKind === "aedes") {
 } else {
   const best = new Map<string, number>();
   const all = new Map<string, number[]>();
+  const leastCpu = new Map<string, number>();
   for (let run = 1; run <= runs; run++) {
     for (const qos of qosList) {
       // Rotate the order each run so no broker always goes first.
       const order = KINDS.map((_, i) => KINDS[(i + run) % KINDS.length]);
       for (const kind of order) {
-        const { rate } = await runChild(kind, qos, messages);
+        const { rate, cpu } = await runChild(kind, qos, messages);
         const key = `${kind}/${qos}`;
         best.set(key, Math.max(best.get(key) ?? 0, rate));
         all.set(key, [...(all.get(key) ?? []), rate]);
-        console.error(`run ${run} QoS ${qos} ${NAMES[kind]}: ${fmt(rate)} msg/s`);
+        leastCpu.set(key, Math.min(leastCpu.get(key) ?? Infinity, cpu));
+        console.error(
+          `run ${run} QoS ${qos} ${NAMES[kind]}: ${fmt(rate)} msg/s, broker CPU ${fmt(cpu)} ms`,
+        );
       }
     }
   }
@@ -390,6 +411,14 @@ if (serveKind === "embedded" || serveKind === "aedes") {
       }  ${
         (rate("embedded") / Math.max(rate("aedes"), best.get(`aedes-node/${qos}`) ?? 0))
           .toFixed(2).padStart(19)
+      }`,
+    );
+  }
+  console.log("\nbroker process CPU ms (user + system), least of the runs:");
+  for (const qos of qosList) {
+    console.log(
+      `${String(qos).padEnd(5)}${
+        KINDS.map((k) => fmt(leastCpu.get(`${k}/${qos}`) ?? NaN).padStart(22)).join("")
       }`,
     );
   }

@@ -12,6 +12,9 @@
  *   queued for an offline persistent session.
  * - `authorize`: 20,000 QoS 0 PUBLISH on one connection through an async
  *   `authorizePublish` hook.
+ * - `idle`: 500 idle MQTT 3.1.1 connections (CONNECT with keep-alive 0, then
+ *   nothing), opened by a client process of its own (`idle-clients <port>`)
+ *   so that only the broker's side is counted; prints `connections` too.
  *
  * Used by tests/broker_hostile_test.ts; the figures are in the report of issue 14.
  *
@@ -66,7 +69,35 @@ const connect = (clientId: string, clean: boolean): Packet => ({
   keepAlive: 0,
 });
 
+/** Idle connections the `idle` scenario opens. */
+const IDLE_CONNECTIONS = 500;
+
 const scenario = Deno.args[0];
+if (scenario === "idle-clients") {
+  // The client side of `idle`: one connection, then (on a line on stdin) the rest; each line
+  // on stdout says they are all accepted. The end of stdin closes them.
+  const port = Number(Deno.args[1]);
+  const bytes = encodePacket(connect("", true));
+  const conns: Deno.TcpConn[] = [];
+  const openIdle = async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(bytes);
+    await conn.read(new Uint8Array(4)); // CONNACK
+    conns.push(conn);
+  };
+  const say = (line: string) => Deno.stdout.write(new TextEncoder().encode(line + "\n"));
+  await openIdle();
+  await say("warm");
+  const lines = Deno.stdin.readable.getReader();
+  await lines.read();
+  for (let i = 0; i < IDLE_CONNECTIONS; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, IDLE_CONNECTIONS - i) }, openIdle));
+  }
+  await say("ready");
+  while (!(await lines.read()).done);
+  for (const conn of conns) conn.close();
+  Deno.exit(0);
+}
 const broker = new Broker(
   scenario === "authorize" ? { authorizePublish: () => Promise.resolve(true) } : {},
 );
@@ -139,8 +170,42 @@ if (scenario === "connect-trickle") {
   });
   await publisher.next();
   if (broker.stats().messagesReceived < 20_001) throw new Error("publishes were not all handled");
-} else {
+} else if (scenario !== "idle") {
   throw new Error(`unknown scenario ${scenario}`);
+}
+
+if (scenario === "idle") {
+  const idleClients = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      import.meta.filename!,
+      "idle-clients",
+      String(port),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const said = idleClients.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stdin = idleClients.stdin.getWriter();
+  await said.read(); // "warm": code and first-connection costs are paid before measuring
+  Object.assign(before, await settle());
+  await stdin.write(new TextEncoder().encode("go\n"));
+  await said.read(); // "ready"
+  if (broker.stats().clients !== IDLE_CONNECTIONS + 1) throw new Error("clients not connected");
+  const after = await settle();
+  await stdin.close();
+  await said.cancel();
+  await idleClients.status;
+  await broker.close();
+  console.log(JSON.stringify({
+    scenario,
+    connections: IDLE_CONNECTIONS,
+    externalBytes: after.external - before.external,
+    heapBytes: after.heap - before.heap,
+  }));
+  Deno.exit(0);
 }
 
 const after = await settle();

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { Broker } from "../broker.ts";
 import type { PublishPacket } from "../lib/codec/packet.ts";
-import { bytes, RawClient } from "./broker_helpers.ts";
+import type { ConnectPacket } from "../lib/codec/packet.ts";
+import { bytes, RawClient, until } from "./broker_helpers.ts";
 
 const MAIN = new URL("../examples/broker_main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -247,4 +248,185 @@ Deno.test("persistence: a torn tail of the retained journal is ignored; a damage
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Retains `n` messages on `r/000`, `r/001`, …: QoS 1 on even numbers, QoS 0 on odd ones. */
+async function retainMany(port: number, n: number): Promise<Set<string>> {
+  const { client } = await RawClient.connect(port, { clientId: "retainer" });
+  const qos1 = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const topic = `r/${String(i).padStart(3, "0")}`;
+    const qos = i % 2 === 0 ? 1 : 0;
+    if (qos === 1) qos1.add(topic);
+    await client.send({
+      type: "publish",
+      topic,
+      payload: bytes(`q${qos}`),
+      qos,
+      retain: true,
+      dup: false,
+      packetId: qos === 1 ? 1 : undefined,
+    });
+    if (qos === 1) await client.expect("puback");
+  }
+  client.close();
+  return qos1;
+}
+
+/** Reads PUBLISH packets until `ms` of silence; acknowledges them when `ack`. */
+async function drain(client: RawClient, ack: boolean, ms = 300): Promise<PublishPacket[]> {
+  const got: PublishPacket[] = [];
+  while (true) {
+    let result;
+    try {
+      result = await client.read(ms);
+    } catch {
+      return got; // silence
+    }
+    if ("closed" in result) return got;
+    const message = result.packet as PublishPacket;
+    got.push(message);
+    if (ack && message.qos === 1) {
+      await client.send({ type: "puback", packetId: message.packetId! });
+    }
+  }
+}
+
+for (
+  const [version, connect] of [
+    ["3.1.1", { clientId: "sub", clean: false }],
+    ["5.0", {
+      clientId: "sub",
+      clean: false,
+      protocolLevel: 5,
+      properties: { sessionExpiryInterval: 600 },
+    }],
+  ] as [string, Partial<ConnectPacket>][]
+) {
+  Deno.test(`retained messages not yet sent when the connection ends are delivered when the session resumes (${version}, queue limit 10)`, async () => {
+    // 100 retained messages; the subscriber takes none of them (no PUBACK), so the window of
+    // 20 fills and the rest are still to send when its connection ends. The QoS 1 ones go into
+    // the session's queue as far as its limit of 10 allows; the rest wait for the resume.
+    await using broker = new Broker({ maxQueuedMessages: 10 });
+    const { port } = await broker.listen({ port: 0 });
+    const qos1 = await retainMany(port, 100);
+    const first = await RawClient.connect(port, connect);
+    await first.client.subscribe([["r/#", 1]]);
+    const before = await drain(first.client, false);
+    first.client.close();
+    await until(() => broker.stats().clients === 0, "the broker to see the connection end");
+    assert.ok(broker.stats().queuedMessages <= 10, `${broker.stats().queuedMessages} queued`);
+    const again = await RawClient.connect(port, connect);
+    assert.equal(again.sessionPresent, true);
+    const after = await drain(again.client, true);
+    again.client.close();
+    const received = new Set([...before, ...after].filter((m) => m.qos === 1).map((m) => m.topic));
+    assert.deepEqual([...qos1].filter((t) => !received.has(t)), [], "QoS 1 retained messages lost");
+    for (const message of after) assert.equal(message.retain, true); // MQTT-3.3.1-8
+  });
+}
+
+Deno.test("persistence: retained messages not yet sent when the connection ends are kept in the session across a restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-retained-resume-" });
+  const connect: Partial<ConnectPacket> = {
+    clientId: "sub",
+    clean: false,
+    protocolLevel: 5,
+    properties: { sessionExpiryInterval: 600 },
+  };
+  try {
+    let qos1: Set<string>;
+    let before: PublishPacket[];
+    {
+      await using broker = new Broker({ persistence: dir });
+      const { port } = await broker.listen({ port: 0 });
+      qos1 = await retainMany(port, 100);
+      const { client } = await RawClient.connect(port, connect);
+      await client.subscribe([["r/#", 1]]);
+      before = await drain(client, false);
+      client.close();
+      await until(() => broker.stats().clients === 0, "the broker to see the connection end");
+    }
+    await using broker = new Broker({ persistence: dir });
+    const { port } = await broker.listen({ port: 0 });
+    const { client, sessionPresent } = await RawClient.connect(port, connect);
+    assert.equal(sessionPresent, true);
+    const after = await drain(client, true);
+    client.close();
+    const received = new Set([...before, ...after].filter((m) => m.qos === 1).map((m) => m.topic));
+    assert.deepEqual([...qos1].filter((t) => !received.has(t)), [], "QoS 1 retained messages lost");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Open file descriptors of this process, once the count has settled (closes may lag a moment). */
+async function openFiles(atMost: number): Promise<number> {
+  const count = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const deadline = Date.now() + 1000;
+  while (count() > atMost && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return count();
+}
+
+Deno.test({
+  name: "persistence: offline persistent sessions hold no open files, idle or storing messages",
+  ignore: Deno.build.os !== "linux", // counts /proc/self/fd
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "broker-descriptors-" });
+    const openOffline = async (port: number, from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const { client } = await RawClient.connect(port, { clientId: `c${i}`, clean: false });
+        await client.subscribe([["all", 1]]);
+        await client.send({ type: "disconnect" });
+        await client.expectClosed();
+        client.close();
+      }
+    };
+    try {
+      {
+        await using broker = new Broker({ persistence: dir });
+        const { port } = await broker.listen({ port: 0 });
+        await openOffline(port, 0, 5);
+        await until(() => broker.stats().clients === 0, "the clients to be gone");
+        const five = await openFiles(0);
+        await openOffline(port, 5, 50);
+        await until(() => broker.stats().clients === 0, "the clients to be gone");
+        // Two files per offline session before (a journal and its lock): 90 more here.
+        const fifty = await openFiles(five);
+        assert.ok(fifty <= five, `5 offline sessions: ${five} files open, 50: ${fifty}`);
+        // A message stored for each opens its journal and appends; only the 16 most recently
+        // written stay open.
+        broker.publish("all", "stored while offline", { qos: 1 });
+        broker.publish("all", "and another", { qos: 1 });
+        assert.equal(broker.stats().queuedMessages, 100);
+        const stored = await openFiles(five + 16);
+        assert.ok(stored <= five + 16, `after storing messages for each: ${stored} files open`);
+      }
+      const closed = await openFiles(0);
+      // Restored offline, the sessions open no file either.
+      await using broker = new Broker({ persistence: dir });
+      const { port } = await broker.listen({ port: 0 });
+      assert.equal(broker.stats().sessions, 50);
+      const restored = await openFiles(closed + 3); // the lock, the retained journal, the listener
+      assert.ok(restored <= closed + 3, `restored: ${restored} files open, ${closed} before`);
+      // What an idle journal stored is there (and its journal opens again for the session).
+      const { client, sessionPresent } = await RawClient.connect(port, {
+        clientId: "c49",
+        clean: false,
+      });
+      assert.equal(sessionPresent, true);
+      for (const payload of ["stored while offline", "and another"]) {
+        const message = await client.expect("publish");
+        assert.equal(text(message.payload), payload);
+        await client.send({ type: "puback", packetId: message.packetId! });
+      }
+      broker.publish("all", "live", { qos: 1 });
+      const live = await client.expect("publish");
+      assert.equal(text(live.payload), "live");
+      await client.send({ type: "puback", packetId: live.packetId! });
+      client.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

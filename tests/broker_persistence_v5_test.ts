@@ -182,3 +182,52 @@ Deno.test("persistence 5.0: a session file written before 5.0 state was kept sti
     client.close();
   });
 });
+
+Deno.test("persistence 5.0: a session opened with Clean Start and a Session Expiry Interval survives a restart", async () => {
+  await withDir(async (dir) => {
+    // MQTT 5.0 section 3.1.2.4: Clean Start discards any existing session and starts a new one;
+    // its Session Expiry Interval (section 3.1.2.11.2), not Clean Start, says whether it outlives
+    // the connection. So this session is as persistent as one resumed with Clean Start 0.
+    const start = (clientId: string, clean: boolean, sessionExpiryInterval: number) => ({
+      clientId,
+      clean,
+      properties: { sessionExpiryInterval },
+    });
+    {
+      await using broker = new Broker({ persistence: dir });
+      const { port } = await broker.listen({ port: 0 });
+      for (const [clientId, interval] of [["fresh", 3600], ["short", 1]] as const) {
+        const { client, sessionPresent } = await connect5(port, start(clientId, true, interval));
+        assert.equal(sessionPresent, false);
+        await client.send({
+          type: "subscribe",
+          packetId: 1,
+          subscriptions: [{ filter: `${clientId}/#`, qos: 1 }],
+        });
+        await client.expect("suback");
+        await client.send({ type: "disconnect" });
+        client.close();
+      }
+      await delay(50);
+      broker.publish("fresh/x", "queued while offline", { qos: 1 });
+    }
+    await delay(1100); // "short"'s interval ends while the broker is down
+    await using broker = new Broker({ persistence: dir });
+    const { port } = await broker.listen({ port: 0 });
+    await delay(20); // the restored "short" ends at once
+    const short = await connect5(port, start("short", false, 60));
+    assert.equal(short.sessionPresent, false, "its expiry counted the time the broker was down");
+    short.client.close();
+    const { client, sessionPresent } = await connect5(port, start("fresh", false, 3600));
+    assert.equal(sessionPresent, true, "the session survived the restart");
+    const message = await client.expect("publish");
+    assert.equal(decoder.decode(message.payload), "queued while offline");
+    await client.send({ type: "puback", packetId: message.packetId! });
+    // Its subscription survived too.
+    broker.publish("fresh/y", "live", { qos: 1 });
+    const live = await client.expect("publish");
+    assert.equal(decoder.decode(live.payload), "live");
+    await client.send({ type: "puback", packetId: live.packetId! });
+    client.close();
+  });
+});

@@ -26,7 +26,7 @@ import {
 // Not exported from mod.ts yet.
 import type { ConnectEventDetail } from "../lib/client/client.ts";
 import { mosquittoPub, mosquittoSub, startProxy } from "./broker/mod.ts";
-import { assertNothingHeld, closed, fresh, hasCode, take, within } from "./client_helpers.ts";
+import { assertNothingHeld, closed, fresh, hasCode, HOLD, take, within } from "./client_helpers.ts";
 // connect() at the protocol version of the body: 3.1.1, and 5.0 in the "[MQTT 5.0]" runs.
 import { brokersTest, connect } from "./targets.ts";
 
@@ -84,7 +84,7 @@ brokersTest(
 brokersTest(
   "wildcards: + matches one level, # any number including the parent (4.7.1)",
   async (target) => {
-    await using sub = await connect(target.url, { clientId: fresh("wild-sub") });
+    await using sub = await connect(target.url, { clientId: fresh("wild-sub"), ...HOLD });
     await using pub = await connect(target.url, { clientId: fresh("wild-pub") });
     const base = fresh("wild");
     const plus = await sub.subscribe(`${base}/+/temp`, { qos: 1 });
@@ -145,7 +145,7 @@ brokersTest(
 );
 
 brokersTest("unsubscribe stops delivery (MQTT-3.10.4-2)", async (target) => {
-  await using sub = await connect(target.url, { clientId: fresh("unsub") });
+  await using sub = await connect(target.url, { clientId: fresh("unsub"), ...HOLD });
   await using pub = await connect(target.url, { clientId: fresh("unsub-pub") });
   const base = fresh("unsub");
   const gone = await sub.subscribe(`${base}/gone`, { qos: 1 });
@@ -162,7 +162,7 @@ brokersTest("unsubscribe stops delivery (MQTT-3.10.4-2)", async (target) => {
 });
 
 brokersTest("breaking out of for await unsubscribes", async (target) => {
-  await using sub = await connect(target.url, { clientId: fresh("break") });
+  await using sub = await connect(target.url, { clientId: fresh("break"), ...HOLD });
   await using pub = await connect(target.url, { clientId: fresh("break-pub") });
   const base = fresh("break");
   const subscription = await sub.subscribe(`${base}/loop`, { qos: 1 });

@@ -45,6 +45,8 @@ function droppingServers(drops: number) {
         const id = chunk.subarray(4 + topicLength, 6 + topicLength);
         out.enqueue(new Uint8Array([0x40, 0x02, id[0], id[1]]));
       },
+      // The client is done writing (after its DISCONNECT): the server hangs up.
+      close: end,
     });
     return Promise.resolve({ readable, writable, close: end });
   };

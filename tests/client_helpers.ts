@@ -137,10 +137,18 @@ export function hasCode(code: MqttErrorCode, message?: RegExp): (err: unknown) =
 }
 
 /**
+ * Options for a client checked with {@linkcode assertNothingHeld}: messages for no subscription
+ * stay held however long the test takes.
+ */
+export const HOLD: { readonly holdTimeout: number } = { holdTimeout: Infinity };
+
+/**
  * Asserts that the client holds no message for `filter`: held (unrouted) messages are handed to
  * the next matching subscription at once, so a new subscription that starts empty proves none
  * arrived. Call it after a later message (a sentinel) was received on the same connection: the
- * server sends in order, so anything sent before the sentinel has been routed by then.
+ * server sends in order, so anything sent before the sentinel has been routed by then. Connect
+ * the client with {@linkcode HOLD}: past `holdTimeout` a message for no subscription is dropped,
+ * not held, and the probe would not see it.
  *
  * @example
  * ```ts ignore

@@ -112,6 +112,8 @@ function scripted(serve: (written: Uint8Array) => Uint8Array[]): () => Promise<T
       write: (chunk) => {
         for (const reply of serve(chunk)) out.enqueue(reply);
       },
+      // The client is done writing (after its DISCONNECT): the "broker" hangs up.
+      close: () => out.close(),
     });
     // Like a tunnel that does not end its readable when closed.
     return Promise.resolve({ readable, writable, close: () => {} });

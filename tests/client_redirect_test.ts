@@ -89,6 +89,8 @@ class Servers {
         });
         end();
       },
+      // The client is done writing (after its DISCONNECT): the server hangs up.
+      close: end,
     });
     return Promise.resolve({ readable, writable, close: end });
   };

@@ -17,7 +17,7 @@ import {
   startMosquitto,
   startMosquittoSub,
 } from "./broker/mod.ts";
-import { assertNothingHeld, fresh, hasCode, take, within } from "./client_helpers.ts";
+import { assertNothingHeld, fresh, hasCode, HOLD, take, within } from "./client_helpers.ts";
 
 const QOS: QoS[] = [0, 1, 2];
 
@@ -25,7 +25,10 @@ brokerTest(
   "a subscription refused with 0x80 (3.9.3) rejects with SubscribeError",
   async () => {
     await using dynsec = await dynsecBroker();
-    await using client = await connect(dynsec.broker.url, { clientId: fresh("refused") });
+    await using client = await connect(dynsec.broker.url, {
+      clientId: fresh("refused"),
+      ...HOLD,
+    });
     const base = fresh("open/refused");
     await assert.rejects(client.subscribe("secret/#", { qos: 1 }), (err) => {
       assert.ok(err instanceof SubscribeError);

@@ -64,6 +64,10 @@ Deno.test("5.0 MQTT-3.2.2-15: subscribe() above the server's Maximum Packet Size
   assert.deepEqual(sub.subscriptions.map((s) => s.filter), ["a"]);
   await peer.write({ type: "suback", packetId: sub.packetId, reasonCodes: [0] });
   await within(subscribing, "the SUBACK");
+  // close() waits for the server to hang up, which it does on reading the client's end.
+  const closing = client.close();
+  await peer.untilEof();
+  await closing;
 });
 
 Deno.test("5.0 section 3.3.2.3.3: after a restart over a FileStore, a queued message whose interval passed while down is not sent; another goes with what is left", async () => {
@@ -118,8 +122,11 @@ Deno.test("5.0 section 3.3.2.3.3: after a restart over a FileStore, a queued mes
       const left = next.properties?.messageExpiryInterval ?? 0;
       assert.ok(left >= 590 && left <= 599, `remaining interval ${left}`);
       await peer.write({ type: "puback", packetId: next.packetId!, reasonCode: 0 });
-      await client.close();
+      // close() waits for the server to hang up, which it does on reading the client's end.
+      const closing = client.close();
       assert.equal((await peer.expect("disconnect")).type, "disconnect");
+      await peer.untilEof();
+      await closing;
     } finally {
       store.close();
     }

@@ -47,6 +47,11 @@ function broker311(levels: number[]): () => Promise<Transport> {
         open = false;
         out.close();
       },
+      // The client is done writing (after its DISCONNECT): the broker hangs up.
+      close: () => {
+        if (open) out.close();
+        open = false;
+      },
     });
     return Promise.resolve({
       readable,
@@ -129,6 +134,8 @@ class Server5 {
           protocolVersion: 5,
         }));
       },
+      // The client is done writing (after its DISCONNECT): the broker hangs up.
+      close: () => close(),
     });
     const close = () => {
       if (open) out.close();

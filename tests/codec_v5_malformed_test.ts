@@ -4,32 +4,22 @@
  * the rule in the case's name. Also: 5.0-only fields under 3.1.1 throw.
  */
 import assert from "node:assert/strict";
-import { ProtocolError, type ProtocolErrorCode } from "../lib/errors.ts";
+import { ProtocolError } from "../lib/errors.ts";
 import {
   type CodecOptions,
   decodePacket,
-  encodedLength,
-  encodeInto,
   encodePacket,
   type Packet,
   packetLength,
-  type PacketTypeName,
   type Properties,
 } from "../lib/codec/mod.ts";
+import * as table from "./malformed_table.ts";
 
 const V5: CodecOptions = { protocolVersion: 5 };
 // "MQTT" at protocol level 5, flags 0x02 (Clean Start), keep alive 60.
 const CONNECT5 = [0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x02, 0x00, 0x3c];
 
-interface Case {
-  /** Starts with the rule in brackets; the error message must contain it. */
-  name: string;
-  bytes: number[];
-  code: ProtocolErrorCode;
-  type: PacketTypeName | undefined;
-}
-
-const CASES: Case[] = [
+const CASES: table.DecodeCase[] = [
   // Properties (section 2.2.2).
   {
     name: "[section 2.2.2.2] PUBACK with a Topic Alias, a PUBLISH-only property",
@@ -407,33 +397,12 @@ const CASES: Case[] = [
   },
 ];
 
-function ruleOf(name: string): string {
-  const m = /^\[([^\]]+)\]/.exec(name);
-  assert(m, `case name must start with its rule: ${name}`);
-  return m[1];
-}
-
 for (const c of CASES) {
-  Deno.test(`malformed 5.0 ${c.name} -> ${c.code}`, () => {
-    // Poison around the packet: reading outside [offset, end) would show.
-    const buf = new Uint8Array([0x00, ...c.bytes, 0x00, 0x00]);
-    const end = 1 + c.bytes.length;
-    assert.equal(packetLength(buf, 1, end, undefined, 5), c.bytes.length);
-    assert.throws(
-      () => decodePacket(buf, 1, end, V5),
-      (err: unknown) => {
-        assert(err instanceof ProtocolError, `not a ProtocolError: ${err}`);
-        assert.equal(err.code, c.code, err.message);
-        assert.equal(err.packetType, c.type);
-        assert(err.message.includes(ruleOf(c.name)), `message "${err.message}" lacks the rule`);
-        return true;
-      },
-    );
-  });
+  Deno.test(`malformed 5.0 ${c.name} -> ${c.code}`, () => table.assertDecodeRefuses(c, V5, true));
 }
 
 Deno.test("malformed 5.0 table has at least 50 cases, each rule named", () => {
-  assert(CASES.length >= 50, `${CASES.length} cases`);
+  table.assertTable(CASES, 50);
 });
 
 Deno.test("[section 3.3.2.3.7, 3.3.2.3.8] repeated User Properties and PUBLISH Subscription Identifiers are legal", () => {
@@ -466,13 +435,6 @@ Deno.test("[section 2.1.2] packetLength refuses type 15 at 3.1.1 and frames AUTH
 
 // Encoding illegal 5.0 packets.
 
-interface EncodeCase {
-  name: string;
-  packet: Packet;
-  code: ProtocolErrorCode;
-  options?: CodecOptions;
-}
-
 const publish = (properties: Properties, topic = "t"): Packet => ({
   type: "publish",
   topic,
@@ -484,7 +446,7 @@ const publish = (properties: Properties, topic = "t"): Packet => ({
 });
 const bigBytes = { length: 65_536 } as unknown as Uint8Array;
 
-const ENCODE_CASES: EncodeCase[] = [
+const ENCODE_CASES: table.EncodeCase[] = [
   {
     name: "[section 2.2.2.2] PUBACK with a Topic Alias",
     packet: { type: "puback", packetId: 1, properties: { topicAlias: 1 } as Properties },
@@ -758,22 +720,7 @@ for (const [what, packet] of V4_CASES) {
 }
 
 for (const c of ENCODE_CASES) {
-  Deno.test(`encode 5.0 rejects ${c.name} -> ${c.code}`, () => {
-    const options = c.options ?? V5;
-    const check = (err: unknown) => {
-      assert(err instanceof ProtocolError, `not a ProtocolError: ${err}`);
-      assert.equal(err.code, c.code, err.message);
-      assert.equal(err.packetType, c.packet.type);
-      assert(err.message.includes(ruleOf(c.name)), `message "${err.message}" lacks the rule`);
-      return true;
-    };
-    assert.throws(() => encodePacket(c.packet, options), check);
-    assert.throws(() => encodedLength(c.packet, options), check);
-    // encodeInto writes nothing when the packet is illegal.
-    const target = new Uint8Array(64).fill(0xee);
-    assert.throws(() => encodeInto(c.packet, target, 0, options), check);
-    assert(target.every((b) => b === 0xee));
-  });
+  Deno.test(`encode 5.0 rejects ${c.name} -> ${c.code}`, () => table.assertEncodeRefuses(c, V5));
 }
 
 Deno.test("[section 2.1.2] encoding AUTH under protocolVersion 4 names MQTT 5.0", () => {

@@ -344,6 +344,10 @@ Deno.test("MQTT-3.1.0-1: the first packet on every connection is CONNECT", async
       assert.equal(resent.packetId, publish.packetId);
       await second.write({ type: "puback", packetId: resent.packetId! });
       await within(publishing, "the publish to complete");
+      // close() waits for the server to hang up, which it does on reading the client's end.
+      const closing = client.close();
+      await second.untilEof();
+      await closing;
     } finally {
       await client.close();
     }

@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { buildNpm } from "../tools/build_npm.ts";
 import { ignoreWithoutMosquitto, mosquittoAvailable, startMosquitto } from "./broker/mosquitto.ts";
+import { inCi } from "./broker/needs.ts";
 
 const decoder = new TextDecoder();
 
@@ -39,11 +40,6 @@ const RUNTIMES: Runtime[] = [
   { name: "Node 24", spec: "node@24", bin: "node" },
   { name: "Bun", spec: "bun@1", bin: "bun" },
 ];
-
-function inCi(): boolean {
-  const ci = Deno.env.get("CI");
-  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
-}
 
 /** Runs a command; throws with its output when it fails. Returns stdout. */
 async function run(command: string, args: string[], cwd: string): Promise<string> {

@@ -32,6 +32,7 @@ Deno.test("resolveOptions applies every documented default", () => {
   assert.equal(r.maxPacketSize, 268_435_460);
   assert.equal(r.bufferSize, 1000);
   assert.equal(r.closeTimeout, 5_000);
+  assert.equal(r.holdTimeout, 1000);
   assert.equal(r.username, undefined);
   assert.equal(r.password, undefined);
   assert.equal(r.will, undefined);
@@ -160,6 +161,7 @@ Deno.test("resolveOptions keeps given values and converts strings to bytes", () 
     maxPacketSize: 2,
     bufferSize: 1,
     closeTimeout: 0,
+    holdTimeout: Infinity,
     signal: controller.signal,
     transport,
   };
@@ -188,6 +190,7 @@ Deno.test("resolveOptions keeps given values and converts strings to bytes", () 
   assert.equal(r.maxPacketSize, 2);
   assert.equal(r.bufferSize, 1);
   assert.equal(r.closeTimeout, 0);
+  assert.equal(r.holdTimeout, Infinity);
   assert.equal(r.signal, controller.signal);
   assert.equal(r.transport, transport);
 });
@@ -275,6 +278,9 @@ Deno.test("resolveOptions rejects each invalid option with a message naming it",
   bad({ pingTimeout: -5 }, /pingTimeout/);
   bad({ closeTimeout: -1 }, /closeTimeout.*from 0/);
   bad({ closeTimeout: NaN }, /closeTimeout/);
+  bad({ holdTimeout: -1 }, /holdTimeout must be a number of milliseconds from 0 .* or Infinity/);
+  bad({ holdTimeout: NaN }, /holdTimeout/);
+  bad({ holdTimeout: "1000" }, /holdTimeout/);
   bad({ maxInflight: 0 }, /maxInflight must be an integer from 1 to 65535/);
   bad({ maxInflight: 65536 }, /maxInflight/);
   bad({ maxPacketSize: 268_435_461 }, /maxPacketSize must be an integer from 2 to 268435460/);

@@ -16,8 +16,12 @@ import { brokerTest, startMosquitto } from "./broker/mosquitto.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TCP = new URL("lib/transports/tcp.ts", ROOT).href;
-/** Modules allowed to use `Deno.*` (inside functions): the TCP transport and the file store. */
-const DENO_MODULES = [TCP, new URL("lib/store/file_store.ts", ROOT).href];
+/** Modules allowed to use `Deno.*` (inside functions): the TCP transport and the file store (with its snapshot writer). */
+const DENO_MODULES = [
+  TCP,
+  new URL("lib/store/file_store.ts", ROOT).href,
+  new URL("lib/store/snapshot_file.ts", ROOT).href,
+];
 /** Directories and files that must not reference `Deno`. */
 const CORE = [
   "lib/codec/",

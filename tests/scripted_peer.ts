@@ -45,7 +45,9 @@ export class ScriptedPeer {
         else throw err;
       }
       if (n === null) {
+        // The client closed its side (after its DISCONNECT): hang up, as a broker does.
         this.#eof = true;
+        this.close();
         continue;
       }
       this.#framer.push(chunk.subarray(0, n), this.#take);

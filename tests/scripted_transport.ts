@@ -1,7 +1,8 @@
 /**
  * A user transport (the `transport` option of `connect()`) that plays a minimal server by
  * script: it answers the client's CONNECT with an accepting CONNACK (bytes 0x20 0x02 0x00
- * 0x00), records every byte written after it, and can be told to fail every later write.
+ * 0x00), records every byte written after it, hangs up once the client closes its writable
+ * (after the DISCONNECT), and can be told to fail every later write or never to hang up.
  * For tests of the client's own behaviour at its API boundary and its write path; claims about
  * real brokers are tested against Mosquitto.
  *
@@ -22,6 +23,8 @@ export interface ScriptedTransport {
   holdWrites(): void;
   /** Lets the held writes finish. */
   release(): void;
+  /** From now on the server never closes the connection, not even after DISCONNECT. */
+  neverHangUp(): void;
   /** Sends `bytes` to the client, as the server would (one chunk, one read). */
   deliver(bytes: Uint8Array): void;
   /** Resolves once the transport was closed by the client. */
@@ -45,6 +48,7 @@ export function scriptedTransport(): ScriptedTransport {
   let failure: Error | undefined;
   let held: PromiseWithResolvers<void> | undefined;
   let connected = false;
+  let hangUp = true;
   let toClient!: ReadableStreamDefaultController<Uint8Array>;
   const closed = Promise.withResolvers<void>();
   const transport: Transport = {
@@ -71,6 +75,16 @@ export function scriptedTransport(): ScriptedTransport {
         if (failure !== undefined) throw failure;
         written.push(chunk.slice());
       },
+      // The client is done writing (after its DISCONNECT): the server closes its side, as a
+      // broker does on DISCONNECT (MQTT-3.14.4-1).
+      close() {
+        if (!hangUp) return;
+        try {
+          toClient.close();
+        } catch {
+          // already closed or errored
+        }
+      },
     }),
     close() {
       try {
@@ -93,6 +107,9 @@ export function scriptedTransport(): ScriptedTransport {
     release() {
       held?.resolve();
       held = undefined;
+    },
+    neverHangUp() {
+      hangUp = false;
     },
     deliver(bytes) {
       toClient.enqueue(bytes);

@@ -9,14 +9,7 @@
 import { Broker, type BrokerOptions } from "../broker.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { connect as connectClient, type ConnectOptions, type MqttClient } from "../mod.ts";
-import {
-  brokerTest,
-  type Certs,
-  ignoreWithoutMosquitto,
-  mosquittoAvailable,
-  sharedCerts,
-  startMosquitto,
-} from "./broker/mod.ts";
+import { brokerTest, type Certs, sharedCerts, startMosquitto } from "./broker/mod.ts";
 
 /** Which broker a {@linkcode Target} is. */
 export type BrokerName = "mosquitto" | "embedded";
@@ -268,19 +261,9 @@ export function targetTest(
     await using target = await TARGETS[broker](options.target);
     await body(target, t);
   };
-  if (broker === "mosquitto") {
+  if (broker === "mosquitto" || options.cli) {
+    // The Mosquitto command-line clients are part of the MOSQUITTO tool.
     brokerTest(fullName, fn);
-  } else if (options.cli) {
-    Deno.test({
-      name: fullName,
-      ignore: ignoreWithoutMosquitto(),
-      fn: (t) => {
-        if (!mosquittoAvailable()) {
-          throw new Error("the Mosquitto clients are not installed and CI is set");
-        }
-        return fn(t);
-      },
-    });
   } else {
     Deno.test(fullName, fn);
   }

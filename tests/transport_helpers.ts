@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Transport } from "../lib/transports/transport.ts";
+import { connectTcp } from "../lib/transports/tcp.ts";
 import { hasCode } from "./client_helpers.ts";
 
 /**
@@ -106,4 +107,24 @@ export async function assertAbortDuringHandshake(
   }
   serverSide.close();
   listener.close();
+}
+
+/**
+ * A transport from `connectTcp` to a local listener, and the server's end of its connection.
+ *
+ * @example
+ * ```ts ignore
+ * const { listener, transport, peer } = await connectedPair();
+ * ```
+ */
+export async function connectedPair(): Promise<
+  { listener: Deno.Listener; transport: Transport; peer: Deno.Conn }
+> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const transport = await connectTcp({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  return { listener, transport, peer: await accepted };
 }

@@ -7,50 +7,55 @@
  * @module
  */
 import { type CodecOptions, encodedLength, encodeInto, encodePacket } from "../codec/mod.ts";
-import {
-  type AuthPacket,
-  CONNACK_RETURN_CODE_NAMES,
-  type ConnackPacket,
-  type ConnackReturnCode,
-  type ConnectPacket,
-  type DisconnectPacket,
-  type Packet,
-  type ProtocolVersion,
-  type PublishPacket,
-  type QoS,
-  type SubackReturnCode,
-  type SubscribePacket,
-  type UnsubscribePacket,
-  type Will,
+import type {
+  AuthPacket,
+  ConnackPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+  SubackReturnCode,
+  SubscribePacket,
+  UnsubscribePacket,
+  Will,
 } from "../codec/packet.ts";
-import type { AuthProperties, ConnackProperties } from "../codec/properties.ts";
+import type { ConnackProperties } from "../codec/properties.ts";
 import type { SubackReasonCode, UnsubackReasonCode } from "../codec/reason_codes.ts";
 import { OutgoingTopicAliases } from "../session/topic_aliases.ts";
-import { publishSize } from "../session/connack.ts";
-import { isExpired } from "../session/expiry.ts";
-import { deliveredProperties } from "./router.ts";
 import { sharedFilterError } from "./shared.ts";
 import type { Grant } from "./subscriptions.ts";
-import { MqttError, ProtocolError } from "../errors.ts";
+import { type MqttError, ProtocolError } from "../errors.ts";
 import {
   type ServerCloseReason,
   ServerSession,
   type ServerSessionHandler,
 } from "../session/server_session.ts";
-import { DeadlineTimer } from "../util/deadline_timer.ts";
 import { Queue } from "../util/queue.ts";
-import { PacketReader } from "../streams/packet_reader.ts";
-import type { Transport } from "../transports/transport.ts";
-import { connectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
+import { PacketFramer } from "../streams/packet_reader.ts";
+import { ConnectIntake, MAX_CONNECT_SIZE } from "./intake.ts";
+import type { Link } from "./link.ts";
 import type { BrokerClient, EnhancedAuthResult, ResolvedBrokerOptions } from "./options.ts";
-import type { RetainedMessage } from "./retained.ts";
+import { AuthExchange } from "./auth_exchange.ts";
+import type { Deadline, Deadlines, Timed } from "./deadlines.ts";
+import {
+  clientPacketLimit,
+  connackProperties,
+  connectRefusal,
+  negotiateKeepAlive,
+  refusingConnack,
+} from "./connack.ts";
+import { RetainedFeed } from "./retained_feed.ts";
 import type { Router } from "./router.ts";
-import type { BrokerSession, Delivery, SessionOwner } from "./session.ts";
+import type { BrokerSession, SessionOwner } from "./session.ts";
 
 /** What a connection needs from its broker. */
 export interface ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly router: Router;
+  /** The broker's one timer, for the CONNECT deadlines and keep-alives of its connections. */
+  readonly deadlines: Deadlines;
   /** Settles once persistence is loaded; rejects when it cannot be. */
   readonly ready: Promise<void>;
   /** Writes a log line (the broker decides whether anyone listens). */
@@ -67,22 +72,6 @@ const OUTBOX_HIGH = 256;
 const BATCH_BYTES = 64 * 1024;
 /** How long a refusing CONNACK may take to be written before the connection is cut. */
 const FLUSH_TIMEOUT = 1000;
-/** Retained messages moved into a session's queue at a time, when it has room. */
-const RETAINED_BATCH = 32;
-/** Topic levels a retained-message search looks at before it may pause. */
-const RETAINED_STEPS = 1024;
-/** Pauses allowed per write: past this many steps without a match, others run first. */
-const RETAINED_PAUSES = 16;
-
-/** Retained messages still to send for one granted filter. */
-interface RetainedCursor {
-  readonly messages: Iterator<RetainedMessage | undefined>;
-  readonly granted: Grant;
-}
-
-/** MQTT 5.0 CONNACK reason codes for the 3.1.1 return codes the broker refuses with. */
-const REASON_OF_RETURN_CODE = [0x00, 0x84, 0x85, 0x88, 0x86, 0x87] as const;
-
 /** MQTT 5.0 DISCONNECT reason code the broker sends when it closes for `reason`. */
 const DISCONNECT_REASON: Partial<Record<CloseReason, number>> = {
   keepalive: 0x8d, // Keep Alive timeout
@@ -108,7 +97,6 @@ type CloseReason =
   | "shutdown"
   | "io";
 
-const NOOP = (): void => {};
 /**
  * The clock of the protocol machines, read once per synchronous run of the
  * broker: a busy read loop asks for it three times per PUBLISH, and each
@@ -136,16 +124,15 @@ const CLOSED: unique symbol = Symbol("closed");
  *
  * @example
  * ```ts ignore
- * const connection = new Connection(host, transport, "127.0.0.1:50000");
+ * const connection = new Connection(host, new SocketLink(conn), "127.0.0.1:50000");
  * connection.start();
  * await connection.done;
  * ```
  */
-export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler {
+export class Connection implements SessionOwner, BrokerClient, ServerSessionHandler, Timed {
   /** Peer address, when the transport told it. */
   readonly remoteAddress: string | undefined;
   /** Settles once the connection is closed and its loops have stopped. */
-  readonly done: Promise<void>;
   /** The client identifier; empty until CONNECT is accepted. */
   id = "";
   /** The user name from CONNECT, if any. */
@@ -153,14 +140,13 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   readonly #host: ConnectionHost;
   readonly #options: ResolvedBrokerOptions;
-  readonly #transport: Transport;
-  readonly #reader: ReadableStreamDefaultReader<Packet>;
-  readonly #packets: PacketReader;
+  readonly #link: Link;
+  /** Gathers the CONNECT; afterwards passes chunks through. */
+  readonly #intake: ConnectIntake;
+  readonly #framer: PacketFramer;
   /** The client's protocol level, from its CONNECT: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
   #version: ProtocolVersion = 4;
   #codec: CodecOptions = { protocolVersion: 4 };
-  /** MQTT 5.0: the client's Maximum Packet Size (MQTT-3.1.2-24: nothing larger is sent). */
-  #clientMaxPacket = Infinity;
   /** MQTT 5.0: the Topic Aliases we send this client, per its Topic Alias Maximum. */
   #aliases: OutgoingTopicAliases | undefined = undefined;
   /** Set once CONNACK is written: only then may a 5.0 DISCONNECT be sent (MQTT-3.14.0-1). */
@@ -168,62 +154,63 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** The reason code of the DISCONNECT to send before closing (MQTT 5.0), if any. */
   #disconnectCode: number | undefined = undefined;
   /** MQTT 5.0 enhanced authentication of this connection: its method and the current exchange. */
-  #exchange:
-    | {
-      readonly method: string;
-      state: Record<string, unknown>;
-      step: number;
-      reauthenticate: boolean;
-      active: boolean;
-    }
-    | undefined = undefined;
+  #exchange: AuthExchange | undefined = undefined;
   /** A CONNECT waiting for its enhanced authentication to succeed. */
   #pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined =
     undefined;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #outbox = new Queue<Packet>();
   readonly #machine: ServerSession;
-  readonly #timer: DeadlineTimer;
+  readonly #timer: Deadline;
   #session: BrokerSession | undefined = undefined;
   #will: Will | undefined = undefined;
   #closed = false;
   #connected = false;
-  #wakeup: (() => void) | undefined = undefined;
+  /** Set while a write is under way or one is scheduled: a wake then asks for nothing more. */
+  #flushing = false;
   #drained: PromiseWithResolvers<void> | undefined = undefined;
-  #loops: Promise<unknown> | undefined = undefined;
-  #resolveDone!: () => void;
+  /** The read loop, which `done` waits for. */
+  #reading: Promise<void> | undefined = undefined;
+  /** The answer of the packet being handled asynchronously, which the reading waits for. */
+  #pending: Promise<void> | undefined = undefined;
+  /** The write loop's write under way: a last packet is written after it, never into it. */
+  #writing: Promise<void> | undefined = undefined;
+  /** `done`, once asked for: most connections' are never awaited (only at shutdown). */
+  #done: PromiseWithResolvers<void> | undefined = undefined;
+  /** Set once the connection is closed and its loops have stopped. */
+  #finished = false;
   /**
    * Settles the hook answer being awaited with {@linkcode CLOSED}, so a hook that never answers
    * cannot hold a loop once the connection closes. One at a time: packets are handled in order.
    */
   #abandonHook: ((closed: typeof CLOSED) => void) | undefined = undefined;
   /** Retained messages to send for new subscriptions, paced by the client's window. */
-  readonly #retained: RetainedCursor[] = [];
-  /** Resumes a retained-message search that paused to let other connections run. */
-  #resumeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #retained: RetainedFeed;
   #droppingLogged = false;
 
-  /** Wraps a transport; nothing is read until {@linkcode start}. */
-  constructor(host: ConnectionHost, transport: Transport, remoteAddress?: string) {
+  /** Wraps a link; nothing is read until {@linkcode start}. */
+  constructor(host: ConnectionHost, link: Link, remoteAddress?: string) {
     this.#host = host;
     this.#options = host.options;
-    this.#transport = transport;
+    this.#link = link;
     this.remoteAddress = remoteAddress;
-    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     const maxPacketSize = this.#options.maxPacketSize;
+    // Before CONNECT is accepted a client may make the broker hold only what it sent.
+    this.#intake = new ConnectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE));
     // Level 5 reads a CONNECT of level 4 or 5; the CONNECT then sets the level of what follows.
-    this.#packets = new PacketReader({ maxPacketSize, protocolVersion: 5 });
-    this.#reader = transport.readable
-      // Before CONNECT is accepted a client may make the broker hold only what it sent.
-      .pipeThrough(connectIntake(Math.min(maxPacketSize, MAX_CONNECT_SIZE)))
-      .pipeThrough(this.#packets)
-      .getReader();
-    this.#writer = transport.writable.getWriter();
+    this.#framer = new PacketFramer({ maxPacketSize, protocolVersion: 5 });
+    this.#retained = new RetainedFeed(
+      host.router,
+      this.#options.maxQueuedMessages,
+      () => this.wake(),
+    );
     this.#machine = new ServerSession(this.#options, this);
-    this.#timer = new DeadlineTimer(now, () => {
-      this.#machine.tick(now());
-      this.#armTimer();
-    });
+    this.#timer = host.deadlines.for(this);
+  }
+
+  /** Settles once the connection is closed and its loops have stopped. */
+  get done(): Promise<void> {
+    if (this.#finished) return Promise.resolve();
+    return (this.#done ??= Promise.withResolvers()).promise;
   }
 
   /** Whether CONNECT was accepted and the connection is still open. */
@@ -235,16 +222,21 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   start(): void {
     this.#machine.start(now());
     this.#armTimer();
-    this.#loops = Promise.all([this.#readLoop(), this.#writeLoop()]);
+    this.#reading = this.#readLoop();
+  }
+
+  /** @internal The CONNECT deadline or the keep-alive is due (the broker's {@linkcode Deadlines}). */
+  onDeadline(): void {
+    this.#machine.tick(now());
+    this.#armTimer();
   }
 
   /** Tells the write loop that the session has messages to send. */
   wake(): void {
-    const wakeup = this.#wakeup;
-    if (wakeup !== undefined) {
-      this.#wakeup = undefined;
-      wakeup();
-    }
+    if (this.#flushing || this.#closed) return;
+    this.#flushing = true;
+    // In a microtask: what the current job queues goes out in one write.
+    queueMicrotask(this.#flush);
   }
 
   /** Another connection took over this client identifier (MQTT-3.1.4-2; 5.0: DISCONNECT 0x8E). */
@@ -266,11 +258,9 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.#closed = true;
     this.#timer.clear();
     this.#machine.closed();
-    this.wake();
     this.#drained?.resolve();
     this.#abandonHook?.(CLOSED);
-    this.#retained.length = 0;
-    clearTimeout(this.#resumeTimer);
+    this.#retained.stop();
     const code = this.#disconnectCode ?? DISCONNECT_REASON[reason];
     const teardown = this.#version === 5 && this.#connackSent && code !== undefined &&
         reason !== "disconnect" && reason !== "peer" && reason !== "io"
@@ -301,19 +291,19 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   #finish(teardown: Promise<void> | void): void {
     this.#host.closed(this);
-    const finish = () => this.#resolveDone();
-    const all = Promise.all([this.#loops, teardown]);
+    const finish = () => {
+      this.#finished = true;
+      this.#done?.resolve();
+    };
+    // A write failing as the link closes must not settle `done` before the read loop has stopped.
+    const writing = this.#writing?.catch(() => {});
+    const all = Promise.all([this.#reading, writing, teardown]);
     all.then(finish, finish);
   }
 
   #teardown(): void {
-    try {
-      this.#transport.close();
-    } catch {
-      // Already closed by the peer: nothing left to release.
-    }
-    this.#reader.cancel().catch(NOOP);
-    this.#writer.abort().catch(NOOP);
+    this.#framer.reset();
+    this.#link.close();
   }
 
   /** Writes a 5.0 DISCONNECT with `code` (MQTT-3.14.2-1), waiting at most FLUSH_TIMEOUT. */
@@ -323,7 +313,13 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   /** Writes the last packet of the connection, waiting at most FLUSH_TIMEOUT for it to go. */
   async #writeLast(packet: Packet): Promise<void> {
-    const written = this.#writer.write(encodePacket(packet, this.#codec));
+    const bytes = encodePacket(packet, this.#codec);
+    const link = this.#link;
+    const writing = this.#writing;
+    // A socket write may be partial: the rest of the write under way must go first.
+    const written = writing === undefined
+      ? link.write(bytes)
+      : writing.then(() => link.write(bytes), () => link.write(bytes));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT)));
     try {
@@ -366,23 +362,45 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   // ---- reading ----
 
+  /**
+   * Reads chunks and frames them here rather than through streams: an idle
+   * connection then holds one pending read, not a pipeline of streams.
+   */
   async #readLoop(): Promise<void> {
-    const reader = this.#reader;
+    const link = this.#link;
+    const intake = this.#intake;
+    const framer = this.#framer;
     try {
       while (!this.#closed) {
-        const { value, done } = await reader.read();
-        if (done) return this.close("peer");
+        const chunk = await link.read();
         if (this.#closed) return;
-        const pending = this.#machine.receive(value, now());
-        if (pending !== undefined) await pending;
-        this.#armTimer();
-        // An acknowledgement may have opened the window for retained messages still to send.
-        if (this.#retained.length > 0) this.wake();
-        if (this.#outbox.length >= OUTBOX_HIGH && !this.#closed) {
-          // The client does not read its acknowledgements: stop reading its requests.
-          this.#drained = Promise.withResolvers();
-          await this.#drained.promise;
-          this.#drained = undefined;
+        if (chunk === null) {
+          framer.end(); // TRUNCATED_PACKET when the client stopped inside a packet
+          return this.close("peer");
+        }
+        const bytes = intake.push(chunk);
+        if (bytes === undefined) continue; // the CONNECT is not complete yet
+        let used = framer.push(bytes, this.#receive);
+        while (true) {
+          const pending = this.#pending;
+          if (pending !== undefined) {
+            // Packets are handled in order: the next waits for this one's hook to answer.
+            this.#pending = undefined;
+            await pending;
+          }
+          if (this.#closed) return;
+          this.#armTimer();
+          // An acknowledgement may have opened the window for retained messages still to send.
+          if (this.#session !== undefined && this.#retained.pending(this.#session)) this.wake();
+          if (this.#outbox.length >= OUTBOX_HIGH) {
+            // The client does not read its acknowledgements: stop reading its requests.
+            this.#drained = Promise.withResolvers();
+            await this.#drained.promise;
+            this.#drained = undefined;
+            if (this.#closed) return;
+          }
+          if (used) break;
+          used = framer.resume(this.#receive);
         }
       }
     } catch (err) {
@@ -391,6 +409,21 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.close("io", err);
     }
   }
+
+  /**
+   * Hands one framed packet to the machine. Stops the framing (returns false)
+   * while the machine's answer is pending (a hook), once the client has too
+   * many answers unread, or once the connection closed.
+   */
+  readonly #receive = (packet: Packet): boolean => {
+    if (this.#closed) return false;
+    const pending = this.#machine.receive(packet, now());
+    if (pending !== undefined) {
+      this.#pending = pending;
+      return false;
+    }
+    return this.#outbox.length < OUTBOX_HIGH;
+  };
 
   #onDecodeError(err: ProtocolError): void | Promise<void> {
     if (!this.#connected && this.#session === undefined && err.packetType === "connect") {
@@ -508,12 +541,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   }
 
   #onConnect(packet: ConnectPacket): Promise<void> {
-    const options = this.#options;
     const version = packet.protocolLevel === 5 ? 5 : 4;
     // What follows the CONNECT is read and written at its level.
     this.#version = version;
     this.#codec = { protocolVersion: version };
-    this.#packets.protocolVersion = version;
+    this.#framer.protocolVersion = version;
     const props = packet.properties;
     let clientId = packet.clientId;
     // MQTT-3.1.3-6: an empty identifier (with clean session, checked by the codec) gets one;
@@ -521,21 +553,12 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const assigned = clientId.length === 0;
     if (assigned) clientId = `auto-${crypto.randomUUID()}`;
     if (version === 5) {
+      const refused = connectRefusal(packet, this.#options);
+      if (refused !== undefined) return this.#refuse(refused.code, refused.why, clientId);
       const method = props?.authenticationMethod;
-      if (method !== undefined && options.enhancedAuthenticate === undefined) {
-        // Enhanced authentication is not offered: 0x8C Bad authentication method.
-        return this.#refuse(0x8c, "no enhanced authentication", clientId);
-      }
-      const will = packet.will;
-      if (will !== undefined && will.qos > options.maxQoS) {
-        return this.#refuse(0x9b, `will QoS ${will.qos} over maxQoS`, clientId); // MQTT-3.2.2-12
-      }
-      if (will?.retain && !options.retainAvailable) {
-        return this.#refuse(0x9a, "will retain while retainAvailable is false", clientId); // MQTT-3.2.2-13
-      }
       if (method !== undefined) {
         // MQTT 5.0 section 4.12: the exchange runs before CONNACK; `#admit` follows its success.
-        this.#exchange = { method, state: {}, step: 0, reauthenticate: false, active: true };
+        this.#exchange = new AuthExchange(method);
         this.#pendingConnect = { packet, clientId, assigned };
         return this.#authStep(props?.authenticationData);
       }
@@ -571,41 +594,20 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (this.#closed) return;
       if (ok !== true) return this.#refuse(4, "authenticate hook said no", clientId);
     }
-    let keepAlive = packet.keepAlive;
-    let serverKeepAlive: number | undefined;
-    if (
-      version === 5 && options.maxKeepAlive < 65_535 &&
-      (keepAlive > options.maxKeepAlive || keepAlive === 0)
-    ) {
-      // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead.
-      keepAlive = serverKeepAlive = options.maxKeepAlive;
-    } else if (
-      options.maxKeepAlive < 65_535 && (keepAlive > options.maxKeepAlive || keepAlive === 0)
-    ) {
-      // Mosquitto's max_keepalive: 3.1.1 cannot tell the client a lower value, so refuse.
-      return this.#refuse(2, `keep-alive ${keepAlive} s over maxKeepAlive`, clientId);
+    // MQTT-3.2.2-21/-22: 5.0 can tell the client the keep-alive to use instead; 3.1.1 cannot.
+    const agreed = negotiateKeepAlive(packet.keepAlive, version, options.maxKeepAlive);
+    if (agreed === undefined) {
+      return this.#refuse(2, `keep-alive ${packet.keepAlive} s over maxKeepAlive`, clientId);
     }
+    const { keepAlive, serverKeepAlive } = agreed;
     const router = this.#host.router;
-    let store;
     try {
       await this.#host.ready;
-      if (this.#closed) return;
-      const persistence = router.persistence;
-      // 5.0: a session outlives its connection only with a Session Expiry Interval.
-      const keeps = version === 4 || (props?.sessionExpiryInterval ?? 0) > 0;
-      if (!packet.clean && keeps && persistence !== undefined) {
-        const opened = await persistence.sessionStore(clientId, packet.username);
-        const other = router.sessions.get(clientId);
-        if (this.#closed || (other !== undefined && other.username !== packet.username)) {
-          if (opened.created) persistence.dropSession(clientId);
-          if (this.#closed) return;
-        }
-        store = opened.store;
-      }
     } catch (err) {
       this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
       return this.#refuse(3, "the broker cannot keep the session", clientId);
     }
+    if (this.#closed) return;
     const held = router.sessions.get(clientId);
     if (held !== undefined && held.username !== packet.username) {
       // A session belongs to the user who opened it: another user may neither resume it nor
@@ -618,13 +620,16 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const expiry = version === 4
       ? (packet.clean ? 0 : Infinity)
       : (props?.sessionExpiryInterval ?? 0);
-    const { session, present } = router.openSession(
-      clientId,
-      packet.clean,
-      packet.username,
-      store,
-      expiry,
-    );
+    let opened;
+    try {
+      // With persistence, a session that outlives its connection is kept on disk (whatever
+      // Clean Start said: it only decides whether a held session is resumed).
+      opened = router.openSession(clientId, packet.clean, packet.username, expiry);
+    } catch (err) {
+      this.#host.log(`Persistence failed for client ${clientId}: ${err}`);
+      return this.#refuse(3, "the broker cannot keep the session", clientId);
+    }
+    const { session, present } = opened;
     this.id = clientId;
     this.username = packet.username;
     const will = packet.will;
@@ -639,9 +644,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#machine.accept(session.state, connack, keepAlive, now());
     } else {
       const connack: ConnackPacket = { type: "connack", sessionPresent: present, reasonCode: 0 };
-      const properties = { ...this.#connackProperties(packet, assigned, serverKeepAlive), ...auth };
+      const properties = {
+        ...connackProperties(options, packet, this, assigned, serverKeepAlive),
+        ...auth,
+      };
       if (Object.keys(properties).length > 0) connack.properties = properties;
-      this.#clientMaxPacket = props?.maximumPacketSize ?? Infinity;
       // MQTT-3.1.2-26/-27 (5.0): aliases only up to the client's maximum, none when absent.
       this.#aliases = new OutgoingTopicAliases(props?.topicAliasMaximum ?? 0);
       this.#machine.accept(session.state, connack, keepAlive, now(), {
@@ -650,18 +657,8 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
         topicAliasMaximum: options.maxTopicAlias,
       });
       // MQTT-3.1.2-24 (5.0): a message larger than the client's maximum is dropped for it.
-      const max = this.#clientMaxPacket;
-      if (max !== Infinity) {
-        this.#machine.flows!.refuse = (message) => {
-          const size = publishSize(message, 5);
-          if (size <= max) return undefined;
-          return new MqttError(
-            "PACKET_TOO_LARGE",
-            `a PUBLISH of ${size} bytes to "${message.topic}" is over the client's Maximum ` +
-              `Packet Size ${max}: not sent (MQTT-3.1.2-25)`,
-          );
-        };
-      }
+      const max = props?.maximumPacketSize;
+      if (max !== undefined) this.#machine.flows!.refuse = clientPacketLimit(max);
     }
     this.#connackSent = true;
     const user = packet.username === undefined ? "" : `, u'${packet.username}'`;
@@ -676,21 +673,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
   /** @internal MQTT 5.0 AUTH from the client: a step of the exchange, or a re-authentication. */
   auth(packet: AuthPacket): void | Promise<void> {
     const exchange = this.#exchange;
-    const method = packet.properties?.authenticationMethod;
-    if (exchange === undefined || method !== exchange.method) {
-      // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
-      return this.#protocolError(`AUTH with method ${method}, not that of the CONNECT`, 0x82);
-    }
-    const code = packet.reasonCode ?? 0;
-    if (code === 0x19 && this.#connected && !exchange.active) {
-      // Section 4.12.1: re-authentication, a new exchange with the same method.
-      exchange.state = {};
-      exchange.step = 0;
-      exchange.reauthenticate = true;
-      exchange.active = true;
-    } else if (code !== 0x18 || !exchange.active) {
-      return this.#protocolError(`AUTH reason 0x${code.toString(16)} out of turn`, 0x82);
-    }
+    // MQTT-4.12.0-1 / section 4.12.1: the method of the CONNECT, and only with one.
+    const wrong = exchange === undefined
+      ? `AUTH with method ${packet.properties?.authenticationMethod}, not that of the CONNECT`
+      : exchange.receive(packet, this.#connected);
+    if (wrong !== undefined) return this.#protocolError(wrong, 0x82);
     return this.#authStep(packet.properties?.authenticationData);
   }
 
@@ -701,31 +688,23 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     const pending = this.#pendingConnect;
     let answer: EnhancedAuthResult | typeof CLOSED;
     try {
-      answer = await this.#untilClosed(hook({
-        method: exchange.method,
-        data,
+      answer = await this.#untilClosed(hook(exchange.context(data, {
         clientId: pending?.clientId ?? this.id,
         username: pending?.packet.username ?? this.username,
         remoteAddress: this.remoteAddress,
-        reauthenticate: exchange.reauthenticate,
-        step: exchange.step++,
-        state: exchange.state,
-      }));
+      })));
     } catch (err) {
       this.#host.log(`Enhanced authentication hook failed for client ${this.id}: ${err}`);
       answer = { result: "fail", reasonCode: 0x88 };
     }
     if (answer === CLOSED || this.#closed) return;
-    const properties = { authenticationMethod: exchange.method } as AuthProperties;
-    if (answer.result !== "fail" && answer.data !== undefined) {
-      properties.authenticationData = answer.data;
-    }
-    if (answer.result === "continue") {
-      this.send({ type: "auth", reasonCode: 0x18, properties }); // section 4.12
+    const outcome = exchange.settle(answer);
+    if (outcome.next === "challenge") {
+      this.send(outcome.packet); // section 4.12
       return;
     }
-    exchange.active = false;
-    if (answer.result === "success") {
+    if (outcome.next === "success") {
+      const properties = outcome.properties;
       if (pending === undefined) {
         this.send({ type: "auth", reasonCode: 0x00, properties }); // re-authenticated
         return;
@@ -733,7 +712,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#pendingConnect = undefined;
       return this.#admit(pending.packet, pending.clientId, pending.assigned, properties);
     }
-    const code = answer.reasonCode ?? 0x87;
+    const code = outcome.reasonCode;
     if (pending !== undefined) {
       // MQTT-4.12.0-4: a CONNACK of 0x80 or more, then close.
       return this.#refuse(code, "enhanced authentication failed", pending.clientId);
@@ -744,47 +723,15 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     this.close("protocol");
   }
 
-  /** The CONNACK properties of an accepted 5.0 CONNECT (section 3.2.2.3). */
-  #connackProperties(
-    packet: ConnectPacket,
-    assigned: boolean,
-    serverKeepAlive: number | undefined,
-  ): ConnackProperties {
-    const options = this.#options;
-    const properties: ConnackProperties = {};
-    // Each only when it differs from what an absent property means.
-    if (options.maxInflight < 65_535) properties.receiveMaximum = options.maxInflight;
-    if (options.maxQoS < 2) properties.maximumQoS = options.maxQoS as 0 | 1;
-    if (!options.retainAvailable) properties.retainAvailable = false;
-    properties.maximumPacketSize = options.maxPacketSize;
-    if (options.maxTopicAlias > 0) properties.topicAliasMaximum = options.maxTopicAlias;
-    if (assigned) properties.assignedClientIdentifier = this.id; // MQTT-3.2.2-16
-    if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive;
-    properties.wildcardSubscriptionAvailable = true;
-    properties.subscriptionIdentifiersAvailable = true;
-    properties.sharedSubscriptionAvailable = true;
-    const info = options.responseInformation;
-    if (packet.properties?.requestResponseInformation && info !== undefined) {
-      // MQTT-3.1.2-28: only when asked.
-      properties.responseInformation = typeof info === "string" ? info : info(this);
-    }
-    return properties;
-  }
-
   /**
    * Refuses the CONNECT, then closes (MQTT-3.2.2-5): a 3.1.1 return code, or
    * a 5.0 reason code (0x80 and up) for a 5.0 CONNECT; a 3.1.1 code is
    * translated for a 5.0 client.
    */
   async #refuse(code: number, why: string, clientId = "<unknown>"): Promise<void> {
-    const v5 = this.#version === 5;
-    const reasonCode = code >= 0x80 ? code : REASON_OF_RETURN_CODE[code];
-    const name = code < 0x80 ? CONNACK_RETURN_CODE_NAMES[code] : `reason 0x${code.toString(16)}`;
+    const { packet, name } = refusingConnack(code, this.#version);
     this.#host.log(`Client ${clientId} refused: ${name} (CONNACK ${code}, ${why}).`);
-    const connack: ConnackPacket = v5
-      ? { type: "connack", sessionPresent: false, reasonCode: reasonCode as 0x80 }
-      : { type: "connack", sessionPresent: false, returnCode: code as ConnackReturnCode };
-    await this.#writeLast(connack);
+    await this.#writeLast(packet);
     this.close("refused");
   }
 
@@ -867,7 +814,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
     // client's window allows instead of all at once into a queue that drops when full.
     // MQTT-3.8.4-4: as a sequence of SUBSCRIBEs, so overlapping filters each send theirs.
     for (const [filter, grant] of send) {
-      this.#retained.push({ messages: router.retainedFor(filter, RETAINED_STEPS), granted: grant });
+      this.#retained.add(session, filter, grant);
     }
   }
 
@@ -893,22 +840,30 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
 
   // ---- writing ----
 
-  async #writeLoop(): Promise<void> {
-    const writer = this.#writer;
+  /** Runs {@linkcode #writeOut}; made once, as `wake` schedules it often. */
+  readonly #flush = (): void => void this.#writeOut();
+
+  /**
+   * Writes what is ready, a chunk at a time, until nothing is: started by
+   * {@linkcode wake} rather than waiting in a loop, so an idle connection
+   * holds no suspended writer.
+   */
+  async #writeOut(): Promise<void> {
+    const link = this.#link;
     try {
       while (!this.#closed) {
-        await writer.ready;
-        if (this.#closed) return;
         const chunk = this.#nextChunk();
-        if (chunk === undefined) {
-          await new Promise<void>((resolve) => (this.#wakeup = resolve));
-          continue;
-        }
-        writer.write(chunk).catch(NOOP); // a failed write rejects `ready` next time round
+        if (chunk === undefined) break;
+        // One write at a time: what is routed meanwhile goes into the next chunk.
+        const written = link.write(chunk);
+        this.#writing = written;
+        await written;
+        this.#writing = undefined;
       }
     } catch (err) {
       this.close("io", err);
     }
+    this.#flushing = false;
   }
 
   /** Encodes the next answers and deliveries into one chunk, or undefined when idle. */
@@ -973,7 +928,7 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       // for a window slot holds back everything behind it.
       const entry = flows.takeNext(now());
       if (entry === undefined) {
-        if (this.#queueRetained(session)) continue;
+        if (this.#retained.fill(session, now())) continue;
         break;
       }
       const packet = this.#wire(entry.packet!);
@@ -985,55 +940,5 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       this.#host.log(`Outgoing messages are being dropped for client ${this.id}.`);
     }
     return bytes;
-  }
-
-  /**
-   * Moves retained messages still to send into the session's queue while it holds fewer than a
-   * batch; returns whether any moved. Called when nothing else can be sent, so retained
-   * messages go out as fast as the client acknowledges them and never overflow its queue.
-   */
-  #queueRetained(session: BrokerSession): boolean {
-    const cursors = this.#retained;
-    const room = Math.min(RETAINED_BATCH, this.#options.maxQueuedMessages) - session.queued;
-    let moved = 0;
-    let pauses = 0;
-    while (cursors.length > 0 && moved < room) {
-      const cursor = cursors[0];
-      const next = cursor.messages.next();
-      if (next.done) {
-        cursors.shift();
-        continue;
-      }
-      const message = next.value;
-      if (message === undefined) {
-        // A long search (say 2,000 filters like "r/+/x" over 100,000 retained topics "r/…")
-        // must not hold the event loop: let the other connections run, then go on.
-        if (++pauses < RETAINED_PAUSES) continue;
-        this.#resumeTimer ??= setTimeout(() => {
-          this.#resumeTimer = undefined;
-          this.wake();
-        }, 0);
-        break;
-      }
-      if (isExpired(message.expiresAt, now())) {
-        this.#host.router.expireRetained(message); // MQTT 5.0 section 3.3.2.3.3
-        continue;
-      }
-      // MQTT-3.3.1-8: RETAIN set; QoS the lower of the message's and the grant's.
-      const granted = cursor.granted;
-      const qos = (message.qos < granted.qos ? message.qos : granted.qos) as QoS;
-      const delivery: Delivery = {
-        topic: message.topic,
-        payload: message.payload,
-        qos,
-        retain: true,
-      };
-      const properties = deliveredProperties(message.properties, granted);
-      if (properties !== undefined) delivery.properties = properties;
-      if (message.expiresAt !== undefined) delivery.expiresAt = message.expiresAt;
-      session.enqueue(delivery);
-      moved++;
-    }
-    return moved > 0;
   }
 }

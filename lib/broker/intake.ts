@@ -17,60 +17,62 @@ export const MAX_CONNECT_SIZE: number = 5 + 10 + 5 * (2 + 65_535);
 const FIRST_CAPACITY = 256;
 
 /**
- * A read chunk as the broker keeps it. Deno hands each read over as a view
- * of a fresh 64 KiB buffer, so a one-byte read kept as it is would hold 64 KiB:
- * a view that uses less than half of its buffer is copied to its own size.
- */
-function exact(chunk: Uint8Array): Uint8Array {
-  return chunk.byteLength * 2 < chunk.buffer.byteLength ? chunk.slice() : chunk;
-}
-
-/**
- * A stream of a client's bytes, to be put in front of the packet framer.
+ * A client's bytes on their way to the packet framer.
  *
  * Until its first packet (the CONNECT, MQTT-3.1.0-1) is complete, the bytes
  * are gathered into one buffer that grows with what arrived (never to the
  * size the packet's header claims) and the packet may be at most `maxConnectSize`:
  * an unauthenticated client can make the broker hold at most twice what it
- * sent, and never more than a CONNECT can be. A larger claim errors the
- * stream with the codec's `PACKET_TOO_LARGE` as soon as the header is read.
- * Afterwards chunks pass through, copied to their size when they are mostly
- * empty views (see {@linkcode exact}).
+ * sent, and never more than a CONNECT can be. A larger claim throws the
+ * codec's `PACKET_TOO_LARGE` as soon as the header is read. Afterwards chunks
+ * pass through as they are (the connection's `Link` already sized them).
+ *
+ * Synchronous, and nothing allocated before the first byte: an idle
+ * connection holds only this object.
  *
  * @example
  * ```ts ignore
- * const packets = transport.readable
- *   .pipeThrough(connectIntake(MAX_CONNECT_SIZE))
- *   .pipeThrough(new PacketReader({ maxPacketSize }));
+ * const intake = new ConnectIntake(MAX_CONNECT_SIZE);
+ * const bytes = intake.push(chunk); // undefined while the CONNECT is incomplete
+ * if (bytes !== undefined) framer.push(bytes, onPacket);
  * ```
  */
-export function connectIntake(maxConnectSize: number): TransformStream<Uint8Array, Uint8Array> {
-  let gathering = true;
-  let buffer = new Uint8Array(0);
-  let filled = 0;
-  let total = -1;
-  return new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      if (!gathering) {
-        controller.enqueue(exact(chunk));
-        return;
-      }
-      const needed = filled + chunk.byteLength;
-      if (needed > buffer.length) {
-        // Doubling: gathering a CONNECT sent a byte at a time copies each byte a bounded
-        // number of times, and the buffer is at most twice the bytes received.
-        const grown = new Uint8Array(Math.max(FIRST_CAPACITY, needed, buffer.length * 2));
-        grown.set(buffer.subarray(0, filled));
-        buffer = grown;
-      }
-      buffer.set(chunk, filled);
-      filled = needed;
-      // Throws PACKET_TOO_LARGE (the stream errors) once the header shows a bigger packet.
-      if (total < 0) total = packetLength(buffer, 0, filled, maxConnectSize);
-      if (total < 0 || filled < total) return;
-      gathering = false;
-      controller.enqueue(buffer.slice(0, filled));
-      buffer = new Uint8Array(0);
-    },
-  });
+export class ConnectIntake {
+  readonly #maxConnectSize: number;
+  #gathering = true;
+  #buffer: Uint8Array | undefined = undefined;
+  #filled = 0;
+  #total = -1;
+
+  /** An intake refusing a CONNECT over `maxConnectSize` bytes. */
+  constructor(maxConnectSize: number) {
+    this.#maxConnectSize = maxConnectSize;
+  }
+
+  /**
+   * Takes the next chunk read; returns the bytes to frame now: the chunk
+   * itself once the CONNECT is complete, the whole CONNECT (with what followed
+   * it) when this chunk completes it, `undefined` while it is incomplete.
+   */
+  push(chunk: Uint8Array): Uint8Array | undefined {
+    if (!this.#gathering) return chunk;
+    const filled = this.#filled;
+    const needed = filled + chunk.byteLength;
+    let buffer = this.#buffer;
+    if (buffer === undefined || needed > buffer.length) {
+      // Doubling: gathering a CONNECT sent a byte at a time copies each byte a bounded
+      // number of times, and the buffer is at most twice the bytes received.
+      const grown = new Uint8Array(Math.max(FIRST_CAPACITY, needed, (buffer?.length ?? 0) * 2));
+      if (buffer !== undefined) grown.set(buffer.subarray(0, filled));
+      this.#buffer = buffer = grown;
+    }
+    buffer.set(chunk, filled);
+    this.#filled = needed;
+    // Throws PACKET_TOO_LARGE once the header shows a bigger packet.
+    if (this.#total < 0) this.#total = packetLength(buffer, 0, needed, this.#maxConnectSize);
+    if (this.#total < 0 || needed < this.#total) return undefined;
+    this.#gathering = false;
+    this.#buffer = undefined;
+    return buffer.slice(0, needed);
+  }
 }

@@ -7,11 +7,17 @@
  * - `retained.journal`: the retained messages, a journal in the format of
  *   `../store/journal.ts` (each retained PUBLISH a `pushWaiting` record with
  *   RETAIN set; a clear is one with an empty payload and RETAIN clear), compacted
- *   into a snapshot (`.tmp`, then an atomic rename) once it grows past twice
- *   what is live.
+ *   into a snapshot once it grows past twice what is live.
  * - `sessions/<key>.journal`: one {@linkcode FileStore} per persistent session
  *   (subscriptions, in-flight and queued messages, incoming QoS 2 ids), and
- *   `sessions/<key>.json`: its client identifier and user name.
+ *   `sessions/<key>.json`: its client identifier, user name and 5.0 state.
+ *   The journals take no lock of their own (`broker.lock` covers them), and
+ *   the journal of an offline session is closed (but for the few most recently
+ *   written to), so offline sessions hold no file descriptors.
+ *
+ * Every snapshot (the compacted journals, each `.json`) is written by
+ * `../store/snapshot_file.ts`: a `.tmp` file, flushed, renamed over the old
+ * one, the directory flushed.
  *
  * Durability is `FileStore`'s: every change is written synchronously before
  * the broker acknowledges what caused it (PUBACK, PUBREC, SUBACK), so a
@@ -26,11 +32,14 @@ import type { QoS } from "../codec/packet.ts";
 import { MqttError } from "../errors.ts";
 import {
   appendToJournal,
-  FileStore,
+  createUnlockedStore,
+  type FileStore,
   lockWithin,
+  openUnlockedStore,
+  setStoreIdle,
   storeError,
-  writeAll,
 } from "../store/file_store.ts";
+import { DENO_FILE_SYSTEM, type OpenFile, writeSnapshot } from "../store/snapshot_file.ts";
 import {
   Encoder,
   Image,
@@ -112,7 +121,7 @@ export class Persistence {
   /** Each open session's `.json` contents, by client identifier. */
   readonly #meta = new Map<string, SessionMeta>();
   readonly #enc = new Encoder();
-  #file: Deno.FsFile | undefined;
+  #file: OpenFile | undefined;
   #size = 0;
   #liveBytes = 0;
   /**
@@ -153,6 +162,9 @@ export class Persistence {
     const fsync = options.fsync ?? false;
     try {
       await Deno.mkdir(`${dir}/sessions`, { recursive: true });
+      // Session stores are created by synchronous calls later: their paths must not depend on
+      // the working directory then.
+      dir = await Deno.realPath(dir);
     } catch (err) {
       throw storeError(`cannot create ${dir}`, err);
     }
@@ -179,7 +191,8 @@ export class Persistence {
           log(`Persistence: skipping session ${key}: unreadable ${entry.name} (${err}).`);
           continue;
         }
-        const store = await FileStore.open(`${dir}/sessions/${key}.journal`, {
+        // No lock file per session (broker.lock covers them), and no open file while offline.
+        const store = await openUnlockedStore(`${dir}/sessions/${key}.journal`, {
           fsync,
           onCorruption: (error) => log(`Persistence: ${error.message}.`),
         });
@@ -196,41 +209,36 @@ export class Persistence {
   }
 
   /**
-   * The store of `clientId`'s persistent session: the open one, or a new one
-   * (its `.json` written first, so a crash leaves no journal without a name).
+   * A new, empty store for `clientId`'s persistent session (which expires
+   * `expiryInterval` seconds after its connection ends; `Infinity`: never),
+   * replacing any it had on disk (the caller has dropped a session it held). Its `.json` is
+   * written first, so a crash leaves no journal without a name. Synchronous,
+   * so the session is created in the same step as the broker decides it.
+   * Throws `STORE_ERROR`.
    */
-  async sessionStore(
+  createSession(
     clientId: string,
     username: string | undefined,
-  ): Promise<{ store: FileStore; created: boolean }> {
-    const open = this.#stores.get(clientId);
-    if (open !== undefined) return { store: open, created: false };
+    expiryInterval: number,
+  ): FileStore {
     const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
-    const meta = `${base}.json`;
-    try {
-      const tmp = `${meta}.tmp`;
-      await Deno.writeTextFile(tmp, JSON.stringify({ clientId, username }));
-      await Deno.rename(tmp, meta);
-    } catch (err) {
-      throw storeError(`cannot write ${meta}`, err);
-    }
-    // Opened meanwhile by another connection of this client: use that one.
-    const raced = this.#stores.get(clientId);
-    if (raced !== undefined) return { store: raced, created: false };
-    try {
-      await Deno.remove(`${base}.journal`);
-    } catch {
-      // Nothing left from an earlier session of this name.
-    }
-    const store = await FileStore.open(`${base}.journal`, { fsync: this.#fsync });
-    const again = this.#stores.get(clientId);
-    if (again !== undefined) {
-      store.close();
-      return { store: again, created: false };
-    }
+    const meta: SessionMeta = { clientId };
+    if (username !== undefined) meta.username = username;
+    if (expiryInterval !== Infinity) meta.expiryInterval = expiryInterval;
+    this.#writeMeta(`${base}.json`, meta);
+    const store = createUnlockedStore(`${base}.journal`, this.#fsync);
     this.#stores.set(clientId, store);
-    this.#meta.set(clientId, { clientId, username });
-    return { store, created: true };
+    this.#meta.set(clientId, meta);
+    return store;
+  }
+
+  /**
+   * A session's connection came (`false`) or went (`true`): the store of an
+   * offline session keeps its journal closed between changes.
+   */
+  setIdle(clientId: string, idle: boolean): void {
+    const store = this.#stores.get(clientId);
+    if (store !== undefined) setStoreIdle(store, idle);
   }
 
   /**
@@ -267,19 +275,17 @@ export class Persistence {
       if (Object.keys(ids).length === 0) delete next.identifiers;
       else next.identifiers = ids;
     }
-    const path = `${this.#dir}/sessions/${keyOf(clientId)}.json`;
+    this.#writeMeta(`${this.#dir}/sessions/${keyOf(clientId)}.json`, next);
+    this.#meta.set(clientId, next);
+  }
+
+  /** Replaces a session's `.json` (atomically; durably with `fsync`). */
+  #writeMeta(path: string, meta: SessionMeta): void {
     try {
-      Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(next));
-      if (this.#fsync) {
-        const file = Deno.openSync(`${path}.tmp`, { write: true });
-        file.syncSync();
-        file.close();
-      }
-      Deno.renameSync(`${path}.tmp`, path);
+      writeSnapshot(path, utf8.encode(JSON.stringify(meta)), this.#fsync, DENO_FILE_SYSTEM).close();
     } catch (err) {
       throw storeError(`cannot write ${path}`, err);
     }
-    this.#meta.set(clientId, next);
   }
 
   /** Forgets `clientId`'s persistent session: closes its store and removes its files. */
@@ -362,7 +368,6 @@ export class Persistence {
   /** Writes the retained messages as a fresh journal and renames it over the old one. */
   #compactRetained(): void {
     const path = `${this.#dir}/retained.journal`;
-    const tmp = `${path}.tmp`;
     const enc = new Encoder();
     enc.reserve(MAGIC.length);
     enc.buf.set(MAGIC, 0);
@@ -374,18 +379,10 @@ export class Persistence {
       live += message.topic.length * 3 + message.payload.length + 14;
     }
     const data = enc.buf.subarray(0, enc.length);
-    const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    let file: OpenFile;
     try {
-      writeAll(file, data);
-      if (this.#fsync) file.syncSync();
-      Deno.renameSync(tmp, path);
+      file = writeSnapshot(path, data, this.#fsync, DENO_FILE_SYSTEM);
     } catch (err) {
-      file.close();
-      try {
-        Deno.removeSync(tmp);
-      } catch {
-        // Gone already.
-      }
       throw storeError(`cannot compact ${path}`, err);
     }
     this.#file?.close();

@@ -7,11 +7,11 @@
 import type { QoS } from "../codec/packet.ts";
 import type { PublishProperties } from "../codec/properties.ts";
 import { type RetainedLimits, type RetainedMessage, RetainedStore } from "./retained.ts";
-import type { Store } from "../store/store.ts";
 import type { Persistence } from "./persistence.ts";
 import { BrokerSession, type Delivery, type QueueLimits } from "./session.ts";
 import { type Grant, identifiersOf, type Match, SubscriptionIndex } from "./subscriptions.ts";
 import { SharedSubscriptions } from "./shared.ts";
+import { queueRetained } from "./retained_feed.ts";
 
 /** Most expired retained messages dropped per turn of the event loop. */
 const SWEEP_BATCH = 1000;
@@ -118,13 +118,14 @@ export class Router {
    * a new empty session replaces any old one (MQTT-3.1.2-4/-6); otherwise the
    * held one is resumed and `present` is true (MQTT-3.2.2-2). The caller has
    * already closed any connection still using the old session (MQTT-3.1.4-2).
-   * The session records the `username` that opened it.
+   * The session records the `username` that opened it. With persistence, a
+   * new session with an expiry interval other than 0 is kept on disk; throws
+   * `STORE_ERROR` when it cannot be (nothing is then held for `clientId`).
    */
   openSession(
     clientId: string,
     clean: boolean,
     username: string | undefined,
-    store?: Store,
     expiryInterval: number = clean ? 0 : Infinity,
   ): { session: BrokerSession; present: boolean } {
     const held = this.sessions.get(clientId);
@@ -134,25 +135,27 @@ export class Router {
       held.cancelWill();
       clearTimeout(held.expiryTimer);
       held.expiryTimer = undefined;
+      // Its connection takes what retained messages are left from here, as its window allows.
+      clearTimeout(held.retainedTimer);
+      held.retainedTimer = undefined;
     }
     const interval = expiryInterval >= NEVER_EXPIRES ? Infinity : expiryInterval;
     if (held !== undefined && !clean) {
       held.clean = interval === 0;
       held.expiryInterval = interval;
       this.#recordExpiry(held);
+      if (held.store !== undefined) this.#persistence?.setIdle(clientId, false);
       return { session: held, present: true };
     }
     if (held !== undefined) this.discard(held);
-    const session = new BrokerSession(
-      clientId,
-      interval === 0,
-      this.#limits,
-      username,
-      interval === 0 ? undefined : store,
-    );
+    // MQTT 5.0 section 3.1.2.11.2: the Session Expiry Interval, not Clean Start, says whether
+    // the session outlives its connection (and so a restart).
+    const store = interval === 0
+      ? undefined
+      : this.#persistence?.createSession(clientId, username, interval);
+    const session = new BrokerSession(clientId, interval === 0, this.#limits, username, store);
     session.expiryInterval = interval;
     this.sessions.set(clientId, session);
-    this.#recordExpiry(session);
     return { session, present: false };
   }
 
@@ -172,12 +175,37 @@ export class Router {
    */
   connectionEnded(session: BrokerSession): void {
     if (session.clean) return this.discard(session);
+    // Offline, its journal holds no open file (each change opens and closes it).
+    if (session.store !== undefined) this.#persistence?.setIdle(session.clientId, true);
+    this.#queueRetainedOffline(session);
     const interval = session.expiryInterval;
     if (interval === Infinity) return;
     if (session.store !== undefined) {
       this.#persistence?.updateSession(session.clientId, { disconnectedAt: Date.now() });
     }
     this.#expireAfter(session, interval * 1000);
+  }
+
+  /**
+   * Queues the retained messages its new subscriptions had still to send for a session without
+   * a connection: QoS 1 and 2 ones (QoS 0 is not kept for an offline session), in order, while
+   * its queue has room, so they are delivered when it resumes (and, with persistence, after a
+   * restart). A long search goes on at the next turn of the event loop. What does not fit waits
+   * for the session to resume, when its connection goes on from there.
+   */
+  #queueRetainedOffline(session: BrokerSession): void {
+    session.retainedTimer = undefined;
+    if (session.owner !== undefined || this.sessions.get(session.clientId) !== session) return;
+    const before = session.dropped;
+    const { paused } = queueRetained(
+      session,
+      (delivery) => session.hasRoomFor(delivery),
+      true,
+      performance.now(),
+      (message) => this.expireRetained(message),
+    );
+    this.dropped += session.dropped - before;
+    if (paused) session.retainedTimer = setTimeout(() => this.#queueRetainedOffline(session), 0);
   }
 
   /** Ends a session without a connection `ms` from now, unless one resumes it first. */
@@ -202,6 +230,9 @@ export class Router {
       if (!this.#shared.remove(filter, session)) this.#index.remove(filter, session);
     }
     session.subscriptions.clear();
+    session.retained.length = 0;
+    clearTimeout(session.retainedTimer);
+    session.retainedTimer = undefined;
     const leftovers: Delivery[] = [];
     for (const entry of session.state.inflight()) {
       const message = entry.message as Delivery;

@@ -10,6 +10,8 @@ import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
 import type { Store } from "../store/store.ts";
 import type { Grant } from "./subscriptions.ts";
+import type { RetainedCursor } from "./retained_feed.ts";
+import { utf8Length } from "../codec/utf8.ts";
 
 /** An application message queued for one client, QoS already downgraded for it. */
 export interface Delivery {
@@ -86,6 +88,14 @@ export class BrokerSession {
   expiryInterval: number;
   /** Ends the session once its expiry interval has passed without a connection. */
   expiryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /**
+   * Retained messages still to send for its new subscriptions (MQTT-3.3.1-6), taken as the
+   * client's window allows; kept across connections, so none is lost when one ends.
+   */
+  readonly retained: RetainedCursor[] = [];
+  /** Goes on queueing retained messages for the session while it has no connection. */
+  retainedTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #limits: QueueLimits;
   /** A will waiting for its Will Delay Interval (MQTT 5.0 section 3.1.3.2.2), and its timer. */
   #delayedWill: { publish: () => void; timer: ReturnType<typeof setTimeout> } | undefined =
     undefined;
@@ -112,6 +122,7 @@ export class BrokerSession {
     this.clean = clean;
     this.expiryInterval = clean ? 0 : Infinity;
     this.store = store;
+    this.#limits = limits;
     this.state = new SessionState({
       maxQueued: limits.maxQueued,
       maxQueuedBytes: limits.maxQueuedBytes,
@@ -150,11 +161,22 @@ export class BrokerSession {
     this.cancelWill();
     clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
+    clearTimeout(this.retainedTimer);
+    this.retainedTimer = undefined;
   }
 
   /** Messages waiting for the connection or a window slot. */
   get queued(): number {
     return this.state.pendingCount;
+  }
+
+  /** Whether `delivery` can join the queue without pushing an older message out of it. */
+  hasRoomFor(delivery: Delivery): boolean {
+    const { maxQueued, maxQueuedBytes } = this.#limits;
+    const size = utf8Length(delivery.topic) + delivery.payload.byteLength;
+    // One that could never fit is queued all the same, to be dropped and counted as any other.
+    return this.queued < maxQueued &&
+      (this.state.queuedBytes + size <= maxQueuedBytes || size > maxQueuedBytes);
   }
 
   /**

@@ -9,6 +9,7 @@
 import type { AuthPacket } from "../codec/packet.ts";
 import type { ConnectProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
+import { invalid } from "./checks.ts";
 
 /**
  * Answers one challenge of the server: gets its Authentication Data, returns
@@ -46,7 +47,6 @@ export function resolveAuthOptions(
 ): { properties: ConnectProperties; onAuth: AuthHandler | undefined } | undefined {
   const { authenticationMethod: method, authenticationData: data, onAuth } = options;
   if (method === undefined && data === undefined && onAuth === undefined) return undefined;
-  const invalid = (message: string) => new MqttError("INVALID_OPTION", message);
   if (version === 4) {
     const name = method !== undefined
       ? "authenticationMethod"

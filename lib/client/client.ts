@@ -39,6 +39,7 @@ import { expiryDeadline } from "../session/expiry.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
+import type { UnclaimedEventDetail } from "./held.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { ServerList } from "./servers.ts";
 import type { Redirect } from "./redirect.ts";
@@ -219,6 +220,8 @@ export interface MqttClientEventMap {
   error: CustomEvent<MqttError>;
   /** The client is closed for good. */
   close: CustomEvent<CloseEventDetail>;
+  /** Messages that matched no subscription were acknowledged and dropped (see `holdTimeout`). */
+  unclaimed: CustomEvent<UnclaimedEventDetail>;
 }
 
 /** A listener of one of the {@linkcode MqttClientEventMap} events. */
@@ -258,6 +261,8 @@ function isFatal(error: MqttError | undefined): boolean {
  * - `reconnect`: a reconnect attempt is scheduled; `CustomEvent<ReconnectEventDetail>`.
  * - `error`: a connection or a reconnect attempt failed; `CustomEvent<MqttError>`.
  * - `close`: the client is closed for good; `CustomEvent<CloseEventDetail>`.
+ * - `unclaimed`: messages that matched no subscription were acknowledged and
+ *   dropped; `CustomEvent<UnclaimedEventDetail>`.
  *
  * After a lost connection the client reconnects (unless `reconnect: false`).
  * Subscriptions keep working across reconnects: when the broker kept no
@@ -266,8 +271,10 @@ function isFatal(error: MqttError | undefined): boolean {
  *
  * Messages that arrive for no subscription (a resumed session's queued
  * messages arrive right after CONNACK, before the user subscribes again) are
- * held, never dropped, and handed to the first subscription that matches them.
- * While `bufferSize` such messages are held the client stops reading.
+ * held and handed to the first subscription that matches them, for
+ * `holdTimeout` (1 s) after each connection is accepted; then acknowledged and
+ * dropped, with an `unclaimed` event. While `bufferSize` such messages are
+ * held the client stops reading.
  *
  * @example
  * ```ts ignore
@@ -334,7 +341,13 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
       store: options.store,
       clock: { now: now(), wall: Date.now() },
     });
-    this.#inbox = new Inbox(this.#state, options.bufferSize);
+    this.#inbox = new Inbox(this.#state, options.bufferSize, {
+      holdTimeout: options.holdTimeout,
+      unclaimed: (messages) =>
+        this.dispatchEvent(
+          new CustomEvent<UnclaimedEventDetail>("unclaimed", { detail: { messages } }),
+        ),
+    });
     this.#host = {
       inbox: this.#inbox,
       // Acknowledgements go to the latest connection's session: it sends them,
@@ -464,8 +477,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * The topic filters the session holds at the server, with their granted
    * QoS, in subscribe order: those granted on this client, and, with a
    * `store` and `clean: false`, those a previous process left in the store.
-   * Messages for a filter with no live {@linkcode Subscription} are held until
-   * `subscribe()` is called for it again.
+   * Messages for a filter with no live {@linkcode Subscription} are held for
+   * `subscribe()` to be called for it again, for `holdTimeout` after CONNACK.
    *
    * @example
    * ```ts ignore
@@ -799,8 +812,11 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
 
   /**
    * Closes the client: waits (up to `closeTimeout`) for in-flight and queued
-   * messages to complete, sends DISCONNECT and closes the transport. Publishes
-   * still unfinished then reject with `CLOSE_TIMEOUT`. Stops reconnecting.
+   * messages to complete, sends DISCONNECT, and waits (within the same
+   * `closeTimeout`) for the server to close the connection, so that it has
+   * read everything sent before (a reconnect of the same session right after
+   * loses no acknowledgement); then closes the transport. Publishes still
+   * unfinished then reject with `CLOSE_TIMEOUT`. Stops reconnecting.
    *
    * @example
    * ```ts ignore

@@ -30,7 +30,8 @@ import type {
 import { PacketFramer } from "../streams/packet_reader.ts";
 import { encodeBatch } from "../streams/packet_writer.ts";
 import type { Transport } from "../transports/transport.ts";
-import { DeadlineTimer } from "../util/deadline_timer.ts";
+import { type ByteReader, type ByteWriter, openDuplex } from "../transports/direct.ts";
+import { QueuedDeadlineTimer } from "../util/timer_queue.ts";
 import type { Inbox } from "./inbox.ts";
 import { type AckFunction, createMessage } from "./message.ts";
 import type { PendingAck } from "../session/acks.ts";
@@ -102,18 +103,24 @@ export class Connection implements SessionHandler {
   readonly #session: Session;
   readonly #host: ConnectionHost;
   readonly #inbox: Inbox;
-  readonly #timer: DeadlineTimer;
+  /** On the shared timer queue: one `setTimeout` serves every connection of the process. */
+  readonly #timer: QueuedDeadlineTimer;
   readonly #transport: Transport;
   /**
-   * The transport's own writer: each batch is encoded here and written
-   * straight to it, so a QoS 0 publish settles on the transport's answer to
-   * its write, not on a stream in between having taken it.
+   * The transport's own writer (its stream's, or its fast path: see
+   * `openDuplex`): each batch is encoded here and written straight to it, so
+   * a QoS 0 publish settles on the transport's answer to its write, not on a
+   * stream in between having taken it.
    */
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: ByteWriter;
   /** The session's protocol version, which every batch is encoded at. */
   readonly #codec: CodecOptions;
   /** DISCONNECT is queued: the server ending the connection now is the expected end. */
   #disconnecting = false;
+  /** DISCONNECT has left: the server reads it, then hangs up (see `closed`). */
+  #disconnected = false;
+  /** Bounds the wait for the server to hang up after our DISCONNECT. */
+  #hangUpTimer: ReturnType<typeof setTimeout> | undefined;
   /** The session failed and a DISCONNECT saying why is being written: the connection's end. */
   #failing: MqttError | undefined;
   readonly #connack: PromiseWithResolvers<ConnackPacket> = Promise.withResolvers();
@@ -126,6 +133,8 @@ export class Connection implements SessionHandler {
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** What the session sends now answers a batched acknowledgement. */
   #batching = false;
+  /** The clock as read for the pending batch (see `#now`). */
+  #clock: number | undefined;
   /** Settles when the pending batch is written (made only when a QoS 0 publish asks). */
   #batchWritten: PromiseWithResolvers<void> | undefined;
   #ended = false;
@@ -143,7 +152,7 @@ export class Connection implements SessionHandler {
   #readAt = 0;
   /** What the consumer that stopped the framing waits on, for the read loop to await. */
   #blocked: Promise<unknown> | undefined;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #reader: ByteReader;
   /** The first bytes read before CONNACK, to explain a failure there (an HTTP port…). */
   #firstChunk: Uint8Array | undefined;
   readonly #options: ResolvedOptions;
@@ -167,7 +176,8 @@ export class Connection implements SessionHandler {
     this.#transport = transport;
     this.#trace = tracer(options.onPacket);
     this.#options = options;
-    this.#writer = transport.writable.getWriter();
+    const { reader, writer } = openDuplex(transport);
+    this.#writer = writer;
     this.#session = new Session(sessionOptions(options), state, this);
     this.#auth = new AuthExchange(options.onAuth, {
       answer: (data) => {
@@ -179,14 +189,14 @@ export class Connection implements SessionHandler {
     // The reader and writer speak the session's protocol version from the CONNECT on.
     const protocolVersion = this.#session.protocolVersion;
     this.#codec = { protocolVersion };
-    this.#timer = new DeadlineTimer(now, () => {
+    this.#timer = new QueuedDeadlineTimer((time) => {
       if (this.#ended) return;
-      this.#session.tick(now());
+      this.#session.tick(time);
       this.#armTimer();
     });
-    this.#reader = transport.readable.getReader();
+    this.#reader = reader;
     this.finished = this.#readLoop(
-      this.#reader,
+      reader,
       new PacketFramer({ maxPacketSize: options.maxPacketSize, protocolVersion }),
     );
   }
@@ -216,7 +226,7 @@ export class Connection implements SessionHandler {
 
   /** Publishes through the session (see `Session.publish`). */
   publish(message: OutgoingMessage, done: PublishCallback): void {
-    this.#session.publish(message, now(), done);
+    this.#session.publish(message, this.#now(), done);
     this.#armTimer();
   }
 
@@ -226,13 +236,13 @@ export class Connection implements SessionHandler {
     done: SubscribeCallback,
     properties?: SubscribeProperties,
   ): void {
-    this.#session.subscribe(requests, now(), done, properties);
+    this.#session.subscribe(requests, this.#now(), done, properties);
     this.#armTimer();
   }
 
   /** Sends UNSUBSCRIBE through the session. */
   unsubscribe(filters: string[], done: UnsubscribeCallback): void {
-    this.#session.unsubscribe(filters, now(), done);
+    this.#session.unsubscribe(filters, this.#now(), done);
     this.#armTimer();
   }
 
@@ -244,7 +254,7 @@ export class Connection implements SessionHandler {
   acknowledge(ack: PendingAck, consumed: boolean, batched = false): void {
     this.#batching = batched;
     try {
-      this.#session.acknowledge(ack, consumed, now());
+      this.#session.acknowledge(ack, consumed, this.#now());
     } finally {
       this.#batching = false;
     }
@@ -325,8 +335,30 @@ export class Connection implements SessionHandler {
    * once the transport took the bytes, rejected when it failed (which also
    * ends the connection).
    */
+  /**
+   * The session's clock for sends: read once per batch. A busy client
+   * publishes or acknowledges a message per microtask, and each
+   * `performance.now()` is a call into the runtime (6 % of the client's time
+   * at QoS 1). Until the batch is written the value is at most that long old
+   * (a macrotask for batched acknowledgements): keep-alive and expiry, in
+   * seconds, cannot tell.
+   */
+  #now(): number {
+    let clock = this.#clock;
+    if (clock === undefined) {
+      clock = this.#clock = now();
+      if (!this.#flushQueued && this.#flushTimer === undefined) queueMicrotask(this.#forgetClock);
+    }
+    return clock;
+  }
+
+  readonly #forgetClock = (): void => {
+    if (!this.#flushQueued && this.#flushTimer === undefined) this.#clock = undefined;
+  };
+
   readonly #flush = (): void => {
     this.#flushQueued = false;
+    this.#clock = undefined;
     if (this.#flushTimer !== undefined) {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = undefined;
@@ -365,6 +397,7 @@ export class Connection implements SessionHandler {
   /** @internal CONNACK accepted the connection. */
   connected(connack: ConnackPacket): void {
     this.accepted = true;
+    this.#firstChunk = undefined; // explains only failures before CONNACK
     this.#inbox.connected(connack.sessionPresent);
     this.#connack.resolve(connack);
   }
@@ -388,11 +421,24 @@ export class Connection implements SessionHandler {
     this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
+    // A read loop paused for a consumer must read on: the server's hang-up is what ends it.
+    this.#wakeReader();
     // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
     const timer = error ? setTimeout(() => this.end(error), ERROR_FLUSH_MS) : undefined;
     this.#writer.close().catch(noop).finally(() => {
       clearTimeout(timer);
-      this.end(error);
+      if (error !== undefined || this.#ended) {
+        this.end(error);
+        return;
+      }
+      // A clean close ends when the server hangs up (section 3.14.4: it SHOULD close the
+      // connection on DISCONNECT; the writable's close began ours, MQTT-3.14.4-1), so the
+      // server has read the DISCONNECT and every acknowledgement before it.
+      // Torn down at once, a reconnect of the same session could reach the server first:
+      // Mosquitto then takes the session over and drops the old connection's unread bytes,
+      // and the acknowledged messages come back. A server that never hangs up gets `closeTimeout`.
+      this.#disconnected = true;
+      this.#hangUpTimer = setTimeout(() => this.end(undefined), this.#options.closeTimeout);
     });
   }
 
@@ -407,6 +453,7 @@ export class Connection implements SessionHandler {
     this.#auth.end(reason);
     this.#timer.clear();
     clearTimeout(this.#flushTimer);
+    clearTimeout(this.#hangUpTimer);
     this.#wakeReader();
     // QoS 0 publishes waiting for this batch were never written: they fail.
     this.#batchWritten?.reject(reason);
@@ -447,7 +494,7 @@ export class Connection implements SessionHandler {
    * one read per chunk instead of one per packet, one clock reading per chunk.
    */
   async #readLoop(
-    reader: ReadableStreamDefaultReader<Uint8Array>,
+    reader: ByteReader,
     framer: PacketFramer,
   ): Promise<void> {
     let error: MqttError | undefined;
@@ -482,6 +529,8 @@ export class Connection implements SessionHandler {
       }
     } catch (err) {
       error = asMqttError(err, "reading from the connection failed");
+      // Our DISCONNECT has left: however the server ends the connection now, it ends cleanly.
+      if (this.#disconnected) error = undefined;
       // MQTT 5.0: the session tells the server why (DISCONNECT 0x81/0x95) and closes us after.
       // Before CONNACK the peer may not speak MQTT at all: the error is explained below instead.
       refused = err instanceof ProtocolError && !eof && this.accepted &&
@@ -512,7 +561,7 @@ export class Connection implements SessionHandler {
       this.#wakeReader();
     }, noop);
     this.#session.setReadPaused(true, now());
-    while (!released && !this.#ended && !this.#inbox.mayReadAhead()) {
+    while (!released && !this.#ended && !this.#disconnecting && !this.#inbox.mayReadAhead()) {
       const woken = Promise.withResolvers<void>();
       this.#wake = woken.resolve;
       await woken.promise;

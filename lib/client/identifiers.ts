@@ -13,6 +13,7 @@
  * @module
  */
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
+import { emptyMap, isEmptyStandIn } from "../util/empty.ts";
 
 /** What routing needs of a subscription. */
 export interface IdentifiedSubscription {
@@ -37,10 +38,12 @@ export interface IdentifiedSubscription {
  * ```
  */
 export class SubscriptionIds {
-  readonly #latest = new Map<string, number | undefined>();
+  /** Empty until first needed: an idle connection holds no table (issue 18). */
+  #latest: Map<string, number | undefined> = emptyMap();
 
   /** A SUBSCRIBE was granted: its filters now have its identifier (or none). */
   subscribed(sub: IdentifiedSubscription): void {
+    if (isEmptyStandIn(this.#latest)) this.#latest = new Map();
     for (const filter of sub.filters) this.#latest.set(filter, sub.identifier);
   }
 

@@ -10,6 +10,7 @@ import type { MqttError } from "../errors.ts";
 import { localFilter, topicMatches } from "../util/topic_filter.ts";
 import { copyMessage, type Message, settleMessage } from "./message.ts";
 import { SubscriptionIds } from "./identifiers.ts";
+import { HeldMessages } from "./held.ts";
 import { SubscriptionSet } from "./subscription_set.ts";
 import { endSubscription, pushMessage, type Subscription, whenReady } from "./subscription.ts";
 
@@ -22,6 +23,18 @@ import { endSubscription, pushMessage, type Subscription, whenReady } from "./su
 const READ_AHEAD_FACTOR = 4;
 /** How many ended subscriptions' identifiers are remembered (copies for them arrive soon after). */
 const ENDED_IDS = 4096;
+
+/** How the {@linkcode Inbox} treats messages that match no subscription. */
+export interface HoldOptions {
+  /**
+   * Milliseconds after each connection is accepted during which they are held
+   * for a subscription (and, past them, while a SUBSCRIBE awaits its SUBACK);
+   * then they are acknowledged and dropped. `Infinity`: held until claimed.
+   */
+  holdTimeout: number;
+  /** Told of the messages acknowledged and dropped because no subscription claimed them. */
+  unclaimed?: (messages: Message[]) => void;
+}
 
 /**
  * A SUBSCRIBE sent and awaiting its SUBACK. `cancelled` once an UNSUBSCRIBE for
@@ -40,9 +53,11 @@ export interface PendingSubscribe {
  *
  * Messages that arrive for no subscription (a resumed session's queued
  * messages arrive right after CONNACK, before the user subscribes again) are
- * held, never dropped, and handed to the first subscription that matches
- * them; while `bufferSize` QoS 0 messages are held, `backpressure()` stops
- * the reading; unacknowledged QoS 1/2 messages are bounded by the server's
+ * held and handed to the first subscription that matches them, for
+ * `holdTimeout` after each connection is accepted and while a SUBSCRIBE
+ * awaits its SUBACK; then acknowledged and dropped, and `unclaimed` is told
+ * (see {@linkcode HeldMessages}). While `bufferSize` QoS 0 messages are held,
+ * `backpressure()` stops the reading; unacknowledged QoS 1/2 messages are bounded by the server's
  * in-flight window, and by READ_AHEAD_FACTOR × `bufferSize` at most, whatever
  * is awaited. Messages arriving for filters being unsubscribed, and those
  * held for them, are acknowledged and dropped (the application ended the
@@ -70,7 +85,7 @@ export class Inbox {
   readonly #bufferSize: number;
   readonly #subscriptions = new SubscriptionSet();
   readonly #filterCounts = new Map<string, number>();
-  #held: Message[] = [];
+  readonly #held: HeldMessages;
   #heldReady: PromiseWithResolvers<void> | undefined = undefined;
   /** SUBSCRIBEs awaiting their SUBACK. */
   readonly #pending = new Set<PendingSubscribe>();
@@ -79,10 +94,27 @@ export class Inbox {
   /** Subscription Identifiers of subscriptions this client ended, the latest {@linkcode ENDED_IDS}. */
   readonly #endedIds = new Set<number>();
 
-  /** An empty inbox; `bufferSize` bounds the held messages as it bounds each subscription. */
-  constructor(state: ClientSessionState, bufferSize: number) {
+  /**
+   * An empty inbox; `bufferSize` bounds the held messages as it bounds each
+   * subscription; `hold` says how long they are held (default: until claimed).
+   */
+  constructor(
+    state: ClientSessionState,
+    bufferSize: number,
+    hold: HoldOptions = { holdTimeout: Infinity },
+  ) {
     this.#state = state;
     this.#bufferSize = bufferSize;
+    const unclaimed = hold.unclaimed;
+    // A SUBSCRIBE awaiting its SUBACK may claim held messages, unless they stopped the
+    // reading (see mayReadAhead): then its SUBACK is never read, so they are dropped once
+    // the grace is over.
+    const subscribing = () =>
+      this.#pending.size > 0 && this.#held.length < bufferSize * READ_AHEAD_FACTOR;
+    this.#held = new HeldMessages(hold.holdTimeout, subscribing, (messages) => {
+      this.#heldShrank();
+      unclaimed?.(messages);
+    });
   }
 
   /** Messages held for no subscription. */
@@ -139,14 +171,18 @@ export class Inbox {
       return;
     }
     const held = this.#held;
-    held.push(message);
+    // Past the grace period, and with no SUBSCRIBE awaited, it is acknowledged and dropped.
+    if (!held.hold(message)) return;
     const n = held.length;
     // Held QoS 1/2 messages are not acknowledged (a subscription will consume
     // them), so the server's in-flight window bounds them; QoS 0 ones only we do.
-    if (n >= this.#bufferSize * READ_AHEAD_FACTOR || (n >= this.#bufferSize && message.qos === 0)) {
+    const full = n >= this.#bufferSize * READ_AHEAD_FACTOR;
+    if (full || (n >= this.#bufferSize && message.qos === 0)) {
       this.#heldReady ??= Promise.withResolvers();
       this.#blocked.push(this.#heldReady.promise);
     }
+    // The reading stops here whatever is awaited, a SUBACK too: held for no SUBSCRIBE now.
+    if (full) held.recheck();
   }
 
   /** Pushes into one subscription; a full buffer stops the reading unless the server's window bounds it. */
@@ -209,6 +245,7 @@ export class Inbox {
   /** The SUBSCRIBE announced by {@linkcode subscribing} was answered or failed. */
   subscribed(pending: PendingSubscribe): void {
     this.#pending.delete(pending);
+    if (this.#pending.size === 0) this.#held.recheck();
   }
 
   /**
@@ -229,6 +266,7 @@ export class Inbox {
    */
   connected(sessionPresent: boolean): void {
     if (!sessionPresent) this.#ids.resubscribed();
+    this.#held.opened();
   }
 
   /** Adds a new subscription and moves the held messages it matches into it, in arrival order. */
@@ -236,12 +274,7 @@ export class Inbox {
     this.#subscriptions.add(sub);
     this.#ids.subscribed(sub);
     if (this.#held.length === 0) return;
-    const keep: Message[] = [];
-    for (const message of this.#held) {
-      if (sub.matches(message.topic)) this.#push(sub, message);
-      else keep.push(message);
-    }
-    this.#held = keep;
+    for (const message of this.#held.take((m) => sub.matches(m.topic))) this.#push(sub, message);
     this.#heldShrank();
   }
 
@@ -306,28 +339,21 @@ export class Inbox {
    */
   forgetHeld(filters: readonly string[]): void {
     if (this.#held.length === 0) return;
-    const keep: Message[] = [];
-    for (const message of this.#held) {
-      if (filters.some((f) => topicMatches(localFilter(f), message.topic))) {
-        settleMessage(message, true);
-      } else keep.push(message);
-    }
-    this.#held = keep;
+    const gone = this.#held.take((m) => filters.some((f) => topicMatches(localFilter(f), m.topic)));
+    for (const message of gone) settleMessage(message, true);
     this.#heldShrank();
   }
 
   /**
    * The client is closing: messages held for no subscription are acknowledged
-   * and dropped. MQTT-4.5.0-2: a message is acknowledged whether or not the
-   * application elects to process it, and one that no subscription took
-   * before the close was not elected. (Buffered ones, which the application
-   * did subscribe to, stay unacknowledged: the broker sends them again.)
+   * and dropped, and `unclaimed` is told. MQTT-4.5.0-2: a message is
+   * acknowledged whether or not the application elects to process it, and
+   * one that no subscription took before the close was not elected.
+   * (Buffered ones, which the application did subscribe to, stay
+   * unacknowledged: the broker sends them again.)
    */
   acknowledgeHeld(): void {
-    if (this.#held.length === 0) return;
-    const held = this.#held;
-    this.#held = [];
-    for (const message of held) settleMessage(message, true);
+    this.#held.dropAll();
     this.#releaseHeld();
   }
 
@@ -350,6 +376,7 @@ export class Inbox {
   close(error: MqttError | undefined): void {
     for (const sub of this.#subscriptions) endSubscription(sub, error, true);
     this.#subscriptions.clear();
+    this.#held.stop();
     this.#releaseHeld();
   }
 

@@ -14,6 +14,7 @@ import { type BrokerUrl, DEFAULT_WS_PATH, parseBrokerUrl, urlCredentials } from 
 import type { Transport } from "../transports/transport.ts";
 import type { PacketListener } from "./packet_trace.ts";
 import { checkForeignOptions } from "./hints.ts";
+import { checkBoolean, checkInteger, checkString, invalid } from "./checks.ts";
 import type { ConnectProperties, WillProperties } from "../codec/properties.ts";
 import {
   checkWillProperties,
@@ -127,7 +128,27 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    * @default {1000}
    */
   bufferSize?: number;
-  /** Milliseconds `close()` waits for in-flight messages before closing anyway. @default {5000} */
+  /**
+   * Milliseconds after each connection is accepted during which a message
+   * that matches no subscription is held for one: a resumed session's queued
+   * messages (`clean: false`) arrive right after CONNACK, before your
+   * `subscribe()` calls, and the first subscription that matches takes them.
+   * After it (and once no SUBSCRIBE awaits its SUBACK), held messages and any
+   * later one that matches no subscription are acknowledged and dropped
+   * (MQTT-4.5.0-2), and the client's `unclaimed` event lists them; so does
+   * `close()` for those still held. A held QoS 1/2 message holds back the
+   * acknowledgement of every later one (they go out in arrival order), so
+   * holding for good would stop all QoS 1/2 delivery once the broker's
+   * in-flight window is full: subscribe within this time. `Infinity` holds
+   * them until claimed, `unsubscribe()` or `close()`.
+   * @default {1000}
+   */
+  holdTimeout?: number;
+  /**
+   * Milliseconds `close()` waits for in-flight messages to complete and then
+   * for the server to close the connection after reading the DISCONNECT,
+   * before closing anyway. @default {5000}
+   */
   closeTimeout?: number;
   /** Aborts connecting (and closes the connection if it aborts later). */
   signal?: AbortSignal;
@@ -238,6 +259,8 @@ export interface ResolvedOptions {
   maxPacketSize: number;
   /** Per-subscription message buffer. */
   bufferSize: number;
+  /** Milliseconds, or `Infinity`. */
+  holdTimeout: number;
   /** Milliseconds. */
   closeTimeout: number;
   /** Caller's abort signal, if any. */
@@ -271,6 +294,7 @@ export const DEFAULTS: {
   readonly maxInflight: 20;
   readonly maxPacketSize: 268_435_460;
   readonly bufferSize: 1000;
+  readonly holdTimeout: 1000;
   readonly closeTimeout: 5_000;
   readonly wsPath: "/mqtt";
   readonly reconnect: { readonly minDelay: 100; readonly maxDelay: 30_000 };
@@ -288,6 +312,7 @@ export const DEFAULTS: {
   maxInflight: 20,
   maxPacketSize: 268_435_460,
   bufferSize: 1000,
+  holdTimeout: 1000,
   closeTimeout: 5_000,
   wsPath: DEFAULT_WS_PATH,
   reconnect: Object.freeze({ minDelay: 100, maxDelay: 30_000 } as const),
@@ -305,35 +330,6 @@ export const DEFAULTS: {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const encoder = new TextEncoder();
 
-/**
- * An `INVALID_OPTION` error; the message names the option and what it must be.
- *
- * @example
- * ```ts
- * import { invalid } from "./options.ts";
- * console.log(invalid("qos must be 0, 1 or 2").code); // INVALID_OPTION
- * ```
- */
-export function invalid(message: string): MqttError {
-  return new MqttError("INVALID_OPTION", message);
-}
-
-/**
- * Returns `value` if it is an integer from `min` to `max`, else throws `INVALID_OPTION`.
- *
- * @example
- * ```ts
- * import { checkInteger } from "./options.ts";
- * console.log(checkInteger("bufferSize", 10, 1, 100)); // 10
- * ```
- */
-export function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
 function checkMillis(name: string, value: unknown, min: number): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
     throw invalid(
@@ -345,22 +341,15 @@ function checkMillis(name: string, value: unknown, min: number): number {
   return value;
 }
 
-/**
- * Returns `value` if it is a boolean, else throws `INVALID_OPTION`.
- *
- * @example
- * ```ts
- * import { checkBoolean } from "./options.ts";
- * console.log(checkBoolean("retain", true)); // true
- * ```
- */
-export function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw invalid(`${name} must be a boolean, got ${typeof value}`);
-  return value;
-}
-
-function checkString(name: string, value: unknown): string {
-  if (typeof value !== "string") throw invalid(`${name} must be a string, got ${typeof value}`);
+/** `holdTimeout`: milliseconds, or `Infinity` (held until claimed), else throws `INVALID_OPTION`. */
+function checkHoldTimeout(value: unknown): number {
+  if (value === Infinity) return value;
+  if (typeof value !== "number" || !(value >= 0 && value <= MAX_TIMER_MS)) {
+    throw invalid(
+      `holdTimeout must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, or Infinity to ` +
+        `hold messages for no subscription until one claims them, got ${String(value)}`,
+    );
+  }
   return value;
 }
 
@@ -539,6 +528,9 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   const closeTimeout = options.closeTimeout === undefined
     ? DEFAULTS.closeTimeout
     : checkMillis("closeTimeout", options.closeTimeout, 0);
+  const holdTimeout = options.holdTimeout === undefined
+    ? DEFAULTS.holdTimeout
+    : checkHoldTimeout(options.holdTimeout);
   const maxInflight = options.maxInflight === undefined
     ? DEFAULTS.maxInflight
     : checkInteger("maxInflight", options.maxInflight, 1, 65535);
@@ -575,6 +567,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     maxInflight,
     maxPacketSize,
     bufferSize,
+    holdTimeout,
     closeTimeout,
     protocolVersion: v5.protocolVersion,
   };

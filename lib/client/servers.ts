@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { MqttError } from "../errors.ts";
+import type { MqttError } from "../errors.ts";
+import { invalid } from "./checks.ts";
 import { type ConnectOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { parseBrokerUrl, redactUrl } from "./url.ts";
 import { MAX_STRIKES } from "../session/flows.ts";
@@ -14,10 +15,6 @@ import { type Redirect, redirectHops, redirectOf, referenceUrl, SERVER_MOVED } f
 
 /** One broker URL, or several tried in order (see {@linkcode ServerList}). */
 export type BrokerUrls = string | URL | readonly (string | URL)[];
-
-function invalid(message: string): MqttError {
-  return new MqttError("INVALID_OPTION", message);
-}
 
 /**
  * The servers of a client and where it stands among them.

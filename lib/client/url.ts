@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MqttError } from "../errors.ts";
+import { invalid } from "./checks.ts";
 import { schemeHint } from "./hints.ts";
 
 /** URL schemes `connect()` understands. */
@@ -27,10 +27,6 @@ export interface BrokerUrl {
 /** WebSocket path of `ws:` and `wss:` URLs that give none. */
 export const DEFAULT_WS_PATH = "/mqtt";
 const DEFAULT_PORTS: Record<BrokerProtocol, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
-
-function invalid(message: string): MqttError {
-  return new MqttError("INVALID_OPTION", message);
-}
 
 /**
  * The URL as text with its password replaced by `***`, for error messages and

@@ -8,6 +8,7 @@
 import type { ConnectProperties, PublishProperties, WillProperties } from "../codec/properties.ts";
 import { validateTopicName } from "../codec/topic.ts";
 import { MqttError } from "../errors.ts";
+import { checkBoolean, checkInteger, checkString, invalid } from "./checks.ts";
 
 /** Protocol version of `connect()`: 4 is MQTT 3.1.1, 5 is MQTT 5.0, `"auto"` tries 5.0 then 3.1.1. */
 export type ProtocolVersionOption = 4 | 5 | "auto";
@@ -62,27 +63,6 @@ const V5_ONLY = [
   "userProperties",
 ] as const;
 
-function invalid(message: string): MqttError {
-  return new MqttError("INVALID_OPTION", message);
-}
-
-function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function boolean(name: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw invalid(`${name} must be a boolean, got ${typeof value}`);
-  return value;
-}
-
-function string(name: string, value: unknown): string {
-  if (typeof value !== "string") throw invalid(`${name} must be a string, got ${typeof value}`);
-  return value;
-}
-
 /**
  * Checks User Properties: an array of `[name, value]` string pairs. Returns a
  * copy, so a later change by the caller does not change what is sent.
@@ -132,13 +112,13 @@ export function checkMessageProperties(name: string, value: unknown): PublishPro
         out.payloadFormatIndicator = v[key] as 0 | 1;
         break;
       case "messageExpiryInterval":
-        out.messageExpiryInterval = integer(`${name}.${key} (seconds)`, v[key], 0, U32);
+        out.messageExpiryInterval = checkInteger(`${name}.${key} (seconds)`, v[key], 0, U32);
         break;
       case "contentType":
-        out.contentType = string(`${name}.${key}`, v[key]);
+        out.contentType = checkString(`${name}.${key}`, v[key]);
         break;
       case "responseTopic": {
-        const topic = string(`${name}.${key}`, v[key]);
+        const topic = checkString(`${name}.${key}`, v[key]);
         try {
           validateTopicName(topic); // MQTT-3.3.2-14: a Topic Name, no wildcards
         } catch (cause) {
@@ -177,7 +157,12 @@ export function checkWillProperties(value: unknown): WillProperties {
   const out: WillProperties = checkMessageProperties("will.properties", value);
   const delay = (value as WillProperties).willDelayInterval;
   if (delay !== undefined) {
-    out.willDelayInterval = integer("will.properties.willDelayInterval (seconds)", delay, 0, U32);
+    out.willDelayInterval = checkInteger(
+      "will.properties.willDelayInterval (seconds)",
+      delay,
+      0,
+      U32,
+    );
   }
   return out;
 }
@@ -218,7 +203,7 @@ export function resolveV5Options(
   const props: ConnectProperties = {};
   const o = options;
   if (o.sessionExpiryInterval !== undefined) {
-    props.sessionExpiryInterval = integer(
+    props.sessionExpiryInterval = checkInteger(
       "sessionExpiryInterval (seconds)",
       o.sessionExpiryInterval,
       0,
@@ -227,20 +212,20 @@ export function resolveV5Options(
   }
   if (o.receiveMaximum !== undefined) {
     // Section 3.1.2.11.3: a Receive Maximum of 0 is a Protocol Error.
-    props.receiveMaximum = integer("receiveMaximum", o.receiveMaximum, 1, 65535);
+    props.receiveMaximum = checkInteger("receiveMaximum", o.receiveMaximum, 1, 65535);
   }
   if (maxPacketSize !== undefined) props.maximumPacketSize = maxPacketSize;
   if (o.topicAliasMaximum !== undefined) {
-    props.topicAliasMaximum = integer("topicAliasMaximum", o.topicAliasMaximum, 0, 65535);
+    props.topicAliasMaximum = checkInteger("topicAliasMaximum", o.topicAliasMaximum, 0, 65535);
   }
   if (o.requestResponseInformation !== undefined) {
-    props.requestResponseInformation = boolean(
+    props.requestResponseInformation = checkBoolean(
       "requestResponseInformation",
       o.requestResponseInformation,
     );
   }
   if (o.requestProblemInformation !== undefined) {
-    props.requestProblemInformation = boolean(
+    props.requestProblemInformation = checkBoolean(
       "requestProblemInformation",
       o.requestProblemInformation,
     );

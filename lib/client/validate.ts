@@ -12,7 +12,8 @@
  */
 import type { QoS } from "../codec/packet.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
-import { checkBoolean, checkInteger, checkQos, invalid, toBytes } from "./options.ts";
+import { checkQos, toBytes } from "./options.ts";
+import { checkBoolean, checkInteger, invalid } from "./checks.ts";
 
 /** A publish's arguments once checked. */
 export interface CheckedPublish {

@@ -72,7 +72,8 @@ export class PendingAck {
  */
 export class AckQueue {
   #queue = new Queue<PendingAck>();
-  #byId = new Map<number, PendingAck>();
+  /** Made on the first push: a broker's idle sessions need none. */
+  #byId: Map<number, PendingAck> | undefined = undefined;
 
   /** Acknowledgements not yet sent (or skipped). */
   get length(): number {
@@ -82,12 +83,12 @@ export class AckQueue {
   /** Appends one, in arrival order. */
   push(ack: PendingAck): void {
     this.#queue.push(ack);
-    this.#byId.set(ack.packetId, ack);
+    (this.#byId ??= new Map()).set(ack.packetId, ack);
   }
 
   /** The unacknowledged message with this packet id, if any. */
   get(packetId: number): PendingAck | undefined {
-    return this.#byId.get(packetId);
+    return this.#byId?.get(packetId);
   }
 
   /** The oldest pending acknowledgement. */
@@ -99,7 +100,8 @@ export class AckQueue {
   shift(): PendingAck | undefined {
     const ack = this.#queue.shift();
     if (ack === undefined) return undefined;
-    if (this.#byId.get(ack.packetId) === ack) this.#byId.delete(ack.packetId);
+    const byId = this.#byId!; // `push` made it
+    if (byId.get(ack.packetId) === ack) byId.delete(ack.packetId);
     ack.status = "done";
     return ack;
   }
@@ -107,7 +109,7 @@ export class AckQueue {
   /** Forgets every pending acknowledgement (the server's session is gone): they become `"done"`. */
   clear(): void {
     for (const ack of this.#queue.drain()) ack.status = "done";
-    this.#byId.clear();
+    this.#byId?.clear();
   }
 }
 

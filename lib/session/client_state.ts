@@ -17,6 +17,7 @@ import type { MqttError } from "../errors.ts";
 import { SessionState, type SessionStateOptions } from "./state.ts";
 import type { SubscriptionFlags } from "../store/store.ts";
 import type { SubackCode, SubscribeCallback, UnsubscribeCallback } from "./types.ts";
+import { emptyMap, emptySet, isEmptyStandIn } from "../util/empty.ts";
 
 /**
  * A SUBSCRIBE or UNSUBSCRIBE sent and awaiting its SUBACK or UNSUBACK.
@@ -73,13 +74,13 @@ export class PendingRequest {
  */
 export class ClientSessionState extends SessionState {
   /** SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement, by packet id. */
-  #requests = new Map<number, PendingRequest>();
+  #requests: Map<number, PendingRequest> = emptyMap();
   /** Live subscriptions, filter → granted QoS, in subscribe order. */
-  #subscriptions = new Map<string, QoS>();
+  #subscriptions: Map<string, QoS> = emptyMap();
   /** MQTT 5.0 options (No Local, Retain As Published, Retain Handling) of live subscriptions that set any. */
-  #flags = new Map<string, SubscriptionFlags>();
+  #flags: Map<string, SubscriptionFlags> = emptyMap();
   /** Filters loaded from the store and not subscribed again by this process. */
-  #restored = new Set<string>();
+  #restored: Set<string> = emptySet();
   /**
    * Re-registration SUBSCRIBEs sent and not yet acknowledged. Left non-zero
    * when the connection drops before their SUBACKs, so the next connection
@@ -94,6 +95,7 @@ export class ClientSessionState extends SessionState {
   constructor(options: SessionStateOptions = {}) {
     super(options);
     const stored = options.store?.load().subscriptions ?? [];
+    if (stored.length !== 0) this.#subscriptionTables();
     for (const record of stored) {
       const { filter, qos } = record;
       this.#subscriptions.set(filter, qos);
@@ -113,6 +115,14 @@ export class ClientSessionState extends SessionState {
     this.unsubscribed([...this.#restored]);
   }
 
+  // Empty until first needed: an idle connection holds no tables (issue 18).
+  #subscriptionTables(): void {
+    if (!isEmptyStandIn(this.#subscriptions)) return;
+    this.#subscriptions = new Map();
+    this.#flags = new Map();
+    this.#restored = new Set();
+  }
+
   /** SUBSCRIBE/UNSUBSCRIBE sent and awaiting acknowledgement. */
   get requestCount(): number {
     return this.#requests.size;
@@ -125,6 +135,7 @@ export class ClientSessionState extends SessionState {
 
   /** Records a sent SUBSCRIBE/UNSUBSCRIBE under its packet id (taken with `allocatePacketId(true)`). */
   addRequest(request: PendingRequest): void {
+    if (isEmptyStandIn(this.#requests)) this.#requests = new Map();
     this.#requests.set(request.packet.packetId, request);
   }
 
@@ -167,6 +178,7 @@ export class ClientSessionState extends SessionState {
   subscribed(request: PendingRequest, returnCodes: readonly SubackCode[]): void {
     const subs = (request.packet as SubscribePacket).subscriptions;
     const cancelled = request.cancelled;
+    this.#subscriptionTables();
     for (let i = 0; i < subs.length; i++) {
       const code = returnCodes[i];
       const filter = subs[i].filter;
@@ -215,6 +227,7 @@ export class ClientSessionState extends SessionState {
       this.#flags.delete(filter);
     } else {
       store?.putSubscription(filter, code as QoS, this.#flags.get(filter));
+      this.#subscriptionTables();
       this.#subscriptions.set(filter, code as QoS);
     }
     return true;

@@ -97,6 +97,37 @@ function notSpeaking5(returnCode: number): ConnectionRefusedError {
 }
 
 /**
+ * The `UNEXPECTED_PACKET` error when an accepting CONNACK contradicts our
+ * CONNECT, or undefined when it does not. Clean Start 1 discarded our side's
+ * state, so a server claiming a session contradicts us (3.1.1 MQTT-3.2.2-1;
+ * 5.0 MQTT-3.2.2-2, and MQTT-3.2.2-4 has us close). With Clean Start 0 the
+ * state may be another process's: Session Present 1 is the resume we asked for.
+ *
+ * @example
+ * ```ts
+ * import { connackContradiction } from "./connack.ts";
+ * const ack = { type: "connack", sessionPresent: true, returnCode: 0 } as const;
+ * console.log(connackContradiction(ack, true, 4)?.code); // UNEXPECTED_PACKET
+ * ```
+ */
+export function connackContradiction(
+  packet: ConnackPacket,
+  clean: boolean,
+  version: ProtocolVersion,
+): ProtocolError | undefined {
+  if (!packet.sessionPresent || !clean) return undefined;
+  const why = version === 5
+    ? "Session Present 1 after Clean Start 1: we have no session state (MQTT-3.2.2-2, " +
+      "MQTT-3.2.2-4)"
+    : "session present with clean session set (MQTT-3.2.2-1)";
+  return new ProtocolError(
+    "UNEXPECTED_PACKET",
+    `unexpected CONNACK from the server: ${why}`,
+    "connack",
+  );
+}
+
+/**
  * The error of a connection the server closed after our CONNECT and before
  * any CONNACK (`CONNECTION_CLOSED`). After a 5.0 CONNECT that is what some
  * brokers that do not speak 5.0 do instead of refusing it (RabbitMQ 3.10's

@@ -29,21 +29,20 @@ import { MqttError, ProtocolError, ServerDisconnectError, SubscribeError } from 
 import type { ProtocolVersion } from "../codec/packet.ts";
 import type { DisconnectReasonCode } from "../codec/reason_codes.ts";
 import {
-  checkLimits,
-  checkRequestSize,
+  connackContradiction,
   connackRefusal,
   DEFAULT_LIMITS,
-  limitsOf,
   type ServerLimits,
 } from "./connack.ts";
 import type { SubscribeProperties } from "../codec/properties.ts";
 import { isFailure } from "../codec/reason_codes.ts";
-import { aliasReasonCode, ConnectionTopicAliases } from "./topic_aliases.ts";
-import { EnhancedAuth } from "./auth.ts";
+import { aliasReasonCode } from "./topic_aliases.ts";
+import { V5Negotiation } from "./negotiation.ts";
 import { disconnectReasonFor } from "./violation.ts";
 import { type ClientSessionState, PendingRequest } from "./client_state.ts";
 import { OutgoingPublish } from "./state.ts";
 import { Flows } from "./flows.ts";
+import { KeepAlive } from "./keep_alive.ts";
 import { type PendingAck, settleAck } from "./acks.ts";
 import type {
   OutgoingMessage,
@@ -153,28 +152,18 @@ function invalidState(command: string, state: SessionStateName): MqttError {
 export class Session {
   #options: SessionOptions;
   readonly #version: ProtocolVersion;
-  #limits: Readonly<ServerLimits> = DEFAULT_LIMITS;
-  /** MQTT 5.0: most unreleased incoming QoS 1/2 the server may send us (our Receive Maximum). */
-  #receiveMaximum = Infinity;
+  /** MQTT 5.0: limits, Topic Aliases, Receive Maximum, enhanced authentication; none at 3.1.1. */
+  readonly #v5: V5Negotiation | undefined;
   /** MQTT 5.0 reason of our DISCONNECT, from `disconnect()`. */
   #disconnectReason: DisconnectReasonCode | undefined;
-  /** MQTT 5.0 Topic Aliases of the current connection (section 3.3.2.3.4). */
-  #aliases: ConnectionTopicAliases | undefined;
-  /** MQTT 5.0 enhanced authentication rules of the current connection (section 4.12). */
-  #auth: EnhancedAuth | undefined;
   #data: ClientSessionState;
   #handler: SessionHandler;
   readonly #flows: Flows;
   #name: SessionStateName = "disconnected";
-  #keepAliveMs: number;
+  readonly #keepAlive: KeepAlive;
   #connectDeadline = Infinity;
-  #lastSent = 0;
-  #lastReceived = 0;
-  #pingOutstanding = false;
-  #pingTimeoutAt = Infinity;
   /** The flows' send order when the outstanding PINGREQ went out (0: none). */
   #pingOrder = 0;
-  #readPaused = false;
   /** SUBSCRIBE/UNSUBSCRIBE made while connecting (ids already reserved in the state). */
   #queuedRequests: PendingRequest[] = [];
 
@@ -191,7 +180,7 @@ export class Session {
     this.#version = options.protocolVersion ?? 4;
     this.#data = state;
     this.#handler = handler;
-    this.#keepAliveMs = keepAlive * 1000;
+    this.#keepAlive = new KeepAlive(keepAlive, options.pingTimeout);
     this.#flows = new Flows(state, maxInflight, {
       send: (packet, now) => this.#send(packet, now),
       deliver: (packet, ack) => handler.deliver(packet, ack),
@@ -200,10 +189,9 @@ export class Session {
     if (options.maxStrikes !== undefined) this.#flows.maxStrikes = options.maxStrikes;
     // The client's messages are its own: in flight, each keeps only its PUBLISH.
     this.#flows.messageInPacket = true;
-    if (this.#version === 5) {
-      this.#flows.refuse = (message) => checkLimits(message, this.#limits, 5);
-      this.#receiveMaximum = options.properties?.receiveMaximum ?? 65535;
-    }
+    const v5 = this.#version === 5 ? new V5Negotiation(options.properties) : undefined;
+    this.#v5 = v5;
+    if (v5 !== undefined) this.#flows.refuse = (message) => v5.refuse(message);
   }
 
   /** Protocol level this session speaks: 4 (MQTT 3.1.1) or 5 (MQTT 5.0). */
@@ -213,7 +201,7 @@ export class Session {
 
   /** The server's limits from the latest CONNACK (the defaults before one, and under 3.1.1). */
   get limits(): Readonly<ServerLimits> {
-    return this.#limits;
+    return this.#v5?.limits ?? DEFAULT_LIMITS;
   }
 
   /** The connection-level state. */
@@ -225,12 +213,7 @@ export class Session {
   get deadline(): number {
     const name = this.#name;
     if (name === "connecting") return this.#connectDeadline;
-    const ka = this.#keepAliveMs;
-    if (name === "disconnected" || ka === 0) return Infinity;
-    const due = this.#lastSent + ka;
-    if (this.#readPaused) return due;
-    const other = this.#pingOutstanding ? this.#pingTimeoutAt : this.#lastReceived + ka;
-    return other < due ? other : due;
+    return name === "disconnected" ? Infinity : this.#keepAlive.deadline();
   }
 
   /** `disconnected → connecting`: sends CONNECT built from the options and starts the connect timeout. */
@@ -247,24 +230,14 @@ export class Session {
       keepAlive: o.keepAlive,
     };
     if (this.#version === 5 && o.properties !== undefined) packet.properties = o.properties;
-    // MQTT-3.3.2-7: every connection starts without aliases, in both directions.
-    this.#aliases = this.#version === 5
-      ? new ConnectionTopicAliases(o.properties?.topicAliasMaximum ?? 0)
-      : undefined;
-    this.#auth = this.#version === 5
-      ? new EnhancedAuth(o.properties?.authenticationMethod)
-      : undefined;
-    this.#limits = DEFAULT_LIMITS;
-    this.#keepAliveMs = o.keepAlive * 1000;
+    this.#v5?.start();
     this.#flows.maxInflight = o.maxInflight;
     if (o.username !== undefined) packet.username = o.username;
     if (o.password !== undefined) packet.password = o.password;
     if (o.will !== undefined) packet.will = o.will;
     this.#name = "connecting";
     this.#connectDeadline = now + o.connectTimeout;
-    this.#pingOutstanding = false;
-    this.#pingTimeoutAt = Infinity;
-    this.#lastReceived = now;
+    this.#keepAlive.start(o.keepAlive, now);
     this.#send(packet, now);
   }
 
@@ -275,7 +248,7 @@ export class Session {
     if (name === "connecting") {
       if (packet.type === "connack") this.#onConnack(packet, now);
       // Section 4.12: a 5.0 server may challenge with AUTH before CONNACK.
-      else if (packet.type === "auth" && this.#auth !== undefined) this.#onAuth(packet, false, now);
+      else if (packet.type === "auth" && this.#v5 !== undefined) this.#onAuth(packet, false, now);
       // MQTT-3.2.0-1: the server's first packet must be CONNACK.
       else {this.#violation(
           unexpected(packet, "the first packet must be CONNACK (MQTT-3.2.0-1)"),
@@ -284,8 +257,7 @@ export class Session {
       return;
     }
     // Any packet proves the link alive, so it answers an outstanding PINGREQ too.
-    this.#lastReceived = now;
-    this.#pingOutstanding = false;
+    this.#keepAlive.received(now);
     const data = this.#data;
     switch (packet.type) {
       case "publish": {
@@ -328,7 +300,7 @@ export class Session {
         this.#violation(unexpected(packet, "CONNACK was already received"), now);
         return;
       case "auth":
-        if (this.#auth !== undefined) return this.#onAuth(packet, true, now);
+        if (this.#v5 !== undefined) return this.#onAuth(packet, true, now);
         this.#violation(unexpected(packet, "AUTH exists from MQTT 5.0 on"), now);
         return;
       case "disconnect":
@@ -361,10 +333,8 @@ export class Session {
     const name = this.#name;
     if (name === "connected") {
       // MQTT-3.2.2-11, -14, -15: never send what the server said it does not take.
-      if (this.#version === 5) {
-        const refused = checkLimits(message, this.#limits, 5);
-        if (refused !== undefined) return done(refused);
-      }
+      const refused = this.#v5?.refuse(message);
+      if (refused !== undefined) return done(refused);
       this.#flows.publish(message, now, done);
       return;
     }
@@ -457,8 +427,8 @@ export class Session {
    */
   answerAuth(data: Uint8Array | undefined, now: number): void {
     const name = this.#name;
-    if (this.#auth === undefined || (name !== "connecting" && name !== "connected")) return;
-    this.#send(this.#auth.answer(data), now);
+    if (this.#v5 === undefined || (name !== "connecting" && name !== "connected")) return;
+    this.#send(this.#v5.auth.answer(data), now);
   }
 
   /**
@@ -469,11 +439,11 @@ export class Session {
    */
   reauthenticate(data: Uint8Array | undefined, now: number): void {
     if (this.#name !== "connected") throw invalidState("reauthenticate", this.#name);
-    const auth = this.#auth;
-    if (auth === undefined) {
+    const v5 = this.#v5;
+    if (v5 === undefined) {
       throw new MqttError("INVALID_STATE", "re-authentication needs MQTT 5.0");
     }
-    this.#send(auth.reauthenticate(data), now);
+    this.#send(v5.auth.reauthenticate(data), now);
   }
 
   /**
@@ -541,10 +511,8 @@ export class Session {
       return;
     }
     if (name === "disconnected") return;
-    const ka = this.#keepAliveMs;
-    if (ka === 0) return;
-    const paused = this.#readPaused;
-    if (this.#pingOutstanding && !paused && now >= this.#pingTimeoutAt) {
+    const due = this.#keepAlive.due(now);
+    if (due === "timeout") {
       this.#fail(
         new MqttError(
           "KEEPALIVE_TIMEOUT",
@@ -553,19 +521,10 @@ export class Session {
       );
       return;
     }
-    // MQTT-3.1.2-23: never let the gap between sent packets exceed keep-alive.
-    // Also probe when the server has been silent for keep-alive, so a half-open
-    // link is found even while we keep sending (QoS 0 into a black hole).
-    if (
-      now >= this.#lastSent + ka ||
-      (!this.#pingOutstanding && !paused && now >= this.#lastReceived + ka)
-    ) {
+    if (due === "ping") {
       if (this.#pingOrder === 0) this.#pingOrder = this.#flows.sendOrder;
       this.#send(PINGREQ, now);
-      if (!this.#pingOutstanding) {
-        this.#pingOutstanding = true;
-        this.#pingTimeoutAt = now + this.#options.pingTimeout;
-      }
+      this.#keepAlive.pinged(now);
     }
   }
 
@@ -575,9 +534,7 @@ export class Session {
    * gets a full `pingTimeout` again, since its answer may sit unread in the socket.
    */
   setReadPaused(paused: boolean, now: number): void {
-    if (paused === this.#readPaused) return;
-    this.#readPaused = paused;
-    if (!paused && this.#pingOutstanding) this.#pingTimeoutAt = now + this.#options.pingTimeout;
+    this.#keepAlive.setReadPaused(paused, now);
   }
 
   // ---- internals ----
@@ -595,11 +552,11 @@ export class Session {
   }
 
   #send(packet: Packet, now: number): void {
-    this.#lastSent = now;
+    this.#keepAlive.sent(now);
     // Aliases go on the copy written, never on the PUBLISH kept for resending.
-    const aliases = this.#aliases;
+    const v5 = this.#v5;
     this.#handler.send(
-      aliases !== undefined && packet.type === "publish" ? aliases.outgoing(packet) : packet,
+      v5 !== undefined && packet.type === "publish" ? v5.outgoing(packet) : packet,
     );
   }
 
@@ -607,7 +564,7 @@ export class Session {
   #onAuth(packet: AuthPacket, connected: boolean, now: number): void {
     let finished: boolean;
     try {
-      finished = this.#auth!.receive(packet, connected);
+      finished = this.#v5!.auth.receive(packet, connected);
     } catch (err) {
       this.#protocolError(err as ProtocolError, now);
       return;
@@ -636,10 +593,10 @@ export class Session {
    * is sent and the session closes (section 3.3.2.3.4).
    */
   #resolveAlias(packet: PublishPacket, now: number): PublishPacket | undefined {
-    const aliases = this.#aliases;
-    if (aliases === undefined) return packet;
+    const v5 = this.#v5;
+    if (v5 === undefined) return packet;
     try {
-      return aliases.incoming(packet);
+      return v5.incoming(packet);
     } catch (err) {
       const reasonCode = aliasReasonCode(err) as DisconnectReasonCode;
       this.#send({ type: "disconnect", reasonCode }, now);
@@ -663,10 +620,8 @@ export class Session {
       ? { type, packetId: 1, subscriptions: subscriptions!, ...properties && { properties } }
       : { type, packetId: 1, filters: filters! };
     // MQTT-3.2.2-15: one larger than the server takes is refused before anything changes.
-    if (name === "connected" && this.#version === 5) {
-      const tooLarge = checkRequestSize(packet, this.#limits);
-      if (tooLarge !== undefined) throw tooLarge;
-    }
+    const tooLarge = name === "connected" ? this.#v5?.checkRequest(packet) : undefined;
+    if (tooLarge !== undefined) throw tooLarge;
     packet.packetId = data.allocatePacketId(true);
     const request = new PendingRequest(packet, done);
     data.addRequest(request);
@@ -681,30 +636,22 @@ export class Session {
       this.#fail(refusal);
       return;
     }
-    if (packet.sessionPresent && this.#options.clean) {
-      // Clean Start 1 discarded our side's state, so a server claiming a session contradicts
-      // us (3.1.1 MQTT-3.2.2-1; 5.0 MQTT-3.2.2-2, and MQTT-3.2.2-4 has us close). With Clean
-      // Start 0 the state may be another process's: Session Present 1 is the resume we asked for.
-      const error = unexpected(
-        packet,
-        this.#version === 5
-          ? "Session Present 1 after Clean Start 1: we have no session state (MQTT-3.2.2-2, " +
-            "MQTT-3.2.2-4)"
-          : "session present with clean session set (MQTT-3.2.2-1)",
-      );
-      if (this.#version === 5) this.#protocolError(error, now);
-      else this.#fail(error);
+    const contradiction = connackContradiction(packet, this.#options.clean, this.#version);
+    if (contradiction !== undefined) {
+      this.#violation(contradiction, now);
       return;
     }
+    const v5 = this.#v5;
+    let limits: Readonly<ServerLimits> | undefined;
     try {
-      this.#auth?.checkConnack(packet); // MQTT-4.12.0-5, -6
+      limits = v5?.connected(packet); // MQTT-4.12.0-5, -6
     } catch (err) {
       this.#protocolError(err as ProtocolError, now);
       return;
     }
     this.#name = "connected";
-    this.#lastReceived = now;
-    if (this.#version === 5) this.#applyLimits(limitsOf(packet));
+    this.#keepAlive.received(now);
+    if (limits !== undefined) this.#applyLimits(limits);
     // Re-register before anything else goes out: the broker handles packets in
     // order, so the subscriptions are active before resent and queued publishes
     // (which may be answered by messages on those topics) arrive.
@@ -728,9 +675,7 @@ export class Session {
       this.#queuedRequests = [];
       for (const request of queued) {
         // Made before the CONNACK told the server's Maximum Packet Size (MQTT-3.2.2-15).
-        const tooLarge = this.#version === 5
-          ? checkRequestSize(request.packet, this.#limits)
-          : undefined;
+        const tooLarge = v5?.checkRequest(request.packet);
         if (tooLarge === undefined) {
           this.#send(request.packet, now);
           continue;
@@ -746,41 +691,26 @@ export class Session {
 
   /**
    * MQTT 5.0 section 3.3.4: the server must not send more QoS 1/2 PUBLISH
-   * than our Receive Maximum before we acknowledge them (PUBACK, PUBCOMP). A
-   * QoS 1 PUBLISH is acknowledged as it is delivered, so only QoS 2 ones
-   * awaiting PUBREL count; a new one beyond the maximum ends the connection
-   * with DISCONNECT 0x93 (Receive Maximum exceeded). With `deferAcks`, the
-   * messages still being consumed count too (QoS 1 included), and a resend of
-   * one of them is no new message.
+   * than our Receive Maximum before we acknowledge them (PUBACK, PUBCOMP); a
+   * new one beyond the maximum ends the connection with DISCONNECT 0x93
+   * (Receive Maximum exceeded).
    */
   #overReceiveMaximum(packetId: number, now: number): boolean {
-    const data = this.#data;
-    const pending = data.acks.length;
-    if (
-      data.incomingCount + pending < this.#receiveMaximum || data.hasIncoming(packetId) ||
-      (pending !== 0 && data.acks.get(packetId) !== undefined)
-    ) return false;
+    const exceeded = this.#v5?.overReceiveMaximum(this.#data, packetId);
+    if (exceeded === undefined) return false;
     this.#send({ type: "disconnect", reasonCode: 0x93 }, now);
-    this.#fail(
-      new ProtocolError(
-        "RECEIVE_MAXIMUM_EXCEEDED",
-        `the server sent more than our Receive Maximum of ${this.#receiveMaximum} ` +
-          "unacknowledged QoS 1/2 PUBLISH (section 3.3.4); DISCONNECT 0x93 sent",
-        "publish",
-      ),
-    );
+    this.#fail(exceeded);
     return true;
   }
 
   /** MQTT 5.0: the CONNACK's limits hold for this connection. */
-  #applyLimits(limits: ServerLimits): void {
-    this.#limits = limits;
-    // MQTT-3.2.2-17, -18: aliases up to the server's Topic Alias Maximum, none when 0.
-    this.#aliases?.connected(limits.topicAliasMaximum);
+  #applyLimits(limits: Readonly<ServerLimits>): void {
     // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the server's Receive Maximum.
     this.#flows.maxInflight = Math.min(this.#options.maxInflight, limits.receiveMaximum);
     // MQTT-3.2.2-21: the Server Keep Alive replaces ours.
-    if (limits.serverKeepAlive !== undefined) this.#keepAliveMs = limits.serverKeepAlive * 1000;
+    if (limits.serverKeepAlive !== undefined) {
+      this.#keepAlive.intervalMs = limits.serverKeepAlive * 1000;
+    }
   }
 
   /** Re-sends what was in flight on the previous connection, in original order. */
@@ -863,7 +793,7 @@ export class Session {
   #resubscribeBatch(subscriptions: SubscriptionRequest[], now: number): void {
     const data = this.#data;
     const packet: SubscribePacket = { type: "subscribe", packetId: 1, subscriptions };
-    const tooLarge = this.#version === 5 ? checkRequestSize(packet, this.#limits) : undefined;
+    const tooLarge = this.#v5?.checkRequest(packet);
     if (tooLarge !== undefined) {
       if (subscriptions.length === 1) {
         return this.#resubscribeFailed(subscriptions, undefined, tooLarge);
@@ -921,8 +851,7 @@ export class Session {
 
   #resetTimers(): void {
     this.#connectDeadline = Infinity;
-    this.#pingOutstanding = false;
-    this.#pingTimeoutAt = Infinity;
+    this.#keepAlive.stop();
     this.#pingOrder = 0;
     this.#flows.holding = false;
   }

@@ -135,6 +135,14 @@ function checkBound(name: string, value: number | undefined, fallback: number): 
 }
 
 /**
+ * The empty map and set every {@linkcode SessionState} starts with, shared and
+ * never written to: a state makes its own on its first write, so a broker's
+ * idle sessions hold no tables (an empty `Map` or `Set` is some 150 bytes).
+ */
+const NO_INFLIGHT: Map<number, OutgoingPublish> = new Map();
+const NO_IDS: Set<number> = new Set();
+
+/**
  * The MQTT session state that survives connections (packet ids, outgoing
  * in-flight and waiting publishes with their callbacks, incoming QoS 2 ids).
  * One per client session, on either side; each connection's protocol machine
@@ -160,14 +168,14 @@ function checkBound(name: string, value: number | undefined, fallback: number): 
  */
 export class SessionState {
   /** In-flight outgoing QoS 1/2 by packet id; insertion order is send order (MQTT-4.6.0-1). */
-  #inflight = new Map<number, OutgoingPublish>();
+  #inflight: Map<number, OutgoingPublish> = NO_INFLIGHT;
   /** Publishes waiting for a window slot, FIFO. */
   #waiting = new Queue<OutgoingPublish>();
   #queuedBytes = 0;
   /** Packet ids held by something other than a publish (a client's SUBSCRIBE/UNSUBSCRIBE). */
-  #reserved = new Set<number>();
+  #reserved: Set<number> = NO_IDS;
   /** Ids of incoming QoS 2 PUBLISH delivered but not yet released by PUBREL (MQTT-4.3.3-2). */
-  #incoming = new Set<number>();
+  #incoming: Set<number> = NO_IDS;
   #nextId = 1;
   #owner: object | undefined = undefined;
   /** Clean session flag of the latest connection; undefined before the first one. */
@@ -211,7 +219,7 @@ export class SessionState {
       entry.packet = { type: "publish", topic, payload, qos, retain, dup: false, packetId };
       if (properties !== undefined) entry.packet.properties = properties;
       entry.released = r.released;
-      this.#inflight.set(packetId, entry);
+      this.#ownInflight().set(packetId, entry);
     }
     // Loaded entries are accepted whatever the bounds: they were accepted once.
     for (const r of stored.waiting) {
@@ -221,7 +229,7 @@ export class SessionState {
       this.#queuedBytes += entry.size;
       this.#waiting.push(entry);
     }
-    for (const id of stored.incoming) this.#incoming.add(id);
+    for (const id of stored.incoming) this.#ownIncoming().add(id);
     const next = stored.nextPacketId;
     this.#nextId = Number.isInteger(next) && next >= 1 && next <= MAX_PACKET_ID ? next : 1;
   }
@@ -283,7 +291,7 @@ export class SessionState {
     let id = this.#nextId;
     while (inflight.has(id) || reserved.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
     this.#nextId = id === MAX_PACKET_ID ? 1 : id + 1;
-    if (reserve) reserved.add(id);
+    if (reserve) (reserved === NO_IDS ? (this.#reserved = new Set()) : reserved).add(id);
     return id;
   }
 
@@ -365,7 +373,19 @@ export class SessionState {
       this.#waiting.shift();
       this.#queuedBytes -= entry.size;
     }
-    this.#inflight.set(id, entry);
+    this.#ownInflight().set(id, entry);
+  }
+
+  /** The in-flight publishes' map, made on first use (see {@linkcode NO_INFLIGHT}). */
+  #ownInflight(): Map<number, OutgoingPublish> {
+    if (this.#inflight === NO_INFLIGHT) this.#inflight = new Map();
+    return this.#inflight;
+  }
+
+  /** The incoming QoS 2 ids' set, made on first use (see {@linkcode NO_IDS}). */
+  #ownIncoming(): Set<number> {
+    if (this.#incoming === NO_IDS) this.#incoming = new Set();
+    return this.#incoming;
   }
 
   /** The in-flight publish with this id, if any. */
@@ -427,7 +447,7 @@ export class SessionState {
   addIncoming(packetId: number): void {
     const store = this.#store;
     if (store !== undefined) store.addIncoming(packetId);
-    this.#incoming.add(packetId);
+    this.#ownIncoming().add(packetId);
   }
 
   /** Forgets an incoming QoS 2 id (PUBREL received). */

@@ -74,8 +74,11 @@ export class PacketFramer {
   #options: CodecOptions | undefined;
   readonly #maxPacketSize: number | undefined;
   #version: ProtocolVersion;
-  /** Bytes of a fixed header cut by a chunk end; never handed to the decoder, so reused. */
-  readonly #head: Uint8Array = new Uint8Array(MAX_HEADER_LENGTH);
+  /**
+   * Bytes of a fixed header cut by a chunk end; never handed to the decoder, so reused. Made
+   * the first time a header is cut: a broker's idle connections need none.
+   */
+  #head: Uint8Array | null = null;
   /** How many bytes of {@linkcode #head} are held; 0 when no header is pending. */
   #headLength = 0;
   /** Total length of the pending packet once its header is known; 0 when none is pending. */
@@ -228,7 +231,7 @@ export class PacketFramer {
     const count = end - offset;
     if (length < 0) {
       // Fewer than 5 bytes: the Remaining Length is not complete yet.
-      const head = this.#head;
+      const head = this.#head ??= new Uint8Array(MAX_HEADER_LENGTH);
       for (let i = 0; i < count; i++) head[i] = chunk[offset + i];
       this.#headLength = count;
       return;
@@ -253,7 +256,7 @@ export class PacketFramer {
   #resume(chunk: Uint8Array, end: number): number {
     if (this.#total === 0) {
       // A header is pending: complete it with at most the bytes it can still need.
-      const head = this.#head;
+      const head = this.#head!; // held bytes of a header: #hold made it
       const held = this.#headLength;
       const take = Math.min(MAX_HEADER_LENGTH - held, end);
       for (let i = 0; i < take; i++) head[held + i] = chunk[i];

@@ -8,6 +8,7 @@
  */
 import { MqttError } from "../errors.ts";
 import { abortError, transportError } from "./connect_errors.ts";
+import { ConnTransport } from "./conn_io.ts";
 import type { Transport } from "./transport.ts";
 
 /** TLS settings of {@linkcode connectTcp}; all PEM strings. */
@@ -181,95 +182,5 @@ async function connectDeno(
     }
   }
 
-  let closed = false;
-  return {
-    readable: wrapReadable(conn, where, () => closed),
-    writable: wrapWritable(conn, where),
-    close() {
-      if (closed) return;
-      closed = true;
-      closeQuietly(conn);
-    },
-  };
-}
-
-/**
- * Size of a connection's first read buffer: an idle connection reads only
- * CONNACK, PINGRESP and the odd small message, and 10,000 of them must not
- * hold 8 KiB each for a flood that may never come (issue 18).
- */
-const READ_BUFFER_MIN = 512;
-/** Largest read buffer: reads that fill the buffer double it up to this. */
-const READ_BUFFER_MAX = 64 * 1024;
-
-/**
- * The connection's readable with failures as `TRANSPORT_ERROR`, and a clean
- * end instead of an error once the transport was closed locally. A
- * high-water mark of 0 reads from the socket only when the consumer asks, so
- * the consumer's backpressure reaches the socket.
- *
- * Reads go into one buffer reused for the connection's life, and each chunk
- * is a copy of just the bytes read: `conn.readable` would allocate and zero a
- * fresh 64 KiB buffer per read, hold one per idle connection, and every
- * payload view would keep a whole one alive. The buffer starts small and
- * doubles whenever a read fills it, so a busy connection reads in large
- * chunks and an idle one holds little. Like `conn.readable`, the end of the
- * stream, a failed read and `cancel` close the connection.
- */
-function wrapReadable(
-  conn: Deno.Conn,
-  where: string,
-  closedLocally: () => boolean,
-): ReadableStream<Uint8Array> {
-  let buffer = new Uint8Array(READ_BUFFER_MIN);
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let count: number | null;
-      try {
-        count = await conn.read(buffer);
-      } catch (error) {
-        closeQuietly(conn);
-        if (closedLocally()) controller.close();
-        else controller.error(transportError(error, `connection to ${where} failed`));
-        return;
-      }
-      if (count === null) {
-        closeQuietly(conn);
-        controller.close();
-        return;
-      }
-      controller.enqueue(buffer.slice(0, count));
-      if (count === buffer.length && buffer.length < READ_BUFFER_MAX) {
-        buffer = new Uint8Array(buffer.length * 2);
-      }
-    },
-    cancel() {
-      closeQuietly(conn);
-    },
-  }, { highWaterMark: 0 });
-}
-
-/**
- * The connection's writable with failures as `TRANSPORT_ERROR`. Writes go
- * straight to `conn.write` (looping over partial writes) rather than through
- * `conn.writable`, which would add a second stream, its writer and their
- * promises to every connection, idle or not (issue 18).
- */
-function wrapWritable(conn: Deno.Conn, where: string): WritableStream<Uint8Array> {
-  const fail = (error: unknown): never => {
-    throw transportError(error, `writing to ${where} failed`);
-  };
-  return new WritableStream<Uint8Array>({
-    async write(chunk) {
-      try {
-        let written = 0;
-        while (written < chunk.length) written += await conn.write(chunk.subarray(written));
-      } catch (error) {
-        fail(error);
-      }
-    },
-    // Closing waits for the writes before it (the stream does that); the
-    // connection itself is closed by the transport's close().
-    close() {},
-  });
+  return new ConnTransport(conn, where);
 }

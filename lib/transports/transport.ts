@@ -22,6 +22,10 @@ export interface Transport {
   /**
    * Bytes to the peer. Closing it flushes: the close settles once everything
    * written has left (or could not), so a process may exit right after it.
+   * Where the link can, it also tells the peer no more bytes come (TCP's
+   * half-close, WebSocket's close handshake); the readable stays open for
+   * the peer's last bytes and its own close, which the client waits for
+   * after its DISCONNECT (at most `closeTimeout`).
    */
   readonly writable: WritableStream<Uint8Array>;
   /**

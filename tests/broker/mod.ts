@@ -22,3 +22,4 @@ export * from "./cli.ts";
 export * from "./ports.ts";
 export * from "./proxy.ts";
 export * from "./nats.ts";
+export * from "./needs.ts";

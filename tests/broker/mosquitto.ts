@@ -6,6 +6,7 @@
  */
 import { type Certs, sharedCerts } from "./certs.ts";
 import { freePorts, waitForPort } from "./ports.ts";
+import { envFlag, ignoreWithout, type TestFn, type Tool, toolTest } from "./needs.ts";
 
 /** Options of {@linkcode startMosquitto}. All default to off. */
 export interface MosquittoOptions {
@@ -165,26 +166,26 @@ function requireExecutable(name: string): string {
  */
 export function mosquittoAvailable(): boolean {
   // Lets the skip/fail rules be exercised (and a broker-less run be tried) on a machine with it.
-  if (Deno.env.get("MOSQUITTO_DISABLE")) return false;
+  if (envFlag("MOSQUITTO_DISABLE")) return false;
   return ["mosquitto", "mosquitto_pub", "mosquitto_sub", "mosquitto_passwd"]
     .every((name) => findExecutable(name) !== undefined);
 }
 
 /**
- * Whether env `CI` is set (to anything but `""`, `0` or `false`): tests needing a broker then
- * fail rather than skip when it is missing.
+ * Mosquitto (broker and clients) as a {@linkcode Tool} tests need.
  *
  * @example
  * ```ts
- * if (!inCi()) console.log("a missing broker skips its tests");
+ * import { toolTest } from "./needs.ts";
+ *
+ * toolTest(MOSQUITTO, "publishes", async () => {});
  * ```
  */
-export function inCi(): boolean {
-  const ci = Deno.env.get("CI");
-  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
-}
-
-let warned = false;
+export const MOSQUITTO: Tool = Object.freeze({
+  name: "Mosquitto",
+  install: "apt-get install mosquitto mosquitto-clients",
+  available: mosquittoAvailable,
+});
 
 /**
  * `true` when tests needing Mosquitto should be ignored: it is missing and env `CI` is not set
@@ -197,15 +198,7 @@ let warned = false;
  * ```
  */
 export function ignoreWithoutMosquitto(): boolean {
-  if (mosquittoAvailable() || inCi()) return false;
-  if (!warned) {
-    warned = true;
-    console.warn(
-      "Mosquitto is not installed: tests needing a broker are ignored " +
-        "(apt-get install mosquitto mosquitto-clients; with CI set they fail instead)",
-    );
-  }
-  return true;
+  return ignoreWithout(MOSQUITTO);
 }
 
 /**
@@ -219,7 +212,7 @@ export function ignoreWithoutMosquitto(): boolean {
  * });
  * ```
  */
-export function brokerTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void;
+export function brokerTest(name: string, fn: TestFn): void;
 /**
  * `Deno.test` with a definition (sanitizer switches etc.); `ignore` is decided here.
  *
@@ -231,22 +224,9 @@ export function brokerTest(name: string, fn: (t: Deno.TestContext) => void | Pro
 export function brokerTest(definition: Omit<Deno.TestDefinition, "ignore">): void;
 export function brokerTest(
   nameOrDefinition: string | Omit<Deno.TestDefinition, "ignore">,
-  maybeFn?: (t: Deno.TestContext) => void | Promise<void>,
+  maybeFn?: TestFn,
 ): void {
-  const definition = typeof nameOrDefinition === "string"
-    ? { name: nameOrDefinition, fn: maybeFn! }
-    : nameOrDefinition;
-  const fn = definition.fn;
-  Deno.test({
-    ...definition,
-    ignore: ignoreWithoutMosquitto(),
-    fn: (t) => {
-      if (!mosquittoAvailable()) {
-        throw new Error("Mosquitto is not installed and CI is set: broker tests must not skip");
-      }
-      return fn(t);
-    },
-  });
+  toolTest(MOSQUITTO, nameOrDefinition, maybeFn);
 }
 
 interface Ports {

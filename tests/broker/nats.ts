@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { findExecutable, inCi } from "./mosquitto.ts";
+import { findExecutable } from "./mosquitto.ts";
+import { envFlag, type TestFn, type Tool, toolTest } from "./needs.ts";
 import { freePorts, waitForPort } from "./ports.ts";
 
 /** Options of {@linkcode startNatsCluster}. */
@@ -88,10 +89,25 @@ export interface NatsCluster {
  * ```
  */
 export function natsAvailable(): boolean {
-  const disabled = Deno.env.get("NATS_DISABLE");
-  if (disabled !== undefined && disabled !== "" && disabled !== "0") return false;
+  if (envFlag("NATS_DISABLE")) return false;
   return findExecutable("nats-server") !== undefined;
 }
+
+/**
+ * `nats-server` as a {@linkcode Tool} tests need.
+ *
+ * @example
+ * ```ts
+ * import { toolTest } from "./needs.ts";
+ *
+ * toolTest(NATS_SERVER, "fails over", async () => {});
+ * ```
+ */
+export const NATS_SERVER: Tool = Object.freeze({
+  name: "nats-server",
+  install: "apt-get install nats-server",
+  available: natsAvailable,
+});
 
 /**
  * `Deno.test` for tests that need `nats-server`: ignored with a warning when it is missing
@@ -104,23 +120,8 @@ export function natsAvailable(): boolean {
  * });
  * ```
  */
-export function natsTest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
-  const ignore = !natsAvailable() && !inCi();
-  if (ignore) {
-    console.warn(
-      `nats-server is not installed: "${name}" is ignored (apt-get install nats-server)`,
-    );
-  }
-  Deno.test({
-    name,
-    ignore,
-    fn: (t) => {
-      if (!natsAvailable()) {
-        throw new Error("nats-server is not installed and CI is set: NATS tests must not skip");
-      }
-      return fn(t);
-    },
-  });
+export function natsTest(name: string, fn: TestFn): void {
+  toolTest(NATS_SERVER, name, fn);
 }
 
 interface NodePorts {

@@ -15,25 +15,18 @@
  */
 import assert from "node:assert/strict";
 import { ignoreWithoutMosquitto, mosquittoAvailable, startMosquitto } from "../broker/mosquitto.ts";
+import { ignoreWithout, type Tool } from "../broker/needs.ts";
 import { findChromium, launchChromium } from "./chromium.ts";
 import { type PostedResult, startPageServer } from "./serve.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const TIMEOUT_MS = 45_000;
 
-function inCi(): boolean {
-  const ci = Deno.env.get("CI");
-  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
-}
-
-function ignoreWithoutChromium(): boolean {
-  if (findChromium() !== undefined || inCi()) return false;
-  console.warn(
-    "Chromium is not installed: the browser check is ignored " +
-      "(apt-get install -y chromium; with CI set it fails instead)",
-  );
-  return true;
-}
+const CHROMIUM: Tool = {
+  name: "Chromium",
+  install: "apt-get install -y chromium",
+  available: () => findChromium() !== undefined,
+};
 
 /** The page script bundled by `deno bundle`, or `undefined` (with a warning) if it cannot run. */
 async function bundlePage(): Promise<string | undefined> {
@@ -102,7 +95,7 @@ async function within<T>(promise: Promise<T>, what: string, detail: () => string
 Deno.test({
   name:
     "browser: bundled and unbundled, over ws:// and wss://, publish, receive, reconnect, no will on close()",
-  ignore: ignoreWithoutChromium() || ignoreWithoutMosquitto(),
+  ignore: ignoreWithout(CHROMIUM) || ignoreWithoutMosquitto(),
   async fn() {
     const chromium = findChromium();
     assert.ok(chromium, "Chromium is not installed and CI is set (apt-get install -y chromium)");

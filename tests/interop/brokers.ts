@@ -13,6 +13,7 @@
 import { Broker } from "../../broker.ts";
 import { findExecutable, mosquittoAvailable, startMosquitto } from "../broker/mosquitto.ts";
 import { freePorts, waitForPort } from "../broker/ports.ts";
+import { envFlag } from "../broker/needs.ts";
 
 /** The brokers of the suite. */
 export type BrokerName = "mosquitto" | "nats" | "rabbitmq" | "embedded";
@@ -37,11 +38,6 @@ export interface InteropBroker {
 
 const RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 const RABBITMQ_LIB = "/usr/lib/rabbitmq/lib";
-
-function disabled(name: string): boolean {
-  const value = Deno.env.get(`${name.toUpperCase()}_DISABLE`);
-  return value !== undefined && value !== "" && value !== "0";
-}
 
 /** The directory of the installed `rabbitmq_mqtt` plugin, if any. */
 function rabbitMqttPlugin(): string | undefined {
@@ -74,7 +70,7 @@ function rabbitMqttPlugin(): string | undefined {
  * ```
  */
 export function unavailable(name: BrokerName): string | undefined {
-  if (disabled(name)) return `${name.toUpperCase()}_DISABLE is set`;
+  if (envFlag(`${name.toUpperCase()}_DISABLE`)) return `${name.toUpperCase()}_DISABLE is set`;
   switch (name) {
     case "embedded":
       return undefined; // part of this package
