@@ -324,6 +324,27 @@ for (
     assert.deepEqual([...qos1].filter((t) => !received.has(t)), [], "QoS 1 retained messages lost");
     for (const message of after) assert.equal(message.retain, true); // MQTT-3.3.1-8
   });
+
+  Deno.test(`retained messages not yet sent are all delivered, QoS 0 too, when a new connection takes the session over (${version})`, async () => {
+    // The session is never without a connection: the new one goes on with what the old one
+    // had still to send. Before, the takeover ended the old connection as any end, so the
+    // QoS 0 ones still owed were dropped "as for an offline session" (13 of 50 lost).
+    await using broker = new Broker();
+    const { port } = await broker.listen({ port: 0 });
+    await retainMany(port, 100);
+    const first = await RawClient.connect(port, connect);
+    await first.client.subscribe([["r/#", 1]]);
+    // No PUBACK: the window of 20 fills, and what comes after the 20th QoS 1 waits.
+    const before = await drain(first.client, false);
+    const again = await RawClient.connect(port, connect); // while the first is still open
+    assert.equal(again.sessionPresent, true);
+    const after = await drain(again.client, true);
+    first.client.close();
+    again.client.close();
+    const received = new Set([...before, ...after].map((m) => m.topic));
+    const all = [...Array(100)].map((_, i) => `r/${String(i).padStart(3, "0")}`);
+    assert.deepEqual(all.filter((t) => !received.has(t)), [], "retained messages lost");
+  });
 }
 
 Deno.test("persistence: retained messages not yet sent when the connection ends are kept in the session across a restart", async () => {
@@ -360,9 +381,23 @@ Deno.test("persistence: retained messages not yet sent when the connection ends 
   }
 });
 
-/** Open file descriptors of this process, once the count has settled (closes may lag a moment). */
-async function openFiles(atMost: number): Promise<number> {
-  const count = () => [...Deno.readDirSync("/proc/self/fd")].length;
+/**
+ * Open file descriptors of this process on files in `dir`, once the count has settled (closes
+ * may lag a moment). Only those: `deno test --parallel` runs other test files in this process,
+ * and their sockets and files come and go meanwhile.
+ */
+async function openFiles(dir: string, atMost: number): Promise<number> {
+  const count = () => {
+    let n = 0;
+    for (const { name } of Deno.readDirSync("/proc/self/fd")) {
+      try {
+        if (Deno.readLinkSync(`/proc/self/fd/${name}`).startsWith(`${dir}/`)) n++;
+      } catch {
+        // Closed since the directory was read.
+      }
+    }
+    return n;
+  };
   const deadline = Date.now() + 1000;
   while (count() > atMost && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   return count();
@@ -372,7 +407,7 @@ Deno.test({
   name: "persistence: offline persistent sessions hold no open files, idle or storing messages",
   ignore: Deno.build.os !== "linux", // counts /proc/self/fd
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "broker-descriptors-" });
+    const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "broker-descriptors-" }));
     const openOffline = async (port: number, from: number, to: number) => {
       for (let i = from; i < to; i++) {
         const { client } = await RawClient.connect(port, { clientId: `c${i}`, clean: false });
@@ -388,27 +423,27 @@ Deno.test({
         const { port } = await broker.listen({ port: 0 });
         await openOffline(port, 0, 5);
         await until(() => broker.stats().clients === 0, "the clients to be gone");
-        const five = await openFiles(0);
+        const five = await openFiles(dir, 0);
         await openOffline(port, 5, 50);
         await until(() => broker.stats().clients === 0, "the clients to be gone");
         // Two files per offline session before (a journal and its lock): 90 more here.
-        const fifty = await openFiles(five);
+        const fifty = await openFiles(dir, five);
         assert.ok(fifty <= five, `5 offline sessions: ${five} files open, 50: ${fifty}`);
         // A message stored for each opens its journal and appends; only the 16 most recently
         // written stay open.
         broker.publish("all", "stored while offline", { qos: 1 });
         broker.publish("all", "and another", { qos: 1 });
         assert.equal(broker.stats().queuedMessages, 100);
-        const stored = await openFiles(five + 16);
+        const stored = await openFiles(dir, five + 16);
         assert.ok(stored <= five + 16, `after storing messages for each: ${stored} files open`);
       }
-      const closed = await openFiles(0);
+      const closed = await openFiles(dir, 0);
       // Restored offline, the sessions open no file either.
       await using broker = new Broker({ persistence: dir });
       const { port } = await broker.listen({ port: 0 });
       assert.equal(broker.stats().sessions, 50);
-      const restored = await openFiles(closed + 3); // the lock, the retained journal, the listener
-      assert.ok(restored <= closed + 3, `restored: ${restored} files open, ${closed} before`);
+      const restored = await openFiles(dir, closed + 2); // the lock, the retained journal
+      assert.ok(restored <= closed + 2, `restored: ${restored} files open, ${closed} before`);
       // What an idle journal stored is there (and its journal opens again for the session).
       const { client, sessionPresent } = await RawClient.connect(port, {
         clientId: "c49",
@@ -429,4 +464,32 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("persistence: a session whose journal cannot be created is refused and leaves nothing on disk to come back after a restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "broker-session-create-" });
+  try {
+    // The journal's snapshot goes through `<key>.journal.tmp`: a directory there makes its
+    // creation fail after the session's .json was written. Key of "ph": "c" + hex of its bytes.
+    const blocker = `${dir}/sessions/c7068.journal.tmp`;
+    {
+      await using broker = new Broker({ persistence: dir, log: () => {} });
+      const { port } = await broker.listen({ port: 0 });
+      await Deno.mkdir(`${blocker}/x`, { recursive: true });
+      const { client, returnCode } = await RawClient.connect(port, {
+        clientId: "ph",
+        clean: false,
+      });
+      assert.equal(returnCode, 3, "the broker cannot keep the session");
+      client.close();
+      assert.equal(broker.stats().sessions, 0);
+    }
+    await Deno.remove(blocker, { recursive: true });
+    // Before, its .json stayed: the refused session came back, present and never to expire.
+    await using broker = new Broker({ persistence: dir });
+    await broker.listen({ port: 0 });
+    assert.equal(broker.stats().sessions, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -147,3 +147,20 @@ Deno.test("close() resolves as soon as the server hangs up after DISCONNECT", as
   await within(client.close(), "close() against a server that hangs up", 2000);
   assert.deepEqual([...script.written.at(-1)!], [0xe0, 0x00]);
 });
+
+brokerTest(
+  "close() over WebSocket is a clean end: no error event, the disconnect event carries no error (Mosquitto drops the socket after DISCONNECT)",
+  async () => {
+    await using broker = await startMosquitto({ websockets: true });
+    for (const protocolVersion of [4, 5] as const) {
+      const client = await connect(broker.wsUrl!, { clientId: fresh("ws-close"), protocolVersion });
+      const errors: unknown[] = [];
+      const ends: unknown[] = [];
+      client.addEventListener("error", (e) => errors.push(e.detail));
+      client.addEventListener("disconnect", (e) => ends.push(e.detail.error));
+      await client.close();
+      assert.deepEqual(errors, [], `v${protocolVersion}: close() reported an error`);
+      assert.deepEqual(ends, [undefined], `v${protocolVersion}: the disconnect event's error`);
+    }
+  },
+);

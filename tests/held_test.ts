@@ -27,6 +27,13 @@ function unclaimed(client: MqttClient): Message[] {
   return dropped;
 }
 
+/** Resolves once `dropped` holds `count` messages (checked every 10 ms, for 6 s at most). */
+async function untilCount(dropped: Message[], count: number): Promise<void> {
+  for (let i = 0; i < 600 && dropped.length < count; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Leaves `count` QoS 1 messages on `topic` queued in the persistent session `id` (v4 or v5). */
 async function queue(
   broker: Mosquitto,
@@ -72,7 +79,9 @@ for (const protocolVersion of [4, 5] as const) {
         for (let i = 0; i < 30; i++) await pub.publish("b", `b${i}`, { qos: 1 });
         const got = await within(take(b, 30, "the messages of b"), "the messages of b");
         assert.deepEqual(got.map((m) => m.text()), [...Array(30)].map((_, i) => `b${i}`));
-        // Every message of "old" was reported, in order, once.
+        // Every message of "old" was reported, in order, once (the last ones, which came
+        // past holdTimeout, at the next macrotask: perhaps after the messages of "b").
+        await within(untilCount(dropped, QUEUED), "the unclaimed events");
         assert.deepEqual(
           dropped.map((m) => m.text()),
           [...Array(QUEUED)].map((_, i) => `old${i}`),
@@ -130,6 +139,31 @@ for (const protocolVersion of [4, 5] as const) {
       }
     },
   );
+
+  brokerTest(
+    `held: with holdTimeout 0 the queued messages that come with the CONNACK are reported to a listener added once connect() resolves (v${protocolVersion})`,
+    async () => {
+      await using broker = await startMosquitto();
+      const id = fresh("held-zero");
+      await queue(broker, id, protocolVersion, "gone", 5);
+      // Before, they were acknowledged and reported as they were read, before connect()
+      // resolved: nobody could have listened, and they were lost without a word.
+      const client = await connect(broker.url, {
+        clientId: id,
+        clean: false,
+        protocolVersion,
+        ...session,
+        holdTimeout: 0,
+      });
+      const dropped = unclaimed(client);
+      try {
+        await within(untilCount(dropped, 5), "the unclaimed events");
+        assert.deepEqual(dropped.map((m) => m.text()), [...Array(5)].map((_, i) => `gone${i}`));
+      } finally {
+        await client.close();
+      }
+    },
+  );
 }
 
 Deno.test("held: a SUBSCRIBE awaiting its SUBACK past holdTimeout still gets what arrived before it", async () => {
@@ -154,7 +188,7 @@ Deno.test("held: a SUBSCRIBE awaiting its SUBACK past holdTimeout still gets wha
     assert.deepEqual(got.map((m) => m.text()), ["a#1", "a#2", "a#3"]);
     assert.equal(dropped.length, 0);
     // Once the grace is over and no SUBSCRIBE is awaited, a message for no subscription is
-    // acknowledged (PUBACK in the server's log) and reported at once.
+    // acknowledged (PUBACK in the server's log) and reported at the next macrotask.
     server.send(publish(4, 1, "other"));
     await server.until(() => server.acks().includes("puback:4"), "the PUBACK of the unclaimed");
     assert.deepEqual(dropped.map((m) => m.topic), ["other"]);
@@ -228,4 +262,52 @@ Deno.test("held: close() acknowledges the messages still held and reports them",
   await client.close();
   assert.deepEqual(server.acks(), ["puback:1"]);
   assert.deepEqual(dropped.map((m) => m.text()), ["nobody#1"]);
+});
+
+Deno.test("held: messages dropped while nobody listens for 'unclaimed' are said on the console, once", async () => {
+  const warnings: unknown[][] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => void warnings.push(args);
+  const server = new ScriptedServer();
+  const client = await connect("mqtt://scripted.invalid", {
+    transport: server.open,
+    holdTimeout: 0,
+    reconnect: false,
+  });
+  try {
+    server.send(publish(1, 1, "nobody"));
+    server.send(publish(2, 1, "nobody"));
+    await within(server.until(() => server.acks().length === 2, "both acknowledged"), "both");
+    assert.equal(warnings.length, 1, "one warning for the client");
+    assert.match(String(warnings[0][0]), /matched no subscription within holdTimeout \(0 ms\)/);
+  } finally {
+    await client.close();
+    console.warn = warn;
+  }
+});
+
+Deno.test("held: an 'unclaimed' listener silences the console warning", async () => {
+  const warnings: unknown[][] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => void warnings.push(args);
+  const server = new ScriptedServer();
+  const client = await connect("mqtt://scripted.invalid", {
+    transport: server.open,
+    holdTimeout: 0,
+    reconnect: false,
+  });
+  const dropped = unclaimed(client);
+  try {
+    server.send(publish(1, 1, "nobody"));
+    await within(
+      (async () => {
+        while (dropped.length < 1) await turn();
+      })(),
+      "the unclaimed event",
+    );
+    assert.equal(warnings.length, 0);
+  } finally {
+    await client.close();
+    console.warn = warn;
+  }
 });

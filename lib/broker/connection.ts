@@ -276,11 +276,11 @@ export class Connection implements SessionOwner, BrokerClient, ServerSessionHand
       if (will !== undefined && delay > 0 && !session.clean && reason !== "shutdown") {
         // MQTT 5.0 section 3.1.3.2.2: after the delay, or when the session ends if sooner.
         session.delayWill(() => this.#host.publishWill(will, this), delay * 1000);
-        this.#host.router.connectionEnded(session);
+        this.#host.router.connectionEnded(session, reason === "takeover");
         return this.#finish(teardown);
       }
       // MQTT-3.1.2-6; MQTT 5.0: a session with expiry 0 ends now, others when they expire.
-      this.#host.router.connectionEnded(session);
+      this.#host.router.connectionEnded(session, reason === "takeover");
     }
     // After DISCONNECT the will is left only when its reason code was 0x04 (MQTT 5.0).
     if (will !== undefined && reason !== "shutdown") {

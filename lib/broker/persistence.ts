@@ -226,7 +226,14 @@ export class Persistence {
     if (username !== undefined) meta.username = username;
     if (expiryInterval !== Infinity) meta.expiryInterval = expiryInterval;
     this.#writeMeta(`${base}.json`, meta);
-    const store = createUnlockedStore(`${base}.journal`, this.#fsync);
+    let store: FileStore;
+    try {
+      store = createUnlockedStore(`${base}.journal`, this.#fsync);
+    } catch (err) {
+      // The session is refused: its name must not bring it back at the next start.
+      this.#removeFiles(base);
+      throw err;
+    }
     this.#stores.set(clientId, store);
     this.#meta.set(clientId, meta);
     return store;
@@ -295,7 +302,11 @@ export class Persistence {
     this.#stores.delete(clientId);
     this.#meta.delete(clientId);
     store.close();
-    const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
+    this.#removeFiles(`${this.#dir}/sessions/${keyOf(clientId)}`);
+  }
+
+  /** Removes a session's files (`base` + `.json`, …), logging what cannot be. */
+  #removeFiles(base: string): void {
     // The name first: a journal without one is never loaded.
     for (const path of [`${base}.json`, `${base}.journal`, `${base}.journal.lock`]) {
       try {

@@ -172,9 +172,14 @@ export class Router {
    * The session's connection ended: a session with expiry interval 0 ends now
    * (MQTT-3.1.2-6), one with a finite interval ends that many seconds later
    * unless a connection resumes it first (MQTT 5.0 section 3.1.2.11.2).
+   * `takenOver`: a new connection of the client ended it (MQTT-3.1.4-2) and
+   * resumes or discards the session in the same step (`openSession`): it is
+   * never offline, so nothing is done for an offline session, and the
+   * retained messages still owed, QoS 0 ones too, go on over the new connection.
    */
-  connectionEnded(session: BrokerSession): void {
+  connectionEnded(session: BrokerSession, takenOver = false): void {
     if (session.clean) return this.discard(session);
+    if (takenOver) return;
     // Offline, its journal holds no open file (each change opens and closes it).
     if (session.store !== undefined) this.#persistence?.setIdle(session.clientId, true);
     this.#queueRetainedOffline(session);

@@ -39,7 +39,7 @@ import { expiryDeadline } from "../session/expiry.ts";
 import type { OutgoingMessage, PublishAck, PublishCallback } from "../session/types.ts";
 import { asMqttError, Connection, type ConnectionHost, now, openTransport } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
-import type { UnclaimedEventDetail } from "./held.ts";
+import { type UnclaimedEventDetail, warnUnclaimed } from "./held.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { ServerList } from "./servers.ts";
 import type { Redirect } from "./redirect.ts";
@@ -294,6 +294,8 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
    * the server's own (URL, credentials, TLS) laid over them by {@linkcode ServerList.apply}.
    */
   #options: ResolvedOptions;
+  /** An `unclaimed` listener was added or the console was told once already. */
+  #unclaimedHeard = false;
   readonly #servers: ServerList;
   #connack: ConnackInfo | undefined;
   readonly #state: ClientSessionState;
@@ -343,10 +345,14 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     });
     this.#inbox = new Inbox(this.#state, options.bufferSize, {
       holdTimeout: options.holdTimeout,
-      unclaimed: (messages) =>
+      unclaimed: (messages) => {
+        // Dropping messages nobody hears about would be a silent loss: say it once.
+        if (!this.#unclaimedHeard) warnUnclaimed(messages.length, options.holdTimeout);
+        this.#unclaimedHeard = true;
         this.dispatchEvent(
           new CustomEvent<UnclaimedEventDetail>("unclaimed", { detail: { messages } }),
-        ),
+        );
+      },
     });
     this.#host = {
       inbox: this.#inbox,
@@ -387,6 +393,7 @@ export class MqttClient extends EventTarget implements AsyncDisposable {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
+    if (type === "unclaimed" && listener !== null) this.#unclaimedHeard = true;
     super.addEventListener(type, listener, options);
   }
 

@@ -330,12 +330,6 @@ export class Connection implements SessionHandler {
   }
 
   /**
-   * Encodes the packets of this tick and writes them to the transport as one
-   * chunk. The QoS 0 publishes of the batch settle with that write: resolved
-   * once the transport took the bytes, rejected when it failed (which also
-   * ends the connection).
-   */
-  /**
    * The session's clock for sends: read once per batch. A busy client
    * publishes or acknowledges a message per microtask, and each
    * `performance.now()` is a call into the runtime (6 % of the client's time
@@ -356,6 +350,12 @@ export class Connection implements SessionHandler {
     if (!this.#flushQueued && this.#flushTimer === undefined) this.#clock = undefined;
   };
 
+  /**
+   * Encodes the packets of this tick and writes them to the transport as one
+   * chunk. The QoS 0 publishes of the batch settle with that write: resolved
+   * once the transport took the bytes, rejected when it failed (which also
+   * ends the connection).
+   */
   readonly #flush = (): void => {
     this.#flushQueued = false;
     this.#clock = undefined;
@@ -421,6 +421,10 @@ export class Connection implements SessionHandler {
     this.#failing = error;
     this.#disconnecting = true;
     this.#flush();
+    // Once the write holding our DISCONNECT has left, the server may end the connection any
+    // way it likes: a WebSocket server dropping the socket without its close frame (Mosquitto
+    // does) is its hang-up, not a failure. The writable's close may settle only after that.
+    if (error === undefined) this.#lastWrite.then(() => this.#disconnected = true, noop);
     // A read loop paused for a consumer must read on: the server's hang-up is what ends it.
     this.#wakeReader();
     // After an error the peer may not be reading: the DISCONNECT gets a moment, not forever.
@@ -453,6 +457,7 @@ export class Connection implements SessionHandler {
     this.#auth.end(reason);
     this.#timer.clear();
     clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     clearTimeout(this.#hangUpTimer);
     this.#wakeReader();
     // QoS 0 publishes waiting for this batch were never written: they fail.

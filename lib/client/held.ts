@@ -35,6 +35,24 @@ export interface UnclaimedEventDetail {
   readonly messages: readonly Message[];
 }
 
+/**
+ * Says on the console, once per client, that messages were dropped unclaimed
+ * while nobody listened for the `unclaimed` event: otherwise a program that
+ * subscribes later than `holdTimeout` would lose them without a word.
+ *
+ * @example
+ * ```ts ignore
+ * warnUnclaimed(25, 1000);
+ * ```
+ */
+export function warnUnclaimed(count: number, holdTimeout: number): void {
+  console.warn(
+    `mqtt: ${count} message(s) matched no subscription within holdTimeout (${holdTimeout} ms) ` +
+      `and were acknowledged and dropped; subscribe sooner, raise holdTimeout, or listen for ` +
+      `the client's "unclaimed" event (which also silences this warning)`,
+  );
+}
+
 /** The clock of the grace period (monotonic, as the driver's). */
 const now = (): number => performance.now();
 
@@ -95,18 +113,18 @@ export class HeldMessages {
   }
 
   /**
-   * Holds a message no subscription claims, or, once the grace period is over
-   * and no SUBSCRIBE is awaited, acknowledges and drops it at once (returns false).
+   * Holds a message no subscription claims. Once the grace period is over and
+   * no SUBSCRIBE is awaited, it is acknowledged and dropped at the next
+   * macrotask, not here: the messages that come with the CONNACK are read
+   * before `connect()` resolves, so an `unclaimed` event told now would reach
+   * no listener (and one told now would come before the held ones before it).
    */
-  hold(message: Message): boolean {
-    if (this.#over() && !this.#subscribing()) {
-      settleMessage(message, true);
-      this.#dropped([message]);
-      return false;
-    }
+  hold(message: Message): void {
     this.#messages.push(message);
-    if (this.#messages.length === 1) this.#arm(this.#until - now());
-    return true;
+    const expiring = this.#timer !== undefined;
+    if (this.#messages.length === 1 || (!expiring && this.#over() && !this.#subscribing())) {
+      this.#arm(this.#until - now());
+    }
   }
 
   /** Removes and returns the held messages `wanted` picks, in arrival order. */

@@ -171,8 +171,8 @@ export class Inbox {
       return;
     }
     const held = this.#held;
-    // Past the grace period, and with no SUBSCRIBE awaited, it is acknowledged and dropped.
-    if (!held.hold(message)) return;
+    // Past the grace period, and with no SUBSCRIBE awaited, it is acknowledged and dropped soon.
+    held.hold(message);
     const n = held.length;
     // Held QoS 1/2 messages are not acknowledged (a subscription will consume
     // them), so the server's in-flight window bounds them; QoS 0 ones only we do.

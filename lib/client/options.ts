@@ -135,7 +135,8 @@ export interface ConnectOptions extends V5ConnectOptions, AuthOptions {
    * `subscribe()` calls, and the first subscription that matches takes them.
    * After it (and once no SUBSCRIBE awaits its SUBACK), held messages and any
    * later one that matches no subscription are acknowledged and dropped
-   * (MQTT-4.5.0-2), and the client's `unclaimed` event lists them; so does
+   * (MQTT-4.5.0-2), and the client's `unclaimed` event lists them (with no
+   * listener for it, `console.warn` says so once per client); so does
    * `close()` for those still held. A held QoS 1/2 message holds back the
    * acknowledgement of every later one (they go out in arrival order), so
    * holding for good would stop all QoS 1/2 delivery once the broker's
