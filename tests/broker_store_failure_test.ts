@@ -6,6 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { Broker } from "../broker.ts";
+import { MqttError } from "../lib/errors.ts";
+import { SessionJournal } from "../lib/broker/session_journal.ts";
+import { MemoryStore } from "../lib/store/memory_store.ts";
 import { bytes, connect5, RawClient, until } from "./broker_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -246,4 +249,111 @@ Deno.test("persistence: a retained journal that cannot be written keeps the reta
     restore?.();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("persistence: a session .json that cannot be rewritten at resume or SUBSCRIBE neither refuses the client nor fails the SUBSCRIBE; said once, written with the next change", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "broker-store-meta-" }));
+  const lines: string[] = [];
+  try {
+    await using broker = new Broker({ persistence: dir, log: (line) => lines.push(line) });
+    const { port } = await broker.listen({ port: 0 });
+    const session = { clientId: "m", clean: false, properties: { sessionExpiryInterval: 60 } };
+    const { client: first } = await connect5(port, session);
+    await first.send({ type: "disconnect" });
+    await first.expectClosed();
+    first.close();
+    await until(() => broker.stats().clients === 0, "the client to be gone");
+    // The .json is replaced through `<name>.tmp`: a directory there makes that fail.
+    const blocker = `${journalOf(dir, "m").slice(0, -".journal".length)}.json.tmp`;
+    await Deno.mkdir(`${blocker}/x`, { recursive: true });
+    const { client, sessionPresent, returnCode } = await connect5(port, session);
+    assert.equal(returnCode, 0, "before: refused with 0x80 for a .json it could not rewrite");
+    assert.equal(sessionPresent, true);
+    await client.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [{ filter: "s", qos: 1 }],
+      properties: { subscriptionIdentifier: 7 },
+    });
+    assert.deepEqual((await client.expect("suback")).reasonCodes, [1]);
+    const said = lines.filter((line) => line.startsWith("Persistence: cannot store"));
+    assert.equal(said.length, 1, lines.join("\n"));
+    assert.match(said[0], /client m\b/);
+    await Deno.remove(blocker, { recursive: true });
+    broker.publish("s", "x", { qos: 1 });
+    const message = await client.expect("publish");
+    assert.deepEqual(message.properties?.subscriptionIdentifiers, [7]);
+    await client.send({ type: "puback", packetId: message.packetId! });
+    await client.send({ type: "disconnect" });
+    await client.expectClosed();
+    client.close();
+    await until(() => broker.stats().clients === 0, "the client to be gone");
+    assert.ok(
+      lines.some((line) => /state of client m is stored again/.test(line)),
+      lines.join("\n"),
+    );
+    const meta = JSON.parse(await Deno.readTextFile(blocker.slice(0, -".tmp".length)));
+    assert.deepEqual(meta.identifiers, { s: 7 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SessionJournal: after a failure, changes wait for a retry that rewrites the whole state; other errors are thrown", () => {
+  const lines: string[] = [];
+  let failing = true;
+  const failingStore = new MemoryStore();
+  failingStore.pushWaiting = () => {
+    throw new MqttError("STORE_ERROR", "cannot write j: disk full");
+  };
+  const rewrites: number[] = [];
+  let rewritten: MemoryStore | undefined;
+  const journal = new SessionJournal(failingStore, {
+    clientId: "c",
+    path: "j",
+    log: (line) => lines.push(line),
+    retryMs: 0,
+    rewrite: (state) => {
+      if (failing) throw new MqttError("STORE_ERROR", "cannot compact j: disk full");
+      rewrites.push(state.waiting.length);
+      const store = new MemoryStore();
+      for (const record of state.waiting) store.pushWaiting(record);
+      rewritten = store;
+      return store;
+    },
+  });
+  const record = (n: number) => ({
+    topic: "t",
+    payload: new Uint8Array([n]),
+    qos: 1 as const,
+    retain: false,
+  });
+  const memory = [record(1)];
+  journal.source = () => ({
+    inflight: [],
+    waiting: [...memory],
+    incoming: [],
+    nextPacketId: 1,
+    subscriptions: [],
+  });
+  journal.pushWaiting(record(1)); // fails: memory has it
+  assert.equal(journal.failed, true);
+  journal.pushWaiting(record(2)); // retried (retryMs 0), fails again: not said again
+  memory.push(record(2));
+  assert.equal(lines.length, 1);
+  failing = false;
+  journal.pushWaiting(record(3)); // retried: rewritten from memory (2), then the change
+  assert.deepEqual(rewrites, [2]);
+  assert.equal(journal.failed, false);
+  assert.equal(journal.load().waiting.length, 3);
+  assert.equal(lines.length, 2);
+  assert.match(lines[1], /stored again/);
+  // A bug, not a full disk: thrown at whoever made the change.
+  const current = journal.load();
+  assert.equal(current.waiting.length, 3);
+  rewritten!.addIncoming = () => {
+    throw new RangeError("a bug");
+  };
+  assert.throws(() => journal.addIncoming(1), RangeError);
+  assert.equal(journal.failed, false);
 });
