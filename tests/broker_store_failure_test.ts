@@ -153,7 +153,8 @@ Deno.test("persistence: an online persistent subscriber whose journal cannot be 
     const { port } = await broker.listen({ port: 0 });
     const { client: sub } = await RawClient.connect(port, { clientId: "sub", clean: false });
     await sub.subscribe([["t", 2]]);
-    const { client: pub } = await RawClient.connect(port, { clientId: "pub" });
+    // The publisher has a persistent session too: its incoming QoS 2 id cannot be written.
+    const { client: pub } = await RawClient.connect(port, { clientId: "pub", clean: false });
     restore = failFileWrites();
     // QoS 1: the in-flight record cannot be written.
     await pub.publish("t", "one", 1, 1);
@@ -161,7 +162,7 @@ Deno.test("persistence: an online persistent subscriber whose journal cannot be 
     const one = await sub.expect("publish");
     assert.equal(text(one.payload), "one");
     await sub.send({ type: "puback", packetId: one.packetId! });
-    // QoS 2 from the publisher (its incoming id is memory's only: it has no store) and to the
+    // QoS 2 from the publisher (its incoming id held in memory only, until PUBREL) and to the
     // subscriber (in flight, released, completed: none written).
     await pub.publish("t", "two", 2, 2);
     await pub.expect("pubrec");
@@ -182,6 +183,7 @@ Deno.test("persistence: an online persistent subscriber whose journal cannot be 
     restore = undefined;
     const said = lines.filter((line) => line.includes("client sub"));
     assert.equal(said.length, 1, lines.join("\n"));
+    assert.equal(lines.filter((line) => line.includes("client pub:")).length, 1, lines.join("\n"));
     assert.match(said[0], /No space left on device/);
     assert.ok(said[0].includes(journalOf(dir, "sub")), said[0]);
     // Resuming rewrites the journal from memory.
