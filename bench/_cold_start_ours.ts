@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { connect } from "../lib/client/connect.ts";
+// mod.ts, as a user imports it: its whole module graph is part of the cold start.
+import { connect } from "../mod.ts";
 
 const client = await connect(Deno.args[0], { clientId: `cold-${Deno.pid}` });
 await client.publish("cold/start", "hello", { qos: 1 });

@@ -9,7 +9,8 @@
  * spawning the process to reading that line is one sample (the child's
  * `close()` and exit are not counted). One unmeasured run first fills Deno's
  * module cache, as a deployed function would have it. Prints the median and
- * the fastest run per client.
+ * the fastest run per client, and the machine's load average before and
+ * after. The child imports `mod.ts`, as a user does.
  *
  * @module
  */
@@ -60,12 +61,18 @@ async function main(): Promise<number> {
   const only = arg("only") as Contender | undefined;
   const impls: Contender[] = only === undefined ? ["ours", "mqttjs"] : [only];
   await using broker = await startMosquitto();
+  // The machine is shared: its load says how far the medians can be trusted.
+  const loadBefore = Deno.loadavg();
   const samples = new Map<Contender, number[]>(impls.map((i) => [i, []]));
   for (const impl of impls) await coldStart(impl, broker.url); // fill the module cache
   for (let r = 0; r < runs; r++) {
     for (const impl of impls) samples.get(impl)!.push(await coldStart(impl, broker.url));
   }
+  const load = (avg: number[]) => avg.map((n) => n.toFixed(2)).join(" ");
   console.log(`Cold start, process spawn to first PUBACK (QoS 1), ${runs} runs, milliseconds`);
+  console.log(
+    `load average (1, 5, 15 min): ${load(loadBefore)} before, ${load(Deno.loadavg())} after`,
+  );
   const rows = [["client", "median", "fastest"]];
   for (const impl of impls) {
     const list = samples.get(impl)!;
