@@ -13,10 +13,29 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type Message, type MqttClient, type UnclaimedEventDetail } from "../mod.ts";
+import {
+  connect,
+  type ConnectOptions,
+  type Message,
+  type MqttClient,
+  type UnclaimedEventDetail,
+} from "../mod.ts";
 import { brokerTest, logged, type Mosquitto, startMosquitto } from "./broker/mod.ts";
 import { fresh, take, within } from "./client_helpers.ts";
 import { publish, ScriptedServer, turn } from "./scripted_server.ts";
+
+/** A client connected to a {@linkcode ScriptedServer}, without reconnecting. */
+async function scripted(
+  options: ConnectOptions = {},
+): Promise<{ server: ScriptedServer; client: MqttClient }> {
+  const server = new ScriptedServer();
+  const client = await connect("mqtt://scripted.invalid", {
+    ...options,
+    transport: server.open,
+    reconnect: false,
+  });
+  return { server, client };
+}
 
 /** Collects the messages the client's `unclaimed` events report. */
 function unclaimed(client: MqttClient): Message[] {
@@ -167,12 +186,7 @@ for (const protocolVersion of [4, 5] as const) {
 }
 
 Deno.test("held: a SUBSCRIBE awaiting its SUBACK past holdTimeout still gets what arrived before it", async () => {
-  const server = new ScriptedServer();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: server.open,
-    holdTimeout: 50,
-    reconnect: false,
-  });
+  const { server, client } = await scripted({ holdTimeout: 50 });
   const dropped = unclaimed(client);
   try {
     server.holdReplies = true;
@@ -200,14 +214,8 @@ Deno.test("held: a SUBSCRIBE awaiting its SUBACK past holdTimeout still gets wha
 
 for (const qos of [0, 1] as const) {
   Deno.test(`held: QoS ${qos} messages that stop the reading while a SUBSCRIBE awaits its SUBACK are dropped after holdTimeout, so the SUBACK is read`, async () => {
-    const server = new ScriptedServer();
     const bufferSize = 5;
-    const client = await connect("mqtt://scripted.invalid", {
-      transport: server.open,
-      bufferSize,
-      holdTimeout: 100,
-      reconnect: false,
-    });
+    const { server, client } = await scripted({ bufferSize, holdTimeout: 100 });
     const dropped = unclaimed(client);
     try {
       server.holdReplies = true;
@@ -229,12 +237,7 @@ for (const qos of [0, 1] as const) {
 }
 
 Deno.test("held: with holdTimeout Infinity a message for no subscription stays held until claimed", async () => {
-  const server = new ScriptedServer();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: server.open,
-    holdTimeout: Infinity,
-    reconnect: false,
-  });
+  const { server, client } = await scripted({ holdTimeout: Infinity });
   const dropped = unclaimed(client);
   try {
     server.send(publish(1, 1, "late"));
@@ -251,11 +254,7 @@ Deno.test("held: with holdTimeout Infinity a message for no subscription stays h
 });
 
 Deno.test("held: close() acknowledges the messages still held and reports them", async () => {
-  const server = new ScriptedServer();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: server.open,
-    reconnect: false,
-  });
+  const { server, client } = await scripted();
   const dropped = unclaimed(client);
   server.send(publish(1, 1, "nobody"));
   for (let i = 0; i < 5; i++) await turn();
@@ -268,12 +267,7 @@ Deno.test("held: messages dropped while nobody listens for 'unclaimed' are said 
   const warnings: unknown[][] = [];
   const warn = console.warn;
   console.warn = (...args: unknown[]) => void warnings.push(args);
-  const server = new ScriptedServer();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: server.open,
-    holdTimeout: 0,
-    reconnect: false,
-  });
+  const { server, client } = await scripted({ holdTimeout: 0 });
   try {
     server.send(publish(1, 1, "nobody"));
     server.send(publish(2, 1, "nobody"));
@@ -290,12 +284,7 @@ Deno.test("held: an 'unclaimed' listener silences the console warning", async ()
   const warnings: unknown[][] = [];
   const warn = console.warn;
   console.warn = (...args: unknown[]) => void warnings.push(args);
-  const server = new ScriptedServer();
-  const client = await connect("mqtt://scripted.invalid", {
-    transport: server.open,
-    holdTimeout: 0,
-    reconnect: false,
-  });
+  const { server, client } = await scripted({ holdTimeout: 0 });
   const dropped = unclaimed(client);
   try {
     server.send(publish(1, 1, "nobody"));

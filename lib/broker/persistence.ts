@@ -26,6 +26,13 @@
  * are skipped, a copy of the damaged file is kept (`<file>.corrupt-<n>`) and
  * the damage is logged, never dropped silently.
  *
+ * A write that fails once the broker runs (a full disk, an I/O error, a
+ * directory in the way) fails nobody's request: what it was for stays in
+ * memory, one line says which client's session (or the retained messages)
+ * and which file, and the file is rewritten whole from memory when retried
+ * (see `./session_journal.ts`; the retained journal at its next change after
+ * the retry interval, the `.json` at its next change).
+ *
  * @module
  */
 import type { QoS } from "../codec/packet.ts";
@@ -36,9 +43,11 @@ import {
   type FileStore,
   lockWithin,
   openUnlockedStore,
+  rewriteUnlockedStore,
   setStoreIdle,
   storeError,
 } from "../store/file_store.ts";
+import { RETRY_MS, SessionJournal } from "./session_journal.ts";
 import { DENO_FILE_SYSTEM, type OpenFile, writeSnapshot } from "../store/snapshot_file.ts";
 import {
   Encoder,
@@ -73,7 +82,7 @@ export interface SessionMeta {
 export interface PersistedSession {
   clientId: string;
   username: string | undefined;
-  store: FileStore;
+  store: SessionJournal<FileStore>;
   /** Its 5.0 state, as last written. */
   meta: SessionMeta;
 }
@@ -117,9 +126,16 @@ export class Persistence {
   /** The persistent sessions as loaded. */
   readonly sessions: PersistedSession[];
   /** Open session stores by client identifier. */
-  readonly #stores = new Map<string, FileStore>();
+  readonly #stores = new Map<string, SessionJournal<FileStore>>();
   /** Each open session's `.json` contents, by client identifier. */
   readonly #meta = new Map<string, SessionMeta>();
+  /** Clients whose `.json` could not be written last time (said once until it is again). */
+  readonly #metaFailed = new Set<string>();
+  /** The retained journal's write error, while it misses changes; when to try it again. */
+  #retainedFailure: unknown = undefined;
+  #retainedRetryAt = 0;
+  /** Size below which the retained journal is not compacted again after compacting failed. */
+  #compactFloor = 0;
   readonly #enc = new Encoder();
   #file: OpenFile | undefined;
   #size = 0;
@@ -180,6 +196,8 @@ export class Persistence {
     }
     const sessions: PersistedSession[] = [];
     try {
+      const journalOf = (clientId: string, path: string, store: FileStore) =>
+        sessionJournal(clientId, path, store, fsync, log);
       const retained = await loadRetained(`${dir}/retained.journal`, log);
       for await (const entry of Deno.readDir(`${dir}/sessions`)) {
         if (!entry.isFile || !entry.name.endsWith(".json")) continue;
@@ -192,11 +210,14 @@ export class Persistence {
           continue;
         }
         // No lock file per session (broker.lock covers them), and no open file while offline.
-        const store = await openUnlockedStore(`${dir}/sessions/${key}.journal`, {
+        const path = `${dir}/sessions/${key}.journal`;
+        const store = await openUnlockedStore(path, {
           fsync,
           onCorruption: (error) => log(`Persistence: ${error.message}.`),
         });
-        sessions.push({ clientId: meta.clientId, username: meta.username, store, meta });
+        const journal = journalOf(meta.clientId, path, store);
+        journal.setIdle(true);
+        sessions.push({ clientId: meta.clientId, username: meta.username, store: journal, meta });
       }
       const persistence = new Persistence(dir, fsync, log, lock, retained, sessions);
       persistence.#compactRetained();
@@ -220,7 +241,7 @@ export class Persistence {
     clientId: string,
     username: string | undefined,
     expiryInterval: number,
-  ): FileStore {
+  ): SessionJournal<FileStore> {
     const base = `${this.#dir}/sessions/${keyOf(clientId)}`;
     const meta: SessionMeta = { clientId };
     if (username !== undefined) meta.username = username;
@@ -234,25 +255,31 @@ export class Persistence {
       this.#removeFiles(base);
       throw err;
     }
-    this.#stores.set(clientId, store);
+    const journal = sessionJournal(clientId, `${base}.journal`, store, this.#fsync, this.#log);
+    this.#stores.set(clientId, journal);
     this.#meta.set(clientId, meta);
-    return store;
+    this.#metaFailed.delete(clientId);
+    return journal;
   }
 
   /**
    * A session's connection came (`false`) or went (`true`): the store of an
-   * offline session keeps its journal closed between changes.
+   * offline session keeps its journal closed between changes. A session that
+   * comes back has its journal rewritten if writing it had failed.
    */
   setIdle(clientId: string, idle: boolean): void {
     const store = this.#stores.get(clientId);
-    if (store !== undefined) setStoreIdle(store, idle);
+    if (store === undefined) return;
+    store.setIdle(idle);
+    if (!idle) store.retry();
   }
 
   /**
    * Records a change of `clientId`'s 5.0 session state (expiry interval, end of
    * its connection, a Subscription Identifier set or removed) in its `.json`,
    * synchronously, so it is on disk before the broker answers what caused it.
-   * `undefined` removes a field.
+   * `undefined` removes a field. When it cannot be written, the change is kept
+   * in memory (and written with the next one) and logged once.
    */
   updateSession(
     clientId: string,
@@ -282,8 +309,21 @@ export class Persistence {
       if (Object.keys(ids).length === 0) delete next.identifiers;
       else next.identifiers = ids;
     }
-    this.#writeMeta(`${this.#dir}/sessions/${keyOf(clientId)}.json`, next);
     this.#meta.set(clientId, next);
+    const path = `${this.#dir}/sessions/${keyOf(clientId)}.json`;
+    try {
+      this.#writeMeta(path, next);
+    } catch (err) {
+      if (this.#metaFailed.has(clientId)) return;
+      this.#metaFailed.add(clientId);
+      return this.#log(
+        `Persistence: cannot store the session state of client ${clientId}: ` +
+          `${(err as Error).message}; kept in memory, written with its next change.`,
+      );
+    }
+    if (this.#metaFailed.delete(clientId)) {
+      this.#log(`Persistence: the session state of client ${clientId} is stored again in ${path}.`);
+    }
   }
 
   /** Replaces a session's `.json` (atomically; durably with `fsync`). */
@@ -301,6 +341,7 @@ export class Persistence {
     if (store === undefined) return;
     this.#stores.delete(clientId);
     this.#meta.delete(clientId);
+    this.#metaFailed.delete(clientId);
     store.close();
     this.#removeFiles(`${this.#dir}/sessions/${keyOf(clientId)}`);
   }
@@ -321,7 +362,11 @@ export class Persistence {
 
   /**
    * Records that `topic` retains `payload` (empty: retains nothing any more),
-   * with its MQTT 5.0 properties and publish time when it has them.
+   * with its MQTT 5.0 properties and publish time when it has them. Never
+   * throws: when the journal cannot be written, the retained store in memory
+   * (`retainedSource`) holds the change, one line is logged, and the journal
+   * is rewritten from memory at a change at least {@linkcode RETRY_MS} later,
+   * or by `retryFailed`.
    */
   retain(
     topic: string,
@@ -330,22 +375,64 @@ export class Persistence {
     before: Uint8Array | undefined,
     extra?: Pick<RetainedMessage, "properties" | "publishedAt">,
   ): void {
+    if (this.#retainedFailure !== undefined) {
+      // Memory holds the change; a rewrite from memory takes it with the rest.
+      if (performance.now() >= this.#retainedRetryAt) this.#retryRetained();
+      return;
+    }
     const record: PublishRecord = payload.length === 0
       ? { topic, payload: EMPTY, qos: 0, retain: false }
       : extra?.properties === undefined
       ? { topic, payload, qos, retain: true }
       : { topic, payload, qos, retain: true, ...timedProperties(extra) };
     this.#enc.publish(PUSH, 0, record, 0);
-    this.#append();
+    try {
+      this.#append();
+    } catch (err) {
+      this.#retainedFailure = err;
+      this.#retainedRetryAt = performance.now() + RETRY_MS;
+      return this.#log(
+        `Persistence: ${(err as Error).message}; retained messages are kept in memory only ` +
+          `(lost if the broker stops) until the journal can be rewritten (tried again at a ` +
+          `change after ${RETRY_MS / 1000} s, and at shutdown).`,
+      );
+    }
     this.#liveBytes += (payload.length === 0 ? 0 : topic.length * 3 + payload.length + 14) -
       (before === undefined ? 0 : topic.length * 3 + before.length + 14);
-    if (this.#size > Math.max(COMPACT_BYTES, 2 * this.#liveBytes)) {
+    if (this.#size > Math.max(COMPACT_BYTES, 2 * this.#liveBytes, this.#compactFloor)) {
       try {
         this.#compactRetained();
       } catch (err) {
+        // The journal stays valid: try again once it has grown some more, not at every change
+        // (one line per message on a full disk).
+        this.#compactFloor = this.#size + COMPACT_BYTES;
         this.#log(`Persistence: cannot compact the retained journal: ${err}.`);
       }
     }
+  }
+
+  /** Rewrites the failed retained journal from memory; logs when it succeeds. */
+  #retryRetained(): void {
+    this.#retainedRetryAt = performance.now() + RETRY_MS;
+    try {
+      this.#compactRetained();
+    } catch {
+      return; // still failing: said once already
+    }
+    this.#retainedFailure = undefined;
+    this.#log(
+      `Persistence: the retained messages are stored again in ${this.#dir}/retained.journal.`,
+    );
+  }
+
+  /**
+   * Rewrites every file whose writes failed from what the broker holds in
+   * memory (the broker shuts down: call it before letting go of its state).
+   */
+  retryFailed(): void {
+    if (this.#retainedFailure !== undefined) this.#retryRetained();
+    for (const clientId of [...this.#metaFailed]) this.updateSession(clientId, {});
+    for (const store of this.#stores.values()) store.retry();
   }
 
   /** Closes every file; what is written stays. */
@@ -401,6 +488,23 @@ export class Persistence {
     this.#size = data.length;
     this.#liveBytes = live;
   }
+}
+
+/** A session's store at `path` that logs its write failures and rewrites itself from memory. */
+function sessionJournal(
+  clientId: string,
+  path: string,
+  store: FileStore,
+  fsync: boolean,
+  log: (line: string) => void,
+): SessionJournal<FileStore> {
+  return new SessionJournal(store, {
+    clientId,
+    path,
+    log,
+    rewrite: (state) => rewriteUnlockedStore(path, fsync, state),
+    setIdle: setStoreIdle,
+  });
 }
 
 /** A retained message's 5.0 properties and publish time, as a journal record keeps them. */

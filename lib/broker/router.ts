@@ -477,6 +477,8 @@ export class Router {
   /** Forgets everything held in memory; what persistence keeps stays on disk. */
   clear(): void {
     const persistence = this.#persistence;
+    // Files whose writes failed get what memory holds, while it still holds it.
+    persistence?.retryFailed();
     this.#persistence = undefined;
     for (const session of [...this.sessions.values()]) {
       session.stopTimers(); // no will is published because the broker stops

@@ -8,7 +8,8 @@ import type { QoS } from "../codec/packet.ts";
 import type { PublishProperties } from "../codec/properties.ts";
 import { MqttError } from "../errors.ts";
 import { OutgoingPublish, SessionState } from "../session/state.ts";
-import type { Store } from "../store/store.ts";
+import type { Store, StoredSession, SubscriptionRecord } from "../store/store.ts";
+import { SessionJournal } from "./session_journal.ts";
 import type { Grant } from "./subscriptions.ts";
 import { emptyMap, isEmptyStandIn } from "../util/empty.ts";
 import type { RetainedCursor } from "./retained_feed.ts";
@@ -130,6 +131,19 @@ export class BrokerSession {
       overflow: "drop-oldest",
       store,
     });
+    // A journal that failed is rewritten from what the session holds in memory.
+    if (store instanceof SessionJournal) store.source = () => this.#stored();
+  }
+
+  /** The session as a store would load it: its state and its subscriptions. */
+  #stored(): StoredSession {
+    const subscriptions: SubscriptionRecord[] = [];
+    for (
+      const [filter, { qos, noLocal, retainAsPublished, retainHandling }] of this.subscriptions
+    ) {
+      subscriptions.push({ filter, qos, noLocal, retainAsPublished, retainHandling });
+    }
+    return { ...this.state.stored(), subscriptions };
   }
 
   /** Topic filter to granted QoS. */

@@ -15,7 +15,7 @@
 import type { PublishPacket } from "../codec/packet.ts";
 import { utf8Length } from "../codec/utf8.ts";
 import { MqttError } from "../errors.ts";
-import type { PublishRecord, Store } from "../store/store.ts";
+import type { InflightRecord, PublishRecord, Store, StoredSession } from "../store/store.ts";
 import { emptyMap, emptySet, isEmptyStandIn } from "../util/empty.ts";
 import { Queue } from "../util/queue.ts";
 import { AckQueue } from "./acks.ts";
@@ -457,6 +457,23 @@ export class SessionState {
     // The store first, as everywhere: if it throws, memory still holds the ids.
     this.#store?.clearIncoming();
     this.#incoming.clear();
+  }
+
+  /**
+   * The state as a store holding it would load it (subscriptions aside, which
+   * the state does not keep): for rewriting a store that missed changes.
+   */
+  stored(): Omit<StoredSession, "subscriptions"> {
+    const inflight: InflightRecord[] = [];
+    for (const [packetId, entry] of this.#inflight) {
+      inflight.push({ ...entry.message, packetId, released: entry.released });
+    }
+    return {
+      inflight,
+      waiting: Array.from(this.#waiting, (entry): PublishRecord => entry.message),
+      incoming: [...this.#incoming],
+      nextPacketId: this.#nextId,
+    };
   }
 
   /**

@@ -139,7 +139,7 @@ export function appendToJournal(
 
 /** What the broker's persistence opens its session journals with (see the functions below). */
 interface UnlockedJournals {
-  create(path: string, fsync: boolean): FileStore;
+  create(path: string, fsync: boolean, state?: StoredSession): FileStore;
   open(
     path: string,
     options: { fsync: boolean; onCorruption: (error: StoreCorruptionError) => void },
@@ -306,8 +306,8 @@ export class FileStore implements Store {
     // The broker's persistence: its directory lock covers the journals in it, so they need
     // no lock file, and an offline session's journal holds no open file.
     unlocked = {
-      create(path, fsync) {
-        const store = new FileStore(path, new Image(), fsync, DEFAULT_COMPACT_BYTES, true);
+      create(path, fsync, state) {
+        const store = new FileStore(path, imageOf(state), fsync, DEFAULT_COMPACT_BYTES, true);
         store.#compact(); // a fresh journal replaces whatever was at `path`, atomically
         return store;
       },
@@ -721,6 +721,37 @@ async function lockFile(path: string): Promise<Deno.FsFile> {
  */
 export function createUnlockedStore(path: string, fsync: boolean): FileStore {
   return unlocked.create(path, fsync);
+}
+
+/**
+ * A journal at `path` (an absolute path) holding `state`, replacing whatever
+ * is there atomically, as {@linkcode createUnlockedStore} does: for the
+ * broker's persistence, to rewrite a session's journal from the session's
+ * live state after writes to it failed. Throws `STORE_ERROR`.
+ */
+export function rewriteUnlockedStore(
+  path: string,
+  fsync: boolean,
+  state: StoredSession,
+): FileStore {
+  return unlocked.create(path, fsync, state);
+}
+
+/** The image of `state` (none: empty), as replaying a journal of it would build it. */
+function imageOf(state: StoredSession | undefined): Image {
+  const image = new Image();
+  if (state === undefined) return image;
+  for (const { packetId, released, ...record } of state.inflight) {
+    image.put(packetId, record, false);
+    if (released) image.inflight.get(packetId)!.released = true;
+  }
+  for (const record of state.waiting) image.push(record);
+  for (const id of state.incoming) image.incoming.add(id);
+  image.nextId = state.nextPacketId;
+  for (const { filter, qos, ...flags } of state.subscriptions) {
+    image.subscribe(filter, subscriptionByte(qos, flags));
+  }
+  return image;
 }
 
 /**
