@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { connectedPair } from "./transport_helpers.ts";
-import { READ_BUFFER_MIN } from "../lib/transports/conn_io.ts";
+import {
+  type ByteConn,
+  ConnTransport,
+  READ_BUFFER_MAX,
+  READ_BUFFER_MIN,
+} from "../lib/transports/conn_io.ts";
 
 Deno.test("connectTcp: chunks are right-sized copies and reads grow while the socket has more", async () => {
   const data = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
@@ -51,4 +56,30 @@ Deno.test("connectTcp: an idle connection's first read takes at most 256 bytes (
   listener.close();
   assert.equal(READ_BUFFER_MIN, 256);
   assert.equal(first.value?.length, READ_BUFFER_MIN);
+});
+
+Deno.test("ConnTransport: the read buffer gives a burst's size back, a halving per read that used little of it", async () => {
+  // Each read fills its buffer while the burst lasts, then takes 10 bytes.
+  const sizes: number[] = [];
+  let reads = 0;
+  const conn: ByteConn = {
+    read(buffer) {
+      sizes.push(buffer.length);
+      reads++;
+      if (reads > 20) return Promise.resolve(null);
+      return Promise.resolve(reads <= 8 ? buffer.length : 10);
+    },
+    write: (bytes) => Promise.resolve(bytes.length),
+    close() {},
+    closeWrite: () => Promise.resolve(),
+  };
+  const transport = new ConnTransport(conn, "fake:1883");
+  while (!(await transport.read()).done);
+  transport.close();
+  const min = READ_BUFFER_MIN;
+  // Grown to 64 KiB by eight full reads, then back down to the minimum.
+  assert.deepEqual(sizes.slice(0, 9), [1, 2, 4, 8, 16, 32, 64, 128, 256].map((k) => k * min));
+  assert.equal(Math.max(...sizes), READ_BUFFER_MAX);
+  assert.deepEqual(sizes.slice(9, 17), [128, 64, 32, 16, 8, 4, 2, 1].map((k) => k * min));
+  assert.equal(sizes.at(-1), min);
 });

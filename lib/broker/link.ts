@@ -12,6 +12,7 @@
  * @module
  */
 import type { Transport } from "../transports/transport.ts";
+import { nextReadSize } from "../transports/read_size.ts";
 
 /**
  * What a broker connection reads from and writes to.
@@ -101,8 +102,7 @@ export class SocketLink implements Link {
     this.#buffer = undefined;
     if (n === null) return null;
     const size = buffer.length;
-    if (n === size && size < MAX_READ) this.#size = size * 2;
-    else if (n < size / 4 && size > MIN_READ) this.#size = size / 2;
+    this.#size = nextReadSize(size, n, MIN_READ, MAX_READ);
     if (n === size) return buffer;
     // Mostly empty: a copy of its own size, so views of it do not keep the whole buffer.
     return n * 2 < size ? buffer.slice(0, n) : buffer.subarray(0, n);

@@ -11,6 +11,7 @@
 import { transportError } from "./connect_errors.ts";
 import { type ByteDuplex, type ByteReader, type ByteWriter, DIRECT } from "./direct.ts";
 import type { Transport } from "./transport.ts";
+import { nextReadSize } from "./read_size.ts";
 
 /**
  * Size of a connection's first read buffer: an idle connection reads only
@@ -18,7 +19,7 @@ import type { Transport } from "./transport.ts";
  * hold kilobytes each for a flood that may never come (issue 18).
  */
 export const READ_BUFFER_MIN = 256;
-/** Largest read buffer: reads that fill the buffer double it up to this. */
+/** Largest read buffer: reads that fill the buffer double it up to this (see `nextReadSize`). */
 export const READ_BUFFER_MAX = 64 * 1024;
 
 const DONE: ReadableStreamReadResult<Uint8Array> = Object.freeze({ done: true, value: undefined });
@@ -54,9 +55,10 @@ function closeQuietly(conn: ByteConn): void {
  * Reads go into one buffer reused for the connection's life, and each chunk
  * is a copy of just the bytes read: `conn.readable` would allocate and zero a
  * fresh 64 KiB buffer per read, hold one per idle connection, and every
- * payload view would keep a whole one alive. The buffer starts small and
- * doubles whenever a read fills it, so a busy connection reads in large
- * chunks and an idle one holds little. The end of the stream, a failed read
+ * payload view would keep a whole one alive. The buffer starts small, doubles
+ * whenever a read fills it and halves after reads that use little of it
+ * (`nextReadSize`), so a busy connection reads in large chunks and an idle
+ * one holds little, also after a burst. The end of the stream, a failed read
  * and `cancel` close the connection; after a local close, reads end cleanly
  * instead of failing. Failures are `TRANSPORT_ERROR`s.
  *
@@ -159,9 +161,8 @@ export class ConnTransport implements Transport, ByteReader {
     }
     const buffer = this.#buffer;
     const chunk = buffer.slice(0, count);
-    if (count === buffer.length && count < READ_BUFFER_MAX) {
-      this.#buffer = new Uint8Array(count * 2);
-    }
+    const size = nextReadSize(buffer.length, count, READ_BUFFER_MIN, READ_BUFFER_MAX);
+    if (size !== buffer.length) this.#buffer = new Uint8Array(size);
     return { done: false, value: chunk };
   };
 
