@@ -120,3 +120,21 @@ Deno.test("deadlines: clearing the last deadline clears the shared setTimeout (s
     assert.equal(deadlines.size, 0);
   }
 });
+
+Deno.test("deadlines: a deadline beyond setTimeout's range (24.8 days) waits instead of firing every millisecond", async () => {
+  // A broker's connectTimeout has no upper bound: 30 days is a valid CONNECT deadline.
+  let reads = 0;
+  const deadlines = new Deadlines(() => {
+    reads++;
+    return performance.now();
+  });
+  let told = 0;
+  const deadline = deadlines.for({ onDeadline: () => void told++ });
+  deadline.arm(performance.now() + 30 * 24 * 3600 * 1000);
+  const armed = reads;
+  await sleep(100);
+  // A setTimeout over 2^31 - 1 ms fires after 1 ms: each firing read the clock and set another.
+  assert.equal(reads - armed, 0, `the queue woke ${reads - armed} times in 100 ms`);
+  assert.equal(told, 0);
+  deadline.clear();
+});

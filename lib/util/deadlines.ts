@@ -25,6 +25,12 @@ export interface Timed {
   onDeadline(now: number): void;
 }
 
+/**
+ * The longest delay `setTimeout` takes: a longer one fires after 1 ms, which
+ * would wake the queue every millisecond until the deadline came in range.
+ */
+const MAX_DELAY = 2 ** 31 - 1;
+
 /** Not in the heap, not due. */
 const IDLE = -1;
 /** Taken out of the heap to be told in the current turn. */
@@ -176,7 +182,8 @@ export class Deadlines {
     if (at >= this.#timerAt) return; // fires sooner: #run sets it again
     this.#stopTimer();
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#fire, Math.max(0, at - this.#clock()));
+    // A deadline further off is waited for in steps: #run finds nothing due and sets the next.
+    this.#timer = setTimeout(this.#fire, Math.min(MAX_DELAY, Math.max(0, at - this.#clock())));
   }
 
   #stopTimer(): void {
