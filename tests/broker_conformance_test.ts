@@ -4,9 +4,8 @@
  * of the 69 statements has a row, and every test a row cites exists.
  */
 import assert from "node:assert/strict";
-import type { Broker } from "../broker.ts";
 import type { PublishPacket } from "../lib/codec/packet.ts";
-import { bytes, RawClient, rawConnect, startBroker } from "./broker_helpers.ts";
+import { bytes, RawClient, rawConnect, withBroker } from "./broker_helpers.ts";
 import { SERVER_IDS } from "./conformance_ids.ts";
 
 const decoder = new TextDecoder();
@@ -16,18 +15,6 @@ const text = (payload: Uint8Array) => decoder.decode(payload);
 async function closedWithoutAnswer(client: RawClient): Promise<void> {
   const result = await client.read();
   assert.ok("closed" in result, `expected the connection closed, got ${JSON.stringify(result)}`);
-}
-
-async function withBroker(
-  fn: (port: number, broker: Broker) => Promise<void>,
-  options?: ConstructorParameters<typeof Broker>[0],
-): Promise<void> {
-  const { broker, port } = await startBroker(options);
-  try {
-    await fn(port, broker);
-  } finally {
-    await broker.close();
-  }
 }
 
 Deno.test("[MQTT-2.3.1-4] outgoing QoS 1 and 2 PUBLISH carry non-zero ids unused while in flight", async () => {
