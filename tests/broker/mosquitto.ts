@@ -6,6 +6,7 @@
  */
 import { type Certs, sharedCerts } from "./certs.ts";
 import { freePorts, waitForPort } from "./ports.ts";
+import { signalAndWait } from "./process.ts";
 import { envFlag, ignoreWithout, type TestFn, type Tool, toolTest } from "./needs.ts";
 
 /** Options of {@linkcode startMosquitto}. All default to off. */
@@ -454,15 +455,7 @@ class Broker implements Mosquitto {
       child.kill("SIGCONT");
       this.#paused = false;
     }
-    child.kill(signal);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), 5000);
-    });
-    const result = await Promise.race([this.#status!, timeout]);
-    clearTimeout(timer);
-    if (result === "timeout") child.kill("SIGKILL");
-    await this.#status;
+    await signalAndWait(child, this.#status!, signal);
     await this.#stderr;
     this.#exited = true;
     this.#paused = false;

@@ -12,6 +12,7 @@
 import { findExecutable } from "./mosquitto.ts";
 import { envFlag, type TestFn, type Tool, toolTest } from "./needs.ts";
 import { freePorts, waitForPort } from "./ports.ts";
+import { signalAndWait } from "./process.ts";
 
 /** Options of {@linkcode startNatsCluster}. */
 export interface NatsClusterOptions {
@@ -276,15 +277,7 @@ class Node implements NatsNode {
   async kill(signal: Deno.Signal = "SIGTERM"): Promise<void> {
     const child = this.#child;
     if (!child || this.#exited) return;
-    child.kill(signal);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), 5000);
-    });
-    const result = await Promise.race([this.#status!, late]);
-    clearTimeout(timer);
-    if (result === "late") child.kill("SIGKILL");
-    await this.#status;
+    await signalAndWait(child, this.#status!, signal);
     await this.#stderr;
     this.#exited = true;
   }

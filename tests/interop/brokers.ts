@@ -14,6 +14,7 @@ import { Broker } from "../../broker.ts";
 import { findExecutable, mosquittoAvailable, startMosquitto } from "../broker/mosquitto.ts";
 import { freePorts, waitForPort } from "../broker/ports.ts";
 import { envFlag } from "../broker/needs.ts";
+import { signalAndWait } from "../broker/process.ts";
 
 /** The brokers of the suite. */
 export type BrokerName = "mosquitto" | "nats" | "rabbitmq" | "embedded";
@@ -175,15 +176,7 @@ class Child {
       await this.status;
       return;
     }
-    this.process.kill("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((
-      resolve,
-    ) => (timer = setTimeout(() => resolve("late"), graceMs)));
-    const result = await Promise.race([this.status, late]);
-    clearTimeout(timer);
-    if (result === "late") this.process.kill("SIGKILL");
-    await this.status;
+    await signalAndWait(this.process, this.status, "SIGTERM", graceMs);
   }
 }
 
