@@ -20,7 +20,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type Message } from "../mod.ts";
+import { connect, type Message, type MqttClient } from "../mod.ts";
 import { brokerTest, logged, startMosquitto } from "./broker/mod.ts";
 import { fresh, take, within } from "./client_helpers.ts";
 
@@ -52,6 +52,27 @@ async function drain(iterable: AsyncIterable<Message>, last: string): Promise<st
   }
 }
 
+/**
+ * Subscribes `client` to `topic/#` and `topic/+` at QoS 2, leaves the second
+ * loop after its first message while `pub` publishes COUNT messages, and
+ * returns what the first subscription got.
+ */
+async function leaveOneOfTwo(
+  client: MqttClient,
+  pub: MqttClient,
+  topic: string,
+): Promise<string[]> {
+  const all = await client.subscribe(`${topic}/#`, { qos: 2 });
+  const one = await client.subscribe(`${topic}/+`, { qos: 2 });
+  const leaving = (async () => {
+    for await (const _ of one) break;
+  })();
+  const reading = drain(all, String(COUNT - 1));
+  for (let i = 0; i < COUNT; i++) await pub.publish(`${topic}/x`, String(i), { qos: 2 });
+  await leaving;
+  return await reading;
+}
+
 brokerTest(
   "5.0: leaving one of two overlapping subscriptions gives the other no duplicates (QoS 2, persistent session)",
   async () => {
@@ -60,15 +81,7 @@ brokerTest(
     const client = await connect(broker.url, { clientId: fresh("rv-ov"), ...session });
     const pub = await connect(broker.url, { protocolVersion: 5 });
     try {
-      const all = await client.subscribe(`${topic}/#`, { qos: 2 });
-      const one = await client.subscribe(`${topic}/+`, { qos: 2 });
-      const leaving = (async () => {
-        for await (const _ of one) break;
-      })();
-      const reading = drain(all, String(COUNT - 1));
-      for (let i = 0; i < COUNT; i++) await pub.publish(`${topic}/x`, String(i), { qos: 2 });
-      await leaving;
-      const texts = await reading;
+      const texts = await leaveOneOfTwo(client, pub, topic);
       assert.deepEqual(texts, [...Array(COUNT).keys()].map(String));
     } finally {
       await client.close();
@@ -87,15 +100,7 @@ Deno.test({
     const client = await connect(broker.url, { clientId, ...session });
     const pub = await connect(broker.url, { protocolVersion: 5 });
     try {
-      const all = await client.subscribe(`${topic}/#`, { qos: 2 });
-      const one = await client.subscribe(`${topic}/+`, { qos: 2 });
-      const leaving = (async () => {
-        for await (const _ of one) break;
-      })();
-      const reading = drain(all, String(COUNT - 1));
-      for (let i = 0; i < COUNT; i++) await pub.publish(`${topic}/x`, String(i), { qos: 2 });
-      await leaving;
-      await reading;
+      await leaveOneOfTwo(client, pub, topic);
     } finally {
       await client.close();
     }
