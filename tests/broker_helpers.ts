@@ -191,15 +191,9 @@ export class RawClient {
   }
 
   async publish(topic: string, payload: string, qos: QoS = 0, packetId?: number): Promise<void> {
-    await this.send({
-      type: "publish",
-      topic,
-      payload: bytes(payload),
-      qos,
-      retain: false,
-      dup: false,
-      packetId: qos > 0 ? (packetId ?? 1) : undefined,
-    });
+    await this.send(
+      publishPacket(topic, payload, qos, qos > 0 && packetId !== undefined ? { packetId } : {}),
+    );
   }
 
   close(): void {
